@@ -1,0 +1,219 @@
+"""Fixtures: app → client → runner, a sandbox with known customers, and `FlowActions` so tests
+read as the steps a customer takes. CSRF stays on: forms are read from the served page."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import uuid
+
+import pytest
+from sqlmodel import Session
+
+from webapp import clock, create_app, db
+from webapp.corebanking import AccountKey, pin_hash
+from webapp.corebanking.models import SandboxAccount
+
+TEST_SECRET = "test-secret-key-0123456789abcdef0123456789"
+# A quiet weekday afternoon, outside every union's maintenance window.
+QUIET_TIME = dt.datetime(2026, 11, 18, 14, 0, tzinfo=clock.JST)  # Wednesday
+
+
+def pytest_addoption(parser):
+    parser.addoption("--postgres-url", default=os.environ.get("TEST_POSTGRES_URL",
+                                                              "postgresql://postgres@127.0.0.1:5432/test"))
+
+
+@pytest.fixture(autouse=True)
+def quiet_clock():
+    clock.set_now(QUIET_TIME)
+    yield
+    clock.set_now(None)
+
+
+def make_app(database_url: str, **overrides):
+    config = {
+        "TESTING": True,
+        "SECRET_KEY": TEST_SECRET,
+        "DATABASE_URL": database_url,
+        "BASE_URL": "https://renkei.test",
+        "SANDBOX": True,
+        "TELEPHONY_AUTH_TOKEN": "test-telephony-token",
+        "RATELIMIT_STORAGE_URI": "memory://",
+        "MAIL_SUPPRESS_SEND": True,
+    }
+    config.update(overrides)
+    app = create_app(config)
+    db.create_all(app)
+    return app
+
+
+@pytest.fixture
+def app_config():
+    """Override in a test module to change configuration."""
+    return {}
+
+
+@pytest.fixture
+def app(tmp_path, app_config):
+    app = make_app(f"sqlite:///{tmp_path / 'test.sqlite3'}", **app_config)
+    yield app
+    app.extensions["db_engine"].dispose()
+
+
+@pytest.fixture
+def pg_url(request):
+    """A fresh PostgreSQL database for this test, dropped afterwards."""
+    psycopg = pytest.importorskip("psycopg")
+    base = request.config.getoption("--postgres-url")
+    name = f"renkei_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as e:  # the brief guarantees one; say so loudly if not
+        pytest.fail(f"PostgreSQL not reachable at {base}: {e}")
+    url = base.rsplit("/", 1)[0] + "/" + name
+    yield url
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_app(pg_url, app_config):
+    app = make_app(pg_url, **app_config)
+    yield app
+    app.extensions["db_engine"].dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+# --- sandbox customers --------------------------------------------------------------------------
+
+DEMO = {
+    "amami": dict(branch="115", account_type="1", number="1100026", name_kana="ﾃﾞｰﾀ ﾀﾛｳ",
+                  birth_date=dt.date(1980, 1, 1), phone="09011113333", pin="1234"),
+    "maruhachi": dict(branch="201", account_type="1", number="0012345", name_kana="ﾏﾙﾊﾁ ﾊﾅｺ",
+                      birth_date=dt.date(1975, 5, 20), phone="0534441234", pin="5678"),
+}
+
+
+def add_account(app, tenant: str, *, branch, account_type, number, name_kana, birth_date, phone, pin,
+                status="active", cash_card=True, balance=1_000_000) -> SandboxAccount:
+    with app.app_context():
+        key = AccountKey(tenant, branch, account_type, number)
+        acct = SandboxAccount(tenant=tenant, branch=branch, account_type=account_type, number=number,
+                              name_kana=name_kana, birth_date=birth_date, phone=phone,
+                              pin_hash=pin_hash(key, pin), cash_card=cash_card, status=status, balance=balance)
+        with Session(db.engine()) as s:
+            s.add(acct)
+            s.commit()
+            s.refresh(acct)
+        return acct
+
+
+@pytest.fixture
+def customers(app):
+    """One active customer per union (DEMO)."""
+    return {t: add_account(app, t, **c) for t, c in DEMO.items()}
+
+
+def register_client(app, tenant: str, redirect_uri: str = "https://app.example/cb") -> dict:
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["clients", "add", "--tenant", tenant, "--name", "しんくみアプリwith CRECO",
+                                 "--operator", "アイ・ティ・リアライズ株式会社", "--redirect-uri", redirect_uri])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+# --- a customer going through the screens --------------------------------------------------------
+
+CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+class FlowActions:
+    """What a customer does, screen by screen, through the test client."""
+
+    def __init__(self, app, client, tenant: str):
+        self.app, self.client, self.tenant = app, client, tenant
+        self.oauth_client = register_client(app, tenant)
+        self.csrf = None
+
+    def url(self, path: str) -> str:
+        return f"/{self.tenant}/{path}"
+
+    def get(self, path: str, **kw):
+        response = self.client.get(self.url(path), **kw)
+        self._remember_csrf(response)
+        return response
+
+    def post(self, path: str, data: dict, htmx: bool = False, **kw):
+        headers = {"HX-Request": "true"} if htmx else {}
+        response = self.client.post(self.url(path), data={"csrf_token": self.csrf, **data}, headers=headers, **kw)
+        self._remember_csrf(response)
+        return response
+
+    def _remember_csrf(self, response):
+        m = CSRF_RE.search(response.get_data(as_text=True))
+        if m:
+            self.csrf = m.group(1)
+
+    def authorize_params(self, **extra) -> dict:
+        params = {"response_type": "code", "client_id": self.oauth_client["client_id"],
+                  "redirect_uri": "https://app.example/cb", "scope": "accounts", "state": "xyz",
+                  "code_challenge": "E9Melhoe2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", "code_challenge_method": "S256"}
+        params.update(extra)
+        return params
+
+    def start(self, **extra):
+        response = self.client.get(self.url("oauth/authorize"), query_string=self.authorize_params(**extra))
+        assert response.status_code in (302, 303), response.get_data(as_text=True)[:500]
+        return self.get("flow/account")
+
+    def account(self, branch=None, account_type=None, number=None, **kw):
+        c = DEMO[self.tenant]
+        return self.post("flow/account", {"branch": c["branch"] if branch is None else branch,
+                                          "account_type": c["account_type"] if account_type is None else account_type,
+                                          "account_number": c["number"] if number is None else number}, **kw)
+
+    def customer_data(self, **override) -> dict:
+        c = DEMO[self.tenant]
+        data = {"name_kana": c["name_kana"], "birth_year": str(c["birth_date"].year),
+                "birth_month": f"{c['birth_date'].month:02d}", "birth_day": f"{c['birth_date'].day:02d}",
+                "phone": c["phone"], "email": "taro@example.jp", "email_confirm": "taro@example.jp"}
+        data.update(override)
+        return data
+
+    def customer(self, **override):
+        kw = {k: override.pop(k) for k in ("htmx", "follow_redirects") if k in override}
+        self.get("flow/customer")
+        return self.post("flow/customer", self.customer_data(**override), **kw)
+
+    def through_customer(self):
+        self.start()
+        self.account()
+        response = self.customer()
+        assert response.status_code == 303, response.get_data(as_text=True)[:800]
+        return response
+
+
+@pytest.fixture
+def amami(app, client, customers):
+    return FlowActions(app, client, "amami")
+
+
+@pytest.fixture
+def maruhachi(app, client, customers):
+    return FlowActions(app, client, "maruhachi")
+
+
+def text_of(response) -> str:
+    return response.get_data(as_text=True)

@@ -1,0 +1,35 @@
+"""Renkei: API連携認証 for credit unions. `create_app()` wires; it does no work of its own."""
+from __future__ import annotations
+
+import os
+
+from flask import Flask
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    app = Flask(
+        __name__,
+        instance_relative_config=True,
+        template_folder=os.path.join(root, "templates"),
+        static_folder=os.path.join(root, "static"),
+    )
+    os.makedirs(app.instance_path, exist_ok=True)
+
+    from . import config
+    config.load(app, test_config)
+
+    from . import cli, corebanking, db, errors, security, tenants, web
+    from .extensions import csrf, limiter, mail
+
+    db.init_app(app)
+    tenants.init_app(app)
+    corebanking.init_app(app)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    mail.init_app(app)
+    security.init_app(app)
+    errors.init_app(app)
+    web.init_app(app)
+    cli.init_app(app)
+    return app

@@ -1,0 +1,1 @@
+"""Account information API for fintech apps (CONTRACT §6)."""

@@ -1,0 +1,64 @@
+"""Configuration: defaults here, overrides from the environment (`FLASK_*`, `DATABASE_URL`, `REDIS_URL`)."""
+from __future__ import annotations
+
+import os
+
+from flask import Flask
+
+DEV_SECRET = "dev-insecure-secret-change-me"
+
+
+class Defaults:
+    SECRET_KEY = DEV_SECRET
+    BASE_URL = "http://127.0.0.1:5000"
+    SANDBOX = False
+    TELEPHONY_AUTH_TOKEN = "dev-telephony-token"
+    PHONE_AUTH_WINDOW_SECONDS = 120
+    FLOW_IDLE_SECONDS = 15 * 60
+    FLOW_MAX_SECONDS = 60 * 60
+    WTF_CSRF_TIME_LIMIT = None  # the flow's own timeouts bound a form's life
+    SESSION_COOKIE_NAME = "renkei"
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = True
+    MAIL_SERVER = "localhost"
+    MAIL_PORT = 25
+    MAIL_USE_TLS = False
+    MAIL_DEFAULT_SENDER = "noreply@webcenter.anser.or.jp"
+    MAIL_SUPPRESS_SEND = False
+    RATELIMIT_STORAGE_URI = "memory://"
+    RATELIMIT_HEADERS_ENABLED = True
+    # Per-IP limit on identity checks (②, ⑤): stops one address trying a PIN across many accounts.
+    IDENTITY_CHECKS_PER_IP = "30 per 10 minutes"
+    # Whole-service ceiling; beyond it customers get the 混雑 message (load shedding).
+    GLOBAL_REQUEST_LIMIT = "300 per second"
+    TENANTS_DIR = None  # default: the package's tenants/ folder
+
+
+def load(app: Flask, test_config: dict | None) -> None:
+    app.config.from_object(Defaults)
+    app.config["DATABASE_URL"] = os.environ.get(
+        "DATABASE_URL", "sqlite:///" + os.path.join(app.instance_path, "renkei.sqlite3")
+    )
+    if os.environ.get("REDIS_URL"):
+        app.config["RATELIMIT_STORAGE_URI"] = os.environ["REDIS_URL"]
+    app.config.from_prefixed_env()
+    if test_config:
+        app.config.update(test_config)
+    app.config["BASE_URL"] = str(app.config["BASE_URL"]).rstrip("/")
+    app.config["PHONE_AUTH_WINDOW_SECONDS"] = int(app.config["PHONE_AUTH_WINDOW_SECONDS"])
+    if app.config["BASE_URL"].startswith("http://") and not app.config.get("TESTING"):
+        # Plain-http origins are development ones: a Secure cookie would never come back.
+        app.config["SESSION_COOKIE_SECURE"] = False
+    _refuse_unsafe_production(app)
+
+
+def _refuse_unsafe_production(app: Flask) -> None:
+    """Production (not debug, not testing, not sandbox) refuses to start with a default secret."""
+    if app.debug or app.testing or app.config["SANDBOX"]:
+        return
+    secret = app.config.get("SECRET_KEY")
+    if not secret or secret == DEV_SECRET or len(str(secret)) < 32:
+        raise RuntimeError("FLASK_SECRET_KEY is missing, default or shorter than 32 characters: refusing to start")
+    if app.config.get("TELEPHONY_AUTH_TOKEN") in (None, "", Defaults.TELEPHONY_AUTH_TOKEN):
+        raise RuntimeError("FLASK_TELEPHONY_AUTH_TOKEN is missing or default: refusing to start")

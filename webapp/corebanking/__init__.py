@@ -1,0 +1,71 @@
+"""Core banking: one narrow interface, a sandbox implementation (SQL tables) as the default.
+
+The rest of the code asks `core()` and never knows which implementation answers. A real gateway
+to a union's core system implements the same methods and raises `CoreUnavailable` when it cannot
+answer (timeouts included), which the screens turn into SPEC §3's 「ご指定のサービスは…」.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+import hashlib
+import hmac
+
+from flask import current_app
+
+
+class CoreUnavailable(Exception):
+    """The core banking system could not answer (down, timed out)."""
+
+
+class AccountCheck(enum.Enum):
+    OK = "ok"
+    NOT_SERVICEABLE = "not_serviceable"  # unknown, closed, moved, no cash card → error 1
+    MISMATCH = "mismatch"  # account right, identity wrong → error 2
+
+
+@dataclasses.dataclass(frozen=True)
+class AccountKey:
+    tenant: str
+    branch: str
+    account_type: str
+    number: str
+
+
+@dataclasses.dataclass(frozen=True)
+class IdentityResult:
+    check: AccountCheck
+    phone: str | None = None  # the registered phone (national digits) when check is OK
+
+
+def pin_hash(key: AccountKey, pin: str) -> str:
+    """Keyed hash of a PIN, bound to its account: HMAC-SHA256 under a key derived from SECRET_KEY."""
+    secret = current_app.config.get("PIN_HASH_KEY") or current_app.config["SECRET_KEY"]
+    mac_key = hmac.new(str(secret).encode(), b"renkei/pin-hash/v1", hashlib.sha256).digest()
+    message = f"{key.tenant}|{key.branch}|{key.account_type}|{key.number}|{pin}".encode()
+    return hmac.new(mac_key, message, hashlib.sha256).hexdigest()
+
+
+class CoreBanking:
+    """What the product asks of a union's core system."""
+
+    def check_identity(self, key: AccountKey, birth_date: dt.date, phone: str) -> IdentityResult:
+        raise NotImplementedError
+
+    def check_pin(self, key: AccountKey, pin: str) -> AccountCheck:
+        raise NotImplementedError
+
+    def account(self, key: AccountKey):
+        """The account's public facts (name, status, balance) or None."""
+        raise NotImplementedError
+
+
+def core() -> CoreBanking:
+    return current_app.extensions["core_banking"]
+
+
+def init_app(app) -> None:
+    from .sandbox import SandboxCoreBanking
+
+    app.extensions.setdefault("core_banking", SandboxCoreBanking())

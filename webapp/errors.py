@@ -1,0 +1,68 @@
+"""Service-wide conditions (SPEC §3 "any screen"): maintenance, load shedding, system error,
+dependency unavailable. Customers see the manual's message, never a stack trace; a system error
+gets an incident id that is logged with the traceback so staff can find it.
+"""
+from __future__ import annotations
+
+import logging
+import secrets
+
+from flask import Flask, g, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from . import messages
+from .corebanking import CoreUnavailable
+
+log = logging.getLogger("renkei.errors")
+
+
+def wants_json() -> bool:
+    return "/api/" in request.path or "/oauth/" in request.path and request.method == "POST" \
+        or request.path.startswith("/telephony/")
+
+
+def render_notice(message: str, status: int, *, detail: str | None = None, incident: str | None = None):
+    """A full page (or, for htmx, the notice partial) carrying one service-wide message."""
+    tenant = getattr(g, "tenant", None)
+    names = tenant.templates("notice.html") if tenant else ["notice.html"]
+    if request.headers.get("HX-Request") and not request.headers.get("HX-Boosted"):
+        names = [n.replace("notice.html", "partials/notice.html") for n in names]
+    html = render_template(names, message=message, detail=detail, incident=incident)
+    return html, status, {"Vary": "HX-Request"}
+
+
+def _json_error(code: str, message: str, status: int):
+    return jsonify(errorCode=code, errorMessage=message), status
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(429)
+    def too_many(e):
+        if wants_json():
+            response = _json_error("too_many_requests", "リクエストが多すぎます。しばらくしてから再度お試しください。", 429)
+        else:
+            response = render_notice(messages.BUSY, 429)
+        return response
+
+    @app.errorhandler(CoreUnavailable)
+    def core_unavailable(e):
+        log.warning("core banking unavailable: %s", type(e).__name__)
+        if wants_json():
+            return _json_error("service_unavailable", messages.UNAVAILABLE, 503)
+        return render_notice(messages.UNAVAILABLE, 503)
+
+    @app.errorhandler(404)
+    def not_found(e):
+        if wants_json():
+            return _json_error("not_found", "指定されたリソースは存在しません。", 404)
+        return render_notice("ページが見つかりません。", 404)
+
+    @app.errorhandler(Exception)
+    def unexpected(e):
+        if isinstance(e, HTTPException) and e.code < 500:
+            return e
+        incident = secrets.token_hex(6)
+        log.error("incident %s: %s %s", incident, request.method, request.path, exc_info=e)
+        if wants_json():
+            return _json_error("server_error", messages.SYSTEM_ERROR + f"（{incident}）", 500)
+        return render_notice(messages.SYSTEM_ERROR, 500, incident=incident)

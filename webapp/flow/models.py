@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import datetime as dt
+from typing import Optional
+
+from sqlalchemy import Column, JSON, String
+from sqlmodel import Field, SQLModel
+
+from ..db import UTCDateTime
+
+
+class Flow(SQLModel, table=True):
+    """One customer's pass through API連携認証, from the authorization request to consent or cancel.
+
+    The browser holds only an opaque handle (in the signed session cookie); this row holds the
+    state. `handle_hash` is rotated at each completed stage, so an old cookie is worthless.
+    """
+
+    __tablename__ = "flow"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    handle_hash: str = Field(sa_column=Column(String(64), unique=True, nullable=False))
+    tenant: str = Field(max_length=32, index=True)
+    step: str = Field(max_length=16)  # see flow.state.STEPS
+    # the authorization request, as validated when the flow began
+    client_id: str = Field(max_length=64)
+    redirect_uri: str = Field(max_length=2000)
+    oauth_request: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # ① and ②
+    branch: Optional[str] = Field(default=None, max_length=3)
+    account_type: Optional[str] = Field(default=None, max_length=2)
+    account_number: Optional[str] = Field(default=None, max_length=7)
+    name_kana: Optional[str] = Field(default=None, max_length=48)
+    email: Optional[str] = Field(default=None, max_length=64)
+    # the registered phone (E.164) the call must come from; set once ② matched the core record
+    phone_e164: Optional[str] = Field(default=None, max_length=20)
+    created_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    updated_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    ended_at: Optional[dt.datetime] = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    outcome: Optional[str] = Field(default=None, max_length=16)  # consented | cancelled | denied | expired

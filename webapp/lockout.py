@@ -1,0 +1,116 @@
+"""Lockout: a union's threshold (default 5) of consecutive identity failures (② and ⑤ together)
+locks API連携認証 for that account until 00:00 JST; reason code B84 afterwards.
+
+Each attempt first reserves its slot with one atomic statement, *before* core banking is asked:
+`UPDATE … SET failures = failures + 1 WHERE … AND failures < threshold RETURNING failures`.
+So N parallel attempts on any number of processes evaluate at most `threshold` of them. A success
+resets the count; an attempt that turns out not to concern a serviceable account is refunded.
+The count belongs to one JST day: the first attempt of a new day starts again at 1, which is how the
+lock lifts at midnight. Attempts while locked change nothing (they do not extend the lock).
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+import click
+from flask.cli import AppGroup, with_appcontext
+from sqlalchemy import Column, String, and_, case, or_, update
+from sqlmodel import Field, Session, SQLModel, select
+
+from . import clock
+from . import db as dbmod
+from .corebanking import AccountKey
+
+
+class AccountLock(SQLModel, table=True):
+    __tablename__ = "account_lock"
+
+    tenant: str = Field(sa_column=Column(String(32), primary_key=True))
+    branch: str = Field(sa_column=Column(String(3), primary_key=True))
+    account_type: str = Field(sa_column=Column(String(2), primary_key=True))
+    number: str = Field(sa_column=Column(String(7), primary_key=True))
+    day: dt.date  # the JST day the count belongs to
+    failures: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Attempt:
+    allowed: bool  # False: locked, do not ask core banking (B84)
+    failures: int = 0  # the count including this attempt, were it to fail
+    threshold: int = 0
+
+    @property
+    def locks_if_failed(self) -> bool:
+        return self.allowed and self.failures >= self.threshold
+
+
+def _where(key: AccountKey):
+    return and_(AccountLock.tenant == key.tenant, AccountLock.branch == key.branch,
+                AccountLock.account_type == key.account_type, AccountLock.number == key.number)
+
+
+def reserve_attempt(s: Session, key: AccountKey, threshold: int) -> Attempt:
+    """Count this attempt as a failure up front; refuse it when the account is locked. Commits."""
+    today = clock.today_jst()
+    dbmod.insert_or_ignore(
+        s, AccountLock.__table__,
+        {"tenant": key.tenant, "branch": key.branch, "account_type": key.account_type,
+         "number": key.number, "day": today, "failures": 0},
+        ["tenant", "branch", "account_type", "number"],
+    )
+    stmt = (
+        update(AccountLock)
+        .where(_where(key), or_(AccountLock.day != today, AccountLock.failures < threshold))
+        .values(failures=case((AccountLock.day == today, AccountLock.failures + 1), else_=1), day=today)
+        .returning(AccountLock.failures)
+    )
+    failures = s.execute(stmt).scalar_one_or_none()
+    s.commit()
+    if failures is None:
+        return Attempt(allowed=False, threshold=threshold)
+    return Attempt(allowed=True, failures=failures, threshold=threshold)
+
+
+def record_success(s: Session, key: AccountKey) -> None:
+    """A verified attempt resets the count (in the caller's transaction)."""
+    s.execute(update(AccountLock).where(_where(key)).values(failures=0))
+
+
+def refund(s: Session, key: AccountKey) -> None:
+    """Give back a reserved slot: the attempt never reached an identity check (in the caller's transaction)."""
+    s.execute(update(AccountLock).where(_where(key), AccountLock.failures > 0, AccountLock.day == clock.today_jst())
+              .values(failures=AccountLock.failures - 1))
+
+
+def is_locked(s: Session, key: AccountKey, threshold: int) -> bool:
+    row = s.exec(select(AccountLock).where(_where(key))).first()
+    return bool(row and row.day == clock.today_jst() and row.failures >= threshold)
+
+
+def unlock(s: Session, key: AccountKey) -> bool:
+    """Staff unlock: clears the count. True when there was a row to clear."""
+    result = s.execute(update(AccountLock).where(_where(key)).values(failures=0))
+    return result.rowcount > 0
+
+
+locks_cli = AppGroup("locks", help="Account locks of API連携認証 (staff).")
+
+
+@locks_cli.command("unlock")
+@click.option("--tenant", required=True)
+@click.option("--branch", required=True)
+@click.option("--type", "account_type", required=True)
+@click.option("--number", required=True)
+@with_appcontext
+def unlock_cmd(tenant, branch, account_type, number):
+    """Lift an account's lock before midnight (the customer called the union)."""
+    from . import oplog
+
+    key = AccountKey(tenant, branch, account_type, number.zfill(7))
+    s = dbmod.session()
+    found = unlock(s, key)
+    oplog.record(s, tenant=tenant, screen="ADMIN", event="unlock", result="ok" if found else "fail",
+                 branch=key.branch, account_type=key.account_type, account_number=key.number)
+    s.commit()
+    click.echo("unlocked" if found else "no lock recorded for that account")

@@ -1,0 +1,1 @@
+"""Completion mail: an outbox row per message, sent by a retrying sender."""

@@ -1,0 +1,53 @@
+"""`flask --app webapp db …`: Alembic migrations over the SQLModel metadata."""
+from __future__ import annotations
+
+import os
+
+import click
+from alembic import command
+from alembic.config import Config
+from flask import current_app
+from flask.cli import AppGroup
+
+db_cli = AppGroup("db", help="Database schema (Alembic migrations in migrations/).")
+
+
+def alembic_config() -> Config:
+    root = os.path.dirname(current_app.root_path)
+    cfg = Config()
+    cfg.set_main_option("script_location", os.path.join(root, "migrations"))
+    cfg.attributes["engine"] = current_app.extensions["db_engine"]
+    return cfg
+
+
+def upgrade(revision: str = "head") -> None:
+    command.upgrade(alembic_config(), revision)
+
+
+@db_cli.command("upgrade")
+@click.argument("revision", default="head")
+def upgrade_cmd(revision):
+    """Bring the database to the newest schema (or REVISION)."""
+    upgrade(revision)
+    click.echo(f"database at {revision}")
+
+
+@db_cli.command("downgrade")
+@click.argument("revision")
+def downgrade_cmd(revision):
+    """Step the schema back to REVISION (e.g. -1, base)."""
+    command.downgrade(alembic_config(), revision)
+
+
+@db_cli.command("revision")
+@click.option("-m", "--message", required=True)
+def revision_cmd(message):
+    """Write a new migration from the difference between the models and the database."""
+    command.revision(alembic_config(), message=message, autogenerate=True)
+
+
+@db_cli.command("check")
+def check_cmd():
+    """Fail when the models have changes no migration covers."""
+    command.check(alembic_config())
+    click.echo("models and migrations agree")

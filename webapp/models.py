@@ -1,0 +1,6 @@
+"""Imports every table so SQLModel.metadata (and so Alembic) knows them all."""
+from .corebanking.models import SandboxAccount, SandboxTransaction  # noqa: F401
+from .flow.models import Flow  # noqa: F401
+from .lockout import AccountLock  # noqa: F401
+from .oauth.models import OAuthClient  # noqa: F401
+from .oplog import OperationLog  # noqa: F401

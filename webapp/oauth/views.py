@@ -1,0 +1,28 @@
+"""OAuth endpoints per union under /{tenant}/oauth/. (Authorization request start; the rest lands with the OAuth issue.)"""
+from __future__ import annotations
+
+from flask import Blueprint, g, redirect, render_template, request, url_for
+
+from .. import tenants
+from ..flow import state as flow_state
+from .models import OAuthClient
+
+bp = Blueprint("oauth", __name__, url_prefix="/<tenant>/oauth")
+bp.url_value_preprocessor(tenants.pull_tenant)
+bp.url_defaults(tenants.add_tenant)
+
+
+def error_page(message: str, status: int = 400):
+    return render_template(g.tenant.templates("oauth/error.html"), message=message), status
+
+
+@bp.route("/authorize", methods=["GET"])
+def authorize():
+    params = request.args.to_dict(flat=True)
+    client = OAuthClient.by_id(params.get("client_id", ""))
+    if client is None or client.tenant != g.tenant.id or client.revoked_at is not None:
+        return error_page("連携元アプリを確認できませんでした（client_id が正しくありません）。")
+    if params.get("redirect_uri") not in client.redirect_uris:
+        return error_page("連携元アプリの戻り先を確認できませんでした（redirect_uri が登録と一致しません）。")
+    flow_state.start(g.tenant.id, client.client_id, params["redirect_uri"], params)
+    return redirect(url_for("flow.account"), code=303)

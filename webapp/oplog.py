@@ -1,0 +1,56 @@
+"""Operation log: one append-only row per step and result of every flow (SPEC §6).
+
+Never a PIN, never a full phone number: callers pass only what may be kept, and `detail` is
+a short machine-readable code, not free text from the customer.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Optional
+
+from flask import has_request_context, request
+from sqlalchemy import Column, String
+from sqlmodel import Field, SQLModel
+
+from . import clock
+from .db import UTCDateTime
+
+
+class OperationLog(SQLModel, table=True):
+    __tablename__ = "operation_log"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
+    tenant: str = Field(max_length=32, index=True)
+    flow_id: Optional[int] = Field(default=None, index=True)
+    branch: Optional[str] = Field(default=None, max_length=3)
+    account_type: Optional[str] = Field(default=None, max_length=2)
+    account_number: Optional[str] = Field(default=None, max_length=7)
+    screen: str = Field(max_length=16)  # SOA201 … SOA206, CANCEL, CALL, OAUTH, API, ADMIN
+    event: str = Field(max_length=40)
+    result: str = Field(max_length=16)  # ok | fail | refused | locked | error
+    client_id: Optional[str] = Field(default=None, max_length=64)
+    ip: Optional[str] = Field(default=None, max_length=64)
+    user_agent: Optional[str] = Field(default=None, sa_column=Column(String(300), nullable=True))
+    name_kana: Optional[str] = Field(default=None, max_length=48)
+    detail: Optional[str] = Field(default=None, sa_column=Column(String(200), nullable=True))
+
+
+def record(session, *, tenant: str, screen: str, event: str, result: str, flow=None, detail: str | None = None,
+           client_id: str | None = None, branch: str | None = None, account_type: str | None = None,
+           account_number: str | None = None) -> OperationLog:
+    """Add a log row to `session` (committed with the caller's transaction)."""
+    row = OperationLog(
+        at=clock.now(), tenant=tenant, screen=screen, event=event, result=result, detail=detail,
+        flow_id=getattr(flow, "id", None),
+        client_id=client_id or getattr(flow, "client_id", None),
+        branch=branch or getattr(flow, "branch", None),
+        account_type=account_type or getattr(flow, "account_type", None),
+        account_number=account_number or getattr(flow, "account_number", None),
+        name_kana=getattr(flow, "name_kana", None),
+    )
+    if has_request_context():
+        row.ip = (request.remote_addr or "")[:64]
+        row.user_agent = (request.user_agent.string or "")[:300]
+    session.add(row)
+    return row

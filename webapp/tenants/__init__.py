@@ -1,0 +1,125 @@
+"""Credit unions (tenants): each one's configuration, loaded once at start-up from `<id>.toml`.
+
+A tenant is resolved from the first URL segment (`/{tenant}/...`); an unknown id is a 404.
+Templates are chosen per tenant by name (`tenants/<id>/<name>` before `<name>`), never by `if`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import tomllib
+
+from flask import Flask, abort, current_app, g
+
+
+@dataclasses.dataclass(frozen=True)
+class AccountType:
+    code: str
+    name: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Contact:
+    department: str
+    phone: str
+    email: str
+    hours: str
+
+    @property
+    def tel_uri(self) -> str:
+        return "tel:" + self.phone.replace("-", "")
+
+
+@dataclasses.dataclass(frozen=True)
+class Tenant:
+    id: str
+    name: str
+    manual_name: str
+    copyright: str
+    tagline: str
+    terms_url: str
+    lock_threshold: int
+    consent_days: int
+    history_months: int
+    mail_sender: str
+    mail_domain: str
+    call_pool: tuple[str, ...]
+    account_types: tuple[AccountType, ...]
+    contact: Contact
+    theme: dict
+    faq: dict
+    maintenance: tuple[dict, ...]
+
+    def account_type_name(self, code: str) -> str | None:
+        return next((t.name for t in self.account_types if t.code == code), None)
+
+    def templates(self, name: str) -> list[str]:
+        """Candidate template names, this union's override first."""
+        return [f"tenants/{self.id}/{name}", name]
+
+
+def _parse(raw: dict) -> Tenant:
+    return Tenant(
+        id=raw["id"],
+        name=raw["name"],
+        manual_name=raw.get("manual_name", ""),
+        copyright=raw["copyright"],
+        tagline=raw.get("tagline", ""),
+        terms_url=raw["terms_url"],
+        lock_threshold=int(raw.get("lock_threshold", 5)),
+        consent_days=int(raw.get("consent_days", 30)),
+        history_months=int(raw.get("history_months", 3)),
+        mail_sender=raw["mail_sender"],
+        mail_domain=raw.get("mail_domain", ""),
+        call_pool=tuple(raw["call_pool"]),
+        account_types=tuple(AccountType(str(t["code"]), t["name"]) for t in raw["account_types"]),
+        contact=Contact(**raw["contact"]),
+        theme=dict(raw.get("theme", {})),
+        faq=dict(raw.get("faq", {})),
+        maintenance=tuple(raw.get("maintenance", ())),
+    )
+
+
+def load_tenants(folder: str | pathlib.Path) -> dict[str, Tenant]:
+    tenants = {}
+    for path in sorted(pathlib.Path(folder).glob("*.toml")):
+        with path.open("rb") as f:
+            tenant = _parse(tomllib.load(f))
+        if tenant.id != path.stem:
+            raise ValueError(f"{path}: id {tenant.id!r} does not match the file name")
+        tenants[tenant.id] = tenant
+    if not tenants:
+        raise ValueError(f"no tenant configuration in {folder}")
+    return tenants
+
+
+def init_app(app: Flask) -> None:
+    folder = app.config.get("TENANTS_DIR") or pathlib.Path(__file__).parent
+    app.extensions["tenants"] = load_tenants(folder)
+
+
+def all_tenants() -> dict[str, Tenant]:
+    return current_app.extensions["tenants"]
+
+
+def get_tenant(tenant_id: str) -> Tenant:
+    tenant = all_tenants().get(tenant_id)
+    if tenant is None:
+        abort(404)
+    return tenant
+
+
+def pull_tenant(endpoint, values) -> None:
+    """Blueprint url_value_preprocessor: `/{tenant}/...` → g.tenant."""
+    if values is not None and "tenant" in values:
+        g.tenant = get_tenant(values.pop("tenant"))
+
+
+def add_tenant(endpoint, values) -> None:
+    """url_defaults: url_for() inside a tenant's pages keeps the tenant."""
+    if "tenant" not in values and getattr(g, "tenant", None) is not None:
+        values["tenant"] = g.tenant.id
+
+
+def current() -> Tenant:
+    return g.tenant

@@ -1,0 +1,37 @@
+"""Blueprints, template context and proxy handling."""
+from __future__ import annotations
+
+from flask import Flask, g
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+HTMX_VERSION = "2.0.11"
+
+
+def init_app(app: Flask) -> None:
+    if app.config.get("PROXY_FIX_X_FOR"):
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=int(app.config["PROXY_FIX_X_FOR"]),
+                                x_proto=1, x_host=1)
+
+    from .flow.views import bp as flow_bp
+    from .pages import bp as pages_bp
+    from .oauth.views import bp as oauth_bp
+    from .callauth.views import bp as callauth_bp, telephony_bp
+    from .api.views import bp as api_bp
+
+    for bp in (pages_bp, flow_bp, oauth_bp, callauth_bp, api_bp):
+        app.register_blueprint(bp)
+    app.register_blueprint(telephony_bp)
+
+    @app.template_global()
+    def theme(name: str) -> str:
+        """The union's override of template `name` if it has one, else `name` itself."""
+        tenant = getattr(g, "tenant", None)
+        if tenant is None:
+            return name
+        return app.jinja_env.select_template(tenant.templates(name)).name
+
+    @app.context_processor
+    def brand():
+        return {"tenant": getattr(g, "tenant", None), "htmx_version": HTMX_VERSION,
+                "sandbox": app.config["SANDBOX"], "screen_id": g.get("screen_id"),
+                "title": g.get("screen_title", "")}

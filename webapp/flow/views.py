@@ -19,4 +19,4 @@ def refuse_outside_service_hours():
         return render_notice(messages.MAINTENANCE, 503)
 
 
-from . import account, customer, phone_placeholder, cancel  # noqa: E402,F401  (routes on bp)
+from . import account, customer, phone, call, pin, consent, cancel  # noqa: E402,F401  (routes on bp)

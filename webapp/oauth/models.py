@@ -28,3 +28,68 @@ class OAuthClient(SQLModel, table=True):
     @classmethod
     def by_id(cls, client_id: str) -> "OAuthClient | None":
         return db.session().exec(select(cls).where(cls.client_id == client_id)).first()
+
+
+def secret_hash(value: str) -> str:
+    """Codes, tokens and client secrets are stored only as SHA-256 (they are 256-bit random)."""
+    import hashlib
+
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+class Consent(SQLModel, table=True):
+    """A customer's 許可 for one client to read one account, for the union's 認可期間 (30 days).
+
+    Revoking it (customer request to the union, staff) kills every token issued under it.
+    """
+
+    __tablename__ = "oauth_consent"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    tenant: str = Field(max_length=32, index=True)
+    client_id: str = Field(max_length=64, index=True)
+    branch: str = Field(max_length=3)
+    account_type: str = Field(max_length=2)
+    account_number: str = Field(max_length=7)
+    scope: str = Field(max_length=100)
+    flow_id: Optional[int] = Field(default=None, index=True)
+    granted_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    expires_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    revoked_at: Optional[dt.datetime] = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+
+
+class AuthorizationCode(SQLModel, table=True):
+    """Single use, at most 60 s. `used_at` is set by one atomic UPDATE; a replay revokes the consent's tokens."""
+
+    __tablename__ = "oauth_code"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    code_hash: str = Field(sa_column=Column(String(64), unique=True, nullable=False))
+    consent_id: int = Field(foreign_key="oauth_consent.id", index=True)
+    client_id: str = Field(max_length=64)
+    redirect_uri: str = Field(max_length=2000)
+    scope: str = Field(max_length=100)
+    code_challenge: str = Field(max_length=128)
+    code_challenge_method: str = Field(max_length=8)
+    issued_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    expires_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    used_at: Optional[dt.datetime] = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+
+
+class Token(SQLModel, table=True):
+    """An access token (≤10 min) and its refresh token; `family` groups every rotation of one grant."""
+
+    __tablename__ = "oauth_token"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    consent_id: int = Field(foreign_key="oauth_consent.id", index=True)
+    client_id: str = Field(max_length=64, index=True)
+    family: str = Field(max_length=64, index=True)
+    scope: str = Field(max_length=100)
+    access_token_hash: str = Field(sa_column=Column(String(64), unique=True, nullable=False))
+    refresh_token_hash: Optional[str] = Field(default=None, sa_column=Column(String(64), unique=True, nullable=True))
+    issued_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    access_expires_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    refresh_expires_at: Optional[dt.datetime] = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    refresh_used_at: Optional[dt.datetime] = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    revoked_at: Optional[dt.datetime] = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))

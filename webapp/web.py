@@ -1,10 +1,26 @@
 """Blueprints, template context and proxy handling."""
 from __future__ import annotations
 
-from flask import Flask, g
+from flask import Flask, current_app, g
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 HTMX_VERSION = "2.0.11"
+
+_load_shedding: set[str] = set()
+
+
+def _shed_load(bp) -> None:
+    """One counter for the whole service (not per client); beyond it customers get the 混雑 message.
+
+    Blueprints are module-level objects: decorate each once, reading the limit from the running app.
+    """
+    if bp.name in _load_shedding:
+        return
+    from .extensions import limiter
+
+    limiter.shared_limit(lambda: current_app.config["GLOBAL_REQUEST_LIMIT"], scope="service",
+                         key_func=lambda: "service")(bp)
+    _load_shedding.add(bp.name)
 
 
 def init_app(app: Flask) -> None:
@@ -19,6 +35,7 @@ def init_app(app: Flask) -> None:
     from .api.views import bp as api_bp
 
     for bp in (pages_bp, flow_bp, oauth_bp, callauth_bp, api_bp):
+        _shed_load(bp)
         app.register_blueprint(bp)
     app.register_blueprint(telephony_bp)
 

@@ -1,0 +1,205 @@
+"""Lockout: 5 consecutive failures (② and ⑤ together) lock API連携認証 for the account until 00:00 JST; B84 after."""
+import datetime as dt
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from flask import g
+from sqlmodel import select
+
+from conftest import DEMO, FlowActions, add_account, text_of
+from webapp import clock, db, lockout, messages
+from webapp.corebanking import AccountCheck, AccountKey
+from webapp.flow.customer import check_with_lockout
+from webapp.flow.models import Flow
+from webapp.oplog import OperationLog
+
+KEY = AccountKey("amami", "115", "1", "1100026")
+
+
+def wrong(flow_actions):
+    return text_of(flow_actions.customer(birth_year="1999"))
+
+
+def later_flow(flow_actions, at):
+    """Hours later the old flow has timed out: the customer starts again from the app."""
+    clock.set_now(at)
+    flow_actions.start()
+    flow_actions.account()
+    return flow_actions
+
+
+@pytest.fixture
+def at_customer(amami):
+    amami.start()
+    amami.account()
+    return amami
+
+
+def test_four_failures_then_success_resets_the_count(at_customer):
+    for _ in range(4):
+        assert messages.IDENTITY_MISMATCH in wrong(at_customer)
+    assert at_customer.customer().status_code == 303
+    with at_customer.app.app_context():
+        assert not lockout.is_locked(db.session(), KEY, 5)
+        row = db.session().exec(select(lockout.AccountLock)).one()
+        assert row.failures == 0
+
+
+def test_fifth_consecutive_failure_gets_error_3(at_customer):
+    for _ in range(4):
+        assert messages.IDENTITY_MISMATCH in wrong(at_customer)
+    html = wrong(at_customer)
+    assert messages.LOCKED_NOW in html
+    assert messages.LOCKED_REASON not in html
+
+
+def test_sixth_attempt_gets_b84_even_with_correct_data(at_customer):
+    for _ in range(5):
+        wrong(at_customer)
+    html = text_of(at_customer.customer())
+    assert messages.LOCKED in html and "理由コードはB84です。" in html
+
+
+def test_locked_account_does_not_ask_core_banking(app, at_customer, monkeypatch):
+    for _ in range(5):
+        wrong(at_customer)
+    calls = []
+    core = app.extensions["core_banking"]
+    monkeypatch.setattr(core, "check_identity", lambda *a, **k: calls.append(a))
+    assert "B84" in text_of(at_customer.customer())
+    assert calls == []
+
+
+def test_attempts_while_locked_do_not_extend_the_lock(at_customer):
+    for _ in range(5):
+        wrong(at_customer)
+    later_flow(at_customer, dt.datetime(2026, 11, 18, 23, 58, tzinfo=clock.JST))
+    for _ in range(3):
+        assert "B84" in text_of(at_customer.customer())
+    clock.set_now(dt.datetime(2026, 11, 19, 0, 2, tzinfo=clock.JST))  # after the 00:00-00:01 maintenance window
+    assert at_customer.customer().status_code == 303
+
+
+def test_lock_lifts_at_midnight_jst_not_before(at_customer):
+    for _ in range(5):
+        wrong(at_customer)
+    later_flow(at_customer, dt.datetime(2026, 11, 18, 23, 59, 59, tzinfo=clock.JST))
+    assert "B84" in text_of(at_customer.customer())
+    with at_customer.app.app_context():
+        clock.set_now(dt.datetime(2026, 11, 19, 0, 0, 1, tzinfo=clock.JST))
+        assert not lockout.is_locked(db.session(), KEY, 5)
+
+
+def test_lock_is_per_account_other_accounts_unaffected(app, at_customer):
+    add_account(app, "amami", branch="115", account_type="4", number="1100026", name_kana="ｱ",
+                birth_date=dt.date(1980, 1, 1), phone="09011113333", pin="1234")
+    for _ in range(5):
+        wrong(at_customer)
+    other = FlowActions(app, app.test_client(), "amami")
+    other.start()
+    other.account(account_type="4")
+    assert other.customer().status_code == 303
+
+
+def test_lock_is_per_union(app, client, customers):
+    add_account(app, "maruhachi", branch="115", account_type="1", number="1100026", name_kana="ｱ",
+                birth_date=dt.date(1980, 1, 1), phone="09011113333", pin="1234")
+    a = FlowActions(app, client, "amami")
+    a.start(), a.account()
+    for _ in range(5):
+        wrong(a)
+    m = FlowActions(app, app.test_client(), "maruhachi")
+    m.start()
+    m.account(branch="115", number="1100026")
+    assert m.customer(birth_year="1980", birth_month="01", birth_day="01", phone="09011113333").status_code == 303
+
+
+def test_threshold_is_the_unions_configuration(app, at_customer):
+    import dataclasses
+    tenants = app.extensions["tenants"]
+    tenants["amami"] = dataclasses.replace(tenants["amami"], lock_threshold=2)
+    wrong(at_customer)
+    assert messages.LOCKED_NOW in wrong(at_customer)
+
+
+def test_staff_unlock_lifts_the_lock(app, at_customer, runner):
+    for _ in range(5):
+        wrong(at_customer)
+    result = runner.invoke(args=["locks", "unlock", "--tenant", "amami", "--branch", "115", "--type", "1",
+                                 "--number", "1100026"])
+    assert result.exit_code == 0 and "unlocked" in result.output
+    assert at_customer.customer().status_code == 303
+
+
+def test_every_failure_and_lock_is_in_the_operation_log(at_customer):
+    for _ in range(6):
+        wrong(at_customer)
+    with at_customer.app.app_context():
+        rows = db.session().exec(select(OperationLog).where(OperationLog.event == "identity_check")
+                                 .order_by(OperationLog.id)).all()
+        assert [r.result for r in rows] == ["fail"] * 5 + ["locked"]
+        assert rows[4].detail.endswith("locked") and rows[5].detail == "B84"
+        assert all(r.account_number == "1100026" and r.ip for r in rows)
+
+
+def _parallel_wrong_attempts(app, n: int) -> tuple[int, list]:
+    """n threads check a wrong identity at once; returns (#core evaluations, alerts)."""
+    evaluations = 0
+    lock = threading.Lock()
+    barrier = threading.Barrier(n)
+
+    def core_check(key):
+        nonlocal evaluations
+        with lock:
+            evaluations += 1
+        return AccountCheck.MISMATCH
+
+    flow = Flow(id=1, tenant="amami", branch="115", account_type="1", account_number="1100026", client_id="c",
+                handle_hash="h", step="customer", redirect_uri="https://app.example/cb")
+
+    def attempt(_):
+        with app.test_request_context("/amami/flow/customer", method="POST"):
+            g.tenant = app.extensions["tenants"]["amami"]
+            barrier.wait()
+            return check_with_lockout(flow, "SOA202", "identity_check", core_check)[1]
+
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        alerts = list(pool.map(attempt, range(n)))
+    return evaluations, alerts
+
+
+def _assert_exactly_threshold_evaluated(evaluations, alerts):
+    assert evaluations == 5
+    messages_seen = [a["message"] for a in alerts]
+    assert messages_seen.count(messages.IDENTITY_MISMATCH) == 4
+    assert messages_seen.count(messages.LOCKED_NOW) == 1
+    assert messages_seen.count(messages.LOCKED) == len(alerts) - 5
+
+
+def test_hundred_parallel_wrong_attempts_evaluate_at_most_five_sqlite(app):
+    _assert_exactly_threshold_evaluated(*_parallel_wrong_attempts(app, 100))
+
+
+@pytest.mark.postgres
+def test_hundred_parallel_wrong_attempts_evaluate_at_most_five_postgres(pg_app):
+    _assert_exactly_threshold_evaluated(*_parallel_wrong_attempts(pg_app, 100))
+
+
+def test_parallel_wrong_attempts_over_http_lock_exactly_once(app, customers):
+    actors = []
+    for _ in range(12):
+        a = FlowActions(app, app.test_client(), "amami")
+        a.start(), a.account(), a.get("flow/customer")
+        actors.append(a)
+    barrier = threading.Barrier(len(actors))
+
+    def attempt(a):
+        barrier.wait()
+        return text_of(a.post("flow/customer", a.customer_data(birth_year="1999")))
+
+    with ThreadPoolExecutor(max_workers=len(actors)) as pool:
+        pages = list(pool.map(attempt, actors))
+    assert sum(messages.LOCKED_NOW in p for p in pages) == 1
+    assert sum("理由コードはB84です。" in p for p in pages) == 7
+    assert sum(messages.IDENTITY_MISMATCH in p for p in pages) == 4

@@ -36,7 +36,9 @@ def test_pages_have_no_inline_script(amami):
 def test_session_cookie_is_secure_httponly_samesite(amami):
     response = amami.client.get("/amami/oauth/authorize", query_string=amami.authorize_params())
     cookie = response.headers["Set-Cookie"]
-    assert "HttpOnly" in cookie and "Secure" in cookie and "SameSite=Lax" in cookie
+    assert cookie.startswith("__Host-renkei=")
+    assert "HttpOnly" in cookie and "Secure" in cookie and "SameSite=Lax" in cookie and "Path=/" in cookie
+    assert "Domain=" not in cookie
 
 
 def test_production_refuses_default_secret(monkeypatch, tmp_path):

@@ -50,6 +50,9 @@ def load(app: Flask, test_config: dict | None) -> None:
     if app.config["BASE_URL"].startswith("http://") and not app.config.get("TESTING"):
         # Plain-http origins are development ones: a Secure cookie would never come back.
         app.config["SESSION_COOKIE_SECURE"] = False
+    if app.config["SESSION_COOKIE_SECURE"] and app.config["SESSION_COOKIE_NAME"] == Defaults.SESSION_COOKIE_NAME:
+        # __Host-: the browser keeps it only if Secure, Path=/ and host-only (ASVS 3.3.x)
+        app.config["SESSION_COOKIE_NAME"] = "__Host-" + Defaults.SESSION_COOKIE_NAME
     _refuse_unsafe_production(app)
 
 

@@ -3,13 +3,21 @@ from __future__ import annotations
 
 from flask import Blueprint, g, redirect, render_template, request, url_for
 
-from .. import tenants
+from .. import messages, service_hours, tenants
+from ..errors import render_notice
 from ..flow import state as flow_state
 from .models import OAuthClient
 
 bp = Blueprint("oauth", __name__, url_prefix="/<tenant>/oauth")
 bp.url_value_preprocessor(tenants.pull_tenant)
 bp.url_defaults(tenants.add_tenant)
+
+
+@bp.before_request
+def refuse_authorization_outside_service_hours():
+    """The authorization request opens the customer's screens, so it is closed in maintenance too."""
+    if request.endpoint == "oauth.authorize" and service_hours.maintenance_window_at(g.tenant.maintenance):
+        return render_notice(messages.MAINTENANCE, 503)
 
 
 def error_page(message: str, status: int = 400):

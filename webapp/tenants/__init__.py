@@ -11,6 +11,8 @@ import tomllib
 
 from flask import Flask, abort, current_app, g
 
+from .. import service_hours
+
 
 @dataclasses.dataclass(frozen=True)
 class AccountType:
@@ -48,7 +50,7 @@ class Tenant:
     contact: Contact
     theme: dict
     faq: dict
-    maintenance: tuple[dict, ...]
+    maintenance: tuple[service_hours.Rule, ...]
 
     def account_type_name(self, code: str) -> str | None:
         return next((t.name for t in self.account_types if t.code == code), None)
@@ -76,7 +78,7 @@ def _parse(raw: dict) -> Tenant:
         contact=Contact(**raw["contact"]),
         theme=dict(raw.get("theme", {})),
         faq=dict(raw.get("faq", {})),
-        maintenance=tuple(raw.get("maintenance", ())),
+        maintenance=service_hours.validate(raw.get("maintenance", ()), raw["id"]),
     )
 
 

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 from . import clock
 
@@ -82,18 +83,29 @@ class Rule:
             return day.month == self.month and day.day in self.days
         return False
 
-    def window_from(self, day: dt.date) -> Window:
-        start = dt.datetime.combine(day, dt.time(0), JST) + dt.timedelta(minutes=self.start)
-        length = self.end - self.start if self.end > self.start else self.end + DAY_MINUTES - self.start
-        return Window(start, start + dt.timedelta(minutes=length), describe_rule(self))
-
-    def windows_containing(self, at: dt.datetime) -> Iterator[Window]:
+    def window_containing(self, at: dt.datetime) -> Window | None:
+        """This rule's window around `at`, if `at` is inside one (a rule's windows never overlap)."""
         if self.period is not None:
-            candidates = [Window(*self.period, describe_rule(self))]
-        else:  # a window lasts at most 24 hours, so it started today or yesterday
-            today = at.astimezone(JST).date()
-            candidates = [self.window_from(d) for d in (today - dt.timedelta(days=1), today) if self.starts_on(d)]
-        return (w for w in candidates if w.start <= at < w.end)
+            start, end = self.period
+            return Window(start, end, self.label) if start <= at < end else None
+        # Compare minutes of the day first and build datetimes only for a hit: this runs per request.
+        local = at.astimezone(JST)
+        today = local.date()
+        minute = local.hour * 60 + local.minute + (local.second + local.microsecond / 1e6) / 60
+        overnight = self.end <= self.start
+        if self.start <= minute < (DAY_MINUTES if overnight else self.end) and self.starts_on(today):
+            day = today
+        elif overnight and minute < self.end and self.starts_on(today - dt.timedelta(days=1)):
+            day = today - dt.timedelta(days=1)
+        else:
+            return None
+        start = dt.datetime.combine(day, dt.time(0), JST) + dt.timedelta(minutes=self.start)
+        length = self.end - self.start + (DAY_MINUTES if overnight else 0)
+        return Window(start, start + dt.timedelta(minutes=length), self.label)
+
+    @functools.cached_property
+    def label(self) -> str:
+        return describe_rule(self)
 
 
 # --- checking ------------------------------------------------------------------------------------
@@ -121,7 +133,12 @@ def maintenance_window_at(rules: Iterable, at: dt.datetime | None = None) -> Win
 
 
 def _latest_ending(rules: tuple[Rule, ...], at: dt.datetime) -> Window | None:
-    return max((w for r in rules for w in r.windows_containing(at)), key=lambda w: w.end, default=None)
+    found = None
+    for rule in rules:
+        window = rule.window_containing(at)
+        if window is not None and (found is None or window.end > found.end):
+            found = window
+    return found
 
 
 # --- describing ----------------------------------------------------------------------------------
@@ -129,7 +146,7 @@ def _latest_ending(rules: tuple[Rule, ...], at: dt.datetime) -> Window | None:
 def describe(rules: Iterable, at: dt.datetime | None = None) -> list[str]:
     """One Japanese line per rule, for the FAQ page; ad hoc windows already over are left out."""
     at = clock.now() if at is None else at
-    return [describe_rule(r) for r in _as_rules(rules) if r.period is None or r.period[1] > at]
+    return [r.label for r in _as_rules(rules) if r.period is None or r.period[1] > at]
 
 
 def describe_rule(rule: Rule) -> str:
@@ -194,7 +211,7 @@ def validate(rules: Iterable, union: str = "") -> tuple[Rule, ...]:
 
 
 def _as_rules(rules: Iterable) -> tuple[Rule, ...]:
-    rules = tuple(rules)
+    rules = rules if isinstance(rules, tuple) else tuple(rules)
     return rules if all(isinstance(r, Rule) for r in rules) else validate(rules)
 
 

@@ -1,0 +1,252 @@
+"""Browser tests: a live server as a real subprocess, Debian's chromium driven by Playwright.
+
+The server is the production one (gunicorn, gthread workers, `webapp:create_app()`) on a free
+loopback port, with its own SQLite database, migrated by `flask db upgrade` and filled by
+`flask sandbox demo-setup`, exactly as `make demo` does. Each test gets a fresh phone-sized
+browser context, once with JavaScript (htmx) and once without, and a fintech app's flow is
+started the way an app would: a registered client, then /{tenant}/oauth/authorize with PKCE.
+
+The server runs on the real clock. Its unions' configuration is the shipped one minus the
+maintenance calendars, so a run at 04:02 JST does not fail; the calendars are tested in tests/
+with a moved clock.
+"""
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import json
+import os
+import pathlib
+import re
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from urllib.parse import urlencode
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "e2e" / "artifacts"
+CHROMIUM = os.environ.get("E2E_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+PHONE = dict(viewport={"width": 390, "height": 844}, device_scale_factor=3, is_mobile=True,
+             has_touch=True, locale="ja-JP", timezone_id="Asia/Tokyo")
+TENANTS = ("amami", "maruhachi")
+
+expect.set_options(timeout=10_000)
+
+
+# --- the live server ----------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class LiveServer:
+    origin: str
+    env: dict
+    log: pathlib.Path
+    demo_output: str
+
+    def flask(self, *args: str) -> str:
+        """Run `flask --app webapp ARGS` against the server's database; its stdout."""
+        return flask_cli(self.env, *args)
+
+
+def flask_cli(env: dict, *args: str) -> str:
+    result = subprocess.run([sys.executable, "-m", "flask", "--app", "webapp", *args], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
+    if result.returncode != 0:
+        raise RuntimeError(f"flask {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tenants_without_maintenance(target: pathlib.Path) -> pathlib.Path:
+    """Copies of the unions' TOML files with every [[maintenance]] table taken out."""
+    import tomllib
+
+    source = ROOT / "webapp" / "tenants"
+    target.mkdir(parents=True, exist_ok=True)
+    for path in source.glob("*.toml"):
+        kept, skipping = [], False
+        for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
+            header = line.strip()
+            if header.startswith("["):
+                skipping = header == "[[maintenance]]"
+            if not skipping:
+                kept.append(line)
+        text = "".join(kept)
+        original, copy = tomllib.loads(path.read_text(encoding="utf-8")), tomllib.loads(text)
+        original.pop("maintenance", None)
+        assert copy == original, f"{path.name}: stripping the maintenance calendar changed other keys"
+        (target / path.name).write_text(text, encoding="utf-8")
+    return target
+
+
+def wait_until_up(origin: str, process: subprocess.Popen, log: pathlib.Path, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited ({process.returncode}):\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(origin + "/amami/faq", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"the server did not answer within {seconds}s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    work = tmp_path_factory.mktemp("live")
+    port = free_port()
+    origin = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "DATABASE_URL", "REDIS_URL"))}
+    env.update({
+        "DATABASE_URL": f"sqlite:///{work / 'e2e.sqlite3'}",
+        "FLASK_SANDBOX": "true",
+        "FLASK_BASE_URL": origin,
+        "FLASK_SECRET_KEY": secrets.token_urlsafe(32),
+        "FLASK_TELEPHONY_AUTH_TOKEN": secrets.token_urlsafe(24),
+        "FLASK_TENANTS_DIR": str(tenants_without_maintenance(work / "tenants")),
+        # Every test comes from 127.0.0.1: the per-IP limit on identity checks would stop the suite.
+        "FLASK_IDENTITY_CHECKS_PER_IP": "10000 per minute",
+        "PYTHONUNBUFFERED": "1",
+    })
+    flask_cli(env, "db", "upgrade")
+    demo_output = flask_cli(env, "sandbox", "demo-setup")
+    log = ARTIFACTS / "server.log"
+    with log.open("w") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread",
+             "--workers", "1", "--threads", "8", "--timeout", "30", "--access-logfile", "-", "webapp:create_app()"],
+            cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+    try:
+        wait_until_up(origin, process, log)
+        yield LiveServer(origin=origin, env=env, log=log, demo_output=demo_output)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+# --- the demo customers (what demo-setup loaded) ------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Customer:
+    tenant: str
+    branch: str
+    account_type: str
+    number: str
+    name_kana: str
+    birth_date: str  # YYYY-MM-DD
+    phone: str
+
+
+@pytest.fixture(scope="session")
+def customers(live_server) -> dict[str, Customer]:
+    """Each union's first active cash-card 普通預金 customer among those demo-setup loaded."""
+    from webapp import demo
+
+    found = {}
+    for tenant in TENANTS:
+        a = next((a for a in demo.customers(tenant)
+                  if a["status"] == "active" and a["cash_card"] and a["type"] == "1"), None)
+        assert a is not None, f"no active 普通預金 demo customer for {tenant} in webapp/demo/{tenant}.json"
+        found[tenant] = Customer(tenant, a["branch"], a["type"], a["number"], a["name_kana"], a["birth_date"],
+                                 a["phone"])
+    return found
+
+
+# --- a fintech app starting a flow --------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class App:
+    tenant: str
+    client_id: str
+    redirect_uri: str
+
+
+@pytest.fixture(scope="session")
+def fintech_apps(live_server) -> dict[str, App]:
+    """One registered app per union, as an operator would add it with `flask clients add`."""
+    apps = {}
+    for tenant in TENANTS:
+        redirect_uri = f"{live_server.origin}/demo/callback"
+        out = live_server.flask("clients", "add", "--tenant", tenant, "--name", "しんくみアプリwith CRECO",
+                                "--operator", "アイ・ティ・リアライズ株式会社", "--redirect-uri", redirect_uri)
+        apps[tenant] = App(tenant, json.loads(out)["client_id"], redirect_uri)
+    return apps
+
+
+def pkce_pair() -> tuple[str, str]:
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    return verifier, challenge
+
+
+@pytest.fixture
+def start_flow(page: Page, live_server, fintech_apps):
+    """start_flow(tenant) opens screen ① the way the union's app sends its customer there."""
+
+    def start(tenant: str) -> Page:
+        app = fintech_apps[tenant]
+        _verifier, challenge = pkce_pair()
+        query = urlencode({"response_type": "code", "client_id": app.client_id, "redirect_uri": app.redirect_uri,
+                           "scope": "accounts", "state": secrets.token_urlsafe(16),
+                           "code_challenge": challenge, "code_challenge_method": "S256"})
+        page.goto(f"{live_server.origin}/{tenant}/oauth/authorize?{query}")
+        expect(page.get_by_role("heading", level=1)).to_have_text("API連携認証（ご利用口座情報入力）")
+        return page
+
+    return start
+
+
+# --- the browser ----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/bootstrap --browser (Debian package chromium)")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(params=[True, False], ids=["js", "nojs"])
+def javascript(request) -> bool:
+    """Each browser test runs with JavaScript (htmx swaps) and without (plain forms)."""
+    return request.param
+
+
+@pytest.fixture
+def page(browser, javascript, live_server):
+    context = browser.new_context(**PHONE, java_script_enabled=javascript, base_url=live_server.origin)
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    yield page
+    context.close()
+
+
+def screenshot(page: Page, name: str) -> pathlib.Path:
+    """A full-page PNG in e2e/artifacts/, to look at."""
+    path = ARTIFACTS / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path

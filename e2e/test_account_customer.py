@@ -1,0 +1,182 @@
+"""Screens ① SOA201 ご利用口座情報入力 and ② SOA202 お客様情報入力, in a phone's browser, as a
+customer of each union uses them: by label, with JavaScript (htmx swaps) and without."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from conftest import Customer, screenshot
+
+TITLE = {
+    "SOA201": "API連携認証（ご利用口座情報入力）",
+    "SOA202": "API連携認証（お客様情報入力）",
+    "SOA208": "API連携認証（電話番号の確認）",
+}
+# SPEC §1, §4: what each union offers and how it is reached.
+ACCOUNT_TYPES = {"amami": ["普通預金", "貯蓄預金"], "maruhachi": ["普通預金"]}
+UNION = {"amami": ("奄美信用組合", "0997-52-7111"), "maruhachi": ("丸八信用組合", "0120-7584-08")}
+REQUIRED = "必ず入力して下さい。"
+MISMATCH = "本人認証情報が誤っています。本人認証項目をご確認のうえ、再度入力して下さい。"
+FULL_WIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
+
+pytestmark = pytest.mark.parametrize("tenant", ["amami", "maruhachi"])
+
+
+def title(page: Page):
+    return page.get_by_role("heading", level=1)
+
+
+def email(page: Page):
+    return page.get_by_label(re.compile(r"メールアドレス$"))
+
+
+def enter_account(page: Page, c: Customer, *, branch=None, number=None):
+    page.get_by_label("店番").fill(c.branch if branch is None else branch)
+    page.get_by_label("科目").select_option(value=c.account_type)
+    page.get_by_label("口座番号").fill(c.number if number is None else number)
+    page.get_by_role("button", name="次へ").click()
+
+
+def enter_customer(page: Page, c: Customer, *, year=None, phone=None):
+    born_year, born_month, born_day = c.birth_date.split("-")
+    page.get_by_label("お名前").fill(c.name_kana)
+    page.get_by_label("生年月日（西暦 年）").fill(born_year if year is None else year)
+    page.get_by_label("生年月日（月）").select_option(born_month)
+    page.get_by_label("生年月日（日）").select_option(born_day)
+    page.get_by_label("電話番号").fill(c.phone if phone is None else phone)
+    email(page).fill("taro@example.jp")
+    page.get_by_label("メールアドレス（確認用）").fill("taro@example.jp")
+    page.get_by_role("button", name="次へ").click()
+
+
+def mark_document(page: Page, javascript: bool):
+    """With JavaScript, tag the loaded document: a full page load would lose the tag."""
+    if javascript:
+        page.evaluate("window.__sameDocument = true")
+
+
+def assert_swapped_in_place(page: Page, javascript: bool, url: str):
+    """With JS, htmx swapped the answer into the page (no navigation); without, the server
+    rendered the same screen again at the same address."""
+    assert page.url == url
+    if javascript:
+        assert page.evaluate("window.__sameDocument === true"), "the page was reloaded instead of swapped in place"
+
+
+def assert_missing_fields_dialog(page: Page):
+    dialog = page.get_by_role("alertdialog", name="エラー")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text("入力されていない項目があります。")
+    return dialog
+
+
+def test_correct_entries_on_one_and_two_reach_phone_confirmation(page, start_flow, customers, tenant, javascript):
+    c = customers[tenant]
+    start_flow(tenant)
+    expect(page.get_by_role("heading", name="免責事項")).to_be_visible()
+    expect(page.get_by_text("アイ・ティ・リアライズ株式会社に提供するものです")).to_be_visible()
+    expect(page.get_by_role("heading", name="注意事項")).to_be_visible()
+    screenshot(page, f"{tenant}-SOA201-{'js' if javascript else 'nojs'}")
+
+    enter_account(page, c)
+    expect(title(page)).to_have_text(TITLE["SOA202"])
+    expect(page.get_by_text(f"店番 {c.branch} 普通預金 {c.number}")).to_be_visible()
+    screenshot(page, f"{tenant}-SOA202-{'js' if javascript else 'nojs'}")
+
+    enter_customer(page, c)
+    expect(title(page)).to_have_text(TITLE["SOA208"])
+    assert page.url.endswith(f"/{tenant}/flow/phone")
+
+
+def test_account_types_offered_are_the_unions(page, start_flow, tenant):
+    start_flow(tenant)
+    expect(page.get_by_label("科目").locator("option")).to_have_text(ACCOUNT_TYPES[tenant])
+
+
+def test_missing_account_fields_get_error_dialog_and_keep_entries(page, start_flow, tenant, javascript):
+    start_flow(tenant)
+    url = page.url
+    mark_document(page, javascript)
+    page.get_by_label("店番").fill("115")
+    page.get_by_role("button", name="次へ").click()
+
+    dialog = assert_missing_fields_dialog(page)
+    assert_swapped_in_place(page, javascript, url)
+    expect(title(page)).to_have_text(TITLE["SOA201"])
+    expect(page.get_by_label("口座番号")).to_have_accessible_description(re.compile(REQUIRED))
+    expect(page.get_by_label("店番")).to_have_value("115")
+    expect(page.get_by_label("店番")).not_to_have_accessible_description(re.compile(REQUIRED))
+    screenshot(page, f"{tenant}-SOA201-missing-{'js' if javascript else 'nojs'}")
+
+    dialog.get_by_role("button", name="OK").click()
+    expect(dialog).to_be_hidden()
+    expect(page.get_by_text(REQUIRED)).to_be_visible()  # the field's message stays
+
+
+def test_missing_customer_fields_get_error_dialog_and_keep_entries(page, start_flow, customers, tenant, javascript):
+    c = customers[tenant]
+    start_flow(tenant)
+    enter_account(page, c)
+    expect(title(page)).to_have_text(TITLE["SOA202"])
+    url = page.url
+    mark_document(page, javascript)
+    page.get_by_label("お名前").fill(c.name_kana)
+    page.get_by_label("電話番号").fill(c.phone)
+    page.get_by_role("button", name="次へ").click()
+
+    dialog = assert_missing_fields_dialog(page)
+    assert_swapped_in_place(page, javascript, url)
+    for empty in (page.get_by_label("生年月日（西暦 年）"), email(page), page.get_by_label("メールアドレス（確認用）")):
+        expect(empty).to_have_accessible_description(re.compile(REQUIRED))
+    expect(page.get_by_label("お名前")).to_have_value(c.name_kana)
+    expect(page.get_by_label("電話番号")).to_have_value(c.phone)
+    screenshot(page, f"{tenant}-SOA202-missing-{'js' if javascript else 'nojs'}")
+
+    dialog.get_by_role("button", name="OK").click()
+    expect(dialog).to_be_hidden()
+
+
+def test_full_width_digits_are_accepted(page, start_flow, customers, tenant):
+    c = customers[tenant]
+    start_flow(tenant)
+    # As typed on a Japanese keyboard, and without the account number's leading zeros.
+    enter_account(page, c, branch=c.branch.translate(FULL_WIDTH), number=c.number.lstrip("0").translate(FULL_WIDTH))
+    expect(title(page)).to_have_text(TITLE["SOA202"])
+    expect(page.get_by_text(f"店番 {c.branch} 普通預金 {c.number}")).to_be_visible()  # padded to 7 digits
+
+    enter_customer(page, c, year=c.birth_date[:4].translate(FULL_WIDTH), phone=c.phone.translate(FULL_WIDTH))
+    expect(title(page)).to_have_text(TITLE["SOA208"])
+
+
+def test_wrong_birth_date_gets_error_two(page, start_flow, customers, tenant, javascript):
+    c = customers[tenant]
+    start_flow(tenant)
+    enter_account(page, c)
+    expect(title(page)).to_have_text(TITLE["SOA202"])
+    url = page.url
+    mark_document(page, javascript)
+    enter_customer(page, c, year=str(int(c.birth_date[:4]) + 1))
+
+    expect(page.get_by_role("alert").filter(has_text=MISMATCH)).to_be_visible()
+    assert_swapped_in_place(page, javascript, url)
+    expect(title(page)).to_have_text(TITLE["SOA202"])
+    screenshot(page, f"{tenant}-SOA202-mismatch-{'js' if javascript else 'nojs'}")
+
+
+def test_footer_on_one_and_two(page, start_flow, customers, live_server, tenant):
+    name, phone = UNION[tenant]
+    start_flow(tenant)
+    for screen_id in ("SOA201", "SOA202"):
+        footer = page.get_by_role("contentinfo")
+        expect(footer.get_by_role("link", name="API利用規定")).to_have_attribute("href", re.compile(r"^https://"))
+        expect(footer.get_by_role("link", name="よくあるご質問")).to_have_attribute(
+            "href", re.compile(rf"/{tenant}/faq$"))
+        expect(footer).to_contain_text("お問い合わせ先")
+        expect(footer.get_by_role("link", name=phone)).to_have_attribute("href", "tel:" + phone.replace("-", ""))
+        expect(footer).to_contain_text(f"画面ID : {screen_id}")
+        expect(footer.get_by_text(re.compile(rf"Copyright.*{name}"))).to_be_visible()
+        if screen_id == "SOA201":
+            enter_account(page, customers[tenant])
+            expect(title(page)).to_have_text(TITLE["SOA202"])

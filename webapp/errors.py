@@ -35,6 +35,15 @@ def _json_error(code: str, message: str, status: int):
     return jsonify(errorCode=code, errorMessage=message), status
 
 
+def _json_http_error(e: HTTPException):
+    """An HTTP error (400, 405, …) as JSON, keeping its headers (Allow on 405)."""
+    response, status = _json_error(e.name.lower().replace(" ", "_").replace("'", ""), e.description or e.name, e.code)
+    for name, value in e.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response, status
+
+
 def init_app(app: Flask) -> None:
     @app.errorhandler(429)
     def too_many(e):
@@ -60,7 +69,7 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(Exception)
     def unexpected(e):
         if isinstance(e, HTTPException) and e.code < 500:
-            return e
+            return _json_http_error(e) if wants_json() else e
         incident = secrets.token_hex(6)
         log.error("incident %s: %s %s", incident, request.method, request.path, exc_info=e)
         if wants_json():

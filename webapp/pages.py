@@ -33,3 +33,13 @@ def theme_css():
 
 def _colour(value, default: str) -> str:
     return value if isinstance(value, str) and re.fullmatch(r"#[0-9a-fA-F]{3,8}", value) else default
+
+
+def healthz():
+    """A bare route for load balancers (and the API benchmark's baseline): no tenant, no database."""
+    return "ok"
+
+
+@bp.record_once
+def _register_healthz(state) -> None:
+    state.app.add_url_rule("/healthz", "healthz", healthz)

@@ -1,7 +1,222 @@
-from flask import Blueprint
+"""Account information API (CONTRACT §6): the consented account, its balance, its transactions.
 
-from .. import tenants
+Every response under /{tenant}/api/v1 carries `x-fapi-interaction-id` (the client's, if it sent a
+UUID, else a new one) and every account call is written to the operation log (screen API: client,
+account, endpoint, status, interaction id; never the token). Maintenance windows answer 503 with
+Retry-After; each client is rate-limited (API_RATE_LIMIT, default 600 per minute) → 429.
+"""
+from __future__ import annotations
+
+import math
+import re
+import uuid
+
+from flask import Blueprint, current_app, g, jsonify, request
+
+from .. import clock, db, oplog, service_hours, tenants
+from ..corebanking import AccountKey, core
+from ..extensions import limiter
+from . import history, keys, openapi
+from .auth import require_token
+from .problems import ApiError
 
 bp = Blueprint("api", __name__, url_prefix="/<tenant>/api/v1")
 bp.url_value_preprocessor(tenants.pull_tenant)
 bp.url_defaults(tenants.add_tenant)
+
+PAGE_SIZE = 500  # CONTRACT §6: at most 500 rows a page
+DEFAULT_RATE_LIMIT = "600 per minute"
+INTERACTION_HEADER = "x-fapi-interaction-id"
+_API_PATH = re.compile(r"/([^/]+)/api/v1(?:/|$)")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def rate_limit() -> str:
+    return current_app.config.get("API_RATE_LIMIT", DEFAULT_RATE_LIMIT)
+
+
+def per_client() -> str:
+    return "api-client:" + g.api_grant.client_id
+
+
+def page_size() -> int:
+    return min(int(current_app.config.get("API_PAGE_SIZE", PAGE_SIZE)), PAGE_SIZE)
+
+
+# --- every request under the API ---------------------------------------------------------------
+
+@bp.errorhandler(ApiError)
+def _api_error(e: ApiError):
+    return e.response()
+
+
+@bp.before_request
+def _refuse_during_maintenance():
+    if request.endpoint == "api.openapi_document":
+        return None  # the document stays readable
+    window = service_hours.maintenance_window_at(g.tenant.maintenance)
+    if window is not None:
+        retry = max(1, math.ceil((window.end - clock.now()).total_seconds()))
+        return ApiError("maintenance", headers={"Retry-After": str(retry)}).response()
+    return None
+
+
+@bp.after_app_request
+def _interaction_and_log(response):
+    match = _API_PATH.match(request.path)
+    if match is None:
+        return response
+    sent = request.headers.get(INTERACTION_HEADER, "")
+    interaction_id = sent if _UUID.fullmatch(sent) else str(uuid.uuid4())
+    response.headers[INTERACTION_HEADER] = interaction_id
+    tenant = getattr(g, "tenant", None)
+    tenant_id = tenant.id if tenant else match.group(1)
+    if request.endpoint != "api.openapi_document" and tenant_id in tenants.all_tenants():
+        _log_call(tenant_id, response.status_code, interaction_id)
+    return response
+
+
+def _log_call(tenant_id: str, status: int, interaction_id: str) -> None:
+    grant = g.get("api_grant")
+    account = grant.account if grant else None
+    result = ("ok" if status < 400 else "refused" if status in (401, 403, 429)
+              else "error" if status >= 500 else "fail")
+    detail = f"status={status} interaction={interaction_id}"
+    if g.get("api_auth_failure"):
+        detail += f" reason={g.api_auth_failure}"
+    s = db.session()
+    s.rollback()  # a read-only request: nothing of it is pending, and a failed one must not block the log
+    oplog.record(s, tenant=tenant_id, screen="API", event=(request.endpoint or "unknown").removeprefix("api.")[:40],
+                 result=result, detail=detail, client_id=g.get("api_client_id"),
+                 branch=account.branch if account else None,
+                 account_type=account.account_type if account else None,
+                 account_number=account.number if account else None)
+    s.commit()
+
+
+# --- parameters -------------------------------------------------------------------------------
+
+def _param(name: str, required: bool = False) -> str | None:
+    values = request.args.getlist(name)
+    if len(values) > 1:
+        raise ApiError("invalid_request", f"{name}は1つだけ指定してください。")
+    if not values:
+        if required:
+            raise ApiError("invalid_request", f"{name}を指定してください。")
+        return None
+    return values[0]
+
+
+def _serviceable(key: AccountKey):
+    """The consented account as the core system knows it, if it may still be served (FAQ 3-Q4)."""
+    acct = core().account(key)
+    if acct is None:
+        raise ApiError("account_not_found")
+    if acct.status == "closed":
+        raise ApiError("account_closed")
+    if acct.status != "active":
+        raise ApiError("account_moved")
+    return acct
+
+
+def _requested_account() -> tuple[str, AccountKey]:
+    """accountId from the query: the one account this token's consent covers, else 404."""
+    grant = g.api_grant
+    given = _param("accountId", required=True)
+    if not keys.ACCOUNT_ID_RE.fullmatch(given):
+        raise ApiError("invalid_request", "accountIdの形式が正しくありません。")
+    if not keys.same_account_id(given, grant.client_id, grant.account):
+        raise ApiError("account_not_found")
+    _serviceable(grant.account)
+    return given, grant.account
+
+
+# --- endpoints --------------------------------------------------------------------------------
+
+@bp.get("/openapi.json")
+def openapi_document():
+    response = jsonify(openapi.document(g.tenant, page_size()))
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+@bp.get("/accounts")
+@require_token("accounts")
+@limiter.limit(rate_limit, key_func=per_client)
+def accounts():
+    grant = g.api_grant
+    acct = _serviceable(grant.account)
+    key = grant.account
+    return {"accounts": [{
+        "accountId": keys.account_id(grant.client_id, key),
+        "branchNo": key.branch,
+        "accountTypeCode": key.account_type,
+        "accountTypeName": g.tenant.account_type_name(key.account_type) or "",
+        "accountNo": key.number,
+        "accountName": acct.name_kana,
+    }]}
+
+
+@bp.get("/accounts/balances")
+@require_token("accounts")
+@limiter.limit(rate_limit, key_func=per_client)
+def balances():
+    account_id, key = _requested_account()
+    balance = core().balance(key)
+    if balance is None:
+        raise ApiError("account_not_found")
+    as_of = balance.as_of.astimezone(clock.JST)
+    return {"balances": [{
+        "accountId": account_id,
+        "balance": balance.balance,
+        "withdrawableAmount": balance.withdrawable,
+        "currencyCode": "JPY",
+        "baseDate": as_of.date().isoformat(),
+        "baseTime": as_of.strftime("%H:%M:%S+09:00"),
+    }]}
+
+
+@bp.get("/accounts/transactions")
+@require_token("accounts")
+@limiter.limit(rate_limit, key_func=per_client)
+def transactions():
+    """Newest first by (date desc, seq desc); keyset pages of at most 500 (see history.py, keys.py)."""
+    account_id, key = _requested_account()
+    date_from = history.parse_date("dateFrom", _param("dateFrom"))
+    date_to = history.parse_date("dateTo", _param("dateTo"))
+    today, months = clock.today_jst(), g.tenant.history_months
+    after = None
+    next_key = _param("nextItemKey")
+    if next_key is not None:
+        position = keys.decode_next(g.tenant.id, account_id, next_key)
+        if position is None or (date_from not in (None, position.date_from)) \
+                or (date_to not in (None, position.date_to)):
+            raise ApiError("invalid_next_item_key")
+        date_from, date_to = history.resolve(position.date_from, position.date_to, today, months, continuing=True)
+        after = position.last
+    else:
+        date_from, date_to = history.resolve(date_from, date_to, today, months)
+    size = page_size()
+    rows = core().transactions(key, date_from, date_to, after, size + 1)
+    has_next = len(rows) > size
+    rows = rows[:size]
+    return {
+        "accountId": account_id,
+        "currencyCode": "JPY",
+        "dateFrom": date_from.isoformat(),
+        "dateTo": date_to.isoformat(),
+        "hasNext": has_next,
+        "nextItemKey": keys.encode_next(g.tenant.id, account_id,
+                                        keys.PagePosition(date_from, date_to, rows[-1].position))
+        if has_next else None,
+        "count": len(rows),
+        "transactions": [{
+            "itemKey": f"{t.date:%Y%m%d}-{t.seq}",
+            "transactionDate": t.date.isoformat(),
+            "valueDate": t.value_date.isoformat(),
+            "transactionType": t.type,
+            "amount": t.amount,
+            "remarks": t.remarks,
+            "balance": t.balance,
+        } for t in rows],
+    }

@@ -34,6 +34,28 @@ class AccountKey:
 
 
 @dataclasses.dataclass(frozen=True)
+class Balance:
+    balance: int  # yen
+    withdrawable: int  # yen (支払可能残高)
+    as_of: dt.datetime  # aware; when the core system stated it
+
+
+@dataclasses.dataclass(frozen=True)
+class Transaction:
+    seq: int  # booking order within the account, unique per account
+    date: dt.date  # 取引日 (JST)
+    value_date: dt.date  # 起算日
+    type: str  # "1" 入金, "2" 出金
+    amount: int  # yen, positive
+    remarks: str
+    balance: int  # yen, after this transaction
+
+    @property
+    def position(self) -> tuple[dt.date, int]:
+        return (self.date, self.seq)
+
+
+@dataclasses.dataclass(frozen=True)
 class IdentityResult:
     check: AccountCheck
     phone: str | None = None  # the registered phone (national digits) when check is OK
@@ -58,6 +80,17 @@ class CoreBanking:
 
     def account(self, key: AccountKey):
         """The account's public facts (name, status, balance) or None."""
+        raise NotImplementedError
+
+    def balance(self, key: AccountKey) -> Balance | None:
+        """The account's balance now, or None when the core system does not know the account."""
+        raise NotImplementedError
+
+    def transactions(self, key: AccountKey, date_from: dt.date, date_to: dt.date,
+                     after: tuple[dt.date, int] | None, limit: int) -> list[Transaction]:
+        """Up to `limit` transactions dated date_from..date_to (inclusive), newest first by
+        (date desc, seq desc), starting strictly after position `after` (a (date, seq) pair) in
+        that order. Keyset paging: rows booked later never shift the pages already read."""
         raise NotImplementedError
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Optional
 
-from sqlalchemy import BigInteger, Column, String, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -30,7 +30,11 @@ class SandboxAccount(SQLModel, table=True):
 
 class SandboxTransaction(SQLModel, table=True):
     __tablename__ = "sandbox_transaction"
-    __table_args__ = (UniqueConstraint("account_id", "seq", name="uq_sandbox_transaction_seq"),)
+    __table_args__ = (
+        UniqueConstraint("account_id", "seq", name="uq_sandbox_transaction_seq"),
+        # The account API pages newest first by (date, seq): one index range scan per page.
+        Index("ix_sandbox_transaction_account_date_seq", "account_id", "date", "seq"),
+    )
 
     id: Optional[int] = Field(default=None, primary_key=True)
     account_id: int = Field(foreign_key="sandbox_account.id", index=True)

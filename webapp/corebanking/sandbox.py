@@ -8,11 +8,12 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 
+from sqlalchemy import and_, or_
 from sqlmodel import Session, select
 
-from .. import db
-from . import AccountCheck, AccountKey, CoreBanking, IdentityResult, pin_hash
-from .models import SandboxAccount
+from .. import clock, db
+from . import AccountCheck, AccountKey, Balance, CoreBanking, IdentityResult, Transaction, pin_hash
+from .models import SandboxAccount, SandboxTransaction
 
 
 class SandboxCoreBanking(CoreBanking):
@@ -48,3 +49,31 @@ class SandboxCoreBanking(CoreBanking):
         if not hmac.compare_digest(acct.pin_hash, pin_hash(key, pin)):
             return AccountCheck.MISMATCH
         return AccountCheck.OK
+
+    def balance(self, key: AccountKey) -> Balance | None:
+        acct = self._find(db.session(), key)
+        if acct is None:
+            return None
+        withdrawable = acct.balance if acct.withdrawable is None else acct.withdrawable
+        return Balance(balance=acct.balance, withdrawable=withdrawable, as_of=clock.now())
+
+    def transactions(self, key: AccountKey, date_from: dt.date, date_to: dt.date,
+                     after: tuple[dt.date, int] | None, limit: int) -> list[Transaction]:
+        # One statement on the (account_id, date, seq) index: the account by its key, the window,
+        # then the keyset condition (date, seq) < after, newest first.
+        t = SandboxTransaction
+        stmt = (
+            select(t)
+            .join(SandboxAccount, SandboxAccount.id == t.account_id)
+            .where(SandboxAccount.tenant == key.tenant, SandboxAccount.branch == key.branch,
+                   SandboxAccount.account_type == key.account_type, SandboxAccount.number == key.number,
+                   t.date >= date_from, t.date <= date_to)
+            .order_by(t.date.desc(), t.seq.desc())
+            .limit(limit)
+        )
+        if after is not None:
+            after_date, after_seq = after
+            stmt = stmt.where(or_(t.date < after_date, and_(t.date == after_date, t.seq < after_seq)))
+        return [Transaction(seq=row.seq, date=row.date, value_date=row.value_date, type=row.type,
+                            amount=row.amount, remarks=row.remarks, balance=row.balance)
+                for row in db.session().exec(stmt)]

@@ -1,0 +1,92 @@
+"""Accounts and balances: only the consented account, under an opaque stable accountId; a closed or
+moved account refuses existing tokens too (FAQ 3-Q4)."""
+from __future__ import annotations
+
+import pytest
+
+from test_api_support import ApiActions, add_client, api, grant_token, second_account, set_account  # noqa: F401
+
+
+def test_accounts_lists_only_the_consented_account_in_contract_shape(app, client, customers):
+    second_account(app, "amami")  # same customer's other account: not consented, never shown
+    api = ApiActions(app, client, "amami")
+    response = api.get("accounts")
+    assert response.status_code == 200
+    assert response.content_type == "application/json"
+    (account,) = response.get_json()["accounts"]
+    assert account == {"accountId": account["accountId"], "branchNo": "115", "accountTypeCode": "1",
+                       "accountTypeName": "普通預金", "accountNo": "1100026", "accountName": "ﾃﾞｰﾀ ﾀﾛｳ"}
+
+
+def test_account_id_is_stable_for_one_app_and_unrelated_between_apps(app, client, customers):
+    first = ApiActions(app, client, "amami")
+    again = ApiActions(app, client, "amami", client_id=first.grant["client_id"])  # the customer re-consents
+    other_app = ApiActions(app, client, "amami")
+    account_id = first.account_id()
+    assert again.account_id() == account_id
+    assert other_app.account_id() != account_id
+    assert "1100026" not in account_id and str(first.grant["consent_id"]) != account_id
+    assert len(account_id) == 22
+
+
+def test_balances_of_the_consented_account(api):
+    set_account(api.app, "amami", balance=1234567, withdrawable=1200000)
+    response = api.get("accounts/balances", accountId=api.account_id())
+    assert response.status_code == 200
+    assert response.get_json() == {"balances": [{
+        "accountId": api.account_id(), "balance": 1234567, "withdrawableAmount": 1200000,
+        "currencyCode": "JPY", "baseDate": "2026-11-18", "baseTime": "14:00:00+09:00"}]}
+
+
+def test_withdrawable_amount_defaults_to_the_balance(api):
+    set_account(api.app, "amami", balance=5000, withdrawable=None)
+    balance = api.get("accounts/balances", accountId=api.account_id()).get_json()["balances"][0]
+    assert balance["withdrawableAmount"] == 5000
+
+
+@pytest.mark.parametrize("path", ["accounts/balances", "accounts/transactions"])
+def test_unknown_account_id_gets_404(api, path):
+    response = api.get(path, accountId="A" * 22)
+    assert response.status_code == 404
+    assert response.get_json()["errorCode"] == "account_not_found"
+
+
+def test_account_id_given_to_another_app_gets_404(app, client, customers):
+    mine = ApiActions(app, client, "amami")
+    theirs = ApiActions(app, client, "amami")
+    response = mine.get("accounts/balances", accountId=theirs.account_id())
+    assert response.status_code == 404
+    assert response.get_json()["errorCode"] == "account_not_found"
+
+
+def test_other_account_of_the_same_customer_is_out_of_reach(app, client, customers):
+    other = second_account(app, "amami")
+    client_id = add_client(app, "amami")
+    mine = ApiActions(app, client, "amami", client_id=client_id)
+    other_token = grant_token(app, "amami", client_id=client_id, account=other)["token"]
+    other_id = mine.get("accounts", token=other_token).get_json()["accounts"][0]["accountId"]
+    assert mine.get("accounts/balances", accountId=other_id).status_code == 404
+
+
+@pytest.mark.parametrize("query", [{}, {"accountId": "short"}, {"accountId": ["A" * 22, "B" * 22]}])
+def test_missing_malformed_or_repeated_account_id_gets_400(api, query):
+    response = api.get("accounts/balances", **query)
+    assert response.status_code == 400
+    assert response.get_json()["errorCode"] == "invalid_request"
+
+
+@pytest.mark.parametrize("status,code", [("closed", "account_closed"), ("moved", "account_moved")])
+def test_closed_or_moved_account_refuses_existing_tokens_with_its_own_code(api, status, code):
+    account_id = api.account_id()
+    set_account(api.app, "amami", status=status)
+    for path, params in (("accounts", {}), ("accounts/balances", {"accountId": account_id}),
+                         ("accounts/transactions", {"accountId": account_id})):
+        response = api.get(path, **params)
+        assert response.status_code == 403, path
+        assert response.get_json()["errorCode"] == code
+
+
+def test_maruhachi_serves_its_own_account_under_its_own_issuer(app, client, customers):
+    api = ApiActions(app, client, "maruhachi")
+    (account,) = api.get("accounts").get_json()["accounts"]
+    assert (account["branchNo"], account["accountNo"], account["accountTypeName"]) == ("201", "0012345", "普通預金")

@@ -1,0 +1,46 @@
+"""API errors: every refusal is `{"errorCode", "errorMessage"}` with its HTTP status (CONTRACT §6).
+
+The codes are the API's contract with fintech developers (listed in the OpenAPI document); the
+messages are Japanese, for people reading logs, and may change.
+"""
+from __future__ import annotations
+
+from flask import jsonify
+
+# errorCode → (HTTP status, errorMessage)
+CATALOGUE: dict[str, tuple[int, str]] = {
+    "invalid_request": (400, "リクエストの形式が正しくありません。"),
+    "invalid_date": (400, "日付はYYYY-MM-DD形式の実在する日付で指定してください。"),
+    "date_from_too_old": (400, "照会開始日が照会可能期間より前です。"),
+    "invalid_date_range": (400, "照会開始日が照会終了日より後になっています。"),
+    "invalid_next_item_key": (400, "nextItemKeyが正しくありません。最初のページから照会し直してください。"),
+    "unauthorized": (401, "アクセストークンが必要です。"),
+    "invalid_token": (401, "アクセストークンが無効です（期限切れ・取消済みを含む）。"),
+    "insufficient_scope": (403, "アクセストークンの権限（scope）が不足しています。"),
+    "account_closed": (403, "ご指定の口座は解約されています。"),
+    "account_moved": (403, "ご指定の口座は店舗移管されたため、ご利用いただけません。お客様による再度の連携が必要です。"),
+    "account_not_found": (404, "ご指定の口座は存在しません。"),
+    "not_found": (404, "指定されたリソースは存在しません。"),
+    "method_not_allowed": (405, "このメソッドは利用できません。"),
+    "too_many_requests": (429, "リクエストが多すぎます。しばらくしてから再度お試しください。"),
+    "server_error": (500, "システムエラーが発生しました。"),
+    "maintenance": (503, "ただ今の時間はサービスを行っていません。ご了承下さい。"),
+    "service_unavailable": (503, "ご指定のサービスはただ今お取扱できません。"),
+}
+
+
+class ApiError(Exception):
+    """Raised anywhere under the API blueprint; rendered by `response()`."""
+
+    def __init__(self, code: str, message: str | None = None, headers: dict | None = None):
+        super().__init__(code)
+        self.code = code
+        self.status, default = CATALOGUE[code]
+        self.message = message or default
+        self.headers = headers or {}
+
+    def response(self):
+        body = jsonify(errorCode=self.code, errorMessage=self.message)
+        body.status_code = self.status
+        body.headers.update(self.headers)
+        return body

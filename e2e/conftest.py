@@ -146,6 +146,17 @@ def live_server(tmp_path_factory):
             process.wait()
 
 
+@pytest.fixture(autouse=True)
+def no_server_error(live_server):
+    """Whatever a test types, the server logs no traceback (a customer never meets a 500)."""
+    start = live_server.log.stat().st_size
+    yield
+    with live_server.log.open(encoding="utf-8", errors="replace") as f:
+        f.seek(start)
+        added = f.read()
+    assert "Traceback" not in added, f"the server failed during this test:\n{added[-3000:]}"
+
+
 # --- the demo customers (what demo-setup loaded) ------------------------------------------------
 
 @dataclasses.dataclass(frozen=True)

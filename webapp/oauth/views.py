@@ -1,36 +1,140 @@
-"""OAuth endpoints per union under /{tenant}/oauth/. (Authorization request start; the rest lands with the OAuth issue.)"""
+"""OAuth endpoints per union under /{tenant}/oauth/, and each union's RFC 8414 metadata.
+
+The authorization endpoint validates the whole request before any screen is shown. What cannot be
+trusted as a destination (an unknown client, a redirect URI not registered exactly) gets an error
+page and never a redirect; every other error goes back to that redirect URI with `state` and `iss`.
+Only a valid request starts a flow (screen ①). The token, revocation and introspection endpoints
+are called by the fintech's server, not a browser: no CSRF token, client authentication instead.
+"""
 from __future__ import annotations
 
-from flask import Blueprint, g, redirect, render_template, request, url_for
+from authlib.oauth2 import OAuth2Error
+from flask import Blueprint, g, jsonify, redirect, render_template, request, url_for
 
-from .. import messages, service_hours, tenants
+from .. import db, messages, oplog, service_hours, tenants
 from ..errors import render_notice
+from ..extensions import csrf
 from ..flow import state as flow_state
-from .models import OAuthClient
+from . import authorization_response_url, issuer
+from .server import (CLIENT_AUTH_METHODS, CODE_CHALLENGE_METHODS, GRANT_TYPES, RESPONSE_TYPES, SCOPES,
+                     query_client, server)
 
 bp = Blueprint("oauth", __name__, url_prefix="/<tenant>/oauth")
 bp.url_value_preprocessor(tenants.pull_tenant)
 bp.url_defaults(tenants.add_tenant)
 
+metadata_bp = Blueprint("oauth_metadata", __name__)
 
-@bp.before_request
-def refuse_authorization_outside_service_hours():
-    """The authorization request opens the customer's screens, so it is closed in maintenance too."""
-    if request.endpoint == "oauth.authorize" and service_hours.maintenance_window_at(g.tenant.maintenance):
-        return render_notice(messages.MAINTENANCE, 503)
+# what a flow keeps of the authorization request (replayed through Authlib on ⑥)
+AUTHORIZATION_PARAMS = ("response_type", "client_id", "redirect_uri", "scope", "state",
+                        "code_challenge", "code_challenge_method")
+
+UNKNOWN_CLIENT = "連携元アプリを確認できませんでした（client_id が正しくありません）。"
+UNKNOWN_REDIRECT = "連携元アプリの戻り先を確認できませんでした（redirect_uri が登録と一致しません）。"
+BAD_REQUEST = "連携元アプリからの要求を受け付けられませんでした（要求の形式が正しくありません）。"
 
 
 def error_page(message: str, status: int = 400):
     return render_template(g.tenant.templates("oauth/error.html"), message=message), status
 
 
+def _refused(detail: str, client_id: str | None = None) -> None:
+    s = db.session()
+    oplog.record(s, tenant=g.tenant.id, screen="OAUTH", event="authorize_refused", result="refused",
+                 client_id=client_id, detail=detail[:200])
+    s.commit()
+
+
+def _error_redirect(redirect_uri: str, client_id: str, error: str, description: str | None, state: str | None):
+    _refused(error, client_id)
+    params = [("error", error)] + ([("error_description", description)] if description else [])
+    return redirect(authorization_response_url(redirect_uri, g.tenant.id, params, state), code=303)
+
+
 @bp.route("/authorize", methods=["GET"])
 def authorize():
-    params = request.args.to_dict(flat=True)
-    client = OAuthClient.by_id(params.get("client_id", ""))
-    if client is None or client.tenant != g.tenant.id or client.revoked_at is not None:
-        return error_page("連携元アプリを確認できませんでした（client_id が正しくありません）。")
-    if params.get("redirect_uri") not in client.redirect_uris:
-        return error_page("連携元アプリの戻り先を確認できませんでした（redirect_uri が登録と一致しません）。")
-    flow_state.start(g.tenant.id, client.client_id, params["redirect_uri"], params)
+    if service_hours.maintenance_window_at(g.tenant.maintenance) is not None:
+        return render_notice(messages.MAINTENANCE, 503)
+    args = request.args
+    if any(len(args.getlist(name)) > 1 for name in ("client_id", "redirect_uri")):
+        _refused("duplicate client_id or redirect_uri")
+        return error_page(BAD_REQUEST)
+    client = query_client(args.get("client_id"))
+    if client is None:
+        _refused("unknown client")
+        return error_page(UNKNOWN_CLIENT)
+    redirect_uri = args.get("redirect_uri")
+    if not redirect_uri or not client.check_redirect_uri(redirect_uri):
+        _refused("unregistered redirect_uri", client.client_id)
+        return error_page(UNKNOWN_REDIRECT)
+    state = args.get("state")
+    if args.get("response_type") not in RESPONSE_TYPES:
+        return _error_redirect(redirect_uri, client.client_id, "unsupported_response_type",
+                               "Only response_type=code is supported.", state)
+    try:
+        grant = server.get_consent_grant(end_user=None)
+    except OAuth2Error as error:
+        if error.redirect_uri:
+            return _error_redirect(error.redirect_uri, client.client_id, error.error, error.description, state)
+        _refused(error.error, client.client_id)
+        return error_page(BAD_REQUEST)
+    params = {name: args[name] for name in AUTHORIZATION_PARAMS if args.get(name)}
+    params["scope"] = grant.request.scope
+    flow_state.start(g.tenant.id, client.client_id, redirect_uri, params)
     return redirect(url_for("flow.account"), code=303)
+
+
+def _finish(response, endpoint: str):
+    """Commit what the endpoint wrote when it succeeded; otherwise roll back and log the refusal."""
+    s = db.session()
+    if response.status_code == 200:
+        s.commit()
+    else:
+        s.rollback()
+        error = (response.get_json(silent=True) or {}).get("error", str(response.status_code))
+        oplog.record(s, tenant=g.tenant.id, screen="OAUTH", event=f"{endpoint}_refused", result="refused",
+                     detail=str(error)[:200])
+        s.commit()
+    return response
+
+
+@bp.route("/token", methods=["POST"])
+@csrf.exempt
+def token():
+    return _finish(server.create_token_response(), "token")
+
+
+@bp.route("/revoke", methods=["POST"])
+@csrf.exempt
+def revoke():
+    return _finish(server.create_endpoint_response("revocation"), "revocation")
+
+
+@bp.route("/introspect", methods=["POST"])
+@csrf.exempt
+def introspect():
+    return _finish(server.create_endpoint_response("introspection"), "introspection")
+
+
+@metadata_bp.route("/.well-known/oauth-authorization-server/<tenant>", methods=["GET"])
+def metadata(tenant):
+    """RFC 8414 metadata of one union's authorization server (its issuer has a path: §3.1)."""
+    iss = issuer(tenants.get_tenant(tenant).id)
+    response = jsonify({
+        "issuer": iss,
+        "authorization_endpoint": f"{iss}/oauth/authorize",
+        "token_endpoint": f"{iss}/oauth/token",
+        "revocation_endpoint": f"{iss}/oauth/revoke",
+        "introspection_endpoint": f"{iss}/oauth/introspect",
+        "scopes_supported": list(SCOPES),
+        "response_types_supported": list(RESPONSE_TYPES),
+        "response_modes_supported": ["query"],
+        "grant_types_supported": list(GRANT_TYPES),
+        "code_challenge_methods_supported": list(CODE_CHALLENGE_METHODS),
+        "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        "introspection_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        "authorization_response_iss_parameter_supported": True,
+    })
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response

@@ -1,1 +1,13 @@
-"""Completion mail: an outbox row per message, sent by a retrying sender."""
+"""Completion mail: one notice per completed flow, never lost, never sent twice.
+
+The consent view queues it in the consent's own transaction (`queue_completion_mail`: an outbox
+row, unique per flow), then calls `kick(row)` after its commit; `send_pending()` (the CLI
+`flask --app webapp mail send-pending`, run every minute) delivers whatever is due, retrying with
+back-off while the mail server is down. outbox.py says what a notice contains, sender.py how rows
+are claimed, sent and retried.
+"""
+from .models import MailOutbox
+from .outbox import queue_completion_mail
+from .sender import SendReport, kick, send_one, send_pending
+
+__all__ = ["MailOutbox", "SendReport", "kick", "queue_completion_mail", "send_one", "send_pending"]

@@ -1,3 +1,29 @@
+"""`flask --app webapp mail …`: the outbox's sender, for a scheduler (cron) or a worker process."""
+from __future__ import annotations
+
+import time
+
+import click
 from flask.cli import AppGroup
 
 mail_cli = AppGroup("mail", help="Completion mail outbox.")
+
+
+@mail_cli.command("send-pending")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1), help="At most this many mails a run.")
+@click.option("--every", type=click.IntRange(min=1), default=None, metavar="SECONDS",
+              help="Keep running, once every SECONDS (a worker process); default: run once (cron).")
+def send_pending_cmd(limit: int, every: int | None) -> None:
+    """Send the mails that are due; failures are retried later with back-off."""
+    from .sender import send_pending
+
+    while True:
+        report = send_pending(limit=limit)
+        if every is None or report.sent or report.retrying or report.failed:
+            click.echo(str(report))
+        if every is None:
+            return
+        try:
+            time.sleep(every)
+        except KeyboardInterrupt:
+            return

@@ -1,0 +1,503 @@
+"""Completion mail (SPEC §2 ⑥, §5): one notice per completed flow, from the union's sender, never
+lost while the mail server is down, never sent twice. Against a real SMTP server on loopback."""
+from __future__ import annotations
+
+import datetime as dt
+import email
+import logging
+import secrets
+import socket
+import threading
+import time
+import types
+from email import policy
+from email.utils import parseaddr
+
+import pytest
+from aiosmtpd.controller import Controller
+from sqlalchemy import update
+from sqlmodel import Session, select
+
+from webapp import clock, db
+from webapp.flow.models import Flow
+from webapp.mail import MailOutbox, kick, queue_completion_mail, send_pending
+from webapp.mail import sender as mail_sender
+from webapp.oauth.models import Consent, OAuthClient
+
+from conftest import DEMO, QUIET_TIME
+
+MINUTE = dt.timedelta(minutes=1)
+
+
+# --- a real SMTP server on loopback ---------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Collector:
+    """aiosmtpd handler keeping every delivered message; `refuse_rcpt` makes it refuse recipients."""
+
+    def __init__(self):
+        self.envelopes = []
+        self.refuse_rcpt: str | None = None
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.refuse_rcpt:
+            return self.refuse_rcpt
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        self.envelopes.append(envelope)
+        return "250 Message accepted for delivery"
+
+    @property
+    def messages(self) -> list[email.message.EmailMessage]:
+        return [email.message_from_bytes(e.content, policy=policy.default) for e in self.envelopes]
+
+
+class SMTPServer:
+    """A mail server that can go down and come back on the same port."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.handler = Collector()
+        self.controller: Controller | None = None
+
+    def start(self):
+        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    def stop(self):
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+    @property
+    def messages(self):
+        return self.handler.messages
+
+
+@pytest.fixture
+def smtp_port():
+    return free_port()
+
+
+@pytest.fixture
+def app_config(smtp_port):
+    return {"MAIL_SUPPRESS_SEND": False, "MAIL_SERVER": "127.0.0.1", "MAIL_PORT": smtp_port,
+            "MAIL_TIMEOUT_SECONDS": 5}
+
+
+@pytest.fixture
+def smtp(smtp_port):
+    server = SMTPServer(smtp_port)
+    server.start()
+    yield server
+    server.stop()
+
+
+# --- a completed flow, as the consent leaves it ---------------------------------------------------
+
+def completed_flow(app, tenant: str = "amami", email_address: str = "taro@example.jp") -> int:
+    """Insert a flow that reached consent, its client and its consent; returns the flow id."""
+    c = DEMO[tenant]
+    now = clock.now()
+    with app.app_context(), Session(db.engine(), expire_on_commit=False) as s:
+        client = OAuthClient(client_id=secrets.token_hex(8), client_secret_hash="x" * 64, tenant=tenant,
+                             name="しんくみアプリwith CRECO", operator="アイ・ティ・リアライズ株式会社",
+                             redirect_uris=["https://app.example/cb"], created_at=now)
+        flow = Flow(handle_hash=secrets.token_hex(32), tenant=tenant, step="consent", client_id=client.client_id,
+                    redirect_uri="https://app.example/cb", oauth_request={}, branch=c["branch"],
+                    account_type=c["account_type"], account_number=c["number"], name_kana=c["name_kana"],
+                    email=email_address, phone_e164="+81" + c["phone"][1:], created_at=now, updated_at=now)
+        s.add_all([client, flow])
+        s.flush()
+        s.add(Consent(tenant=tenant, client_id=client.client_id, branch=c["branch"], account_type=c["account_type"],
+                      account_number=c["number"], scope="accounts", flow_id=flow.id, granted_at=now,
+                      expires_at=now + dt.timedelta(days=30)))
+        s.commit()
+        return flow.id
+
+
+def queue(app, flow_id: int, *, commit: bool = True) -> int | None:
+    """What the consent does in its transaction: queue the mail (then commit, or roll back)."""
+    with app.app_context(), Session(db.engine(), expire_on_commit=False) as s:
+        flow = s.get(Flow, flow_id)
+        consent = s.exec(select(Consent).where(Consent.flow_id == flow_id)).one()
+        client = s.exec(select(OAuthClient).where(OAuthClient.client_id == flow.client_id)).one()
+        row = queue_completion_mail(s, tenant=app.extensions["tenants"][flow.tenant], flow=flow,
+                                    consent=consent, client=client)
+        if commit:
+            s.commit()
+            return row.id
+        s.rollback()
+        return None
+
+
+def outbox(app) -> list[MailOutbox]:
+    with app.app_context(), Session(db.engine()) as s:
+        return list(s.exec(select(MailOutbox).order_by(MailOutbox.id)))
+
+
+def send(app, limit: int = 50):
+    with app.app_context():
+        return send_pending(limit=limit)
+
+
+# --- what the customer receives ---------------------------------------------------------------------
+
+def test_completion_mail_reaches_the_address_from_screen_2_from_the_unions_sender(app, smtp):
+    queue(app, completed_flow(app, "amami", "taro@example.jp"))
+
+    report = send(app)
+
+    assert (report.sent, report.retrying, report.failed) == (1, 0, 0)
+    [envelope] = smtp.handler.envelopes
+    assert envelope.mail_from == "noreply@webcenter.anser.or.jp"
+    assert envelope.rcpt_tos == ["taro@example.jp"]
+    [msg] = smtp.messages
+    assert parseaddr(msg["From"]) == ("奄美信用組合 API連携認証", "noreply@webcenter.anser.or.jp")
+    assert msg["To"] == "taro@example.jp"
+    assert msg["Subject"] == "【奄美信用組合】API連携認証完了のお知らせ"
+    assert msg.get_content_type() == "text/plain"
+    assert msg.get_content_charset() == "utf-8"
+    assert msg["Message-ID"].endswith("@webcenter.anser.or.jp>")
+    [row] = outbox(app)
+    assert row.state == "sent" and row.sent_at == clock.now() and row.attempts == 1
+
+
+def test_completion_mail_names_the_app_the_masked_account_the_period_and_how_to_revoke(app, smtp):
+    queue(app, completed_flow(app, "amami"))
+    send(app)
+
+    body = smtp.messages[0].get_content()
+    assert "しんくみアプリwith CRECO" in body
+    assert "アイ・ティ・リアライズ株式会社" in body
+    assert "店番 115 普通預金 ****026" in body
+    assert "口座情報・明細情報へのアクセス" in body
+    # QUIET_TIME is 2026-11-18 14:00 JST; the consent lasts 30 days
+    assert "2026年11月18日 14:00 ～ 2026年12月18日 14:00（30日間）" in body
+    assert "連携を解除" in body and "企画部 ITシステム課" in body
+    assert "0997-52-7111" in body and "平日の午前9時～17時" in body
+    assert "お心当たりのない場合" in body and "破棄" in body and "至急下記お問い合わせ先までお電話ください" in body
+
+
+def test_completion_mail_never_carries_the_pin_the_phone_or_the_full_account_number(app, smtp):
+    queue(app, completed_flow(app, "amami"))
+    send(app)
+
+    raw = smtp.handler.envelopes[0].content.decode("ascii")
+    text = smtp.messages[0].as_string() + smtp.messages[0].get_content()
+    for secret in (DEMO["amami"]["pin"], DEMO["amami"]["phone"], "9011113333", "1100026", "ﾃﾞｰﾀ ﾀﾛｳ"):
+        assert secret not in text and secret not in raw
+    with app.app_context(), Session(db.engine()) as s:
+        row = s.exec(select(MailOutbox)).one()
+        assert DEMO["amami"]["pin"] not in row.body and DEMO["amami"]["phone"] not in row.body
+
+
+def test_each_union_sends_its_own_notice(app, smtp):
+    queue(app, completed_flow(app, "maruhachi", "hanako@example.jp"))
+    send(app)
+
+    [msg] = smtp.messages
+    assert msg["Subject"] == "【丸八信用組合】API連携認証完了のお知らせ"
+    assert parseaddr(msg["From"])[0] == "丸八信用組合 API連携認証"
+    body = msg.get_content()
+    assert "店番 201 普通預金 ****345" in body
+    assert "管理課" in body and "0120-7584-08" in body and "kanri@maruhachi-shinkumi.jp" in body
+    assert "奄美" not in body
+
+
+# --- queued with the consent, once ------------------------------------------------------------------
+
+def test_a_rolled_back_consent_leaves_no_mail(app, smtp):
+    queue(app, completed_flow(app), commit=False)
+
+    assert outbox(app) == []
+    assert send(app).sent == 0 and smtp.messages == []
+
+
+def test_queueing_the_same_flow_twice_keeps_one_mail(app, smtp):
+    flow_id = completed_flow(app)
+
+    first, second = queue(app, flow_id), queue(app, flow_id)
+
+    assert first == second and len(outbox(app)) == 1
+    send(app)
+    send(app)
+    assert len(smtp.messages) == 1
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_parallel_queueing_of_one_flow_keeps_one_mail(engine, request, smtp):
+    app = request.getfixturevalue("app" if engine == "sqlite" else "pg_app")
+    flow_id = completed_flow(app)
+    start = threading.Barrier(4)
+    ids, errors = [], []
+
+    def consent_retry():
+        try:
+            start.wait()
+            ids.append(queue(app, flow_id))
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=consent_retry) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert errors == []
+    assert len(set(ids)) == 1 and len(outbox(app)) == 1
+
+
+# --- the mail server is down -------------------------------------------------------------------------
+
+def test_smtp_outage_loses_no_mail_and_schedules_a_retry(app, smtp):
+    smtp.stop()
+    queue(app, completed_flow(app))
+
+    report = send(app)
+
+    assert (report.sent, report.retrying, report.failed) == (0, 1, 0)
+    [row] = outbox(app)
+    assert row.state == "pending" and row.attempts == 1
+    assert row.next_attempt_at == clock.now() + MINUTE
+    assert row.claimed_until is None
+    assert "ConnectionRefusedError" in row.last_error
+
+
+def test_mail_is_delivered_exactly_once_when_the_server_is_back(app, smtp):
+    smtp.stop()
+    queue(app, completed_flow(app))
+    send(app)
+    message_id = outbox(app)[0].message_id
+    smtp.start()
+
+    assert send(app).sent == 0  # not due before its back-off ends
+    clock.set_now(QUIET_TIME + MINUTE)
+    assert send(app).sent == 1
+    clock.set_now(QUIET_TIME + dt.timedelta(hours=2))
+    assert send(app).sent == 0
+
+    [msg] = smtp.messages
+    assert msg["Message-ID"] == message_id
+    [row] = outbox(app)
+    assert row.state == "sent" and row.attempts == 2 and row.sent_at == QUIET_TIME + MINUTE
+
+
+def test_temporary_refusal_is_retried_later(app, smtp):
+    smtp.handler.refuse_rcpt = "451 4.3.0 Try again later"
+    queue(app, completed_flow(app))
+
+    assert send(app).retrying == 1
+    [row] = outbox(app)
+    assert row.state == "pending" and "451" in row.last_error
+
+    smtp.handler.refuse_rcpt = None
+    clock.set_now(QUIET_TIME + MINUTE)
+    assert send(app).sent == 1 and len(smtp.messages) == 1
+
+
+def test_back_off_doubles_up_to_one_hour_and_gives_up_after_20_attempts(app, smtp, caplog):
+    smtp.stop()
+    queue(app, completed_flow(app))
+    delays = []
+
+    for _ in range(19):
+        send(app)
+        [row] = outbox(app)
+        delays.append(row.next_attempt_at - clock.now())
+        clock.set_now(row.next_attempt_at)
+
+    assert [d // MINUTE for d in delays] == [1, 2, 4, 8, 16, 32] + [60] * 13
+    assert row.state == "pending"
+    with caplog.at_level(logging.ERROR, logger="webapp.mail.sender"):
+        assert send(app).failed == 1
+    [row] = outbox(app)
+    assert row.state == "failed" and row.attempts == 20
+    assert any("given up after 20" in r.getMessage() for r in caplog.records)
+    clock.set_now(clock.now() + dt.timedelta(days=1))
+    assert (send(app).sent, send(app).retrying) == (0, 0)
+
+
+def test_a_recipient_the_server_refuses_for_good_is_failed_at_once(app, smtp, caplog):
+    smtp.handler.refuse_rcpt = "550 5.1.1 No such user"
+    queue(app, completed_flow(app))
+
+    with caplog.at_level(logging.ERROR, logger="webapp.mail.sender"):
+        report = send(app)
+
+    assert (report.sent, report.retrying, report.failed) == (0, 0, 1)
+    [row] = outbox(app)
+    assert row.state == "failed" and row.attempts == 1 and "550" in row.last_error
+    assert any(r.levelno == logging.ERROR for r in caplog.records)
+
+
+def test_a_silent_mail_server_times_out_quickly_and_the_mail_waits(app, smtp_port):
+    app.config["MAIL_TIMEOUT_SECONDS"] = 0.5
+    silent = socket.socket()  # accepts connections in the kernel, never says a word
+    silent.bind(("127.0.0.1", smtp_port))
+    silent.listen(8)
+    try:
+        queue(app, completed_flow(app))
+        started = time.monotonic()
+        report = send(app)
+        elapsed = time.monotonic() - started
+    finally:
+        silent.close()
+
+    assert report.retrying == 1 and elapsed < 3
+    [row] = outbox(app)
+    assert row.state == "pending" and "timed out" in row.last_error.lower()
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_an_outage_stops_the_run_without_counting_against_the_other_mails(engine, request, smtp):
+    app = request.getfixturevalue("app" if engine == "sqlite" else "pg_app")
+    smtp.stop()
+    for address in ("a@example.jp", "b@example.jp", "c@example.jp"):
+        queue(app, completed_flow(app, email_address=address))
+
+    report = send(app)
+
+    assert (report.sent, report.retrying) == (0, 1)
+    assert [row.attempts for row in outbox(app)] == [1, 0, 0]
+
+
+# --- parallel senders -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_parallel_senders_send_each_mail_once(engine, request, smtp):
+    app = request.getfixturevalue("app" if engine == "sqlite" else "pg_app")
+    addresses = [f"customer{i}@example.jp" for i in range(24)]
+    for address in addresses:
+        queue(app, completed_flow(app, email_address=address))
+    start = threading.Barrier(6)
+    reports, errors = [], []
+
+    def sender():
+        try:
+            start.wait()
+            reports.append(send(app))
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=sender) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert errors == []
+    assert sum(r.sent for r in reports) == 24
+    delivered = sorted(rcpt for e in smtp.handler.envelopes for rcpt in e.rcpt_tos)
+    assert delivered == sorted(addresses)
+    assert all(row.state == "sent" and row.attempts == 1 for row in outbox(app))
+
+
+def test_a_mail_held_by_a_sender_that_died_is_retried_after_its_lease(app, smtp):
+    queue(app, completed_flow(app))
+    with app.app_context(), Session(db.engine()) as s:
+        assert mail_sender._claim(s) is not None  # a sender took it, then its process died
+
+    assert send(app).sent == 0
+    clock.set_now(QUIET_TIME + dt.timedelta(seconds=mail_sender.LEASE_SECONDS))
+    assert send(app).sent == 1
+    [row] = outbox(app)
+    assert row.state == "sent" and row.attempts == 2 and len(smtp.messages) == 1
+
+
+# --- sending right after the consent ------------------------------------------------------------------
+
+def test_kick_sends_once_the_response_has_gone_out(app, smtp):
+    flow_id = completed_flow(app)
+
+    @app.get("/_test/consented")
+    def consented():
+        s = db.session()
+        flow = s.get(Flow, flow_id)
+        consent = s.exec(select(Consent).where(Consent.flow_id == flow_id)).one()
+        client = s.exec(select(OAuthClient).where(OAuthClient.client_id == flow.client_id)).one()
+        row = queue_completion_mail(s, tenant=app.extensions["tenants"]["amami"], flow=flow, consent=consent,
+                                    client=client)
+        s.commit()
+        kick(row)
+        return "", 303, {"Location": "https://app.example/cb?code=x"}
+
+    with app.test_client().get("/_test/consented") as response:
+        assert response.status_code == 303
+        assert smtp.messages == []  # the redirect did not wait for the mail server
+
+    assert len(smtp.messages) == 1
+    assert outbox(app)[0].state == "sent"
+
+
+def test_kick_with_the_server_down_leaves_the_mail_for_the_scheduled_run(app, smtp):
+    smtp.stop()
+    row_id = queue(app, completed_flow(app))
+
+    with app.app_context():
+        kick(row_id)  # does not raise
+
+    [row] = outbox(app)
+    assert row.state == "pending" and row.attempts == 1
+
+
+def test_kick_sends_only_its_own_mail(app, smtp):
+    other = queue(app, completed_flow(app, email_address="other@example.jp"))
+    mine = queue(app, completed_flow(app, email_address="mine@example.jp"))
+
+    with app.app_context():
+        kick(mine)
+
+    assert [e.rcpt_tos for e in smtp.handler.envelopes] == [["mine@example.jp"]]
+    assert {r.id: r.state for r in outbox(app)} == {other: "pending", mine: "sent"}
+
+
+def test_cli_send_pending_reports_what_it_did(app, smtp, runner):
+    queue(app, completed_flow(app))
+
+    result = runner.invoke(args=["mail", "send-pending", "--limit", "10"])
+
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "sent 1, retrying 0, failed 0"
+    assert len(smtp.messages) == 1
+
+
+def test_retries_are_not_sent_before_they_are_due(app, smtp):
+    queue(app, completed_flow(app))
+    with app.app_context(), Session(db.engine()) as s:
+        s.execute(update(MailOutbox).values(next_attempt_at=clock.now() + MINUTE))
+        s.commit()
+
+    assert send(app).sent == 0
+    clock.set_now(QUIET_TIME + MINUTE)
+    assert send(app).sent == 1
+
+
+def test_cli_send_pending_every_keeps_sending_until_stopped(app, smtp, runner, monkeypatch):
+    from webapp.mail import cli as mail_cli_module
+
+    queue(app, completed_flow(app))
+    naps = []
+
+    def nap(seconds):  # the worker's pause; the second one is where the operator stops it
+        naps.append(seconds)
+        if len(naps) == 1:
+            queue(app, completed_flow(app, email_address="later@example.jp"))
+            return
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(mail_cli_module, "time", types.SimpleNamespace(sleep=nap))
+    result = runner.invoke(args=["mail", "send-pending", "--every", "60"])
+
+    assert result.exit_code == 0, result.output
+    assert naps == [60, 60]
+    assert result.output.splitlines() == ["sent 1, retrying 0, failed 0"] * 2
+    assert len(smtp.messages) == 2

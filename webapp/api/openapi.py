@@ -154,8 +154,9 @@ def document(tenant, page_size: int) -> dict:
             "parameters": {
                 "InteractionId": {
                     "name": "x-fapi-interaction-id", "in": "header", "required": False,
-                    "description": "Your id for this call (a UUID); echoed back, and kept in the union's log.",
-                    "schema": {"type": "string", "format": "uuid"},
+                    "description": "Your id for this call, a UUID: echoed back and kept in the union's log "
+                                   "(any other value is replaced by a new UUID).",
+                    "schema": {"type": "string"},
                 },
             },
             "headers": {
@@ -238,7 +239,8 @@ def document(tenant, page_size: int) -> dict:
                         "withdrawableAmount": {"type": "integer", "description": "支払可能残高 (yen)"},
                         "currencyCode": {"const": "JPY"},
                         "baseDate": {"type": "string", "format": "date", "description": "JST"},
-                        "baseTime": {"type": "string", "format": "time", "description": "JST, e.g. 14:00:00+09:00"},
+                        "baseTime": {"type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]:[0-5][0-9]\\+09:00$",
+                                     "description": "hh:mm:ss+09:00 (JST), e.g. 14:00:00+09:00"},
                     },
                 },
                 "BalancesResponse": {

@@ -88,8 +88,8 @@ def create_all(app: Flask) -> None:
     SQLModel.metadata.create_all(app.extensions["db_engine"])
 
 
-def insert_or_ignore(s: Session, table, values: dict, conflict_columns: list[str]) -> None:
-    """INSERT … ON CONFLICT DO NOTHING on SQLite and PostgreSQL alike."""
+def insert_or_ignore(s: Session, table, values: dict, conflict_columns: list[str]):
+    """INSERT … ON CONFLICT DO NOTHING on SQLite and PostgreSQL alike; the result's rowcount is 0 when ignored."""
     name = s.get_bind().dialect.name
     if name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
@@ -97,4 +97,4 @@ def insert_or_ignore(s: Session, table, values: dict, conflict_columns: list[str
         from sqlalchemy.dialects.sqlite import insert
     else:  # pragma: no cover - only the two engines are supported
         raise RuntimeError(f"unsupported database {name}")
-    s.execute(insert(table).values(**values).on_conflict_do_nothing(index_elements=conflict_columns))
+    return s.execute(insert(table).values(**values).on_conflict_do_nothing(index_elements=conflict_columns))

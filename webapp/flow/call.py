@@ -1,12 +1,158 @@
-"""④ SOA209 placeholder until call authentication lands."""
+"""④ SOA209 電話番号認証: call the shown pool number from the registered phone within the window.
+
+- GET opens the flow's call attempt the first time ④ appears (that starts the window) and shows
+  it again on every later visit: reloading never restarts the window.
+- The status area polls `flow.call_status` (htmx, every 2 s) while the attempt waits; the poll only
+  reads the database and its final states (call seen, expired, superseded) carry no trigger, so
+  polling stops by itself. Without JavaScript the customer calls, then presses 「確定する」.
+- 「確定する」 (POST) before the call: the screen stays with 「認証中（認証着信待ち）」. After the call:
+  the attempt is used once and the flow moves on to ⑤. After the window: the manual's 「…秒経過後の
+  架電・「確定する」ボタン選択は無効となります。…」.
+- The way back to ① after the window (decision): 「API連携認証の最初に戻る」 ends this flow (outcome
+  expired) and starts a fresh one for the *same* authorization request (client, redirect URI,
+  state, PKCE challenge), so the customer lands on ① without going back to the app; nothing of the
+  old flow carries over, and the client still receives its answer on the original request.
+- Sandbox mode only: 「（デモ）この番号から発信する」 records the call the customer would make,
+  through the same code path as the webhook. It does not exist when sandbox is off.
+"""
 from __future__ import annotations
 
-from .render import screen
-from .state import flow_step
+from flask import abort, current_app, g, make_response, redirect, render_template, request, url_for
+from flask_wtf import FlaskForm
+
+from .. import db, messages, oplog
+from ..callauth import service as callauth
+from ..callauth.models import CONFIRMED, EXPIRED, SUPERSEDED, USED, WAITING
+from .render import go, is_htmx, screen
+from .state import NEXT, advance, end, flow_step, load, no_flow_response, screen_url, start
 from .views import bp
 
+SCREEN_ID = "SOA209"
 
-@bp.route("/call", methods=["GET"])
+
+def _lines(status: callauth.Status, pressed: bool) -> list[str]:
+    """What the status area says."""
+    if status.kind == CONFIRMED:
+        return [callauth.CALL_SEEN]
+    if status.kind == EXPIRED:
+        return [callauth.expired_text(callauth.window_seconds())]
+    if status.kind == SUPERSEDED:
+        return [callauth.SUPERSEDED_TEXT]
+    lines = [callauth.PRESSED_TOO_EARLY if pressed else callauth.WAITING_TEXT]
+    if status.withheld_seen:
+        lines.append(callauth.WITHHELD_SEEN)
+    return lines
+
+
+def _status_context(attempt, pressed: bool = False) -> dict:
+    status = callauth.status_of(attempt)
+    return {"call_state": status, "lines": _lines(status, pressed), "pressed": pressed,
+            "poll_url": url_for("flow.call_status", pressed=1) if pressed else url_for("flow.call_status")}
+
+
+def _render(flow, attempt, form, pressed: bool = False):
+    return screen("call", "call_screen", form=form, window=callauth.window_seconds(),
+                  masked_phone=callauth.masked_phone(flow.phone_e164),
+                  pool_display=callauth.display_number(attempt.pool_number),
+                  pool_tel=callauth.tel_uri(attempt.pool_number),
+                  demo=current_app.config["SANDBOX"], **_status_context(attempt, pressed))
+
+
+@bp.route("/call", methods=["GET", "POST"])
 @flow_step("call")
 def call():
-    return screen("placeholder", "placeholder")
+    flow = g.flow
+    s = db.session()
+    attempt = callauth.open_attempt(s, flow, g.tenant)
+    form = FlaskForm()  # CSRF only
+    if not form.validate_on_submit():
+        return _render(flow, attempt, form)
+
+    # 「確定する」
+    if callauth.consume(s, attempt):
+        oplog.record(s, tenant=flow.tenant, screen=SCREEN_ID, event="call_confirm", result="ok", flow=flow)
+        advance(flow, NEXT["call"])  # commits the consumption and the log row with the step
+        return go(url_for("flow.pin"))
+    s.rollback()
+    s.refresh(attempt)
+    kind = callauth.status_of(attempt).kind
+    if kind == USED:  # a parallel 「確定する」 already went on
+        return go(url_for("flow.pin"))
+    oplog.record(s, tenant=flow.tenant, screen=SCREEN_ID, event="call_confirm",
+                 result="fail" if kind == WAITING else "refused", flow=flow, detail=kind)
+    s.commit()
+    return _render(flow, attempt, form, pressed=True)
+
+
+@bp.route("/call/status", methods=["GET"])
+def call_status():
+    """The polled status area: reads the database only, renders the smallest fragment that can change."""
+    if not is_htmx():
+        return redirect(url_for("flow.call"), code=303)
+    flow = load()
+    if flow is None:
+        return _fragment("flow/partials/call_gone.html", message=messages.NO_FLOW)
+    if flow.step != "call":
+        return go(screen_url(flow))
+    attempt = callauth.attempt_for(db.session(), flow.id)
+    if attempt is None:
+        return go(url_for("flow.call"))
+    return _fragment("flow/partials/call_status.html",
+                     **_status_context(attempt, pressed=request.args.get("pressed") == "1"))
+
+
+def _fragment(name: str, **context):
+    response = make_response(render_template(g.tenant.templates(name), **context))
+    response.headers["Vary"] = "HX-Request"
+    return response
+
+
+@bp.route("/call/restart", methods=["POST"])
+@flow_step("call")
+def call_restart():
+    """After the window (or when superseded): back to ① within the same authorization request."""
+    flow = g.flow
+    form = FlaskForm()
+    s = db.session()
+    attempt = callauth.attempt_for(s, flow.id)
+    if not form.validate_on_submit() or attempt is None or callauth.status_of(attempt).kind not in (EXPIRED, SUPERSEDED):
+        return go(url_for("flow.call"))
+    from ..oauth.models import OAuthClient
+
+    if end(flow, "expired"):
+        oplog.record(s, tenant=flow.tenant, screen=SCREEN_ID, event="call_restart", result="ok", flow=flow)
+        s.commit()
+        client = OAuthClient.by_id(flow.client_id)
+        if client is None or client.revoked_at is not None:
+            return no_flow_response()
+        start(flow.tenant, flow.client_id, flow.redirect_uri, dict(flow.oauth_request or {}))
+    return go(url_for("flow.account"))
+
+
+def _sandbox_only(view):
+    import functools
+
+    @functools.wraps(view)
+    def wrapped(*args, **kwargs):
+        if not current_app.config["SANDBOX"]:
+            abort(404)
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+@bp.route("/call/demo", methods=["POST"])
+@_sandbox_only
+@flow_step("call")
+def call_demo():
+    """（デモ）この番号から発信する: the call from the registered phone, recorded as the webhook would."""
+    flow = g.flow
+    form = FlaskForm()
+    s = db.session()
+    attempt = callauth.attempt_for(s, flow.id)
+    if form.validate_on_submit() and attempt is not None:
+        callauth.record_inbound_call(s, call_sid=callauth.new_call_sid(), caller=flow.phone_e164,
+                                     dialled=attempt.pool_number, direction="inbound")
+    if is_htmx():  # the status area picks the call up on its next poll, as with a real call
+        return "", 204
+    return go(url_for("flow.call"))

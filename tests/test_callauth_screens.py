@@ -1,0 +1,352 @@
+"""Screens ③ SOA208 and ④ SOA209 as the customer sees them, with the clock moved instead of waiting."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from conftest import QUIET_TIME, text_of
+from test_callauth_support import (PHONE_E164, attempts, call_from_registered_phone, call_log, e164, flows,
+                                   log_rows, pool_number_on, poll, signed_call, to_call_screen, to_phone_screen)
+from webapp import clock
+from webapp.callauth import service
+
+EXPIRED_120 = "120秒経過後の架電・「確定する」ボタン選択は無効となります。API連携認証の最初に戻って操作してください。"
+
+
+def later(seconds: float):
+    clock.set_now(QUIET_TIME + dt.timedelta(seconds=seconds))
+
+
+# --- ③ ------------------------------------------------------------------------------------------
+
+def test_phone_screen_masks_all_but_last_four_digits(amami):
+    body = text_of(to_phone_screen(amami))
+    assert "API連携認証（電話番号の確認）" in body and "画面ID : SOA208" in body
+    assert "電話番号での認証を行います。" in body and "お届け出電話番号" in body
+    assert "*******3333" in body
+    assert "09011113333" not in body and "9011113333" not in body and "1111" not in body
+    assert "電話番号の決定" in body and "中止する" in body
+
+
+def test_phone_screen_masks_a_ten_digit_number(maruhachi):
+    body = text_of(to_phone_screen(maruhachi))
+    assert "******1234" in body and "0534441234" not in body and "053444" not in body
+
+
+@pytest.mark.parametrize("digits, masked", [("09011113333", "*******3333"), ("0534441234", "******1234"),
+                                            ("0312345678", "******5678")])
+def test_mask_keeps_only_the_last_four_digits(digits, masked):
+    assert service.mask(digits) == masked
+    assert service.masked_phone(service.caller_e164(digits)) == masked
+
+
+def test_deciding_the_phone_leads_to_the_call_screen(amami):
+    to_phone_screen(amami)
+    response = amami.post("flow/phone", {})
+    assert response.status_code == 303 and response.headers["Location"].endswith("/amami/flow/call")
+
+
+def test_deciding_the_phone_without_csrf_token_changes_nothing(amami):
+    to_phone_screen(amami)
+    amami.csrf = "forged"
+    response = amami.post("flow/phone", {})
+    assert response.status_code == 400
+    assert [f.step for f in flows(amami.app)] == ["phone"]
+
+
+def test_call_screen_cannot_be_reached_before_the_phone_is_decided(amami):
+    to_phone_screen(amami)
+    response = amami.get("flow/call")
+    assert response.status_code == 303 and response.headers["Location"].endswith("/flow/phone")
+    assert attempts(amami.app) == []
+
+
+def test_cancel_on_phone_screen_reaches_cancel_screen(amami):
+    to_phone_screen(amami)
+    response = amami.post("flow/cancel", {}, follow_redirects=True)
+    assert "API連携認証を中止しました。" in text_of(response)
+
+
+# --- ④ ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("tenant", ["amami", "maruhachi"])
+def test_call_screen_shows_caller_masked_and_a_pool_number_as_tel_link(request, tenant):
+    actions = request.getfixturevalue(tenant)
+    page = to_call_screen(actions)
+    body = text_of(page)
+    assert "API連携認証（電話番号認証）" in body and "画面ID : SOA209" in body
+    assert "発信元" in body and "発信先" in body and "認証先電話番号（通話料無料）" in body
+    assert service.masked_phone(PHONE_E164[tenant]) in body
+    number = pool_number_on(page)
+    assert number in [n for n in actions.app.extensions["tenants"][tenant].call_pool]
+    assert "本画面が表示されてから120秒以内に、お電話ください。" in body
+    assert "「186」" in body and "2～3コール後、自動で電話が切れ、認証完了します。アナウンスは流れません。" in body
+    assert "確定する" in body and "中止する" in body
+
+
+def test_call_screen_reload_keeps_the_same_number_and_window(amami):
+    first = to_call_screen(amami)
+    later(60)
+    again = amami.get("flow/call")
+    assert pool_number_on(again) == pool_number_on(first)
+    [attempt] = attempts(amami.app)
+    assert attempt.started_at == QUIET_TIME.astimezone(dt.timezone.utc)
+    assert attempt.expires_at - attempt.started_at == dt.timedelta(seconds=120)
+
+
+def test_confirm_before_the_call_stays_with_waiting_for_call(amami):
+    to_call_screen(amami)
+    response = amami.post("flow/call", {})
+    assert response.status_code == 200
+    body = text_of(response)
+    assert "認証中（認証着信待ち）" in body and "API連携認証（電話番号認証）" in body
+    assert [f.step for f in flows(amami.app)] == ["call"]
+    # and the polled status keeps saying so
+    assert "認証中（認証着信待ち）" in text_of(poll(amami, pressed=True))
+
+
+def test_confirm_before_the_call_with_htmx_swaps_the_screen(amami):
+    to_call_screen(amami)
+    response = amami.post("flow/call", {}, htmx=True)
+    assert response.status_code == 200 and "HX-Request" in response.headers["Vary"]
+    body = text_of(response)
+    assert body.strip().startswith('<div id="screen"') and "認証中（認証着信待ち）" in body and "<html" not in body
+
+
+def test_confirm_after_the_call_leads_to_pin_screen(amami):
+    page = to_call_screen(amami)
+    later(30)
+    assert call_from_registered_phone(amami, page).status_code == 200
+    response = amami.post("flow/call", {})
+    assert response.status_code == 303 and response.headers["Location"].endswith("/amami/flow/pin")
+    pin = amami.get("flow/pin")
+    assert "（キャッシュカード暗証番号認証）" in text_of(pin)
+    assert [f.step for f in flows(amami.app)] == ["pin"]
+    assert [a.state for a in attempts(amami.app)] == ["used"]
+
+
+def test_confirm_after_the_call_with_htmx_redirects_to_pin(amami):
+    page = to_call_screen(amami)
+    call_from_registered_phone(amami, page)
+    response = amami.post("flow/call", {}, htmx=True)
+    assert response.status_code == 204 and response.headers["HX-Redirect"].endswith("/amami/flow/pin")
+
+
+def test_a_confirmed_call_is_used_once(amami):
+    page = to_call_screen(amami)
+    call_from_registered_phone(amami, page)
+    csrf = amami.csrf
+    amami.post("flow/call", {})
+    amami.csrf = csrf
+    again = amami.post("flow/call", {})
+    assert again.status_code == 303 and again.headers["Location"].endswith("/flow/pin")
+    assert [f.step for f in flows(amami.app)] == ["pin"]
+    assert len([r for r in log_rows(amami.app) if r.event == "call_confirm" and r.result == "ok"]) == 1
+
+
+def test_confirm_after_the_window_is_refused_with_the_manual_message(amami):
+    page = to_call_screen(amami)
+    later(60)
+    call_from_registered_phone(amami, page)  # the call came in time …
+    later(121)
+    response = amami.post("flow/call", {})  # … but 「確定する」 did not
+    body = text_of(response)
+    assert EXPIRED_120 in body and "API連携認証の最初に戻る" in body
+    assert [f.step for f in flows(amami.app)] == ["call"]
+
+
+def test_window_ends_exactly_at_the_configured_seconds(amami):
+    page = to_call_screen(amami)
+    later(119.999)
+    assert 'hx-trigger' in text_of(poll(amami))
+    call_from_registered_phone(amami, page)  # still inside: counts
+    assert "着信を確認しました。" in text_of(poll(amami))
+    later(120)
+    body = text_of(poll(amami))
+    assert EXPIRED_120 in body and "hx-trigger" not in body
+
+
+def test_call_after_the_window_does_not_authenticate(amami):
+    page = to_call_screen(amami)
+    later(121)
+    call_from_registered_phone(amami, page)
+    assert [a.state for a in attempts(amami.app)] == ["waiting"]
+    [row] = call_log(amami.app)
+    assert row.result == "fail" and row.detail.startswith("late ")
+    later(122)
+    assert EXPIRED_120 in text_of(amami.post("flow/call", {}))
+
+
+@pytest.mark.parametrize("app_config", [{"PHONE_AUTH_WINDOW_SECONDS": 45}])
+def test_configured_window_changes_the_seconds_everywhere(amami, app_config):
+    body = text_of(to_call_screen(amami))
+    assert "本画面が表示されてから45秒以内に、お電話ください。" in body
+    later(46)
+    expired = text_of(amami.get("flow/call"))
+    assert "45秒経過後の架電・「確定する」ボタン選択は無効となります。API連携認証の最初に戻って操作してください。" in expired
+    assert "120秒" not in expired
+
+
+def test_expired_screen_offers_restart_at_screen_one_in_the_same_request(amami):
+    to_call_screen(amami)
+    later(121)
+    amami.get("flow/call")
+    response = amami.post("flow/call/restart", {})
+    assert response.status_code == 303 and response.headers["Location"].endswith("/amami/flow/account")
+    page = amami.get("flow/account")
+    assert "API連携認証（ご利用口座情報入力）" in text_of(page)
+    old, new = sorted(flows(amami.app), key=lambda f: f.id)
+    assert old.outcome == "expired" and old.ended_at is not None
+    assert new.step == "account" and new.ended_at is None
+    assert (new.client_id, new.redirect_uri, new.oauth_request) == (old.client_id, old.redirect_uri, old.oauth_request)
+    assert new.phone_e164 is None and new.branch is None  # nothing of the old flow carries over
+
+
+def test_restart_is_refused_while_the_window_runs(amami):
+    to_call_screen(amami)
+    response = amami.post("flow/call/restart", {})
+    assert response.status_code == 303 and response.headers["Location"].endswith("/flow/call")
+    assert [f.ended_at for f in flows(amami.app)] == [None]
+
+
+def test_old_flow_cannot_be_used_after_restart(amami):
+    page = to_call_screen(amami)
+    later(121)
+    amami.post("flow/call/restart", {})
+    later(122)
+    call_from_registered_phone(amami, page)
+    response = amami.get("flow/call")
+    assert response.status_code == 303 and response.headers["Location"].endswith("/flow/account")
+
+
+# --- the polled status --------------------------------------------------------------------------
+
+def test_waiting_status_polls_itself_every_two_seconds(amami):
+    to_call_screen(amami)
+    response = poll(amami)
+    body = text_of(response)
+    assert response.status_code == 200 and "HX-Request" in response.headers["Vary"]
+    assert body.strip().startswith('<div id="call-status"') and "<html" not in body
+    assert 'hx-trigger="load delay:2s"' in body and 'hx-get="/amami/flow/call/status"' in body
+    assert len(body) < 600  # the smallest fragment that can change
+
+
+def test_status_shows_the_call_and_stops_polling(amami):
+    page = to_call_screen(amami)
+    call_from_registered_phone(amami, page)
+    body = text_of(poll(amami))
+    assert "着信を確認しました。「確定する」ボタンを押してください。" in body
+    assert "hx-trigger" not in body and "hx-get" not in body
+
+
+def test_expired_status_stops_polling(amami):
+    to_call_screen(amami)
+    later(121)
+    body = text_of(poll(amami))
+    assert EXPIRED_120 in body and "hx-trigger" not in body and "API連携認証の最初に戻る" in body
+
+
+def test_full_page_in_a_final_state_has_no_polling(amami):
+    page = to_call_screen(amami)
+    assert 'hx-trigger="load delay:2s"' in text_of(page)
+    call_from_registered_phone(amami, page)
+    assert "hx-trigger" not in text_of(amami.get("flow/call"))
+
+
+def test_status_poll_only_reads(amami):
+    to_call_screen(amami)
+    before = (len(log_rows(amami.app)), [(a.state, a.expires_at) for a in attempts(amami.app)])
+    for _ in range(3):
+        poll(amami)
+    later(500)
+    poll(amami)
+    assert (len(log_rows(amami.app)), [(a.state, a.expires_at) for a in attempts(amami.app)]) == before
+
+
+def test_status_without_htmx_goes_to_the_call_screen(amami):
+    to_call_screen(amami)
+    response = amami.client.get("/amami/flow/call/status")
+    assert response.status_code == 303 and response.headers["Location"].endswith("/amami/flow/call")
+
+
+def test_status_after_the_flow_moved_on_sends_the_page_there(amami):
+    page = to_call_screen(amami)
+    call_from_registered_phone(amami, page)
+    amami.post("flow/call", {})
+    response = poll(amami)
+    assert response.status_code == 204 and response.headers["HX-Redirect"].endswith("/amami/flow/pin")
+
+
+def test_status_after_cancel_stops_polling(amami):
+    to_call_screen(amami)
+    amami.post("flow/cancel", {})
+    response = poll(amami)
+    body = text_of(response)
+    assert response.status_code == 200 and "hx-trigger" not in body and "有効な手続きがありません" in body
+
+
+def test_status_tells_about_a_withheld_call_and_186(amami):
+    page = to_call_screen(amami)
+    signed_call(amami.client, amami.app, "anonymous", e164(pool_number_on(page)))
+    body = text_of(poll(amami))
+    assert "非通知の着信がありました。" in body and "「186」" in body and "hx-trigger" in body
+
+
+# --- the sandbox demo button --------------------------------------------------------------------
+
+def test_demo_button_records_the_call_like_the_webhook(amami):
+    page = to_call_screen(amami)
+    assert "（デモ）この番号から発信する" in text_of(page)
+    response = amami.post("flow/call/demo", {})
+    assert response.status_code == 303 and response.headers["Location"].endswith("/amami/flow/call")
+    assert "着信を確認しました。" in text_of(amami.get("flow/call"))
+    [row] = call_log(amami.app, "inbound_call")
+    assert row.result == "ok" and row.detail == f"matched from=*******3333 to={pool_number_on(page)}"
+    assert amami.post("flow/call", {}).headers["Location"].endswith("/flow/pin")
+
+
+def test_demo_button_with_htmx_leaves_the_update_to_the_poll(amami):
+    to_call_screen(amami)
+    response = amami.post("flow/call/demo", {}, htmx=True)
+    assert response.status_code == 204 and "HX-Redirect" not in response.headers
+    assert "着信を確認しました。" in text_of(poll(amami))
+
+
+@pytest.mark.parametrize("app_config", [{"SANDBOX": False}])
+def test_demo_button_does_not_exist_outside_sandbox(amami, app_config):
+    page = to_call_screen(amami)
+    assert "（デモ）" not in text_of(page) and "call/demo" not in text_of(page)
+    response = amami.post("flow/call/demo", {})
+    assert response.status_code == 404
+    assert [a.state for a in attempts(amami.app)] == ["waiting"] and call_log(amami.app) == []
+
+
+# --- pool numbers on the screen -----------------------------------------------------------------
+
+def test_two_tabs_for_the_same_phone_get_different_numbers(app, customers):
+    from conftest import FlowActions
+
+    tabs = [FlowActions(app, app.test_client(), "amami") for _ in range(2)]
+    numbers = [pool_number_on(to_call_screen(tab)) for tab in tabs]
+    assert numbers[0] != numbers[1]
+    # a call to the first tab's number confirms only the first tab
+    signed_call(tabs[0].client, app, PHONE_E164["amami"], e164(numbers[0]))
+    assert "着信を確認しました。" in text_of(poll(tabs[0]))
+    assert "着信を確認しました。" not in text_of(poll(tabs[1]))
+
+
+def test_superseded_tab_is_told_and_offered_a_restart(app, customers):
+    from conftest import FlowActions
+
+    pool_size = len(app.extensions["tenants"]["maruhachi"].call_pool)
+    tabs = [FlowActions(app, app.test_client(), "maruhachi") for _ in range(pool_size + 1)]
+    for i, tab in enumerate(tabs):
+        later(i)
+        to_call_screen(tab)
+    body = text_of(poll(tabs[0]))
+    assert "別の画面で電話番号認証が開始されたため" in body and "hx-trigger" not in body
+    assert "API連携認証の最初に戻る" in body
+    assert all("hx-trigger" in text_of(poll(t)) for t in tabs[1:])
+    response = tabs[0].post("flow/call/restart", {})
+    assert response.headers["Location"].endswith("/maruhachi/flow/account")

@@ -1,0 +1,354 @@
+"""Incoming-call authentication (着信認証), the rule:
+
+A call authenticates exactly one waiting attempt when it is dialled to the pool number shown to
+that attempt, comes *from* the registered phone (E.164, normalised with phonenumbers, region JP)
+and arrives inside the attempt's window (`PHONE_AUTH_WINDOW_SECONDS`, default 120 s, counted from
+when ④ first appeared). Confirmation is one atomic `UPDATE … WHERE state='waiting' AND … RETURNING`,
+so any number of parallel webhooks and polls confirm once; a CallSid is recorded once (unique
+column + INSERT … ON CONFLICT DO NOTHING), so the provider's retries count once.
+
+- Pool numbers are drawn at random (a CSPRNG) from the union's pool. Two attempts waiting at once for
+  the same phone never share a number (a partial unique index), so a call matches at most one; when
+  the pool is exhausted for that phone, the newest attempt supersedes the oldest.
+- Withheld numbers (anonymous, Restricted, empty, not a valid number) never authenticate; the
+  attempts waiting on that pool number are flagged so ④ can tell the customer to dial 186.
+- A call from another number, to another pool number or after the window authenticates nothing
+  and is logged (screen "CALL") with the caller masked; a full phone number is never logged.
+- 「確定する」 consumes a confirmed attempt once (confirmed → used) and only inside the window.
+- Webhooks are signed by the provider (Twilio's scheme): HMAC-SHA1 over the public URL
+  (`BASE_URL` + path + query) followed by the POST parameters sorted by name, each name directly
+  followed by its value, keyed by `TELEPHONY_AUTH_TOKEN`, Base64; compared in constant time.
+"""
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as dt
+import hashlib
+import hmac
+import re
+import secrets
+from typing import Iterable
+from urllib.parse import urlsplit, urlunsplit
+
+import phonenumbers
+from flask import current_app
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from .. import clock, oplog
+from .. import db as dbmod
+from .models import CONFIRMED, EXPIRED, SUPERSEDED, USED, WAITING, CallAttempt, InboundCall
+
+# --- what the customer reads on ④ (SOA209), from the manual -------------------------------------
+
+WAITING_TEXT = "認証先電話番号へのお電話をお待ちしています。"
+PRESSED_TOO_EARLY = "認証中（認証着信待ち）"
+CALL_SEEN = "着信を確認しました。「確定する」ボタンを押してください。"
+WITHHELD_SEEN = ("非通知の着信がありました。非通知設定を解除していただくか、"
+                 "架電時に「186」をつけてお電話ください。")
+SUPERSEDED_TEXT = ("別の画面で電話番号認証が開始されたため、この画面での認証は無効となりました。"
+                   "API連携認証の最初に戻って操作してください。")
+
+
+def expired_text(seconds: int) -> str:
+    """The manual's message, with the configured window instead of 120 when it differs."""
+    return (f"{seconds}秒経過後の架電・「確定する」ボタン選択は無効となります。"
+            "API連携認証の最初に戻って操作してください。")
+
+
+def window_seconds() -> int:
+    return int(current_app.config["PHONE_AUTH_WINDOW_SECONDS"])
+
+
+# --- phone numbers ------------------------------------------------------------------------------
+
+# Pseudo-numbers providers put in From when the caller ID is withheld (Twilio spells the words on a keypad).
+_WITHHELD_PSEUDO = {"+266696687", "+7378742833", "+86282452253", "+8656696", "+2562533"}
+_DIALLABLE = re.compile(r"^\+?[0-9]{1,20}$")
+
+
+def caller_e164(raw: str | None) -> str | None:
+    """The caller's number in E.164, or None when it is withheld or not a real number."""
+    value = (raw or "").strip()
+    if not _DIALLABLE.fullmatch(value) or value in _WITHHELD_PSEUDO:
+        return None
+    try:
+        parsed = phonenumbers.parse(value, "JP")
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(parsed):
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def dialled_e164(raw: str | None) -> str | None:
+    """The number dialled (ours, from the pool) in E.164, or None when it is not a number."""
+    value = (raw or "").strip()
+    if not _DIALLABLE.fullmatch(value):
+        return None
+    try:
+        parsed = phonenumbers.parse(value, "JP")
+    except phonenumbers.NumberParseException:
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def national_digits(e164: str) -> str:
+    """+819011113333 → 09011113333 (the number as the customer knows it)."""
+    parsed = phonenumbers.parse(e164, "JP")
+    return re.sub(r"[^0-9]", "", phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL))
+
+
+def mask(digits: str) -> str:
+    """All but the last four digits as `*`: 09011113333 → *******3333."""
+    return "*" * max(len(digits) - 4, 0) + digits[-4:]
+
+
+def masked_phone(e164: str) -> str:
+    return mask(national_digits(e164))
+
+
+def display_number(e164: str) -> str:
+    """A pool number as printed on ④: 0120-111-001."""
+    return phonenumbers.format_number(phonenumbers.parse(e164, "JP"), phonenumbers.PhoneNumberFormat.NATIONAL)
+
+
+def tel_uri(e164: str) -> str:
+    """`tel:` link of a pool number, dialled as a domestic number (0120 numbers are domestic only)."""
+    return "tel:" + national_digits(e164)
+
+
+def pool_of(tenant) -> tuple[str, ...]:
+    """The union's pool in E.164 (configuration holds national numbers)."""
+    cache = current_app.extensions.setdefault("call_pools", {})
+    if tenant.id not in cache:
+        cache[tenant.id] = tuple(dict.fromkeys(dialled_e164(n) for n in tenant.call_pool if dialled_e164(n)))
+    return cache[tenant.id]
+
+
+def tenant_of_pool_number(number: str | None) -> str | None:
+    from ..tenants import all_tenants
+
+    for tenant in all_tenants().values():
+        if number in pool_of(tenant):
+            return tenant.id
+    return None
+
+
+# --- drawing a pool number and opening an attempt ---------------------------------------------
+
+_rng = secrets.SystemRandom()
+
+
+def choose(numbers: list[str], rng=None) -> str:
+    """One of `numbers`, uniformly at random (a CSPRNG unless a test passes its own)."""
+    return (rng or _rng).choice(numbers)
+
+
+def attempt_for(s: Session, flow_id: int) -> CallAttempt | None:
+    return s.exec(select(CallAttempt).where(CallAttempt.flow_id == flow_id)).first()
+
+
+def open_attempt(s: Session, flow, tenant, rng=None) -> CallAttempt:
+    """The flow's attempt; the first call creates it with a pool number and a window starting now. Commits.
+
+    Safe under parallel requests: one attempt per flow (unique flow_id), one waiting attempt per
+    (phone, pool number) (partial unique index); a lost race is retried with a fresh read.
+    """
+    existing = attempt_for(s, flow.id)
+    if existing is not None:
+        return existing
+    pool = pool_of(tenant)
+    if not pool:
+        raise RuntimeError(f"tenant {tenant.id} has no call pool configured")
+    for _ in range(8):
+        now = clock.now()
+        try:
+            s.execute(update(CallAttempt)
+                      .where(CallAttempt.phone_e164 == flow.phone_e164, CallAttempt.state == WAITING,
+                             CallAttempt.expires_at <= now)
+                      .values(state=EXPIRED))
+            waiting = s.exec(select(CallAttempt)
+                             .where(CallAttempt.phone_e164 == flow.phone_e164, CallAttempt.state == WAITING)
+                             .order_by(CallAttempt.started_at, CallAttempt.id)).all()
+            taken = {a.pool_number for a in waiting}
+            free = [n for n in pool if n not in taken]
+            superseded = None
+            if free:
+                number = choose(free, rng)
+            else:  # as many attempts wait for this phone as the pool has numbers: the oldest gives way
+                superseded = next(a for a in waiting if a.pool_number in pool)
+                gave_way = s.execute(update(CallAttempt)
+                                     .where(CallAttempt.id == superseded.id, CallAttempt.state == WAITING)
+                                     .values(state=SUPERSEDED))
+                if gave_way.rowcount != 1:
+                    s.rollback()
+                    continue
+                number = superseded.pool_number
+            created = dbmod.insert_or_ignore(s, CallAttempt.__table__, {
+                "flow_id": flow.id, "tenant": flow.tenant, "phone_e164": flow.phone_e164, "pool_number": number,
+                "state": WAITING, "started_at": now, "expires_at": now + dt.timedelta(seconds=window_seconds()),
+            }, ["flow_id"])
+            if created.rowcount == 1:
+                detail = f"pool={national_digits(number)} window={window_seconds()}s"
+                if superseded is not None:
+                    detail += f" superseded={superseded.flow_id}"
+                oplog.record(s, tenant=flow.tenant, screen="SOA209", event="call_attempt_started", result="ok",
+                             flow=flow, detail=detail)
+            s.commit()
+        except IntegrityError:  # a parallel attempt for the same phone took that number first
+            s.rollback()
+            continue
+        attempt = attempt_for(s, flow.id)
+        if attempt is not None:
+            return attempt
+    raise RuntimeError("could not open a call attempt")
+
+
+# --- the state ④ shows ------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Status:
+    kind: str  # waiting | confirmed | expired | superseded | used
+    withheld_seen: bool = False
+
+    @property
+    def final(self) -> bool:
+        """Nothing more will change by itself: polling stops."""
+        return self.kind != WAITING
+
+
+def status_of(attempt: CallAttempt, now: dt.datetime | None = None) -> Status:
+    now = now or clock.now()
+    if attempt.state in (USED, SUPERSEDED):
+        return Status(attempt.state)
+    if attempt.state == EXPIRED or now >= attempt.expires_at:
+        return Status(EXPIRED)
+    if attempt.state == CONFIRMED:
+        return Status(CONFIRMED)
+    return Status(WAITING, withheld_seen=attempt.withheld_call_at is not None)
+
+
+def consume(s: Session, attempt: CallAttempt) -> bool:
+    """「確定する」 after the call: confirmed → used, once, inside the window (in the caller's transaction)."""
+    row = s.execute(update(CallAttempt)
+                    .where(CallAttempt.id == attempt.id, CallAttempt.state == CONFIRMED,
+                           CallAttempt.expires_at > clock.now())
+                    .values(state=USED)
+                    .returning(CallAttempt.id)).first()
+    return row is not None
+
+
+# --- inbound calls (the webhook and the sandbox button share this) -----------------------------
+
+MATCHED = "matched"
+DUPLICATE = "duplicate"
+
+
+def new_call_sid() -> str:
+    """A CallSid shaped like the provider's (CA + 32 hex), for simulated calls."""
+    return "CA" + secrets.token_hex(16)
+
+
+def record_inbound_call(s: Session, *, call_sid: str, caller: str | None, dialled: str | None,
+                        direction: str | None = None) -> str:
+    """Record one reported call and confirm the attempt it authenticates, if any. Commits; returns the outcome."""
+    now = clock.now()
+    to = dialled_e164(dialled)
+    from_e164 = caller_e164(caller)
+    tenant = tenant_of_pool_number(to)
+    inserted = dbmod.insert_or_ignore(s, InboundCall.__table__, {
+        "call_sid": call_sid, "received_at": now, "tenant": tenant, "to_number": (to or str(dialled or ""))[:32],
+        "from_masked": masked_phone(from_e164) if from_e164 else "withheld", "outcome": "received",
+    }, ["call_sid"])
+    if inserted.rowcount != 1:
+        s.rollback()
+        return DUPLICATE
+
+    attempt_id, flow_id, outcome = None, None, None
+    if direction not in (None, "", "inbound"):
+        outcome = "not_inbound"
+    elif tenant is None:
+        outcome = "unknown_number"
+    elif from_e164 is None:
+        outcome = "withheld"
+        s.execute(update(CallAttempt)
+                  .where(CallAttempt.pool_number == to, CallAttempt.state == WAITING, CallAttempt.expires_at > now)
+                  .values(withheld_call_at=now))
+    else:
+        row = s.execute(update(CallAttempt)
+                        .where(CallAttempt.state == WAITING, CallAttempt.pool_number == to,
+                               CallAttempt.phone_e164 == from_e164, CallAttempt.started_at <= now,
+                               CallAttempt.expires_at > now)
+                        .values(state=CONFIRMED, confirmed_at=now, call_sid=call_sid)
+                        .returning(CallAttempt.id, CallAttempt.flow_id, CallAttempt.tenant)).first()
+        if row is not None:
+            attempt_id, flow_id, tenant, outcome = row.id, row.flow_id, row.tenant, MATCHED
+        else:
+            outcome, attempt = _why_unmatched(s, from_e164, to, now)
+            if attempt is not None:
+                attempt_id, flow_id = attempt.id, attempt.flow_id
+
+    s.execute(update(InboundCall).where(InboundCall.call_sid == call_sid)
+              .values(outcome=outcome, attempt_id=attempt_id))
+    from ..flow.models import Flow
+
+    flow = s.get(Flow, flow_id) if flow_id is not None else None
+    caller_shown = masked_phone(from_e164) if from_e164 else "withheld"
+    to_shown = national_digits(to) if to else "invalid"
+    oplog.record(s, tenant=tenant or "-", screen="CALL", event="inbound_call",
+                 result={MATCHED: "ok", "unknown_number": "refused", "not_inbound": "refused"}.get(outcome, "fail"),
+                 flow=flow, detail=f"{outcome} from={caller_shown} to={to_shown}")
+    s.commit()
+    return outcome
+
+
+def _why_unmatched(s: Session, caller: str, to: str, now: dt.datetime) -> tuple[str, CallAttempt | None]:
+    """For the log only: why a call from a real number confirmed nothing."""
+    latest = s.exec(select(CallAttempt).where(CallAttempt.phone_e164 == caller)
+                    .order_by(CallAttempt.started_at.desc(), CallAttempt.id.desc()).limit(1)).first()
+    if latest is not None:
+        if latest.pool_number == to:
+            if latest.state in (CONFIRMED, USED):
+                return "repeat", latest
+            if latest.state == SUPERSEDED:
+                return "superseded", latest
+            return "late", latest
+        if latest.state == WAITING and latest.expires_at > now:
+            return "wrong_pool_number", latest
+    return "wrong_number", None
+
+
+# --- webhook signatures (Twilio's documented scheme) -------------------------------------------
+
+def compute_signature(url: str, params: Iterable[tuple[str, str]], token: str) -> str:
+    """Base64(HMAC-SHA1(token, url + name1 + value1 + name2 + value2 …)), parameters sorted by name (then value)."""
+    payload = url + "".join(name + value for name, value in sorted(set(params)))
+    digest = hmac.new(token.encode("utf-8"), payload.encode("utf-8"), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def _url_variants(url: str) -> list[str]:
+    """The URL as given, without its port and with the scheme's default port (the provider may sign either)."""
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return [url]
+    userinfo = parts.netloc.rpartition("@")[0]
+    prefix = userinfo + "@" if userinfo else ""
+    default_port = 443 if parts.scheme == "https" else 80
+    without = urlunsplit(parts._replace(netloc=prefix + parts.hostname))
+    with_port = urlunsplit(parts._replace(netloc=f"{prefix}{parts.hostname}:{parts.port or default_port}"))
+    return list(dict.fromkeys([url, without, with_port]))
+
+
+def valid_signature(url: str, params: list[tuple[str, str]], signature: str | None, token: str | None) -> bool:
+    """True only for a non-empty signature equal (in constant time) to one computed with a non-empty token."""
+    if not signature or not token:
+        return False
+    given = signature.encode("utf-8")
+    ok = False
+    for candidate in _url_variants(url):
+        ok |= hmac.compare_digest(compute_signature(candidate, params, token).encode("ascii"), given)
+    return ok

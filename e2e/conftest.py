@@ -93,6 +93,12 @@ def tenants_without_maintenance(target: pathlib.Path) -> pathlib.Path:
     return target
 
 
+def gunicorn_version() -> tuple[int, ...]:
+    from importlib.metadata import version
+
+    return tuple(int(p) for p in version("gunicorn").split(".")[:2] if p.isdigit())
+
+
 def wait_until_up(origin: str, process: subprocess.Popen, log: pathlib.Path, seconds: float = 30) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -129,11 +135,13 @@ def live_server(tmp_path_factory):
     flask_cli(env, "db", "upgrade")
     demo_output = flask_cli(env, "sandbox", "demo-setup")
     log = ARTIFACTS / "server.log"
+    command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread",
+               "--workers", "1", "--threads", "8", "--timeout", "30", "--access-logfile", "-"]
+    if gunicorn_version() >= (27,):  # its control socket is one per user: a running `make demo` would clash
+        command.append("--no-control-socket")
     with log.open("w") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread",
-             "--workers", "1", "--threads", "8", "--timeout", "30", "--access-logfile", "-", "webapp:create_app()"],
-            cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+        process = subprocess.Popen([*command, "webapp:create_app()"], cwd=ROOT, env=env, stdout=log_file,
+                                   stderr=subprocess.STDOUT)
     try:
         wait_until_up(origin, process, log)
         yield LiveServer(origin=origin, env=env, log=log, demo_output=demo_output)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+from html import unescape
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -287,3 +288,30 @@ def test_callback_exchanges_the_code_and_shows_tokens_and_the_first_api_answer(a
 def test_demo_app_is_absent_outside_sandbox(client):
     assert client.get("/demo/").status_code == 404
     assert client.get("/demo/callback", query_string={"code": "x", "state": "y"}).status_code == 404
+
+
+def test_demo_walked_to_consent_shows_tokens_and_the_linked_account(app, client, demo):
+    """End to end through the real token endpoint and account API (③ ④ passed in the database, as the
+    OAuth tests do, so this does not depend on how the call is made)."""
+    from conftest import FlowActions
+    from test_oauth_support import allow, set_step
+
+    params = start(client)
+    assert client.get("/amami/oauth/authorize", query_string=params).status_code == 303
+    customer = FlowActions.__new__(FlowActions)
+    customer.app, customer.client, customer.tenant, customer.csrf = app, client, "amami", None
+    customer.get("flow/account")
+    customer.account()
+    assert customer.customer().status_code == 303
+    set_step(app, "pin")
+    customer.get("flow/pin")
+    assert customer.post("flow/pin", {"pin": DEMO["amami"]["pin"]}).status_code == 303
+    customer.get("flow/consent")
+    back = allow(customer)
+    assert back.status_code == 303 and back.headers["Location"].startswith("https://renkei.test/demo/callback?")
+    location = urlsplit(back.headers["Location"])  # the test client's cookies are for localhost
+    page = client.get(f"{location.path}?{location.query}")
+    html = unescape(text_of(page))
+    assert page.status_code == 200 and "認可コードを受け取りました。" in html
+    assert "トークンエンドポイントの応答（HTTP 200）" in html and "access_token" in html
+    assert "の応答（HTTP 200）" in html and '"accountNo": "1100026"' in html

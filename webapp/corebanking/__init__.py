@@ -11,6 +11,7 @@ import datetime as dt
 import enum
 import hashlib
 import hmac
+import typing
 
 from flask import current_app
 
@@ -40,8 +41,10 @@ class Balance:
     as_of: dt.datetime  # aware; when the core system stated it
 
 
-@dataclasses.dataclass(frozen=True)
-class Transaction:
+class Transaction(typing.NamedTuple):
+    """One booked transaction. A NamedTuple, not a frozen dataclass: a page builds 500 of them,
+    and a frozen dataclass costs ~5 µs each to construct."""
+
     seq: int  # booking order within the account, unique per account
     date: dt.date  # 取引日 (JST)
     value_date: dt.date  # 起算日

@@ -88,8 +88,8 @@ def create_all(app: Flask) -> None:
     SQLModel.metadata.create_all(app.extensions["db_engine"])
 
 
-def insert_or_ignore(s: Session, table, values: dict, conflict_columns: list[str]):
-    """INSERT … ON CONFLICT DO NOTHING on SQLite and PostgreSQL alike; the result's rowcount is 0 when ignored."""
+def insert_or_ignore(s: Session, table, values: dict, conflict_columns: list[str]) -> bool:
+    """INSERT … ON CONFLICT DO NOTHING on SQLite and PostgreSQL alike; True when the row was inserted."""
     name = s.get_bind().dialect.name
     if name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
@@ -97,4 +97,6 @@ def insert_or_ignore(s: Session, table, values: dict, conflict_columns: list[str
         from sqlalchemy.dialects.sqlite import insert
     else:  # pragma: no cover - only the two engines are supported
         raise RuntimeError(f"unsupported database {name}")
-    return s.execute(insert(table).values(**values).on_conflict_do_nothing(index_elements=conflict_columns))
+    stmt = insert(table).values(**values).on_conflict_do_nothing(index_elements=conflict_columns)
+    # RETURNING, not rowcount: with implicit RETURNING, PostgreSQL drivers report rowcount -1.
+    return s.execute(stmt.returning(*(table.c[c] for c in conflict_columns))).first() is not None

@@ -191,7 +191,7 @@ def open_attempt(s: Session, flow, tenant, rng=None) -> CallAttempt:
                 "flow_id": flow.id, "tenant": flow.tenant, "phone_e164": flow.phone_e164, "pool_number": number,
                 "state": WAITING, "started_at": now, "expires_at": now + dt.timedelta(seconds=window_seconds()),
             }, ["flow_id"])
-            if created.rowcount == 1:
+            if created:
                 detail = f"pool={national_digits(number)} window={window_seconds()}s"
                 if superseded is not None:
                     detail += f" superseded={superseded.flow_id}"
@@ -263,7 +263,7 @@ def record_inbound_call(s: Session, *, call_sid: str, caller: str | None, dialle
         "call_sid": call_sid, "received_at": now, "tenant": tenant, "to_number": (to or str(dialled or ""))[:32],
         "from_masked": masked_phone(from_e164) if from_e164 else "withheld", "outcome": "received",
     }, ["call_sid"])
-    if inserted.rowcount != 1:
+    if not inserted:
         s.rollback()
         return DUPLICATE
 

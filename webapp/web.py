@@ -30,7 +30,7 @@ def init_app(app: Flask) -> None:
 
     from .flow.views import bp as flow_bp
     from .pages import bp as pages_bp
-    from .oauth.views import bp as oauth_bp
+    from .oauth.views import bp as oauth_bp, metadata_bp as oauth_metadata_bp
     from .callauth.views import bp as callauth_bp, telephony_bp
     from .api.views import bp as api_bp
 
@@ -38,6 +38,7 @@ def init_app(app: Flask) -> None:
         _shed_load(bp)
         app.register_blueprint(bp)
     app.register_blueprint(telephony_bp)
+    app.register_blueprint(oauth_metadata_bp)
 
     @app.template_global()
     def theme(name: str) -> str:

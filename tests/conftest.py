@@ -169,7 +169,7 @@ class FlowActions:
     def authorize_params(self, **extra) -> dict:
         params = {"response_type": "code", "client_id": self.oauth_client["client_id"],
                   "redirect_uri": "https://app.example/cb", "scope": "accounts", "state": "xyz",
-                  "code_challenge": "E9Melhoe2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", "code_challenge_method": "S256"}
+                  "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", "code_challenge_method": "S256"}
         params.update(extra)
         return params
 

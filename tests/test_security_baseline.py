@@ -127,3 +127,16 @@ def test_overload_sheds_load_with_busy_message(tmp_path, customers):
     responses = [c.get("/amami/faq", environ_base={"REMOTE_ADDR": f"10.0.0.{i}"}) for i, c in enumerate(clients)]
     assert [r.status_code for r in responses] == [200, 200, 200, 429]
     assert "ただ今受付が混雑しておりますので、しばらくしてからご利用下さい。" in text_of(responses[3])
+
+
+def test_customer_and_pin_screens_share_one_per_ip_budget(amami):
+    from test_oauth_support import pin, set_step
+    amami.start(), amami.account()
+    assert amami.customer(birth_year="1999").status_code == 200  # 1
+    assert amami.customer().status_code == 303  # 2
+    set_step(amami.app, "pin")
+    amami.get("flow/pin")
+    assert pin(amami, "0000").status_code == 200  # 3
+    response = pin(amami, "1234")
+    assert response.status_code == 429
+    assert "ただ今受付が混雑しておりますので" in text_of(response)

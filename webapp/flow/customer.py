@@ -25,6 +25,11 @@ def identity_limit() -> str:
     return current_app.config["IDENTITY_CHECKS_PER_IP"]
 
 
+# ② and ⑤ share one per-IP budget: one address trying PINs or birth dates across many accounts
+# (the reverse brute force of SECURITY.md) is stopped whichever screen it uses.
+identity_checks_per_ip = limiter.shared_limit(identity_limit, scope="identity", methods=["POST"])
+
+
 def check_with_lockout(flow, screen_id: str, event: str, check):
     """Run one identity `check` (a callable returning AccountCheck) under the account's lock.
 
@@ -70,7 +75,7 @@ def e164(national: str) -> str:
 
 @bp.route("/customer", methods=["GET", "POST"])
 @flow_step("customer")
-@limiter.limit(identity_limit, methods=["POST"])
+@identity_checks_per_ip
 def customer():
     flow = g.flow
     form = CustomerForm()

@@ -10,7 +10,6 @@ from __future__ import annotations
 from flask import g, url_for
 
 from ..corebanking import AccountCheck, core
-from ..extensions import limiter
 from . import customer as identity  # module, not names: customer.py and this file load each other via views.py
 from .forms import PinForm, missing_required
 from .render import go, screen
@@ -20,7 +19,7 @@ from .views import bp
 
 @bp.route("/pin", methods=["GET", "POST"])
 @flow_step("pin")
-@limiter.limit(lambda: identity.identity_limit(), methods=["POST"])
+@identity.identity_checks_per_ip
 def pin():
     flow = g.flow
     form = PinForm()

@@ -53,7 +53,7 @@ def _account_errors(with_params: bool) -> dict:
     }
 
 
-def document(tenant, page_size: int) -> dict:
+def document(tenant, page_size: int, rate_limit: str) -> dict:
     base = issuer(tenant.id)
     months = tenant.history_months
     account_id_param = {
@@ -77,7 +77,9 @@ def document(tenant, page_size: int) -> dict:
                 "of its consent (30 days).\n\n"
                 "JSON is camelCase; amounts are integers in yen; dates are `YYYY-MM-DD` in JST. "
                 "Every response carries `x-fapi-interaction-id` (yours if you send a UUID). Errors are "
-                "`{\"errorCode\", \"errorMessage\"}`; branch on `errorCode`, never on the message."
+                "`{\"errorCode\", \"errorMessage\"}`; branch on `errorCode`, never on the message. "
+                f"Each app may call up to {rate_limit} (429 with Retry-After beyond); during the union's "
+                "maintenance windows every call answers 503 with Retry-After."
             ),
         },
         "servers": [{"url": f"{base}/api/v1"}],

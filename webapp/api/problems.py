@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from flask import jsonify
 
+from .. import messages
+
 # errorCode → (HTTP status, errorMessage)
 CATALOGUE: dict[str, tuple[int, str]] = {
     "invalid_request": (400, "リクエストの形式が正しくありません。"),
@@ -24,8 +26,8 @@ CATALOGUE: dict[str, tuple[int, str]] = {
     "method_not_allowed": (405, "このメソッドは利用できません。"),
     "too_many_requests": (429, "リクエストが多すぎます。しばらくしてから再度お試しください。"),
     "server_error": (500, "システムエラーが発生しました。"),
-    "maintenance": (503, "ただ今の時間はサービスを行っていません。ご了承下さい。"),
-    "service_unavailable": (503, "ご指定のサービスはただ今お取扱できません。"),
+    "maintenance": (503, messages.MAINTENANCE),
+    "service_unavailable": (503, messages.UNAVAILABLE),
 }
 
 

@@ -135,7 +135,7 @@ def _requested_account() -> tuple[str, AccountKey]:
 
 @bp.get("/openapi.json")
 def openapi_document():
-    response = jsonify(openapi.document(g.tenant, page_size()))
+    response = jsonify(openapi.document(g.tenant, page_size(), rate_limit()))
     response.headers["Cache-Control"] = "public, max-age=300"
     return response
 

@@ -16,6 +16,7 @@ def test_accounts_lists_only_the_consented_account_in_contract_shape(app, client
     (account,) = response.get_json()["accounts"]
     assert account == {"accountId": account["accountId"], "branchNo": "115", "accountTypeCode": "1",
                        "accountTypeName": "普通預金", "accountNo": "1100026", "accountName": "ﾃﾞｰﾀ ﾀﾛｳ"}
+    assert "ﾃﾞｰﾀ ﾀﾛｳ" in response.get_data(as_text=True)  # UTF-8 text, readable in curl
 
 
 def test_account_id_is_stable_for_one_app_and_unrelated_between_apps(app, client, customers):

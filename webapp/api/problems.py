@@ -5,7 +5,9 @@ messages are Japanese, for people reading logs, and may change.
 """
 from __future__ import annotations
 
-from flask import jsonify
+import json
+
+from flask import current_app
 
 from .. import messages
 
@@ -31,6 +33,12 @@ CATALOGUE: dict[str, tuple[int, str]] = {
 }
 
 
+def json_response(body, status: int = 200):
+    """JSON as UTF-8 text (kana readable in curl, ~20% smaller than \\u escapes), compact."""
+    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    return current_app.response_class(text, status=status, mimetype="application/json")
+
+
 class ApiError(Exception):
     """Raised anywhere under the API blueprint; rendered by `response()`."""
 
@@ -42,7 +50,6 @@ class ApiError(Exception):
         self.headers = headers or {}
 
     def response(self):
-        body = jsonify(errorCode=self.code, errorMessage=self.message)
-        body.status_code = self.status
-        body.headers.update(self.headers)
-        return body
+        response = json_response({"errorCode": self.code, "errorMessage": self.message}, self.status)
+        response.headers.update(self.headers)
+        return response

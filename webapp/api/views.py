@@ -11,14 +11,14 @@ import math
 import re
 import uuid
 
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import Blueprint, current_app, g, request
 
 from .. import clock, db, oplog, service_hours, tenants
 from ..corebanking import AccountKey, core
 from ..extensions import limiter
 from . import history, keys, openapi
 from .auth import require_token
-from .problems import ApiError
+from .problems import ApiError, json_response
 
 bp = Blueprint("api", __name__, url_prefix="/<tenant>/api/v1")
 bp.url_value_preprocessor(tenants.pull_tenant)
@@ -135,7 +135,7 @@ def _requested_account() -> tuple[str, AccountKey]:
 
 @bp.get("/openapi.json")
 def openapi_document():
-    response = jsonify(openapi.document(g.tenant, page_size(), rate_limit()))
+    response = json_response(openapi.document(g.tenant, page_size(), rate_limit()))
     response.headers["Cache-Control"] = "public, max-age=300"
     return response
 
@@ -147,14 +147,14 @@ def accounts():
     grant = g.api_grant
     acct = _serviceable(grant.account)
     key = grant.account
-    return {"accounts": [{
+    return json_response({"accounts": [{
         "accountId": keys.account_id(grant.client_id, key),
         "branchNo": key.branch,
         "accountTypeCode": key.account_type,
         "accountTypeName": g.tenant.account_type_name(key.account_type) or "",
         "accountNo": key.number,
         "accountName": acct.name_kana,
-    }]}
+    }]})
 
 
 @bp.get("/accounts/balances")
@@ -166,14 +166,14 @@ def balances():
     if balance is None:
         raise ApiError("account_not_found")
     as_of = balance.as_of.astimezone(clock.JST)
-    return {"balances": [{
+    return json_response({"balances": [{
         "accountId": account_id,
         "balance": balance.balance,
         "withdrawableAmount": balance.withdrawable,
         "currencyCode": "JPY",
         "baseDate": as_of.date().isoformat(),
         "baseTime": as_of.strftime("%H:%M:%S+09:00"),
-    }]}
+    }]})
 
 
 @bp.get("/accounts/transactions")
@@ -200,7 +200,7 @@ def transactions():
     rows = core().transactions(key, date_from, date_to, after, size + 1)
     has_next = len(rows) > size
     rows = rows[:size]
-    return {
+    return json_response({
         "accountId": account_id,
         "currencyCode": "JPY",
         "dateFrom": date_from.isoformat(),
@@ -219,4 +219,4 @@ def transactions():
             "remarks": t.remarks,
             "balance": t.balance,
         } for t in rows],
-    }
+    })

@@ -10,7 +10,7 @@ from sqlmodel import select
 from conftest import DEMO, FlowActions, add_account, text_of
 from webapp import clock, db, lockout, messages
 from webapp.corebanking import AccountCheck, AccountKey
-from webapp.flow.customer import check_with_lockout
+from webapp.flow.identity import check_with_lockout
 from webapp.flow.models import Flow
 from webapp.oplog import OperationLog
 

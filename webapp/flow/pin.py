@@ -10,7 +10,7 @@ from __future__ import annotations
 from flask import g, url_for
 
 from ..corebanking import AccountCheck, core
-from . import customer as identity  # module, not names: customer.py and this file load each other via views.py
+from . import identity
 from .forms import PinForm, missing_required
 from .render import go, screen
 from .state import NEXT, advance, flow_step

@@ -1,7 +1,7 @@
 """The customer flow blueprint: one module per screen, all under /{tenant}/flow/."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, g
+from flask import Blueprint, g
 
 from .. import service_hours, tenants
 from ..errors import render_notice

@@ -1,0 +1,266 @@
+"""Screens ③ SOA208 and ④ SOA209 in a phone's browser, for each union, with JavaScript and without.
+
+The call is the real thing as far as the server can tell: the test process posts the telephony
+provider's signed webhook over HTTP to the live server, for the number the page shows as its
+`tel:` link. With JavaScript the status area updates by itself (htmx polling) and stops polling in
+a final state; without, the customer presses 「確定する」. The window's end is seen on a second
+server started with a 3-second window (the live server runs on the real clock).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import subprocess
+import sys
+import time
+from urllib.parse import urlencode
+
+import pytest
+import requests
+from playwright.sync_api import Page, expect
+
+from conftest import (ROOT, TENANTS, Customer, LiveServer, flask_cli, free_port, gunicorn_version, pkce_pair,
+                      screenshot, tenants_without_maintenance, wait_until_up)
+
+CALL_SEEN = "着信を確認しました。「確定する」ボタンを押してください。"
+WAITING = "認証先電話番号へのお電話をお待ちしています。"
+PRESSED_EARLY = "認証中（認証着信待ち）"
+SHORT_WINDOW = 3
+EXPIRED = (f"{SHORT_WINDOW}秒経過後の架電・「確定する」ボタン選択は無効となります。"
+           "API連携認証の最初に戻って操作してください。")
+STATUS_PATH = "/flow/call/status"
+
+pytestmark = pytest.mark.parametrize("tenant", TENANTS)
+
+
+# --- servers ---------------------------------------------------------------------------------------
+
+def ensure_call_tables(env: dict) -> None:
+    """INTERIM until migrations/ covers call_attempt and inbound_call (the lead regenerates migrations):
+    create the tables the migrations do not have yet. A no-op once they do."""
+    subprocess.run([sys.executable, "-c", "from webapp import create_app, db; db.create_all(create_app())"],
+                   cwd=ROOT, env=env, check=True, timeout=60)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def call_tables(live_server):
+    ensure_call_tables(live_server.env)
+
+
+@pytest.fixture(scope="module")
+def short_window_server(tmp_path_factory):
+    """A second live server whose call window is 3 s, so a test can see the window end."""
+    work = tmp_path_factory.mktemp("short-window")
+    port = free_port()
+    origin = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "DATABASE_URL", "REDIS_URL"))}
+    env.update({
+        "DATABASE_URL": f"sqlite:///{work / 'short.sqlite3'}",
+        "FLASK_SANDBOX": "true",
+        "FLASK_BASE_URL": origin,
+        "FLASK_SECRET_KEY": secrets.token_urlsafe(32),
+        "FLASK_TELEPHONY_AUTH_TOKEN": secrets.token_urlsafe(24),
+        "FLASK_TENANTS_DIR": str(tenants_without_maintenance(work / "tenants")),
+        "FLASK_IDENTITY_CHECKS_PER_IP": "10000 per minute",
+        "FLASK_PHONE_AUTH_WINDOW_SECONDS": str(SHORT_WINDOW),
+        "PYTHONUNBUFFERED": "1",
+    })
+    flask_cli(env, "db", "upgrade")
+    ensure_call_tables(env)
+    flask_cli(env, "sandbox", "demo-setup")
+    log = work / "server.log"
+    command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread",
+               "--workers", "1", "--threads", "4", "--timeout", "30"]
+    if gunicorn_version() >= (27,):
+        command.append("--no-control-socket")
+    with log.open("w") as log_file:
+        process = subprocess.Popen([*command, "webapp:create_app()"], cwd=ROOT, env=env, stdout=log_file,
+                                   stderr=subprocess.STDOUT)
+    try:
+        wait_until_up(origin, process, log)
+        yield LiveServer(origin=origin, env=env, log=log, demo_output="")
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        assert "Traceback" not in log.read_text(errors="replace"), log.read_text(errors="replace")[-3000:]
+
+
+def open_screen_one(page: Page, server: LiveServer, tenant: str, client_id: str, redirect_uri: str) -> None:
+    _verifier, challenge = pkce_pair()
+    query = urlencode({"response_type": "code", "client_id": client_id, "redirect_uri": redirect_uri,
+                       "scope": "accounts", "state": secrets.token_urlsafe(16),
+                       "code_challenge": challenge, "code_challenge_method": "S256"})
+    page.goto(f"{server.origin}/{tenant}/oauth/authorize?{query}")
+    expect(title(page)).to_have_text("API連携認証（ご利用口座情報入力）")
+
+
+# --- what the customer and the telephony provider do ---------------------------------------------
+
+def title(page: Page):
+    return page.get_by_role("heading", level=1)
+
+
+def status(page: Page):
+    return page.get_by_role("status")
+
+
+def masked(phone: str) -> str:
+    return "*" * (len(phone) - 4) + phone[-4:]
+
+
+def to_phone_screen(page: Page, c: Customer) -> None:
+    page.get_by_label("店番").fill(c.branch)
+    page.get_by_label("科目").select_option(value=c.account_type)
+    page.get_by_label("口座番号").fill(c.number)
+    page.get_by_role("button", name="次へ").click()
+    expect(title(page)).to_have_text("API連携認証（お客様情報入力）")
+    year, month, day = c.birth_date.split("-")
+    page.get_by_label("お名前").fill(c.name_kana)
+    page.get_by_label("生年月日（西暦 年）").fill(year)
+    page.get_by_label("生年月日（月）").select_option(month)
+    page.get_by_label("生年月日（日）").select_option(day)
+    page.get_by_label("電話番号").fill(c.phone)
+    page.get_by_label(re.compile(r"メールアドレス$")).fill("taro@example.jp")
+    page.get_by_label("メールアドレス（確認用）").fill("taro@example.jp")
+    page.get_by_role("button", name="次へ").click()
+    expect(title(page)).to_have_text("API連携認証（電話番号の確認）")
+
+
+def to_call_screen(page: Page, c: Customer, *, at_phone_screen: bool = False) -> str:
+    """(① ② →) ③ → 「電話番号の決定」 → ④; the pool number the page offers as a tel: link."""
+    if not at_phone_screen:
+        to_phone_screen(page, c)
+    expect(page.get_by_text(masked(c.phone), exact=True)).to_be_visible()
+    expect(page.get_by_text(c.phone)).to_have_count(0)
+    page.get_by_role("button", name="電話番号の決定").click()
+    expect(title(page)).to_have_text("API連携認証（電話番号認証）")
+    expect(page.get_by_role("contentinfo")).to_contain_text("画面ID : SOA209")
+    link = page.get_by_role("main").locator("a[href^='tel:']")  # 発信先 (the footer has the union's own)
+    expect(link).to_have_count(1)
+    href = link.get_attribute("href")
+    assert re.fullmatch(r"tel:0120[0-9]{6}", href), href
+    return href.removeprefix("tel:")
+
+
+def provider_calls(server: LiveServer, caller: str, dialled: str) -> None:
+    """The telephony provider posts the call, signed, to the server's public webhook URL."""
+    from webapp.callauth import service
+
+    params = {"CallSid": service.new_call_sid(), "AccountSid": "AC" + secrets.token_hex(16),
+              "From": service.dialled_e164(caller) or caller, "To": service.dialled_e164(dialled),
+              "CallStatus": "ringing", "Direction": "inbound", "ApiVersion": "2010-04-01"}
+    url = server.origin + "/telephony/inbound"
+    signature = service.compute_signature(url, params.items(), server.env["FLASK_TELEPHONY_AUTH_TOKEN"])
+    response = requests.post(url, data=params, headers={"X-Twilio-Signature": signature}, timeout=10)
+    assert response.status_code == 200 and "<Response><Reject/></Response>" in response.text, response.text
+
+
+def count_polls(page: Page, seconds: float) -> int:
+    """How many status polls the page makes in `seconds`."""
+    seen = []
+    listener = lambda request: seen.append(request.url) if STATUS_PATH in request.url else None  # noqa: E731
+    page.on("request", listener)
+    page.wait_for_timeout(seconds * 1000)
+    page.remove_listener("request", listener)
+    return len(seen)
+
+
+def mode(javascript: bool) -> str:
+    return "js" if javascript else "nojs"
+
+
+# --- the tests -----------------------------------------------------------------------------------
+
+def test_call_from_the_registered_phone_then_confirm_reaches_pin_screen(
+        page, start_flow, live_server, customers, tenant, javascript):
+    c = customers[tenant]
+    start_flow(tenant)
+    to_phone_screen(page, c)
+    screenshot(page, f"{tenant}-SOA208-{mode(javascript)}")
+    number = to_call_screen(page, c, at_phone_screen=True)
+    expect(status(page)).to_contain_text(WAITING)
+    expect(page.get_by_text("本画面が表示されてから120秒以内に、お電話ください。")).to_be_visible()
+    expect(page.get_by_text(masked(c.phone), exact=True)).to_be_visible()
+    screenshot(page, f"{tenant}-SOA209-waiting-{mode(javascript)}")
+    if javascript:
+        page.evaluate("window.__sameDocument = true")
+        assert count_polls(page, 2.5) >= 1  # waiting: the status area polls
+
+    provider_calls(live_server, c.phone, number)
+
+    if javascript:  # the status updates in place by itself, then polling stops
+        expect(status(page)).to_contain_text(CALL_SEEN)
+        assert page.evaluate("window.__sameDocument === true"), "the page reloaded instead of updating in place"
+        assert count_polls(page, 4.5) == 0
+    else:  # nothing changes by itself without JavaScript
+        page.wait_for_timeout(2500)
+        expect(status(page)).to_contain_text(WAITING)
+    screenshot(page, f"{tenant}-SOA209-called-{mode(javascript)}")
+    page.get_by_role("button", name="確定する").click()
+    expect(title(page)).to_have_text("API連携認証（キャッシュカード暗証番号認証）")
+    expect(page.get_by_role("contentinfo")).to_contain_text("画面ID : SOA211")
+
+
+def test_confirm_before_the_call_says_waiting_for_the_call(
+        page, start_flow, live_server, customers, tenant, javascript):
+    c = customers[tenant]
+    start_flow(tenant)
+    number = to_call_screen(page, c)
+    page.get_by_role("button", name="確定する").click()
+    expect(status(page)).to_contain_text(PRESSED_EARLY)
+    expect(title(page)).to_have_text("API連携認証（電話番号認証）")
+    screenshot(page, f"{tenant}-SOA209-pressed-early-{mode(javascript)}")
+
+    provider_calls(live_server, c.phone, number)
+    if javascript:
+        expect(status(page)).to_contain_text(CALL_SEEN)
+    page.get_by_role("button", name="確定する").click()
+    expect(title(page)).to_have_text("API連携認証（キャッシュカード暗証番号認証）")
+
+
+def test_call_from_another_number_or_withheld_does_not_authenticate(
+        page, start_flow, live_server, customers, tenant, javascript):
+    c = customers[tenant]
+    start_flow(tenant)
+    number = to_call_screen(page, c)
+    provider_calls(live_server, "09099998888", number)
+    provider_calls(live_server, "anonymous", number)
+    if javascript:
+        expect(status(page)).to_contain_text("非通知の着信がありました。")
+    else:
+        page.reload()
+        expect(status(page)).to_contain_text("「186」")
+    expect(status(page)).not_to_contain_text(CALL_SEEN)
+    page.get_by_role("button", name="確定する").click()
+    expect(status(page)).to_contain_text(PRESSED_EARLY)
+
+
+def test_after_the_window_neither_call_nor_confirm_counts_and_screen_one_is_offered(
+        page, short_window_server, customers, tenant, javascript):
+    server = short_window_server
+    c = customers[tenant]
+    out = flask_cli(server.env, "clients", "add", "--tenant", tenant, "--name", "しんくみアプリwith CRECO",
+                    "--operator", "アイ・ティ・リアライズ株式会社", "--redirect-uri", f"{server.origin}/demo/callback")
+    open_screen_one(page, server, tenant, json.loads(out)["client_id"], f"{server.origin}/demo/callback")
+    number = to_call_screen(page, c)
+    expect(page.get_by_text(f"本画面が表示されてから{SHORT_WINDOW}秒以内に、お電話ください。")).to_be_visible()
+    if javascript:  # the status area turns to the manual's message by itself, and polling stops
+        expect(status(page)).to_contain_text(EXPIRED, timeout=SHORT_WINDOW * 1000 + 6000)
+        assert count_polls(page, 4.5) == 0
+        provider_calls(server, c.phone, number)  # too late
+        expect(status(page)).not_to_contain_text(CALL_SEEN)
+    else:
+        time.sleep(SHORT_WINDOW + 0.5)
+        provider_calls(server, c.phone, number)  # too late
+        page.get_by_role("button", name="確定する").click()
+        expect(status(page)).to_contain_text(EXPIRED)
+        expect(page.get_by_role("button", name="確定する")).to_have_count(0)
+    screenshot(page, f"{tenant}-SOA209-expired-{mode(javascript)}")
+    page.get_by_role("button", name="API連携認証の最初に戻る").click()
+    expect(title(page)).to_have_text("API連携認証（ご利用口座情報入力）")

@@ -220,21 +220,21 @@ def pkce_pair() -> tuple[str, str]:
     return verifier, challenge
 
 
+def start_flow_in(page: Page, live_server: LiveServer, app: App) -> Page:
+    """Open screen ① in `page` the way the union's app sends its customer there (PKCE S256)."""
+    _verifier, challenge = pkce_pair()
+    query = urlencode({"response_type": "code", "client_id": app.client_id, "redirect_uri": app.redirect_uri,
+                       "scope": "accounts", "state": secrets.token_urlsafe(16),
+                       "code_challenge": challenge, "code_challenge_method": "S256"})
+    page.goto(f"{live_server.origin}/{app.tenant}/oauth/authorize?{query}")
+    expect(page.get_by_role("heading", level=1)).to_have_text("API連携認証（ご利用口座情報入力）")
+    return page
+
+
 @pytest.fixture
 def start_flow(page: Page, live_server, fintech_apps):
-    """start_flow(tenant) opens screen ① the way the union's app sends its customer there."""
-
-    def start(tenant: str) -> Page:
-        app = fintech_apps[tenant]
-        _verifier, challenge = pkce_pair()
-        query = urlencode({"response_type": "code", "client_id": app.client_id, "redirect_uri": app.redirect_uri,
-                           "scope": "accounts", "state": secrets.token_urlsafe(16),
-                           "code_challenge": challenge, "code_challenge_method": "S256"})
-        page.goto(f"{live_server.origin}/{tenant}/oauth/authorize?{query}")
-        expect(page.get_by_role("heading", level=1)).to_have_text("API連携認証（ご利用口座情報入力）")
-        return page
-
-    return start
+    """start_flow(tenant) opens screen ① in the test's phone."""
+    return lambda tenant: start_flow_in(page, live_server, fintech_apps[tenant])
 
 
 # --- the browser ----------------------------------------------------------------------------------

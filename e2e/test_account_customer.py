@@ -7,7 +7,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from conftest import Customer, screenshot
+from conftest import Customer, screenshot, start_flow_in
 
 TITLE = {
     "SOA201": "API連携認証（ご利用口座情報入力）",
@@ -180,3 +180,17 @@ def test_footer_on_one_and_two(page, start_flow, customers, live_server, tenant)
         if screen_id == "SOA201":
             enter_account(page, customers[tenant])
             expect(title(page)).to_have_text(TITLE["SOA202"])
+
+
+@pytest.mark.parametrize("javascript", [True], ids=["js"])
+def test_one_and_two_work_in_a_desktop_browser(browser, live_server, fintech_apps, customers, tenant, javascript):
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="ja-JP", timezone_id="Asia/Tokyo")
+    try:
+        page = context.new_page()
+        start_flow_in(page, live_server, fintech_apps[tenant])
+        screenshot(page, f"{tenant}-SOA201-desktop")
+        enter_account(page, customers[tenant])
+        expect(title(page)).to_have_text(TITLE["SOA202"])
+        screenshot(page, f"{tenant}-SOA202-desktop")
+    finally:
+        context.close()

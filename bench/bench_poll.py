@@ -161,7 +161,7 @@ def main() -> int:
             first = conn.getresponse()
             body = first.read().decode()
             conn.close()
-            if first.status != 200 or 'hx-trigger="load delay:2s"' not in body:
+            if first.status != 200 or 'hx-trigger="every 2s"' not in body:
                 print(f"unexpected first poll: {first.status} {body[:300]}", file=sys.stderr)
                 return 1
             # warm both paths, then measure them one after the other in the same server

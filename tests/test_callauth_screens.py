@@ -228,7 +228,7 @@ def test_waiting_status_polls_itself_every_two_seconds(amami):
     body = text_of(response)
     assert response.status_code == 200 and "HX-Request" in response.headers["Vary"]
     assert body.strip().startswith('<div id="call-status"') and "<html" not in body
-    assert 'hx-trigger="load delay:2s"' in body and 'hx-get="/amami/flow/call/status"' in body
+    assert 'hx-trigger="every 2s"' in body and 'hx-get="/amami/flow/call/status"' in body
     assert len(body) < 600  # the smallest fragment that can change
 
 
@@ -249,7 +249,7 @@ def test_expired_status_stops_polling(amami):
 
 def test_full_page_in_a_final_state_has_no_polling(amami):
     page = to_call_screen(amami)
-    assert 'hx-trigger="load delay:2s"' in text_of(page)
+    assert 'hx-trigger="every 2s"' in text_of(page)
     call_from_registered_phone(amami, page)
     assert "hx-trigger" not in text_of(amami.get("flow/call"))
 

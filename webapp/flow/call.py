@@ -2,7 +2,7 @@
 
 - GET opens the flow's call attempt the first time ④ appears (that starts the window) and shows
   it again on every later visit: reloading never restarts the window.
-- The status area polls `flow.call_status` (htmx, every 2 s) while the attempt waits; the poll only
+- The status area polls `flow.call_status` (htmx `every 2s`) while the attempt waits; the poll only
   reads the database and its final states (call seen, expired, superseded) carry no trigger, so
   polling stops by itself. Without JavaScript the customer calls, then presses 「確定する」.
 - 「確定する」 (POST) before the call: the screen stays with 「認証中（認証着信待ち）」. After the call:

@@ -38,6 +38,9 @@ def init_app(app: Flask) -> None:
         _shed_load(bp)
         app.register_blueprint(bp)
     app.register_blueprint(telephony_bp)
+    if app.config["SANDBOX"]:  # the demo app (/demo/) exists only in sandbox mode
+        from .demo.views import bp as demo_bp
+        app.register_blueprint(demo_bp)
     app.register_blueprint(oauth_metadata_bp)
 
     @app.template_global()

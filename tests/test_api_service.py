@@ -129,3 +129,12 @@ def test_unknown_api_path_and_unknown_union_get_json_404(api):
     assert_json_error(api.get("accounts/nothing"), 404, "not_found")
     response = api.client.get("/nosuch/api/v1/accounts", headers={"Authorization": f"Bearer {api.token}"})
     assert_json_error(response, 404, "not_found")
+
+
+def test_an_address_guessing_tokens_is_refused_after_its_failure_budget(app, api):
+    app.config["API_AUTH_FAILURES_PER_IP"] = "3 per minute"
+    for _ in range(3):
+        assert api.get("accounts", token="guessed-token-value").status_code == 401
+    response = api.get("accounts", token="guessed-token-value")
+    assert_json_error(response, 429, "too_many_requests")
+    assert api.get("accounts").status_code == 429  # even a real token, from that address, waits

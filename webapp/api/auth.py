@@ -9,7 +9,9 @@ its client is registered and not revoked; and the consent belongs to the union i
 - a malformed Bearer header, or a token in the query string or form (not accepted: URLs end up
   in logs) → 400 `error="invalid_request"`;
 - any failed condition above → 401 `error="invalid_token"`, the same answer whichever one failed;
-- a good token whose scope lacks the endpoint's → 403 `error="insufficient_scope"`.
+- a good token whose scope lacks the endpoint's → 403 `error="insufficient_scope"`;
+- an address that presented too many invalid tokens (API_AUTH_FAILURES_PER_IP, default 60 a
+  minute) → 429 until its window passes: guessing tokens, or flooding the log, stops there.
 
 The token itself never leaves this module: not in `g`, not in a log line.
 """
@@ -19,14 +21,19 @@ import dataclasses
 import functools
 import re
 
-from flask import g, request
+from flask import current_app, g, request
+from limits import parse as parse_limit
 from sqlmodel import select
 
 from .. import clock, db
 from ..corebanking import AccountKey
 from ..oauth import issuer
 from ..oauth.models import Consent, OAuthClient, Token, secret_hash
+from ..extensions import limiter
 from .problems import ApiError
+
+# Invalid tokens one address may present before it is refused (API_AUTH_FAILURES_PER_IP).
+DEFAULT_AUTH_FAILURES_PER_IP = "60 per minute"
 
 # RFC 6750 §2.1: credentials = "Bearer" 1*SP b64token
 _BEARER = re.compile(r"Bearer +([A-Za-z0-9\-._~+/]+=*)", re.IGNORECASE)
@@ -66,13 +73,25 @@ def _bearer_token() -> str | None:
     return match.group(1)
 
 
+def _failure_limit():
+    return parse_limit(current_app.config.get("API_AUTH_FAILURES_PER_IP", DEFAULT_AUTH_FAILURES_PER_IP))
+
+
+def _refuse_guessing() -> None:
+    """An address whose tokens keep failing is refused for a while (token guessing, log flooding)."""
+    if not limiter.limiter.test(_failure_limit(), "api-auth-failures", request.remote_addr or ""):
+        raise ApiError("too_many_requests", headers={"Retry-After": "60"})
+
+
 def _invalid(reason: str) -> ApiError:
     g.api_auth_failure = reason  # for the operation log only; the client gets one answer for all
+    limiter.limiter.hit(_failure_limit(), "api-auth-failures", request.remote_addr or "")
     return ApiError("invalid_token", headers=_challenge("invalid_token"))
 
 
 def authenticate(scope: str) -> Grant:
     """The grant of the request's token, or an ApiError to answer with."""
+    _refuse_guessing()
     token = _bearer_token()
     if token is None:
         raise ApiError("unauthorized", headers=_challenge())

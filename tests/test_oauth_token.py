@@ -234,3 +234,38 @@ def test_odd_input_at_the_token_endpoint_never_makes_a_500(amami):
                  {"grant_type": "refresh_token", "refresh_token": "x" * 5000},
                  {"grant_type": "authorization_code"}):
         assert token_request(amami, data).status_code in (400, 401)
+
+
+def _parallel_refreshes(app, n=8):
+    actions = FlowActions(app, app.test_client(), "amami")
+    code = authorized(actions)["code"]
+    refresh_token = exchange(actions, code).get_json()["refresh_token"]
+    barrier = threading.Barrier(n)
+
+    def attempt(_):
+        copy = FlowActions.__new__(FlowActions)
+        copy.__dict__.update(actions.__dict__, client=app.test_client())
+        barrier.wait()
+        return refresh(copy, refresh_token).status_code
+
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        return list(pool.map(attempt, range(n)))
+
+
+def _assert_one_use_then_family_dead(app, statuses):
+    """At most one use wins; the parallel others are replays, which revoke the whole family."""
+    assert statuses.count(200) <= 1
+    assert all(s in (200, 400) for s in statuses)
+    if statuses.count(400):
+        assert all(t.revoked_at is not None for t in token_rows(app))
+
+
+def test_parallel_uses_of_one_refresh_token_rotate_at_most_once_on_sqlite(app, customers):
+    _assert_one_use_then_family_dead(app, _parallel_refreshes(app))
+
+
+@pytest.mark.postgres
+def test_parallel_uses_of_one_refresh_token_rotate_at_most_once_on_postgres(pg_app):
+    for tenant, c in DEMO.items():
+        add_account(pg_app, tenant, **c)
+    _assert_one_use_then_family_dead(pg_app, _parallel_refreshes(pg_app))

@@ -11,6 +11,7 @@ def init_app(app: Flask) -> None:
     from .callauth.cli import telephony_cli
     from .mail.cli import mail_cli
     from .lockout import locks_cli
+    from .oplog import log_cli
 
-    for group in (db_cli, sandbox_cli, clients_cli, consents_cli, telephony_cli, mail_cli, locks_cli):
+    for group in (db_cli, sandbox_cli, clients_cli, consents_cli, telephony_cli, mail_cli, locks_cli, log_cli):
         app.cli.add_command(group)

@@ -8,9 +8,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Optional
 
+import json
+
+import click
 from flask import has_request_context, request
+from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import Column, String
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, select
 
 from . import clock
 from .db import UTCDateTime
@@ -54,3 +58,33 @@ def record(session, *, tenant: str, screen: str, event: str, result: str, flow=N
         row.user_agent = (request.user_agent.string or "")[:300]
     session.add(row)
     return row
+
+
+log_cli = AppGroup("log", help="The operation log (staff).")
+
+
+@log_cli.command("show")
+@click.option("--tenant", required=True)
+@click.option("--account", help="店番-科目-口座番号, e.g. 115-1-1100026")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M"]), help="JST, e.g. 2026-11-18")
+@click.option("--limit", default=200, show_default=True)
+@with_appcontext
+def show_cmd(tenant, account, since, limit):
+    """Print a union's log rows, newest first, one JSON object per line (times in JST)."""
+    from . import db
+
+    query = select(OperationLog).where(OperationLog.tenant == tenant)
+    if account:
+        try:
+            branch, account_type, number = account.split("-")
+        except ValueError:
+            raise click.BadParameter("use 店番-科目-口座番号, e.g. 115-1-1100026", param_hint="--account")
+        query = query.where(OperationLog.branch == branch, OperationLog.account_type == account_type,
+                            OperationLog.account_number == number.zfill(7))
+    if since:
+        query = query.where(OperationLog.at >= since.replace(tzinfo=clock.JST))
+    rows = db.session().exec(query.order_by(OperationLog.id.desc()).limit(limit)).all()
+    for row in rows:
+        data = row.model_dump()
+        data["at"] = clock.as_utc(row.at).astimezone(clock.JST).isoformat(timespec="seconds")
+        click.echo(json.dumps(data, ensure_ascii=False))

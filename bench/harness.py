@@ -1,0 +1,212 @@
+"""What every benchmark here shares: gunicorn gthread on loopback, a keep-alive load generator,
+and the figures it prints (a bare route next to the endpoint under test, and their ratio).
+
+A benchmark script parses `arguments()`, opens a `workspace()` (a temp directory with the unions'
+configuration minus the maintenance calendars, a database, a free port), seeds what its endpoint
+needs with `workspace.app_config()`, then under `serve()` measures with `compare()` and prints with
+`report()`. The bare route and the endpoint are measured alternately, --rounds pairs, so that other
+load on the machine hits both alike; the clients are separate processes (keep-alive connections)
+so the load generator does not share one GIL with itself. The global load-shedding ceiling is
+lifted, so a run never meets a 429 from it.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import http.client
+import multiprocessing
+import os
+import pathlib
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+SECRET = "bench-" + secrets.token_hex(24)
+TOKEN = "bench-" + secrets.token_hex(12)
+BARE_PATH = "/healthz"
+
+
+def arguments(doc: str, endpoint: str) -> argparse.Namespace:
+    """The command line every benchmark takes; `endpoint` names the measured path in --help."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of each measured phase")
+    parser.add_argument("--rounds", type=int, default=3, help=f"pairs of phases (bare, {endpoint})")
+    parser.add_argument("--concurrency", type=int, default=4, help="client processes (one connection each)")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--database-url", default=None, help="default: a temporary SQLite file")
+    return parser.parse_args()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tenants_without_maintenance(folder: pathlib.Path) -> None:
+    """Copy the unions' configuration, cut before the first [[maintenance]] table (they come last)."""
+    for path in (ROOT / "webapp" / "tenants").glob("*.toml"):
+        text = path.read_text(encoding="utf-8")
+        cut = text.find("[[maintenance]]")
+        (folder / path.name).write_text(text if cut < 0 else text[:cut], encoding="utf-8")
+
+
+@dataclasses.dataclass(frozen=True)
+class Workspace:
+    tenants_dir: pathlib.Path
+    database_url: str
+    port: int
+    settings: dict  # app settings the benchmark needs, the same for its seeding app and for gunicorn
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def engine(self) -> str:
+        return self.database_url.split(":", 1)[0]
+
+    def app_config(self, **extra) -> dict:
+        """Configuration for `create_app()` in this process (seeding), matching the server's."""
+        return {"SECRET_KEY": SECRET, "DATABASE_URL": self.database_url, "BASE_URL": self.origin,
+                "TENANTS_DIR": str(self.tenants_dir), "TELEPHONY_AUTH_TOKEN": TOKEN, **self.settings, **extra}
+
+    def server_env(self) -> dict:
+        """The same configuration as the environment gunicorn's `create_app()` reads (`FLASK_*`)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "DATABASE_URL", "REDIS_URL"))}
+        env.update(DATABASE_URL=self.database_url, FLASK_SECRET_KEY=SECRET, FLASK_TELEPHONY_AUTH_TOKEN=TOKEN,
+                   FLASK_TENANTS_DIR=str(self.tenants_dir), FLASK_BASE_URL=self.origin,
+                   FLASK_GLOBAL_REQUEST_LIMIT="100000000 per second")
+        env.update({f"FLASK_{k}": str(v) for k, v in self.settings.items()})
+        return env
+
+
+@contextlib.contextmanager
+def workspace(args: argparse.Namespace, **settings) -> Iterator[Workspace]:
+    """A temp directory holding the tenants' configuration and (unless --database-url) a SQLite file."""
+    with tempfile.TemporaryDirectory(prefix="renkei-bench-") as tmp:
+        tmp = pathlib.Path(tmp)
+        tenants_dir = tmp / "tenants"
+        tenants_dir.mkdir()
+        tenants_without_maintenance(tenants_dir)
+        yield Workspace(tenants_dir=tenants_dir, database_url=args.database_url or f"sqlite:///{tmp / 'bench.sqlite3'}",
+                        port=free_port(), settings=settings)
+
+
+@contextlib.contextmanager
+def serve(ws: Workspace, args: argparse.Namespace) -> Iterator[None]:
+    """gunicorn gthread (--workers x --threads) serving `webapp:create_app()` on ws.port until the block ends."""
+    command = [sys.executable, "-m", "gunicorn", "--workers", str(args.workers), "--worker-class", "gthread",
+               "--threads", str(args.threads), "--bind", f"127.0.0.1:{ws.port}", "--log-level", "warning"]
+    try:
+        from importlib.metadata import version
+
+        if int(version("gunicorn").split(".")[0]) >= 27:
+            command.append("--no-control-socket")  # one per user: a running demo would clash
+    except Exception:  # pragma: no cover - version unknown: leave the default
+        pass
+    server = subprocess.Popen([*command, "webapp:create_app()"], cwd=ROOT, env=ws.server_env())
+    try:
+        for _ in range(100):
+            try:
+                with socket.create_connection(("127.0.0.1", ws.port), timeout=0.2):
+                    break
+            except OSError:
+                time.sleep(0.1)
+        yield
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def get(port: int, path: str, headers: dict) -> tuple[int, bytes]:
+    """One request on its own connection: (status, body), to check the endpoint before measuring it."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("GET", path, headers=headers)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def _client(port: int, path: str, headers: dict, deadline: float, queue) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    done = failed = size = 0
+    while time.monotonic() < deadline:
+        conn.request("GET", path, headers=headers)
+        response = conn.getresponse()
+        body = response.read()
+        if response.status != 200:
+            failed += 1
+        done += 1
+        size += len(body)
+        if response.getheader("Connection", "").lower() == "close":
+            conn.close()
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    queue.put((done, failed, size))
+
+
+def measure(port: int, path: str, headers: dict, seconds: float, concurrency: int) -> dict:
+    """`concurrency` keep-alive clients requesting `path` for `seconds`: requests, failed, rps, bytes a response."""
+    queue = multiprocessing.Queue()
+    start = time.monotonic()
+    deadline = start + seconds
+    procs = [multiprocessing.Process(target=_client, args=(port, path, headers, deadline, queue))
+             for _ in range(concurrency)]
+    for p in procs:
+        p.start()
+    results = [queue.get() for _ in procs]
+    for p in procs:
+        p.join()
+    elapsed = time.monotonic() - start
+    done = sum(r[0] for r in results)
+    return {"requests": done, "failed": sum(r[1] for r in results), "rps": done / elapsed,
+            "bytes_per_response": sum(r[2] for r in results) // max(done, 1)}
+
+
+def compare(ws: Workspace, args: argparse.Namespace, path: str, headers: dict) -> list[tuple[dict, dict]]:
+    """Warm both paths, then measure the bare route and `path` alternately: --rounds (bare, endpoint) pairs."""
+    measure(ws.port, BARE_PATH, {}, 1.0, args.concurrency)
+    measure(ws.port, path, headers, 1.0, args.concurrency)
+    return [(measure(ws.port, BARE_PATH, {}, args.seconds, args.concurrency),
+             measure(ws.port, path, headers, args.seconds, args.concurrency))
+            for _ in range(max(args.rounds, 1))]
+
+
+def report(ws: Workspace, args: argparse.Namespace, rounds: list[tuple[dict, dict]], *, short: str, label: str,
+           setting: str = "") -> int:
+    """Print the run's figures; the number of failed requests.
+
+    `short` names the endpoint in the round lines and the ratio ("poll"), `label` in its own line
+    ("④ status poll (waiting)"); `setting` adds to the first line what the endpoint was given.
+    """
+    bare_rps = statistics.median(b["rps"] for b, _ in rounds)
+    rps = statistics.median(e["rps"] for _, e in rounds)
+    ratio = statistics.median(e["rps"] / b["rps"] for b, e in rounds)
+    failed = sum(b["failed"] + e["failed"] for b, e in rounds)
+    bare_label, ratio_label = f"bare route {BARE_PATH}", f"ratio {short}/bare"
+    width = max(len(bare_label), len(label), len(ratio_label)) + 1
+    run = [f"gunicorn gthread {args.workers}x{args.threads}", f"{args.concurrency} keep-alive clients",
+           f"{len(rounds)} round{'s' * (len(rounds) != 1)} of {args.seconds:g} s per phase", ws.engine]
+    if setting:
+        run.append(setting)
+    print(", ".join(run))
+    for i, (b, e) in enumerate(rounds, 1):
+        print(f"  round {i}: bare {b['rps']:8.1f} req/s   {short} {e['rps']:8.1f} req/s   "
+              f"ratio {e['rps'] / b['rps']:.3f}")
+    print(f"{bare_label:{width}}: {bare_rps:8.1f} req/s (median; {sum(b['requests'] for b, _ in rounds):,} requests)")
+    print(f"{label:{width}}: {rps:8.1f} req/s (median; {sum(e['requests'] for _, e in rounds):,} requests, "
+          f"{rounds[0][1]['bytes_per_response']:,} bytes a response)")
+    print(f"{ratio_label:{width}}: {ratio:.3f} (median of the rounds' ratios); {failed} failed requests")
+    return failed

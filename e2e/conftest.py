@@ -13,6 +13,7 @@ with a moved clock.
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -26,6 +27,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from urllib.parse import urlencode
 
 import pytest
@@ -114,10 +116,13 @@ def wait_until_up(origin: str, process: subprocess.Popen, log: pathlib.Path, sec
     raise RuntimeError(f"the server did not answer within {seconds}s:\n{log.read_text()[-3000:]}")
 
 
-@pytest.fixture(scope="session")
-def live_server(tmp_path_factory):
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    work = tmp_path_factory.mktemp("live")
+@contextlib.contextmanager
+def serve(work: pathlib.Path, log: pathlib.Path, **settings: str) -> Iterator[LiveServer]:
+    """A server as `make demo` runs it, on a free loopback port, until the block ends.
+
+    Its database is a SQLite file in `work`, migrated and filled with the demo customers; its output
+    goes to `log`; `settings` are extra environment variables (e.g. FLASK_PHONE_AUTH_WINDOW_SECONDS).
+    """
     port = free_port()
     origin = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "DATABASE_URL", "REDIS_URL"))}
@@ -131,10 +136,10 @@ def live_server(tmp_path_factory):
         # Every test comes from 127.0.0.1: the per-IP limit on identity checks would stop the suite.
         "FLASK_IDENTITY_CHECKS_PER_IP": "10000 per minute",
         "PYTHONUNBUFFERED": "1",
+        **settings,
     })
     flask_cli(env, "db", "upgrade")
     demo_output = flask_cli(env, "sandbox", "demo-setup")
-    log = ARTIFACTS / "server.log"
     command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread",
                "--workers", "1", "--threads", "8", "--timeout", "30", "--access-logfile", "-"]
     if gunicorn_version() >= (27,):  # its control socket is one per user: a running `make demo` would clash
@@ -152,6 +157,13 @@ def live_server(tmp_path_factory):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with serve(tmp_path_factory.mktemp("live"), ARTIFACTS / "server.log") as server:
+        yield server
 
 
 @pytest.fixture(autouse=True)
@@ -193,6 +205,41 @@ def customers(live_server) -> dict[str, Customer]:
     return found
 
 
+# --- what the customer does on ① and ② (by label) ---------------------------------------------------
+
+def title(page: Page):
+    return page.get_by_role("heading", level=1)
+
+
+def enter_account(page: Page, c: Customer, *, branch: str | None = None, number: str | None = None) -> None:
+    """① ご利用口座情報入力: the customer's account (or the `branch`/`number` given instead), then 次へ."""
+    page.get_by_label("店番").fill(c.branch if branch is None else branch)
+    page.get_by_label("科目").select_option(value=c.account_type)
+    page.get_by_label("口座番号").fill(c.number if number is None else number)
+    page.get_by_role("button", name="次へ").click()
+
+
+def enter_customer(page: Page, c: Customer, *, year: str | None = None, phone: str | None = None) -> None:
+    """② お客様情報入力: the customer's details (or the birth `year`/`phone` given instead), then 次へ."""
+    born_year, born_month, born_day = c.birth_date.split("-")
+    page.get_by_label("お名前").fill(c.name_kana)
+    page.get_by_label("生年月日（西暦 年）").fill(born_year if year is None else year)
+    page.get_by_label("生年月日（月）").select_option(born_month)
+    page.get_by_label("生年月日（日）").select_option(born_day)
+    page.get_by_label("電話番号").fill(c.phone if phone is None else phone)
+    page.get_by_label(re.compile(r"メールアドレス$")).fill("taro@example.jp")
+    page.get_by_label("メールアドレス（確認用）").fill("taro@example.jp")
+    page.get_by_role("button", name="次へ").click()
+
+
+def to_phone_screen(page: Page, c: Customer) -> None:
+    """From ①, the customer's correct entries on ① and ② reach ③ 電話番号の確認."""
+    enter_account(page, c)
+    expect(title(page)).to_have_text("API連携認証（お客様情報入力）")
+    enter_customer(page, c)
+    expect(title(page)).to_have_text("API連携認証（電話番号の確認）")
+
+
 # --- a fintech app starting a flow --------------------------------------------------------------
 
 @dataclasses.dataclass(frozen=True)
@@ -205,13 +252,15 @@ class App:
 @pytest.fixture(scope="session")
 def fintech_apps(live_server) -> dict[str, App]:
     """One registered app per union, as an operator would add it with `flask clients add`."""
-    apps = {}
-    for tenant in TENANTS:
-        redirect_uri = f"{live_server.origin}/demo/callback"
-        out = live_server.flask("clients", "add", "--tenant", tenant, "--name", "しんくみアプリwith CRECO",
-                                "--operator", "アイ・ティ・リアライズ株式会社", "--redirect-uri", redirect_uri)
-        apps[tenant] = App(tenant, json.loads(out)["client_id"], redirect_uri)
-    return apps
+    return {tenant: register_app(live_server, tenant) for tenant in TENANTS}
+
+
+def register_app(server: LiveServer, tenant: str) -> App:
+    """The union's app added with `flask clients add`, its redirect URI the server's /demo/callback."""
+    redirect_uri = f"{server.origin}/demo/callback"
+    out = server.flask("clients", "add", "--tenant", tenant, "--name", "しんくみアプリwith CRECO",
+                       "--operator", "アイ・ティ・リアライズ株式会社", "--redirect-uri", redirect_uri)
+    return App(tenant, json.loads(out)["client_id"], redirect_uri)
 
 
 def pkce_pair() -> tuple[str, str]:

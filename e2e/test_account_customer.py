@@ -7,7 +7,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from conftest import Customer, screenshot, start_flow_in
+from conftest import enter_account, enter_customer, screenshot, start_flow_in, title
 
 TITLE = {
     "SOA201": "API連携認証（ご利用口座情報入力）",
@@ -24,31 +24,8 @@ FULL_WIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
 pytestmark = pytest.mark.parametrize("tenant", ["amami", "maruhachi"])
 
 
-def title(page: Page):
-    return page.get_by_role("heading", level=1)
-
-
 def email(page: Page):
     return page.get_by_label(re.compile(r"メールアドレス$"))
-
-
-def enter_account(page: Page, c: Customer, *, branch=None, number=None):
-    page.get_by_label("店番").fill(c.branch if branch is None else branch)
-    page.get_by_label("科目").select_option(value=c.account_type)
-    page.get_by_label("口座番号").fill(c.number if number is None else number)
-    page.get_by_role("button", name="次へ").click()
-
-
-def enter_customer(page: Page, c: Customer, *, year=None, phone=None):
-    born_year, born_month, born_day = c.birth_date.split("-")
-    page.get_by_label("お名前").fill(c.name_kana)
-    page.get_by_label("生年月日（西暦 年）").fill(born_year if year is None else year)
-    page.get_by_label("生年月日（月）").select_option(born_month)
-    page.get_by_label("生年月日（日）").select_option(born_day)
-    page.get_by_label("電話番号").fill(c.phone if phone is None else phone)
-    email(page).fill("taro@example.jp")
-    page.get_by_label("メールアドレス（確認用）").fill("taro@example.jp")
-    page.get_by_role("button", name="次へ").click()
 
 
 def mark_document(page: Page, javascript: bool):

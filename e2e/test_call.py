@@ -8,20 +8,16 @@ server started with a 3-second window (the live server runs on the real clock).
 """
 from __future__ import annotations
 
-import json
-import os
 import re
 import secrets
-import subprocess
-import sys
 import time
 
 import pytest
 import requests
 from playwright.sync_api import Page, expect
 
-from conftest import (ROOT, TENANTS, App, Customer, LiveServer, flask_cli, free_port, gunicorn_version, screenshot,
-                      start_flow_in, tenants_without_maintenance, wait_until_up)
+from conftest import (TENANTS, Customer, LiveServer, register_app, screenshot, serve, start_flow_in, title,
+                      to_phone_screen)
 
 CALL_SEEN = "着信を確認しました。「確定する」ボタンを押してください。"
 WAITING = "認証先電話番号へのお電話をお待ちしています。"
@@ -40,48 +36,13 @@ pytestmark = pytest.mark.parametrize("tenant", TENANTS)
 def short_window_server(tmp_path_factory):
     """A second live server whose call window is 3 s, so a test can see the window end."""
     work = tmp_path_factory.mktemp("short-window")
-    port = free_port()
-    origin = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "DATABASE_URL", "REDIS_URL"))}
-    env.update({
-        "DATABASE_URL": f"sqlite:///{work / 'short.sqlite3'}",
-        "FLASK_SANDBOX": "true",
-        "FLASK_BASE_URL": origin,
-        "FLASK_SECRET_KEY": secrets.token_urlsafe(32),
-        "FLASK_TELEPHONY_AUTH_TOKEN": secrets.token_urlsafe(24),
-        "FLASK_TENANTS_DIR": str(tenants_without_maintenance(work / "tenants")),
-        "FLASK_IDENTITY_CHECKS_PER_IP": "10000 per minute",
-        "FLASK_PHONE_AUTH_WINDOW_SECONDS": str(SHORT_WINDOW),
-        "PYTHONUNBUFFERED": "1",
-    })
-    flask_cli(env, "db", "upgrade")
-    flask_cli(env, "sandbox", "demo-setup")
-    log = work / "server.log"
-    command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread",
-               "--workers", "1", "--threads", "4", "--timeout", "30"]
-    if gunicorn_version() >= (27,):
-        command.append("--no-control-socket")
-    with log.open("w") as log_file:
-        process = subprocess.Popen([*command, "webapp:create_app()"], cwd=ROOT, env=env, stdout=log_file,
-                                   stderr=subprocess.STDOUT)
-    try:
-        wait_until_up(origin, process, log)
-        yield LiveServer(origin=origin, env=env, log=log, demo_output="")
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        assert "Traceback" not in log.read_text(errors="replace"), log.read_text(errors="replace")[-3000:]
+    with serve(work, work / "server.log", FLASK_PHONE_AUTH_WINDOW_SECONDS=str(SHORT_WINDOW)) as server:
+        yield server
+    log = server.log.read_text(errors="replace")
+    assert "Traceback" not in log, log[-3000:]
 
 
 # --- what the customer and the telephony provider do ---------------------------------------------
-
-def title(page: Page):
-    return page.get_by_role("heading", level=1)
-
 
 def status(page: Page):
     return page.get_by_role("status")
@@ -89,24 +50,6 @@ def status(page: Page):
 
 def masked(phone: str) -> str:
     return "*" * (len(phone) - 4) + phone[-4:]
-
-
-def to_phone_screen(page: Page, c: Customer) -> None:
-    page.get_by_label("店番").fill(c.branch)
-    page.get_by_label("科目").select_option(value=c.account_type)
-    page.get_by_label("口座番号").fill(c.number)
-    page.get_by_role("button", name="次へ").click()
-    expect(title(page)).to_have_text("API連携認証（お客様情報入力）")
-    year, month, day = c.birth_date.split("-")
-    page.get_by_label("お名前").fill(c.name_kana)
-    page.get_by_label("生年月日（西暦 年）").fill(year)
-    page.get_by_label("生年月日（月）").select_option(month)
-    page.get_by_label("生年月日（日）").select_option(day)
-    page.get_by_label("電話番号").fill(c.phone)
-    page.get_by_label(re.compile(r"メールアドレス$")).fill("taro@example.jp")
-    page.get_by_label("メールアドレス（確認用）").fill("taro@example.jp")
-    page.get_by_role("button", name="次へ").click()
-    expect(title(page)).to_have_text("API連携認証（電話番号の確認）")
 
 
 def to_call_screen(page: Page, c: Customer, *, at_phone_screen: bool = False) -> str:
@@ -222,9 +165,7 @@ def test_after_the_window_neither_call_nor_confirm_counts_and_screen_one_is_offe
         page, short_window_server, customers, tenant, javascript):
     server = short_window_server
     c = customers[tenant]
-    out = flask_cli(server.env, "clients", "add", "--tenant", tenant, "--name", "しんくみアプリwith CRECO",
-                    "--operator", "アイ・ティ・リアライズ株式会社", "--redirect-uri", f"{server.origin}/demo/callback")
-    start_flow_in(page, server, App(tenant, json.loads(out)["client_id"], f"{server.origin}/demo/callback"))
+    start_flow_in(page, server, register_app(server, tenant))
     number = to_call_screen(page, c)
     expect(page.get_by_text(f"本画面が表示されてから{SHORT_WINDOW}秒以内に、お電話ください。")).to_be_visible()
     if javascript:  # the status area turns to the manual's message by itself, and polling stops

@@ -7,7 +7,6 @@ port, so the 303 from ⑥ crosses origins as it does in production (nothing in t
 from __future__ import annotations
 
 import json
-import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -18,7 +17,7 @@ from authlib.common.security import generate_token
 from authlib.integrations.requests_client import OAuth2Session
 from playwright.sync_api import Page, expect
 
-from conftest import TENANTS, Customer, free_port, screenshot
+from conftest import TENANTS, Customer, free_port, screenshot, title, to_phone_screen
 
 OPERATOR = "アイ・ティ・リアライズ株式会社"
 CALL_SEEN = "着信を確認しました。「確定する」ボタンを押してください。"
@@ -78,29 +77,9 @@ def pin_of(c: Customer) -> str:
     return next(a["pin"] for a in demo.customers(c.tenant) if a["number"] == c.number and a["type"] == c.account_type)
 
 
-def title(page: Page):
-    return page.get_by_role("heading", level=1)
-
-
 def through_pin(page: Page, c: Customer, tenant: str, mode: str) -> None:
     """① ② ③ ④ (the sandbox's demo call) ⑤, as the customer does them, by label."""
-    page.get_by_label("店番").fill(c.branch)
-    page.get_by_label("科目").select_option(value=c.account_type)
-    page.get_by_label("口座番号").fill(c.number)
-    page.get_by_role("button", name="次へ").click()
-
-    expect(title(page)).to_have_text("API連携認証（お客様情報入力）")
-    year, month, day = c.birth_date.split("-")
-    page.get_by_label("お名前").fill(c.name_kana)
-    page.get_by_label("生年月日（西暦 年）").fill(year)
-    page.get_by_label("生年月日（月）").select_option(month)
-    page.get_by_label("生年月日（日）").select_option(day)
-    page.get_by_label("電話番号").fill(c.phone)
-    page.get_by_label(re.compile(r"メールアドレス$")).fill("taro@example.jp")
-    page.get_by_label("メールアドレス（確認用）").fill("taro@example.jp")
-    page.get_by_role("button", name="次へ").click()
-
-    expect(title(page)).to_have_text("API連携認証（電話番号の確認）")
+    to_phone_screen(page, c)
     page.get_by_role("button", name="電話番号の決定").click()
 
     expect(title(page)).to_have_text("API連携認証（電話番号認証）")

@@ -4,6 +4,8 @@ from __future__ import annotations
 from flask import Flask, current_app, g
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from . import messages
+
 HTMX_VERSION = "2.0.11"
 
 _load_shedding: set[str] = set()
@@ -42,6 +44,9 @@ def init_app(app: Flask) -> None:
         from .demo.views import bp as demo_bp
         app.register_blueprint(demo_bp)
     app.register_blueprint(oauth_metadata_bp)
+
+    # Every customer message has one home (messages.py); templates and macros read it from there.
+    app.jinja_env.globals["messages"] = messages
 
     @app.template_global()
     def theme(name: str) -> str:

@@ -36,14 +36,15 @@ def at_customer(amami):
     return amami
 
 
-def test_four_failures_then_success_resets_the_count(at_customer):
+def test_passing_customer_screen_keeps_earlier_failures(at_customer):
+    # SPEC §3: only a completed authentication (⑤ passed) resets the count, not a passed ②.
     for _ in range(4):
         assert messages.IDENTITY_MISMATCH in wrong(at_customer)
     assert at_customer.customer().status_code == 303
     with at_customer.app.app_context():
         assert not lockout.is_locked(db.session(), KEY, 5)
         row = db.session().exec(select(lockout.AccountLock)).one()
-        assert row.failures == 0
+        assert row.failures == 4
 
 
 def test_fifth_consecutive_failure_gets_error_3(at_customer):

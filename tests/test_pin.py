@@ -93,20 +93,29 @@ def test_htmx_pin_error_gets_only_the_partial(amami):
     assert messages.IDENTITY_MISMATCH in html
 
 
-def test_success_on_customer_screen_resets_the_count_then_five_wrong_pins_lock(amami):
+def test_success_on_customer_screen_keeps_the_count_so_the_third_wrong_pin_locks(amami):
     amami.start(code_challenge=CHALLENGE)
     amami.account()
     for _ in range(2):
         assert messages.IDENTITY_MISMATCH in text_of(amami.customer(birth_year="1999"))
-    assert amami.customer().status_code == 303  # a success on ② resets the count ...
+    assert amami.customer().status_code == 303  # a passed ② does not reset the count ...
     set_step(amami.app, "pin")
     amami.get("flow/pin")
-    for _ in range(4):
+    for _ in range(2):
         assert messages.IDENTITY_MISMATCH in text_of(pin(amami, "9999"))
-    html = text_of(pin(amami, "9999"))  # ... so the 5th consecutive failure (all on ⑤) locks
+    html = text_of(pin(amami, "9999"))  # ... so the 5th consecutive failure (2 on ②, 3 on ⑤) locks
     assert messages.LOCKED_NOW in html
     html = text_of(pin(amami, DEMO["amami"]["pin"]))
     assert messages.LOCKED in html and messages.LOCKED_REASON in html
+
+
+def test_correct_pin_resets_the_count(amami):
+    at_pin(amami)
+    for _ in range(4):
+        assert messages.IDENTITY_MISMATCH in text_of(pin(amami, "9999"))
+    assert pin(amami).status_code == 303
+    with amami.app.app_context():
+        assert db.session().exec(select(lockout.AccountLock)).one().failures == 0
 
 
 def test_failures_on_customer_screen_and_pin_screen_add_up_to_the_lock(app, client, customers):

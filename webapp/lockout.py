@@ -3,8 +3,9 @@ locks API連携認証 for that account until 00:00 JST; reason code B84 afterwar
 
 Each attempt first reserves its slot with one atomic statement, *before* core banking is asked:
 `UPDATE … SET failures = failures + 1 WHERE … AND failures < threshold RETURNING failures`.
-So N parallel attempts on any number of processes evaluate at most `threshold` of them. A success
-resets the count; an attempt that turns out not to concern a serviceable account is refunded.
+So N parallel attempts on any number of processes evaluate at most `threshold` of them. Only a
+completed authentication (⑤ passed) resets the count; a passed ② gives back its own slot and
+leaves earlier failures standing; an attempt that turns out not to concern a serviceable account is refunded.
 The count belongs to one JST day: the first attempt of a new day starts again at 1, which is how the
 lock lifts at midnight. Attempts while locked change nothing (they do not extend the lock).
 """
@@ -73,7 +74,7 @@ def reserve_attempt(s: Session, key: AccountKey, threshold: int) -> Attempt:
 
 
 def record_success(s: Session, key: AccountKey) -> None:
-    """A verified attempt resets the count (in the caller's transaction)."""
+    """A completed authentication (⑤ passed) resets the count (in the caller's transaction)."""
     s.execute(update(AccountLock).where(_where(key)).values(failures=0))
 
 

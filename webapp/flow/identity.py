@@ -25,11 +25,13 @@ def identity_limit() -> str:
 identity_checks_per_ip = limiter.shared_limit(identity_limit, scope="identity", methods=["POST"])
 
 
-def check_with_lockout(flow, screen_id: str, event: str, check):
+def check_with_lockout(flow, screen_id: str, event: str, check, *, completes_authentication: bool = False):
     """Run one identity `check` (a callable returning AccountCheck) under the account's lock.
 
     Returns (AccountCheck or None, alert) where alert is the message to show, if any.
-    Shared by ② and ⑤: both count toward the same lock.
+    Shared by ② and ⑤: both count toward the same lock. Only the check that completes the
+    authentication (⑤) resets the count (SPEC §3); a passed ② merely gives back its own slot, so
+    a PIN guesser who knows the birth date and phone gains no tries by starting new flows.
     """
     key = account_key(flow)
     s = db.session()
@@ -47,7 +49,10 @@ def check_with_lockout(flow, screen_id: str, event: str, check):
         s.commit()
         raise
     if result is AccountCheck.OK:
-        lockout.record_success(s, key)
+        if completes_authentication:
+            lockout.record_success(s, key)
+        else:
+            lockout.refund(s, key)
         oplog.record(s, tenant=flow.tenant, screen=screen_id, event=event, result="ok", flow=flow)
         s.commit()
         return result, None

@@ -26,7 +26,8 @@ def pin():
     alert = None
     if form.validate_on_submit():
         entered = form.pin.data
-        result, alert = identity.check_with_lockout(flow, "SOA211", "pin_check", lambda key: core().check_pin(key, entered))
+        result, alert = identity.check_with_lockout(flow, "SOA211", "pin_check", lambda key: core().check_pin(key, entered),
+                                                   completes_authentication=True)
         if result is AccountCheck.OK:
             advance(flow, NEXT["pin"])
             return go(url_for("flow.consent"))

@@ -42,6 +42,7 @@ def make_app(database_url: str, **overrides):
         "TELEPHONY_AUTH_TOKEN": "test-telephony-token",
         "RATELIMIT_STORAGE_URI": "memory://",
         "MAIL_SUPPRESS_SEND": True,
+        "IDENTITY_CHECK_SECONDS": 0,  # the constant-time answer has its own tests (test_security_attacks)
     }
     config.update(overrides)
     app = create_app(config)
@@ -193,7 +194,7 @@ class FlowActions:
         return data
 
     def customer(self, **override):
-        kw = {k: override.pop(k) for k in ("htmx", "follow_redirects") if k in override}
+        kw = {k: override.pop(k) for k in ("htmx", "follow_redirects", "environ_base") if k in override}
         self.get("flow/customer")
         return self.post("flow/customer", self.customer_data(**override), **kw)
 

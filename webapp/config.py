@@ -28,8 +28,14 @@ class Defaults:
     MAIL_SUPPRESS_SEND = False
     RATELIMIT_STORAGE_URI = "memory://"
     RATELIMIT_HEADERS_ENABLED = True
-    # Per-IP limit on identity checks (②, ⑤): stops one address trying a PIN across many accounts.
+    # Identity-check budgets (②, ⑤), kept in the database (webapp/budgets.py): every check per
+    # address; failed checks per fintech app and per union, so a botnet of addresses is slowed too.
     IDENTITY_CHECKS_PER_IP = "30 per 10 minutes"
+    IDENTITY_FAILURES_PER_CLIENT = "200 per 10 minutes"
+    IDENTITY_FAILURES_PER_UNION = "500 per 10 minutes"
+    # Every identity check is answered this long after it started, whatever its outcome, so the
+    # answer's timing does not tell which accounts exist (above the slowest outcome's own time).
+    IDENTITY_CHECK_SECONDS = 0.1
     # Whole-service ceiling; beyond it customers get the 混雑 message (load shedding).
     GLOBAL_REQUEST_LIMIT = "300 per second"
     TENANTS_DIR = None  # default: the package's tenants/ folder
@@ -53,7 +59,23 @@ def load(app: Flask, test_config: dict | None) -> None:
     if app.config["SESSION_COOKIE_SECURE"] and app.config["SESSION_COOKIE_NAME"] == Defaults.SESSION_COOKIE_NAME:
         # __Host-: the browser keeps it only if Secure, Path=/ and host-only (ASVS 3.3.x)
         app.config["SESSION_COOKIE_NAME"] = "__Host-" + Defaults.SESSION_COOKIE_NAME
+    _check_limits(app)
     _refuse_unsafe_production(app)
+
+
+LIMIT_SETTINGS = ("IDENTITY_CHECKS_PER_IP", "IDENTITY_FAILURES_PER_CLIENT", "IDENTITY_FAILURES_PER_UNION",
+                  "GLOBAL_REQUEST_LIMIT")
+
+
+def _check_limits(app: Flask) -> None:
+    """A limit that cannot be read stops the start, not a customer's request later."""
+    from limits import parse_many
+
+    for name in LIMIT_SETTINGS:
+        try:
+            parse_many(str(app.config[name]))
+        except ValueError:
+            raise RuntimeError(f"FLASK_{name}={app.config[name]!r} is not a limit such as '30 per 10 minutes'") from None
 
 
 def _refuse_unsafe_production(app: Flask) -> None:

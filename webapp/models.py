@@ -1,4 +1,5 @@
 """Imports every table so SQLModel.metadata (and so Alembic) knows them all."""
+from .budgets import CheckBudget  # noqa: F401
 from .callauth.models import CallAttempt, InboundCall  # noqa: F401
 from .corebanking.models import SandboxAccount, SandboxTransaction  # noqa: F401
 from .flow.models import Flow  # noqa: F401

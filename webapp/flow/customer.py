@@ -9,7 +9,7 @@ import phonenumbers
 from flask import flash, g, url_for
 
 from ..corebanking import AccountCheck, core
-from .identity import check_with_lockout, identity_checks_per_ip
+from .identity import check_with_lockout
 from .forms import CustomerForm, missing_required
 from .render import go, screen
 from .state import NEXT, advance, flow_step, touch
@@ -22,7 +22,6 @@ def e164(national: str) -> str:
 
 @bp.route("/customer", methods=["GET", "POST"])
 @flow_step("customer")
-@identity_checks_per_ip
 def customer():
     flow = g.flow
     form = CustomerForm()

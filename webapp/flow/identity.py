@@ -1,28 +1,25 @@
 """Identity checks under the account's lock, shared by ② (birth date, phone) and ⑤ (PIN).
 
-Each check first reserves a lockout slot atomically (webapp/lockout.py), so ② and ⑤ count toward
-the same lock; one per-IP budget covers both screens.
+Each check first takes a slot of the address's, the app's and the union's budgets
+(webapp/budgets.py) and of the account's lock (webapp/lockout.py), atomically and in one
+transaction, before core banking is asked; so ② and ⑤ count toward the same lock and budgets.
 """
 from __future__ import annotations
 
-from flask import current_app, g
+import logging
+import time
 
-from .. import db, lockout, messages, oplog
+from flask import current_app, g, request
+from werkzeug.exceptions import TooManyRequests
+
+from .. import budgets, db, lockout, messages, oplog
 from ..corebanking import AccountCheck, AccountKey, CoreUnavailable
-from ..extensions import limiter
+
+log = logging.getLogger("renkei.security")
 
 
 def account_key(flow) -> AccountKey:
     return AccountKey(flow.tenant, flow.branch, flow.account_type, flow.account_number)
-
-
-def identity_limit() -> str:
-    return current_app.config["IDENTITY_CHECKS_PER_IP"]
-
-
-# ② and ⑤ share one per-IP budget: one address trying PINs or birth dates across many accounts
-# (the reverse brute force of SECURITY.md) is stopped whichever screen it uses.
-identity_checks_per_ip = limiter.shared_limit(identity_limit, scope="identity", methods=["POST"])
 
 
 def check_with_lockout(flow, screen_id: str, event: str, check, *, completes_authentication: bool = False):
@@ -33,9 +30,19 @@ def check_with_lockout(flow, screen_id: str, event: str, check, *, completes_aut
     authentication (⑤) resets the count (SPEC §3); a passed ② merely gives back its own slot, so
     a PIN guesser who knows the birth date and phone gains no tries by starting new flows.
     """
+    g.identity_answer_at = time.monotonic() + float(current_app.config["IDENTITY_CHECK_SECONDS"])
     key = account_key(flow)
     s = db.session()
-    attempt = lockout.reserve_attempt(s, key, g.tenant.lock_threshold)
+    spending = budgets.identity_budgets(current_app.config, tenant=flow.tenant, client_id=flow.client_id,
+                                        address=request.remote_addr or "")
+    spent = budgets.reserve(s, spending)
+    if spent is not None:
+        log.warning("identity check refused: %s budget spent (%s)", spent.name, spent.key)
+        oplog.record(s, tenant=flow.tenant, screen=screen_id, event=event, result="refused", flow=flow,
+                     detail=f"budget {spent.name}")
+        s.commit()
+        raise TooManyRequests()
+    attempt = lockout.reserve_attempt(s, key, g.tenant.lock_threshold)  # commits the budgets' slots too
     if not attempt.allowed:
         oplog.record(s, tenant=flow.tenant, screen=screen_id, event=event, result="locked", flow=flow, detail="B84")
         s.commit()
@@ -44,11 +51,13 @@ def check_with_lockout(flow, screen_id: str, event: str, check, *, completes_aut
         result = check(key)
     except CoreUnavailable:
         lockout.refund(s, key)
+        budgets.give_back(s, spending)
         oplog.record(s, tenant=flow.tenant, screen=screen_id, event=event, result="error", flow=flow,
                      detail="core_unavailable")
         s.commit()
         raise
     if result is AccountCheck.OK:
+        budgets.give_back(s, spending)
         if completes_authentication:
             lockout.record_success(s, key)
         else:
@@ -67,3 +76,15 @@ def check_with_lockout(flow, screen_id: str, event: str, check, *, completes_aut
                  detail=f"mismatch {attempt.failures}/{attempt.threshold}" + (" locked" if locked_now else ""))
     s.commit()
     return result, {"message": messages.LOCKED_NOW if locked_now else messages.IDENTITY_MISMATCH}
+
+
+def answer_identity_checks_in_constant_time(response):
+    """Every answer to an identity check leaves after the same time (IDENTITY_CHECK_SECONDS from
+    its start), whatever the outcome: an unknown account (No.1, a redirect to ①), a mismatch (No.2,
+    ② again), a lock or a spent budget. So timing tells a scanner nothing the budgets do not let it
+    ask; the message itself is SPEC's, and each such answer costs a check of the budgets.
+    Registered on the flow blueprint (views.py)."""
+    answer_at = g.pop("identity_answer_at", None)
+    if answer_at is not None:
+        time.sleep(max(0.0, answer_at - time.monotonic()))
+    return response

@@ -19,7 +19,6 @@ from .views import bp
 
 @bp.route("/pin", methods=["GET", "POST"])
 @flow_step("pin")
-@identity.identity_checks_per_ip
 def pin():
     flow = g.flow
     form = PinForm()

@@ -1,0 +1,89 @@
+"""Identity-check budgets: how many checks of ② and ⑤ an address, a fintech app's flows and a whole
+union may make in a time window. They stop what the per-account lock cannot: one PIN or birth date
+tried across many accounts (the 2020 ドコモ口座 fraud), from one address or from a botnet.
+
+| budget | key | counts | default (config) |
+|---|---|---|---|
+| per address | the client's IP (after ProxyFix) | every check | 30 per 10 minutes (`IDENTITY_CHECKS_PER_IP`) |
+| per client | the fintech app | failed checks | 300 per 10 minutes (`IDENTITY_FAILURES_PER_CLIENT`) |
+| per union | the union | failed checks | 1000 per 10 minutes (`IDENTITY_FAILURES_PER_UNION`) |
+
+A failed check is a mismatch (error No.2), an unknown or unusable account (No.1, so probing which
+accounts exist costs the same as guessing) or an attempt on a locked account. The counts live in
+the database beside the lock, not in a worker's memory, so they hold for every process and host
+on SQLite and PostgreSQL alike. Like the lock, a slot is reserved before core banking is asked, by
+one atomic `UPDATE … WHERE used < limit RETURNING` per budget; a check that passes gives its
+failure slots back. Windows are fixed (a count belongs to one window of the limit's length).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from limits import parse
+from sqlalchemy import Column, Integer, String, and_, case, or_, update
+from sqlmodel import Field, Session, SQLModel
+
+from . import clock
+from . import db as dbmod
+
+
+class CheckBudget(SQLModel, table=True):
+    __tablename__ = "check_budget"
+
+    key: str = Field(sa_column=Column(String(200), primary_key=True))  # e.g. "ip:203.0.113.5"
+    window: int = Field(sa_column=Column(Integer, nullable=False))  # epoch seconds // window length
+    used: int = Field(sa_column=Column(Integer, nullable=False))
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    name: str  # "ip", "client", "union": said in the log when it refuses
+    key: str
+    limit: str  # a limits string, e.g. "30 per 10 minutes"
+    failures_only: bool  # True: a passed check gives its slot back
+
+
+def identity_budgets(config, *, tenant: str, client_id: str, address: str) -> list[Budget]:
+    """The budgets one identity check draws on, in a fixed order (so parallel checks never deadlock)."""
+    return [
+        Budget("ip", f"ip:{address}", config["IDENTITY_CHECKS_PER_IP"], failures_only=False),
+        Budget("client", f"client:{tenant}:{client_id}", config["IDENTITY_FAILURES_PER_CLIENT"], failures_only=True),
+        Budget("union", f"union:{tenant}", config["IDENTITY_FAILURES_PER_UNION"], failures_only=True),
+    ]
+
+
+def _window(limit: str) -> tuple[int, int]:
+    item = parse(limit)
+    period = item.get_expiry()
+    return item.amount, int(clock.now().timestamp()) // period
+
+
+def reserve(s: Session, budgets: list[Budget]) -> Budget | None:
+    """Take one slot of every budget, or none: the first budget that is spent, else None.
+
+    Runs in the caller's transaction; when a budget is spent the transaction is rolled back, so
+    the slots already taken in it are given back.
+    """
+    for budget in budgets:
+        amount, window = _window(budget.limit)
+        dbmod.insert_or_ignore(s, CheckBudget.__table__, {"key": budget.key, "window": window, "used": 0}, ["key"])
+        stmt = (
+            update(CheckBudget)
+            .where(CheckBudget.key == budget.key, or_(CheckBudget.window != window, CheckBudget.used < amount))
+            .values(used=case((CheckBudget.window == window, CheckBudget.used + 1), else_=1), window=window)
+            .returning(CheckBudget.used)
+        )
+        if s.execute(stmt).scalar_one_or_none() is None:
+            s.rollback()
+            return budget
+    return None
+
+
+def give_back(s: Session, budgets: list[Budget]) -> None:
+    """A passed check: return the slots of the budgets that count failures only (caller's transaction)."""
+    for budget in budgets:
+        if budget.failures_only:
+            _, window = _window(budget.limit)
+            s.execute(update(CheckBudget)
+                      .where(and_(CheckBudget.key == budget.key, CheckBudget.window == window, CheckBudget.used > 0))
+                      .values(used=CheckBudget.used - 1))

@@ -6,8 +6,8 @@ configuration minus the maintenance calendars, a database, a free port), seeds w
 needs with `workspace.app_config()`, then under `serve()` measures with `compare()` and prints with
 `report()`. The bare route and the endpoint are measured alternately, --rounds pairs, so that other
 load on the machine hits both alike; the clients are separate processes (keep-alive connections)
-so the load generator does not share one GIL with itself. The global load-shedding ceiling is
-lifted, so a run never meets a 429 from it.
+so the load generator does not share one GIL with itself. The load-shedding ceilings (service-wide
+and per address) are lifted, so a run never meets a 429 from them.
 """
 from __future__ import annotations
 
@@ -86,7 +86,8 @@ class Workspace:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "DATABASE_URL", "REDIS_URL"))}
         env.update(DATABASE_URL=self.database_url, FLASK_SECRET_KEY=SECRET, FLASK_TELEPHONY_AUTH_TOKEN=TOKEN,
                    FLASK_TENANTS_DIR=str(self.tenants_dir), FLASK_BASE_URL=self.origin,
-                   FLASK_GLOBAL_REQUEST_LIMIT="100000000 per second")
+                   FLASK_GLOBAL_REQUEST_LIMIT="100000000 per second", FLASK_REQUESTS_PER_IP="100000000 per second",
+                   FLASK_TOKEN_REQUESTS_PER_CLIENT="100000000 per second")
         env.update({f"FLASK_{k}": str(v) for k, v in self.settings.items()})
         return env
 
@@ -104,8 +105,9 @@ def workspace(args: argparse.Namespace, **settings) -> Iterator[Workspace]:
 
 
 @contextlib.contextmanager
-def serve(ws: Workspace, args: argparse.Namespace) -> Iterator[None]:
-    """gunicorn gthread (--workers x --threads) serving `webapp:create_app()` on ws.port until the block ends."""
+def serve(ws: Workspace, args: argparse.Namespace, *extra: str) -> Iterator[None]:
+    """gunicorn gthread (--workers x --threads) serving `webapp:create_app()` on ws.port until the block
+    ends; `extra` are more gunicorn options (e.g. "--access-logfile", path)."""
     command = [sys.executable, "-m", "gunicorn", "--workers", str(args.workers), "--worker-class", "gthread",
                "--threads", str(args.threads), "--bind", f"127.0.0.1:{ws.port}", "--log-level", "warning"]
     try:
@@ -115,7 +117,7 @@ def serve(ws: Workspace, args: argparse.Namespace) -> Iterator[None]:
             command.append("--no-control-socket")  # one per user: a running demo would clash
     except Exception:  # pragma: no cover - version unknown: leave the default
         pass
-    server = subprocess.Popen([*command, "webapp:create_app()"], cwd=ROOT, env=ws.server_env())
+    server = subprocess.Popen([*command, *extra, "webapp:create_app()"], cwd=ROOT, env=ws.server_env())
     try:
         for _ in range(100):
             try:

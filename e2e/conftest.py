@@ -133,8 +133,9 @@ def serve(work: pathlib.Path, log: pathlib.Path, **settings: str) -> Iterator[Li
         "FLASK_SECRET_KEY": secrets.token_urlsafe(32),
         "FLASK_TELEPHONY_AUTH_TOKEN": secrets.token_urlsafe(24),
         "FLASK_TENANTS_DIR": str(tenants_without_maintenance(work / "tenants")),
-        # Every test comes from 127.0.0.1: the per-IP limit on identity checks would stop the suite.
+        # Every test comes from 127.0.0.1: the per-address limits would stop the suite.
         "FLASK_IDENTITY_CHECKS_PER_IP": "10000 per minute",
+        "FLASK_REQUESTS_PER_IP": "100000 per minute",  # likewise the per-address request limit
         "PYTHONUNBUFFERED": "1",
         **settings,
     })

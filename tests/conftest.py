@@ -42,7 +42,11 @@ def make_app(database_url: str, **overrides):
         "TELEPHONY_AUTH_TOKEN": "test-telephony-token",
         "RATELIMIT_STORAGE_URI": "memory://",
         "MAIL_SUPPRESS_SEND": True,
-        "IDENTITY_CHECK_SECONDS": 0,  # the constant-time answer has its own tests (test_security_attacks)
+        "IDENTITY_CHECK_SECONDS": 0,
+        # One test client is one address making hundreds of requests a second: the per-sender
+        # limits have their own tests (test_security_attacks).
+        "REQUESTS_PER_IP": "100000 per second",
+        "TOKEN_REQUESTS_PER_CLIENT": "100000 per second",  # the constant-time answer has its own tests (test_security_attacks)
     }
     config.update(overrides)
     app = create_app(config)

@@ -19,7 +19,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from . import config
     config.load(app, test_config)
 
-    from . import cli, corebanking, db, errors, security, tenants, web
+    from . import cli, corebanking, db, errors, security, shedding, tenants, web
     from .extensions import csrf, limiter, mail
 
     db.init_app(app)
@@ -27,6 +27,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     corebanking.init_app(app)
     csrf.init_app(app)
     limiter.init_app(app)
+    shedding.init_app(app)
     mail.init_app(app)
     security.init_app(app)
     errors.init_app(app)

@@ -1,7 +1,9 @@
 """Configuration: defaults here, overrides from the environment (`FLASK_*`, `DATABASE_URL`, `REDIS_URL`)."""
 from __future__ import annotations
 
+import ipaddress
 import os
+from urllib.parse import urlsplit
 
 from flask import Flask
 
@@ -36,7 +38,11 @@ class Defaults:
     # Every identity check is answered this long after it started, whatever its outcome, so the
     # answer's timing does not tell which accounts exist (above the slowest outcome's own time).
     IDENTITY_CHECK_SECONDS = 0.1
-    # Whole-service ceiling; beyond it customers get the 混雑 message (load shedding).
+    # Load shedding (webapp/shedding.py): each address, and each app at the token endpoint, is
+    # refused past its own limit before it counts toward the whole service's ceiling; beyond the
+    # ceiling customers get the 混雑 message.
+    REQUESTS_PER_IP = "20 per second; 600 per minute"
+    TOKEN_REQUESTS_PER_CLIENT = "20 per second; 600 per minute"
     GLOBAL_REQUEST_LIMIT = "300 per second"
     TENANTS_DIR = None  # default: the package's tenants/ folder
 
@@ -63,23 +69,32 @@ def load(app: Flask, test_config: dict | None) -> None:
     _refuse_unsafe_production(app)
 
 
-LIMIT_SETTINGS = ("IDENTITY_CHECKS_PER_IP", "IDENTITY_FAILURES_PER_CLIENT", "IDENTITY_FAILURES_PER_UNION",
-                  "GLOBAL_REQUEST_LIMIT")
+BUDGET_SETTINGS = ("IDENTITY_CHECKS_PER_IP", "IDENTITY_FAILURES_PER_CLIENT", "IDENTITY_FAILURES_PER_UNION")
+REQUEST_LIMIT_SETTINGS = ("REQUESTS_PER_IP", "TOKEN_REQUESTS_PER_CLIENT", "GLOBAL_REQUEST_LIMIT")
 
 
 def _check_limits(app: Flask) -> None:
-    """A limit that cannot be read stops the start, not a customer's request later."""
-    from limits import parse_many
+    """A limit that cannot be read stops the start, not a customer's request later. A budget
+    (webapp/budgets.py) is one limit; a request limit may be several (`20 per second; 600 per minute`)."""
+    from limits import parse, parse_many
 
-    for name in LIMIT_SETTINGS:
+    for name in BUDGET_SETTINGS + REQUEST_LIMIT_SETTINGS:
         try:
-            parse_many(str(app.config[name]))
+            (parse if name in BUDGET_SETTINGS else parse_many)(str(app.config[name]))
         except ValueError:
             raise RuntimeError(f"FLASK_{name}={app.config[name]!r} is not a limit such as '30 per 10 minutes'") from None
 
 
 def _refuse_unsafe_production(app: Flask) -> None:
-    """Production (not debug, not testing, not sandbox) refuses to start with a default secret."""
+    """Production (not debug, not testing, not sandbox) refuses to start with a default secret, and
+    sandbox mode refuses a public https origin: it passes ④ without a phone (/call/demo) and takes
+    development secrets, so it is for demos and tests on a developer's machine only."""
+    if app.config["SANDBOX"] and not app.testing and _public_https(app.config["BASE_URL"]):
+        raise RuntimeError(
+            f"FLASK_SANDBOX=true with the public origin FLASK_BASE_URL={app.config['BASE_URL']}: refusing to start. "
+            "Sandbox mode lets anyone pass the phone step without a call (/call/demo) and accepts development "
+            "secrets; it is for demos on this machine (http://127.0.0.1 or https://localhost). "
+            "Unset FLASK_SANDBOX in production.")
     if app.debug or app.testing or app.config["SANDBOX"]:
         return
     secret = app.config.get("SECRET_KEY")
@@ -87,3 +102,17 @@ def _refuse_unsafe_production(app: Flask) -> None:
         raise RuntimeError("FLASK_SECRET_KEY is missing, default or shorter than 32 characters: refusing to start")
     if app.config.get("TELEPHONY_AUTH_TOKEN") in (None, "", Defaults.TELEPHONY_AUTH_TOKEN):
         raise RuntimeError("FLASK_TELEPHONY_AUTH_TOKEN is missing or default: refusing to start")
+
+
+def _public_https(origin: str) -> bool:
+    """An https origin whose host is not this machine (loopback or `localhost`)."""
+    parts = urlsplit(origin)
+    if parts.scheme != "https":
+        return False
+    host = (parts.hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True

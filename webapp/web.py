@@ -1,28 +1,12 @@
 """Blueprints, template context and proxy handling."""
 from __future__ import annotations
 
-from flask import Flask, current_app, g
+from flask import Flask, g
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import messages
 
 HTMX_VERSION = "2.0.11"
-
-_load_shedding: set[str] = set()
-
-
-def _shed_load(bp) -> None:
-    """One counter for the whole service (not per client); beyond it customers get the 混雑 message.
-
-    Blueprints are module-level objects: decorate each once, reading the limit from the running app.
-    """
-    if bp.name in _load_shedding:
-        return
-    from .extensions import limiter
-
-    limiter.shared_limit(lambda: current_app.config["GLOBAL_REQUEST_LIMIT"], scope="service",
-                         key_func=lambda: "service")(bp)
-    _load_shedding.add(bp.name)
 
 
 def init_app(app: Flask) -> None:
@@ -30,14 +14,15 @@ def init_app(app: Flask) -> None:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=int(app.config["PROXY_FIX_X_FOR"]),
                                 x_proto=1, x_host=1)
 
+    from .flow.identity import ConstantTimeAnswers
     from .flow.views import bp as flow_bp
     from .pages import bp as pages_bp
     from .oauth.views import bp as oauth_bp, metadata_bp as oauth_metadata_bp
     from .callauth.views import bp as callauth_bp, telephony_bp
     from .api.views import bp as api_bp
 
+    app.wsgi_app = ConstantTimeAnswers(app.wsgi_app)
     for bp in (pages_bp, flow_bp, oauth_bp, callauth_bp, api_bp):
-        _shed_load(bp)
         app.register_blueprint(bp)
     app.register_blueprint(telephony_bp)
     if app.config["SANDBOX"]:  # the demo app (/demo/) exists only in sandbox mode

@@ -30,7 +30,8 @@ def check_with_lockout(flow, screen_id: str, event: str, check, *, completes_aut
     authentication (⑤) resets the count (SPEC §3); a passed ② merely gives back its own slot, so
     a PIN guesser who knows the birth date and phone gains no tries by starting new flows.
     """
-    g.identity_answer_at = time.monotonic() + float(current_app.config["IDENTITY_CHECK_SECONDS"])
+    started = request.environ.get(STARTED_AT, time.monotonic())
+    request.environ[ANSWER_AT] = started + float(current_app.config["IDENTITY_CHECK_SECONDS"])
     key = account_key(flow)
     s = db.session()
     spending = budgets.identity_budgets(current_app.config, tenant=flow.tenant, client_id=flow.client_id,
@@ -74,17 +75,35 @@ def check_with_lockout(flow, screen_id: str, event: str, check, *, completes_aut
     locked_now = attempt.locks_if_failed
     oplog.record(s, tenant=flow.tenant, screen=screen_id, event=event, result="fail", flow=flow,
                  detail=f"mismatch {attempt.failures}/{attempt.threshold}" + (" locked" if locked_now else ""))
+    if locked_now:
+        # Anyone who knows an account number can lock it for the day (ASVS 6.1.1): staff see who
+        # did, per address, with `flask locks report`.
+        oplog.record(s, tenant=flow.tenant, screen=screen_id, event=lockout.LOCKED_EVENT, result="locked",
+                     flow=flow, detail="B84")
+        log.warning("account locked until midnight JST: %s %s-%s-%s by address %s", flow.tenant, key.branch,
+                    key.account_type, key.number, request.remote_addr)
     s.commit()
     return result, {"message": messages.LOCKED_NOW if locked_now else messages.IDENTITY_MISMATCH}
 
 
-def answer_identity_checks_in_constant_time(response):
-    """Every answer to an identity check leaves after the same time (IDENTITY_CHECK_SECONDS from
-    its start), whatever the outcome: an unknown account (No.1, a redirect to ①), a mismatch (No.2,
-    ② again), a lock or a spent budget. So timing tells a scanner nothing the budgets do not let it
-    ask; the message itself is SPEC's, and each such answer costs a check of the budgets.
-    Registered on the flow blueprint (views.py)."""
-    answer_at = g.pop("identity_answer_at", None)
-    if answer_at is not None:
-        time.sleep(max(0.0, answer_at - time.monotonic()))
-    return response
+STARTED_AT = "renkei.started_at"  # WSGI environ keys: when the request came in,
+ANSWER_AT = "renkei.identity_answer_at"  # and when an identity check's answer may leave
+
+
+class ConstantTimeAnswers:
+    """WSGI middleware: every answer to an identity check leaves IDENTITY_CHECK_SECONDS after the
+    request came in, whatever the outcome: an unknown account (No.1, a redirect to ①), a mismatch
+    (No.2, ② again), a lock or a spent budget. It waits after the whole response is built (template,
+    commit, session cookie), so no difference in that work shows. Timing then tells a scanner
+    nothing the budgets do not already let it ask; each answer costs a check of the budgets."""
+
+    def __init__(self, wsgi_app):
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ, start_response):
+        environ[STARTED_AT] = time.monotonic()
+        body = self.wsgi_app(environ, start_response)
+        answer_at = environ.get(ANSWER_AT)
+        if answer_at is not None:
+            time.sleep(max(0.0, answer_at - time.monotonic()))
+        return body

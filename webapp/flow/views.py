@@ -19,6 +19,4 @@ def refuse_outside_service_hours():
         return render_notice(messages.MAINTENANCE, 503)
 
 
-from . import account, customer, phone, call, pin, consent, cancel, identity  # noqa: E402,F401  (routes on bp)
-
-bp.after_request(identity.answer_identity_checks_in_constant_time)
+from . import account, customer, phone, call, pin, consent, cancel  # noqa: E402,F401  (routes on bp)

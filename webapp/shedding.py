@@ -1,0 +1,87 @@
+"""Load shedding (SPEC §3 混雑): one noisy address or app is refused before it can fill the whole
+service's ceiling, so it cannot make 「ただ今受付が混雑しております…」 for everyone else.
+
+Each request to a customer screen, the FAQ, the authorization server or the account API is
+counted first against its own sender, then against the service-wide ceiling (`GLOBAL_REQUEST_LIMIT`):
+
+| requests | counted per | limit (config) |
+|---|---|---|
+| screens, FAQ, `/oauth/authorize` | address | `REQUESTS_PER_IP` |
+| `/oauth/token`, `/revoke`, `/introspect` | the app named by the request (else its address) | `TOKEN_REQUESTS_PER_CLIENT` |
+| account API | the app (Flask-Limiter's `API_RATE_LIMIT`, checked before this hook) | |
+
+A request refused by its own limit never reaches the ceiling's counter. Static files (served
+before Flask), each union's `theme.css`, `/healthz`, the metadata and the telephony webhook are
+not counted. These counters keep no `X-RateLimit-*` headers: customers need no hint of the
+service's ceiling. They live in Flask-Limiter's storage: per worker with `memory://`, shared with
+`REDIS_URL`; the budgets that protect authentication are in the database (webapp/budgets.py).
+When the storage cannot be reached, shedding is skipped (logged): a Redis outage must not stop
+customers.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+
+from flask import Flask, current_app, request
+from limits import parse_many
+from werkzeug.exceptions import TooManyRequests
+
+from .extensions import limiter
+
+log = logging.getLogger("renkei.shedding")
+
+SHED_BLUEPRINTS = {"pages", "flow", "oauth", "callauth", "api"}
+NOT_COUNTED = {"pages.theme_css"}
+PER_CLIENT = {"oauth.token", "oauth.revoke", "oauth.introspect"}
+
+
+def _claimed_client_id() -> str | None:
+    """The client_id a token-endpoint request names (HTTP Basic or form); unauthenticated, a key only."""
+    header = request.headers.get("Authorization", "")
+    if header[:6].lower() == "basic ":
+        try:
+            user = base64.b64decode(header[6:].strip(), validate=True).split(b":", 1)[0]
+            return user.decode("utf-8")[:200] or None
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            return None
+    return (request.form.get("client_id") or "")[:200] or None
+
+
+def _sender() -> tuple[str, str] | None:
+    """(setting, key) of the request's own limit; None for the API (its per-app limit is Flask-Limiter's)."""
+    if request.blueprint == "api":
+        return None
+    address = request.remote_addr or "-"
+    if request.endpoint in PER_CLIENT:
+        client = _claimed_client_id()
+        return "TOKEN_REQUESTS_PER_CLIENT", f"client:{client}" if client else f"ip:{address}"
+    return "REQUESTS_PER_IP", f"ip:{address}"
+
+
+def _spent(setting: str, scope: str, key: str) -> bool:
+    strategy = limiter.limiter
+    return not all(strategy.hit(item, scope, key) for item in parse_many(current_app.config[setting]))
+
+
+def shed_load() -> None:
+    if request.blueprint not in SHED_BLUEPRINTS or request.endpoint in NOT_COUNTED:
+        return
+    try:
+        sender = _sender()
+        if sender is not None and _spent(sender[0], "sender", sender[1]):
+            log.info("sender limit reached: %s on %s", sender[1], request.endpoint)
+            raise TooManyRequests()
+        if _spent("GLOBAL_REQUEST_LIMIT", "service", "all"):
+            log.warning("service-wide ceiling reached on %s", request.endpoint)
+            raise TooManyRequests()
+    except TooManyRequests:
+        raise
+    except Exception as e:  # the storage is unreachable: serve rather than refuse everyone
+        log.warning("load shedding skipped: rate-limit storage unavailable (%s)", type(e).__name__)
+
+
+def init_app(app: Flask) -> None:
+    # Registered after Flask-Limiter's own hook (the API's per-app limit), so that runs first.
+    app.before_request(shed_load)

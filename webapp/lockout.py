@@ -24,6 +24,9 @@ from . import db as dbmod
 from .corebanking import AccountKey
 
 
+LOCKED_EVENT = "account_locked"  # the operation log's event for the attempt that locked an account
+
+
 class AccountLock(SQLModel, table=True):
     __tablename__ = "account_lock"
 
@@ -115,3 +118,37 @@ def unlock_cmd(tenant, branch, account_type, number):
                  branch=key.branch, account_type=key.account_type, account_number=key.number)
     s.commit()
     click.echo("unlocked" if found else "no lock recorded for that account")
+
+
+@locks_cli.command("report")
+@click.option("--tenant", required=True)
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="JST day to start from (default: today)")
+@with_appcontext
+def report_cmd(tenant, since):
+    """Locks caused per address, most first: one address locking many accounts is an attack.
+
+    One JSON object per line: {"ip", "locks", "accounts", "last"} (times in JST)."""
+    import json
+
+    from sqlalchemy import func
+
+    from .oplog import OperationLog
+
+    day = since.date() if since else clock.today_jst()
+    start = dt.datetime.combine(day, dt.time(0), tzinfo=clock.JST)
+    s = dbmod.session()
+    rows = s.execute(
+        select(OperationLog.ip, func.count(), func.max(OperationLog.at))
+        .where(OperationLog.tenant == tenant, OperationLog.event == LOCKED_EVENT, OperationLog.at >= start)
+        .group_by(OperationLog.ip).order_by(func.count().desc(), OperationLog.ip)
+    ).all()
+    for ip, count, last in rows:
+        accounts = s.execute(
+            select(OperationLog.branch, OperationLog.account_type, OperationLog.account_number).distinct()
+            .where(OperationLog.tenant == tenant, OperationLog.event == LOCKED_EVENT, OperationLog.at >= start,
+                   OperationLog.ip == ip)
+            .order_by(OperationLog.branch, OperationLog.account_type, OperationLog.account_number)
+        ).all()
+        click.echo(json.dumps({"ip": ip, "locks": count, "accounts": ["-".join(a) for a in accounts],
+                               "last": clock.as_utc(last).astimezone(clock.JST).isoformat(timespec="seconds")},
+                              ensure_ascii=False))

@@ -19,7 +19,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from . import config
     config.load(app, test_config)
 
-    from . import cli, corebanking, db, errors, security, tenants, web
+    from . import assets, cli, corebanking, db, errors, security, tenants, web
     from .extensions import csrf, limiter, mail
 
     db.init_app(app)
@@ -29,6 +29,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     limiter.init_app(app)
     mail.init_app(app)
     security.init_app(app)
+    assets.init_app(app)
     errors.init_app(app)
     web.init_app(app)
     cli.init_app(app)

@@ -39,6 +39,8 @@ class Defaults:
     # Whole-service ceiling; beyond it customers get the 混雑 message (load shedding).
     GLOBAL_REQUEST_LIMIT = "300 per second"
     TENANTS_DIR = None  # default: the package's tenants/ folder
+    # Where static/'s hashed and compressed copies are written at start-up (default build/static).
+    STATIC_BUILD_DIR = None
 
 
 def load(app: Flask, test_config: dict | None) -> None:

@@ -20,7 +20,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     config.load(app, test_config)
 
     from . import assets, cli, corebanking, db, errors, security, tenants, web
-    from .extensions import csrf, limiter, mail
+    from .extensions import compress, csrf, limiter, mail
 
     db.init_app(app)
     tenants.init_app(app)
@@ -28,6 +28,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     csrf.init_app(app)
     limiter.init_app(app)
     mail.init_app(app)
+    compress.init_app(app)
     security.init_app(app)
     assets.init_app(app)
     errors.init_app(app)

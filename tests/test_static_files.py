@@ -1,25 +1,26 @@
 """Static files as a CDN serves them (issue 9): named by their content, cached for a year as
-immutable, the compressed copy the browser accepts."""
+immutable, the compressed copy the browser accepts; each union's theme.css likewise."""
 import gzip
 import pathlib
 import random
 import re
 
 import brotli
+import pytest
 
 from conftest import text_of
 from webapp import assets
 
 STATIC = pathlib.Path(__file__).resolve().parents[1] / "static"
-LINKED = re.compile(r'(?:href|src)="(/static/[^"]+)"')
+LINKED = re.compile(r'(?:href|src)="(/static/[^"]+|/[a-z]+/theme\.[^"]+)"')
 
 
 def linked_files(client, tenant="amami") -> dict[str, str]:
-    """The page's static URLs, keyed by what they are: app.css, htmx, logo."""
+    """The page's static and theme URLs, keyed by what they are: app.css, htmx, logo, theme."""
     urls = LINKED.findall(text_of(client.get(f"/{tenant}/faq")))
     return {key: next(u for u in urls if pattern in u)
             for key, pattern in (("app.css", "/static/app."), ("htmx", "/static/htmx-"),
-                                 ("logo", f"/static/tenants/{tenant}/logo."))}
+                                 ("logo", f"/static/tenants/{tenant}/logo."), ("theme", "/theme."))}
 
 
 def test_pages_link_static_files_by_the_hash_of_their_content(client):
@@ -107,3 +108,53 @@ def test_a_file_compression_cannot_shrink_has_no_compressed_copy(tmp_path):
     name = assets.build(source, target)["noise.js"]
     assert (target / name).exists()
     assert not (target / f"{name}.gz").exists() and not (target / f"{name}.br").exists()
+
+
+# --- theme.css: one per union, named by its content -------------------------------------------------
+
+def test_each_union_has_its_own_theme_url_and_colours(client):
+    amami, maruhachi = linked_files(client, "amami")["theme"], linked_files(client, "maruhachi")["theme"]
+    assert re.fullmatch(r"/amami/theme\.[0-9a-f]{12}\.css", amami)
+    assert re.fullmatch(r"/maruhachi/theme\.[0-9a-f]{12}\.css", maruhachi)
+    assert amami.split("/theme.")[1] != maruhachi.split("/theme.")[1]
+    amami_css, maruhachi_css = client.get(amami), client.get(maruhachi)
+    assert amami_css.mimetype == "text/css" and "--primary:#00703c" in text_of(amami_css)
+    assert "--primary:#b3261e" in text_of(maruhachi_css) and "#00703c" not in text_of(maruhachi_css)
+
+
+def test_theme_css_is_cached_for_a_year_as_immutable(client):
+    response = client.get(linked_files(client)["theme"])
+    cache_control = {part.strip() for part in response.headers["Cache-Control"].split(",")}
+    assert {"public", "max-age=31536000", "immutable"} <= cache_control
+    assert "no-store" not in response.headers["Cache-Control"]
+
+
+def test_another_unions_or_a_stale_theme_version_is_404(client):
+    amami, maruhachi = linked_files(client, "amami")["theme"], linked_files(client, "maruhachi")["theme"]
+    assert client.get("/amami/theme.0123456789ab.css").status_code == 404
+    assert client.get(maruhachi.replace("/maruhachi/", "/amami/")).status_code == 404
+    assert client.get(amami).status_code == 200
+
+
+@pytest.fixture
+def recoloured(tmp_path):
+    """The unions' configuration with amami's primary colour changed."""
+    folder = tmp_path / "tenants"
+    folder.mkdir()
+    for path in (pathlib.Path(__file__).resolve().parents[1] / "webapp" / "tenants").glob("*.toml"):
+        text = path.read_text(encoding="utf-8")
+        if path.stem == "amami":
+            assert 'primary = "#00703c"' in text
+            text = text.replace('primary = "#00703c"', 'primary = "#123456"')
+        (folder / path.name).write_text(text, encoding="utf-8")
+    return folder
+
+
+def test_new_colours_get_a_new_theme_url(client, recoloured, tmp_path):
+    from conftest import make_app
+
+    before = linked_files(client)["theme"]
+    other = make_app(f"sqlite:///{tmp_path / 'recoloured.sqlite3'}", TENANTS_DIR=str(recoloured)).test_client()
+    after = linked_files(other)["theme"]
+    assert after != before and "--primary:#123456" in text_of(other.get(after))
+    assert linked_files(other, "maruhachi")["theme"] == linked_files(client, "maruhachi")["theme"]

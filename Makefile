@@ -17,5 +17,5 @@ test-unit:       ## only tests/ (no browser needed)
 test-e2e: setup  ## only the browser tests
 	.venv/bin/python -m pytest e2e
 
-clean:           ## remove the venv, reports and screenshots (keeps instance/ data)
+clean:           ## remove the venv, build/ (reports, static copies) and screenshots (keeps instance/ data)
 	rm -rf .venv build e2e/artifacts

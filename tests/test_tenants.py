@@ -26,12 +26,6 @@ def test_a_unions_template_override_shows_only_for_that_union(app, amami, maruha
     assert "AMAMI-TEST-THEME" not in text_of(maruhachi.start())
 
 
-def test_theme_colours_come_from_configuration(client):
-    css = client.get("/amami/theme.css")
-    assert css.mimetype == "text/css" and "--primary:#00703c" in text_of(css)
-    assert "--primary:#b3261e" in text_of(client.get("/maruhachi/theme.css"))
-
-
 def test_config_file_must_match_its_name(tmp_path):
     (tmp_path / "other.toml").write_text((__import__("pathlib").Path(__file__).parents[1] / "webapp/tenants/amami.toml")
                                          .read_text(encoding="utf-8"), encoding="utf-8")

@@ -19,8 +19,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     from . import config
     config.load(app, test_config)
 
-    from . import cli, corebanking, db, errors, security, shedding, tenants, web
-    from .extensions import csrf, limiter, mail
+    from . import assets, cli, corebanking, db, errors, security, shedding, tenants, web
+    from .extensions import compress, csrf, limiter, mail
 
     db.init_app(app)
     tenants.init_app(app)
@@ -29,7 +29,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     limiter.init_app(app)
     shedding.init_app(app)
     mail.init_app(app)
+    compress.init_app(app)
     security.init_app(app)
+    assets.init_app(app)
     errors.init_app(app)
     web.init_app(app)
     cli.init_app(app)

@@ -45,6 +45,10 @@ class Defaults:
     TOKEN_REQUESTS_PER_CLIENT = "20 per second; 600 per minute"
     GLOBAL_REQUEST_LIMIT = "300 per second"
     TENANTS_DIR = None  # default: the package's tenants/ folder
+    # Where static/'s hashed and compressed copies are written at start-up (default build/static).
+    STATIC_BUILD_DIR = None
+    # HTML and JSON above this size are compressed (Flask-Compress: zstd, br or gzip, as accepted).
+    COMPRESS_MIN_SIZE = 500
 
 
 def load(app: Flask, test_config: dict | None) -> None:

@@ -1,11 +1,9 @@
 """Pages outside the flow: each union's FAQ (よくあるご質問) with its service hours."""
 from __future__ import annotations
 
-import re
+from flask import Blueprint, abort, current_app, g, render_template
 
-from flask import Blueprint, current_app, g, render_template
-
-from . import service_hours, tenants
+from . import assets, service_hours, tenants
 
 bp = Blueprint("pages", __name__, url_prefix="/<tenant>")
 bp.url_value_preprocessor(tenants.pull_tenant)
@@ -18,21 +16,14 @@ def faq():
                            service_hours=service_hours.describe(g.tenant.maintenance))
 
 
-@bp.route("/theme.css")
-def theme_css():
-    """The union's colours as CSS variables (configuration, not code; no inline styles under our CSP)."""
-    theme = g.tenant.theme
-    css = (":root{"
-           f"--primary:{_colour(theme.get('primary'), '#1a5fb4')};"
-           f"--primary-text:{_colour(theme.get('primary_text'), '#ffffff')};"
-           "}\n")
-    response = current_app.response_class(css, mimetype="text/css")
-    response.headers["Cache-Control"] = "public, max-age=300"
+@bp.route("/theme.<version>.css")
+def theme_css(version: str):
+    """The union's colours at a URL named by their content (Tenant.theme_version): cached for a year."""
+    if version != g.tenant.theme_version:
+        abort(404)
+    response = current_app.response_class(g.tenant.theme_css, mimetype="text/css")
+    response.headers["Cache-Control"] = f"public, max-age={assets.ONE_YEAR}, immutable"
     return response
-
-
-def _colour(value, default: str) -> str:
-    return value if isinstance(value, str) and re.fullmatch(r"#[0-9a-fA-F]{3,8}", value) else default
 
 
 def healthz():

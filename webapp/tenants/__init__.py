@@ -6,7 +6,10 @@ Templates are chosen per tenant by name (`tenants/<id>/<name>` before `<name>`),
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 import pathlib
+import re
 import tomllib
 
 from flask import Flask, abort, current_app, g
@@ -58,6 +61,23 @@ class Tenant:
     def templates(self, name: str) -> list[str]:
         """Candidate template names, this union's override first."""
         return [f"tenants/{self.id}/{name}", name]
+
+    @functools.cached_property
+    def theme_css(self) -> str:
+        """This union's colours as CSS variables (configuration, not code; no inline styles under our CSP)."""
+        return (":root{"
+                f"--primary:{_colour(self.theme.get('primary'), '#1a5fb4')};"
+                f"--primary-text:{_colour(self.theme.get('primary_text'), '#ffffff')};"
+                "}\n")
+
+    @functools.cached_property
+    def theme_version(self) -> str:
+        """Names theme_css by its content, so its URL changes exactly when the colours do."""
+        return hashlib.sha256(self.theme_css.encode()).hexdigest()[:12]
+
+
+def _colour(value, default: str) -> str:
+    return value if isinstance(value, str) and re.fullmatch(r"#[0-9a-fA-F]{3,8}", value) else default
 
 
 def _parse(raw: dict) -> Tenant:

@@ -231,3 +231,55 @@ def test_locking_accounts_is_logged_and_counted_per_address(app, runner, custome
     assert [(r["ip"], r["locks"], r["accounts"]) for r in lines] == [
         ("203.0.113.9", 2, ["115-1-1100026", "115-1-7700002"])]
     assert any("account locked" in r.getMessage() and "203.0.113.9" in r.getMessage() for r in caplog.records)
+
+
+# --- the budgets under parallel requests ---------------------------------------------------------------
+
+def _parallel_checks_on_many_accounts(app, n: int) -> tuple[int, int]:
+    """n threads check a wrong identity at once, each on its own account, from one address:
+    (#core evaluations, #refused by a budget)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from flask import g
+    from werkzeug.exceptions import TooManyRequests
+
+    from webapp.corebanking import AccountCheck
+    from webapp.flow.identity import check_with_lockout
+    from webapp.flow.models import Flow
+
+    evaluations, refused, lock = 0, 0, threading.Lock()
+    barrier = threading.Barrier(n)
+
+    def core_check(key):
+        nonlocal evaluations
+        with lock:
+            evaluations += 1
+        return AccountCheck.MISMATCH
+
+    def attempt(i):
+        nonlocal refused
+        flow = Flow(id=i + 1, tenant="amami", branch="115", account_type="1", account_number=f"{6000000 + i}",
+                    client_id="c", handle_hash=f"h{i}", step="customer", redirect_uri="https://app.example/cb")
+        with app.test_request_context("/amami/flow/customer", method="POST", environ_base={"REMOTE_ADDR": "203.0.113.9"}):
+            g.tenant = app.extensions["tenants"]["amami"]
+            barrier.wait()
+            try:
+                check_with_lockout(flow, "SOA202", "identity_check", core_check)
+            except TooManyRequests:
+                with lock:
+                    refused += 1
+
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        list(pool.map(attempt, range(n)))
+    return evaluations, refused
+
+
+def test_hundred_parallel_checks_from_one_address_evaluate_exactly_the_budget(any_app):
+    any_app.config.update(IDENTITY_CHECKS_PER_IP="30 per 10 minutes")
+    assert _parallel_checks_on_many_accounts(any_app, 100) == (30, 70)
+
+
+def test_hundred_parallel_failures_of_one_app_evaluate_exactly_its_budget(any_app):
+    any_app.config.update(IDENTITY_CHECKS_PER_IP="1000 per 10 minutes", IDENTITY_FAILURES_PER_CLIENT="20 per 10 minutes")
+    assert _parallel_checks_on_many_accounts(any_app, 100) == (20, 80)

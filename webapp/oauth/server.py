@@ -33,8 +33,9 @@ from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Payload
 from authlib.oauth2.rfc6749 import (ClientMixin, InvalidGrantError, InvalidRequestError, OAuth2Request,
                                     TokenMixin, grants)
+from authlib.oauth2.rfc6749.authenticate_client import authenticate_client_secret_basic as _authlib_basic
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
-from authlib.oauth2.rfc6749.util import list_to_scope, scope_to_list
+from authlib.oauth2.rfc6749.util import extract_basic_authorization, list_to_scope, scope_to_list
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
@@ -181,6 +182,17 @@ def find_token(value, hint=None) -> IssuedToken | None:
         if row is not None:
             return IssuedToken(row, kind, s.get(Consent, row.consent_id))
     return None
+
+
+def authenticate_client_secret_basic(query_client, request):
+    """Authlib's `client_secret_basic`, except that credentials which are not base64 of UTF-8
+    text (`Basic //46/w==`, or not even ASCII) are a failed authentication, as Authlib already
+    treats credentials that are not base64 at all: 401 `invalid_client`, not an exception (a 500)."""
+    try:
+        extract_basic_authorization(request.headers)
+    except ValueError:  # UnicodeDecodeError; base64 of a str that is not ASCII
+        return None
+    return _authlib_basic(query_client, request)
 
 
 # --- revocation (also used by consents.revoke_consent) ---------------------------------------------------
@@ -405,6 +417,7 @@ class Server(AuthorizationServer):
     def __init__(self):
         super().__init__(query_client=query_client, save_token=save_token)
         self.scopes_supported = list(SCOPES)
+        self.register_client_auth_method("client_secret_basic", authenticate_client_secret_basic)
         self.register_token_generator("default", generate_bearer_token)
         self.register_grant(AuthorizationCodeGrant, [S256Required(required=True)])
         self.register_grant(RefreshTokenGrant)

@@ -66,6 +66,14 @@ def test_non_utf8_basic_auth_gets_invalid_client(amami, endpoint, credentials):
     assert response.headers["WWW-Authenticate"].startswith('Basic error="invalid_client"')
 
 
+@pytest.mark.parametrize("endpoint", ["token", "revoke", "introspect"])
+@pytest.mark.parametrize("header", ["Basic ", "Basic \x0b"])  # a scheme and nothing after it
+def test_blank_basic_auth_gets_invalid_client(amami, endpoint, header):
+    response = amami.client.post(f"/amami/oauth/{endpoint}", data={"grant_type": "authorization_code", "token": "x"},
+                                 headers={"Authorization": header})
+    assert response.status_code == 401 and response.get_json()["error"] == "invalid_client"
+
+
 def test_token_endpoint_takes_no_csrf_token(amami):
     # a fintech server has no CSRF token; client authentication is what protects the endpoint
     response = exchange(amami, authorized(amami)["code"])

@@ -185,12 +185,13 @@ def find_token(value, hint=None) -> IssuedToken | None:
 
 
 def authenticate_client_secret_basic(query_client, request):
-    """Authlib's `client_secret_basic`, except that credentials which are not base64 of UTF-8
-    text (`Basic //46/w==`, or not even ASCII) are a failed authentication, as Authlib already
-    treats credentials that are not base64 at all: 401 `invalid_client`, not an exception (a 500)."""
+    """Authlib's `client_secret_basic`, except that a header its parser cannot read (base64 of
+    bytes that are not UTF-8, `Basic //46/w==`; credentials that are not ASCII; `Basic ` and
+    nothing after it) is a failed authentication, as Authlib already treats credentials that are
+    not base64 at all: 401 `invalid_client`, not an exception (a 500)."""
     try:
         extract_basic_authorization(request.headers)
-    except ValueError:  # UnicodeDecodeError; base64 of a str that is not ASCII
+    except ValueError:  # UnicodeDecodeError; b64decode of a non-ASCII str; split() finding one word
         return None
     return _authlib_basic(query_client, request)
 

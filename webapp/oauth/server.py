@@ -27,6 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 import logging
+import re
 import secrets
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
@@ -104,9 +105,14 @@ class Client(ClientMixin):
         return grant_type in GRANT_TYPES
 
 
+# The ids we issue (secrets.token_urlsafe, demo-<union>) are URL-safe. Anything else is no client and
+# never reaches the database, where PostgreSQL would refuse a NUL even in a WHERE (HTTP 500).
+CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
 def query_client(client_id) -> Client | None:
     """The client with this id registered with the request's union, if not revoked."""
-    if not isinstance(client_id, str) or not client_id or len(client_id) > 64:
+    if not isinstance(client_id, str) or not CLIENT_ID.fullmatch(client_id):
         return None
     row = OAuthClient.by_id(client_id)
     if row is None or row.tenant != g.tenant.id or row.revoked_at is not None:

@@ -112,6 +112,30 @@ def test_webhook_without_a_configured_token_refuses_everything(amami, app_config
     assert response.status_code == 403 and [a.state for a in attempts(amami.app)] == ["waiting"]
 
 
+@pytest.fixture
+def amami_on_postgres(pg_app):
+    from conftest import DEMO, FlowActions, add_account
+
+    for tenant, c in DEMO.items():
+        add_account(pg_app, tenant, **c)
+    return FlowActions(pg_app, pg_app.test_client(), "amami")
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("field, value, status", [("CallSid", "CA\x00" + "1" * 31, 400), ("CallSid", "CA-1", 400),
+                                                  ("To", "+81120111002\x00", 200), ("From", "\x00", 200)])
+def test_nul_in_a_signed_webhook_post_is_refused_or_recorded_not_500_on_postgres(amami_on_postgres, field, value,
+                                                                                   status):
+    # signed, so it is read; PostgreSQL refuses NUL in text, so it must never reach an INSERT as it is
+    page = to_call_screen(amami_on_postgres)
+    app = amami_on_postgres.app
+    params = {"From": PHONE_E164["amami"], "To": e164(pool_number_on(page)), field: value}
+    response = signed_call(amami_on_postgres.client, app, params.pop("From"), params.pop("To"),
+                           **({"call_sid": value} if field == "CallSid" else {}), **params)
+    assert response.status_code == status
+    assert [a.state for a in attempts(app)] == ["waiting"]
+
+
 def test_call_from_the_registered_phone_to_the_shown_number_authenticates(amami):
     page = to_call_screen(amami)
     signed_call(amami.client, amami.app, PHONE_E164["amami"], e164(pool_number_on(page)), call_sid="CA" + "1" * 32)

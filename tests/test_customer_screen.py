@@ -63,6 +63,24 @@ def test_birth_date_not_in_the_future(at_customer):
     assert "未来の日付は入力できません。" in html
 
 
+@pytest.mark.parametrize("field", ["birth_month", "birth_day"])
+def test_huge_birth_month_gets_field_message_not_500(at_customer, field):
+    # a select is only a suggestion to a browser: anything can be posted, here a number int() takes
+    # but no date does (OverflowError, not ValueError)
+    response = at_customer.customer(**{field: "99999999999999999999"})
+    assert response.status_code == 200
+    html = text_of(response)
+    assert '<p class="field-error" id="birth_year-error">存在しない日付です。生年月日を確認して下さい。</p>' in html
+    assert 'value="1980"' in html and 'value="09011113333"' in html and 'value="taro@example.jp"' in html
+
+
+@pytest.mark.parametrize("month, day", [("13", "01"), ("00", "01"), ("01", "32"), ("1", "1"), ("-1", "01"),
+                                        ("01", "０１")])
+def test_birth_month_or_day_not_on_the_list_gets_field_message(at_customer, month, day):
+    html = text_of(at_customer.customer(birth_month=month, birth_day=day))
+    assert "存在しない日付です。生年月日を確認して下さい。" in html
+
+
 def test_birth_year_four_digits(at_customer):
     assert "西暦を半角数字4桁で入力して下さい。" in text_of(at_customer.customer(birth_year="80"))
 

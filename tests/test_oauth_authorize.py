@@ -11,7 +11,7 @@ import re
 import pytest
 from sqlmodel import Session, select
 
-from conftest import FlowActions, register_client, text_of
+from conftest import DEMO, FlowActions, add_account, register_client, text_of
 from test_oauth_support import CHALLENGE, REDIRECT_URI, allow, at_consent, authorized, query
 from webapp import clock, db, messages
 from webapp.flow.models import Flow
@@ -176,6 +176,27 @@ def test_state_is_echoed_exactly(amami):
 def test_odd_characters_in_any_parameter_never_make_a_500(amami, field):
     response = authorize(amami, **{field: '"\\\x7f日本語\'<>'})
     assert response.status_code in (303, 400)
+
+
+@pytest.fixture
+def amami_on_postgres(pg_app):
+    for tenant, c in DEMO.items():
+        add_account(pg_app, tenant, **c)
+    return FlowActions(pg_app, pg_app.test_client(), "amami")
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("client_id", ["\x00", "demo-amami\x00", "a" * 65, "日本"])
+def test_nul_in_client_id_gets_the_unknown_client_page_not_500_on_postgres(amami_on_postgres, client_id):
+    # PostgreSQL refuses NUL in text even in a WHERE: an id we never issue must not reach the database
+    assert_error_page(authorize(amami_on_postgres, client_id=client_id), amami_on_postgres.app)
+
+
+@pytest.mark.postgres
+def test_nul_in_client_id_at_the_token_endpoint_gets_invalid_client_not_500_on_postgres(amami_on_postgres):
+    response = amami_on_postgres.client.post("/amami/oauth/token", data={
+        "grant_type": "authorization_code", "code": "x", "client_id": "\x00", "client_secret": "x"})
+    assert response.status_code in (400, 401) and response.get_json()["error"] == "invalid_client"
 
 
 def test_authorize_in_a_maintenance_window_shows_the_notice(amami):

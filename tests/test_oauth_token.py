@@ -55,6 +55,25 @@ def test_wrong_client_secret_is_refused(amami):
     assert response.headers["WWW-Authenticate"].startswith("Basic")
 
 
+@pytest.mark.parametrize("endpoint", ["token", "revoke", "introspect"])
+@pytest.mark.parametrize("credentials", ["//46/w==",  # b"\xff\xfe:\xff": base64 of bytes that are not UTF-8
+                                         "Y2xpZW50OnPpY3JldA==",  # b"client:s\xe9cret": Latin-1, not UTF-8
+                                         "\u00e9t\u00e9"])  # not ASCII, so not base64 at all
+def test_non_utf8_basic_auth_gets_invalid_client(amami, endpoint, credentials):
+    response = amami.client.post(f"/amami/oauth/{endpoint}", data={"grant_type": "authorization_code", "token": "x"},
+                                 headers={"Authorization": "Basic " + credentials})
+    assert response.status_code == 401 and response.get_json()["error"] == "invalid_client"
+    assert response.headers["WWW-Authenticate"].startswith('Basic error="invalid_client"')
+
+
+@pytest.mark.parametrize("endpoint", ["token", "revoke", "introspect"])
+@pytest.mark.parametrize("header", ["Basic ", "Basic \x0b"])  # a scheme and nothing after it
+def test_blank_basic_auth_gets_invalid_client(amami, endpoint, header):
+    response = amami.client.post(f"/amami/oauth/{endpoint}", data={"grant_type": "authorization_code", "token": "x"},
+                                 headers={"Authorization": header})
+    assert response.status_code == 401 and response.get_json()["error"] == "invalid_client"
+
+
 def test_token_endpoint_takes_no_csrf_token(amami):
     # a fintech server has no CSRF token; client authentication is what protects the endpoint
     response = exchange(amami, authorized(amami)["code"])

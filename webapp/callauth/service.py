@@ -252,6 +252,12 @@ def new_call_sid() -> str:
     return "CA" + secrets.token_hex(16)
 
 
+def _as_dialled(raw: str | None) -> str:
+    """What the provider says was dialled when it is not a number, kept for the record; without
+    NUL, which PostgreSQL refuses in text."""
+    return str(raw or "").replace("\x00", "")
+
+
 def record_inbound_call(s: Session, *, call_sid: str, caller: str | None, dialled: str | None,
                         direction: str | None = None) -> str:
     """Record one reported call and confirm the attempt it authenticates, if any. Commits; returns the outcome."""
@@ -260,7 +266,7 @@ def record_inbound_call(s: Session, *, call_sid: str, caller: str | None, dialle
     from_e164 = caller_e164(caller)
     tenant = tenant_of_pool_number(to)
     inserted = dbmod.insert_or_ignore(s, InboundCall.__table__, {
-        "call_sid": call_sid, "received_at": now, "tenant": tenant, "to_number": (to or str(dialled or ""))[:32],
+        "call_sid": call_sid, "received_at": now, "tenant": tenant, "to_number": (to or _as_dialled(dialled))[:32],
         "from_masked": masked_phone(from_e164) if from_e164 else "withheld", "outcome": "received",
     }, ["call_sid"])
     if not inserted:

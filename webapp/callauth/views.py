@@ -8,6 +8,8 @@ the `callauth` blueprint is reserved for call-authentication pages outside the f
 """
 from __future__ import annotations
 
+import re
+
 from flask import Blueprint, current_app, request
 
 from .. import db, tenants
@@ -20,6 +22,9 @@ bp.url_defaults(tenants.add_tenant)
 
 telephony_bp = Blueprint("telephony", __name__, url_prefix="/telephony")
 
+# The provider's call ids are letters and digits (CA + 32 hex); anything else is not one, and is
+# not stored (PostgreSQL refuses a NUL in text).
+CALL_SID = re.compile(r"[A-Za-z0-9]{1,64}")
 REJECT_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response><Reject/></Response>'
 
 
@@ -38,8 +43,8 @@ def inbound():
         current_app.logger.warning("telephony webhook: missing or bad signature from %s", request.remote_addr)
         return current_app.response_class("forbidden\n", status=403, mimetype="text/plain")
     call_sid = request.form.get("CallSid", "")
-    if not call_sid or len(call_sid) > 64:
-        return current_app.response_class("CallSid missing\n", status=400, mimetype="text/plain")
+    if not CALL_SID.fullmatch(call_sid):
+        return current_app.response_class("CallSid missing or malformed\n", status=400, mimetype="text/plain")
     service.record_inbound_call(db.session(), call_sid=call_sid, caller=request.form.get("From"),
                                 dialled=request.form.get("To"), direction=request.form.get("Direction"))
     return current_app.response_class(REJECT_TWIML, status=200, mimetype="text/xml")

@@ -45,6 +45,12 @@ class AccountForm(FlaskForm):
 
 MONTHS = [SelectChoice(f"{m:02d}") for m in range(1, 13)]
 DAYS = [SelectChoice(f"{d:02d}") for d in range(1, 32)]
+NO_SUCH_DATE = "存在しない日付です。生年月日を確認して下さい。"
+
+
+def _chosen(field: SelectField) -> bool:
+    """The select's value is one of its choices (what WTForms' own choice check asks)."""
+    return any(field.data == choice.value for choice in field.choices)
 
 
 class CustomerForm(FlaskForm):
@@ -67,12 +73,19 @@ class CustomerForm(FlaskForm):
         EqualTo("email", message="メールアドレスが一致しません。確認のため同じメールアドレスを入力して下さい。")])
 
     def validate_birth_year(self, field):
+        """The whole date, with its message under the year (the selects show no errors of their own).
+
+        Month and day come from selects, but a request can carry anything: only a value on the
+        list is turned into a number (int() takes "99999999999999999999", and date() then overflows).
+        """
         if not (field.data and re.fullmatch(r"[0-9]{4}", field.data)):
             return
+        if not (_chosen(self.birth_month) and _chosen(self.birth_day)):
+            raise ValidationError(NO_SUCH_DATE)
         try:
             born = dt.date(int(field.data), int(self.birth_month.data), int(self.birth_day.data))
-        except (TypeError, ValueError):
-            raise ValidationError("存在しない日付です。生年月日を確認して下さい。")
+        except ValueError:  # 02/30 and the like
+            raise ValidationError(NO_SUCH_DATE)
         if born > clock.today_jst():
             raise ValidationError("未来の日付は入力できません。生年月日を確認して下さい。")
         if born.year < 1900:

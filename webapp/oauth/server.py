@@ -27,14 +27,16 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 import logging
+import re
 import secrets
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Payload
 from authlib.oauth2.rfc6749 import (ClientMixin, InvalidGrantError, InvalidRequestError, OAuth2Request,
                                     TokenMixin, grants)
+from authlib.oauth2.rfc6749.authenticate_client import authenticate_client_secret_basic as _authlib_basic
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
-from authlib.oauth2.rfc6749.util import list_to_scope, scope_to_list
+from authlib.oauth2.rfc6749.util import extract_basic_authorization, list_to_scope, scope_to_list
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
@@ -103,9 +105,14 @@ class Client(ClientMixin):
         return grant_type in GRANT_TYPES
 
 
+# The ids we issue (secrets.token_urlsafe, demo-<union>) are URL-safe. Anything else is no client and
+# never reaches the database, where PostgreSQL would refuse a NUL even in a WHERE (HTTP 500).
+CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
 def query_client(client_id) -> Client | None:
     """The client with this id registered with the request's union, if not revoked."""
-    if not isinstance(client_id, str) or not client_id or len(client_id) > 64:
+    if not isinstance(client_id, str) or not CLIENT_ID.fullmatch(client_id):
         return None
     row = OAuthClient.by_id(client_id)
     if row is None or row.tenant != g.tenant.id or row.revoked_at is not None:
@@ -181,6 +188,18 @@ def find_token(value, hint=None) -> IssuedToken | None:
         if row is not None:
             return IssuedToken(row, kind, s.get(Consent, row.consent_id))
     return None
+
+
+def authenticate_client_secret_basic(query_client, request):
+    """Authlib's `client_secret_basic`, except that a header its parser cannot read (base64 of
+    bytes that are not UTF-8, `Basic //46/w==`; credentials that are not ASCII; `Basic ` and
+    nothing after it) is a failed authentication, as Authlib already treats credentials that are
+    not base64 at all: 401 `invalid_client`, not an exception (a 500)."""
+    try:
+        extract_basic_authorization(request.headers)
+    except ValueError:  # UnicodeDecodeError; b64decode of a non-ASCII str; split() finding one word
+        return None
+    return _authlib_basic(query_client, request)
 
 
 # --- revocation (also used by consents.revoke_consent) ---------------------------------------------------
@@ -405,6 +424,7 @@ class Server(AuthorizationServer):
     def __init__(self):
         super().__init__(query_client=query_client, save_token=save_token)
         self.scopes_supported = list(SCOPES)
+        self.register_client_auth_method("client_secret_basic", authenticate_client_secret_basic)
         self.register_token_generator("default", generate_bearer_token)
         self.register_grant(AuthorizationCodeGrant, [S256Required(required=True)])
         self.register_grant(RefreshTokenGrant)

@@ -7,8 +7,8 @@ port, so the 303 from ⑥ crosses origins as it does in production (nothing in t
 The whole flow also runs over https (conftest's TRANSPORTS: behind a TLS-terminating nginx, and
 with gunicorn terminating TLS itself), where Flask-WTF's CSRF check wants a same-origin Referer
 (issue 9); there the app's callback is https too, the call of ④ comes through the provider's
-signed webhook (`flask telephony simulate-call`, signed over the https BASE_URL), and the app's
-token and API calls verify the server's certificate against the test CA.
+signed webhook (posted to, and checked against, the https BASE_URL), and the app's token and API
+calls verify the server's certificate against the test CA.
 """
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ from authlib.common.security import generate_token
 from authlib.integrations.requests_client import OAuth2Session
 from playwright.sync_api import Page, expect
 
-from conftest import TENANTS, TRANSPORTS, Customer, LiveServer, free_port, screenshot, title, to_phone_screen
+from conftest import (TENANTS, TRANSPORTS, Customer, LiveServer, free_port, provider_calls, screenshot, title,
+                      to_phone_screen)
 
 OPERATOR = "アイ・ティ・リアライズ株式会社"
 CALL_SEEN = "着信を確認しました。「確定する」ボタンを押してください。"
@@ -102,8 +103,7 @@ def through_pin(page: Page, c: Customer, tenant: str, mode: str, server: LiveSer
     expect(title(page)).to_have_text("API連携認証（電話番号認証）")
     if server.https:
         dialled = page.get_by_role("main").locator("a[href^='tel:']").get_attribute("href").removeprefix("tel:")
-        out = server.flask("telephony", "simulate-call", "--from", c.phone, "--to", dialled)
-        assert f"POST {server.origin}/telephony/inbound" in out and "\n200 " in out, out
+        provider_calls(server, c.phone, dialled)
         if mode == "js":  # the status area sees the call by itself; without JS 確定する finds it
             expect(page.get_by_role("status")).to_contain_text(CALL_SEEN)
     else:

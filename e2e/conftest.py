@@ -9,6 +9,13 @@ started the way an app would: a registered client, then /{tenant}/oauth/authoriz
 The server runs on the real clock. Its unions' configuration is the shipped one minus the
 maintenance calendars, so a run at 04:02 JST does not fail; the calendars are tested in tests/
 with a moved clock.
+
+Transports: tests use plain http unless they ask for another `transport` (indirect parametrize):
+`https-proxy` is production's shape, TLS ending at a reverse proxy (a real nginx, our own process
+on a loopback port) that sets X-Forwarded-For/-Proto/-Host in front of gunicorn on plain http with
+FLASK_PROXY_FIX_X_FOR=1; `https-gunicorn` is gunicorn terminating TLS itself. Both use a throw-away
+CA and certificate (trustme) made for the session; FLASK_BASE_URL is the https origin, chromium
+ignores the unknown CA, and the test's own HTTP clients verify against it (`LiveServer.verify`).
 """
 from __future__ import annotations
 
@@ -22,12 +29,13 @@ import pathlib
 import re
 import secrets
 import socket
+import ssl
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from urllib.parse import urlencode
 
 import pytest
@@ -41,11 +49,42 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 PHONE = dict(viewport={"width": 390, "height": 844}, device_scale_factor=3, is_mobile=True,
              has_touch=True, locale="ja-JP", timezone_id="Asia/Tokyo")
 TENANTS = ("amami", "maruhachi")
+TRANSPORTS = ("http", "https-proxy", "https-gunicorn")
+NGINX = os.environ.get("E2E_NGINX", "/usr/sbin/nginx")
 
 expect.set_options(timeout=10_000)
 
 
 # --- the live server ----------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class ThrowawayTLS:
+    """A throw-away CA and a server certificate it issued for 127.0.0.1 and localhost (PEM files)."""
+    ca: pathlib.Path
+    cert: pathlib.Path  # the certificate chain
+    key: pathlib.Path
+
+    @classmethod
+    def make(cls, directory: pathlib.Path) -> "ThrowawayTLS":
+        import trustme
+
+        ca = trustme.CA(organization_name="Renkei e2e test CA")
+        leaf = ca.issue_cert("127.0.0.1", "localhost")
+        tls = cls(directory / "ca.pem", directory / "cert.pem", directory / "key.pem")
+        ca.cert_pem.write_to_path(str(tls.ca))
+        leaf.private_key_pem.write_to_path(str(tls.key))
+        for i, pem in enumerate(leaf.cert_chain_pems):
+            pem.write_to_path(str(tls.cert), append=i > 0)
+        return tls
+
+    def client_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca))
+
+    def server_context(self) -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(str(self.cert), str(self.key))
+        return context
+
 
 @dataclasses.dataclass
 class LiveServer:
@@ -53,6 +92,18 @@ class LiveServer:
     env: dict
     log: pathlib.Path
     demo_output: str
+    transport: str = "http"
+    tls: ThrowawayTLS | None = None
+    proxy_log: pathlib.Path | None = None  # nginx's, for https-proxy
+
+    @property
+    def https(self) -> bool:
+        return self.origin.startswith("https://")
+
+    @property
+    def verify(self) -> str | bool:
+        """`verify=` for requests: the test CA over https."""
+        return str(self.tls.ca) if self.https else True
 
     def flask(self, *args: str) -> str:
         """Run `flask --app webapp ARGS` against the server's database; its stdout."""
@@ -101,13 +152,15 @@ def gunicorn_version() -> tuple[int, ...]:
     return tuple(int(p) for p in version("gunicorn").split(".")[:2] if p.isdigit())
 
 
-def wait_until_up(origin: str, process: subprocess.Popen, log: pathlib.Path, seconds: float = 30) -> None:
+def wait_until_up(origin: str, process: subprocess.Popen, log: pathlib.Path, seconds: float = 30,
+                  tls: ThrowawayTLS | None = None) -> None:
     deadline = time.monotonic() + seconds
+    context = tls.client_context() if origin.startswith("https://") else None
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"the server exited ({process.returncode}):\n{log.read_text()[-3000:]}")
         try:
-            with urllib.request.urlopen(origin + "/amami/faq", timeout=2) as response:
+            with urllib.request.urlopen(origin + "/amami/faq", timeout=2, context=context) as response:
                 if response.status == 200:
                     return
         except (urllib.error.URLError, ConnectionError, TimeoutError):
@@ -117,14 +170,77 @@ def wait_until_up(origin: str, process: subprocess.Popen, log: pathlib.Path, sec
 
 
 @contextlib.contextmanager
-def serve(work: pathlib.Path, log: pathlib.Path, **settings: str) -> Iterator[LiveServer]:
+def running(command: list[str], env: dict, log: pathlib.Path) -> Iterator[subprocess.Popen]:
+    """`command` as a subprocess writing to `log`, terminated (then killed) when the block ends."""
+    with log.open("w") as log_file:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def nginx_config(work: pathlib.Path, listen_port: int, upstream_port: int, tls: ThrowawayTLS) -> pathlib.Path:
+    """A TLS-terminating reverse proxy as a load balancer is: everything under work/nginx/."""
+    import getpass
+
+    home = work / "nginx"
+    for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (home / sub).mkdir(parents=True, exist_ok=True)
+    conf = home / "nginx.conf"
+    # As root, nginx would run its workers as `nobody`, who cannot enter pytest's 0700 temp dirs.
+    user = f"user {getpass.getuser()};" if os.geteuid() == 0 else ""
+    conf.write_text(f"""
+{user}
+worker_processes 1;
+pid {home}/nginx.pid;
+error_log stderr notice;
+events {{ worker_connections 256; }}
+http {{
+    access_log /dev/stdout;
+    client_body_temp_path {home}/body;
+    proxy_temp_path {home}/proxy;
+    fastcgi_temp_path {home}/fastcgi;
+    uwsgi_temp_path {home}/uwsgi;
+    scgi_temp_path {home}/scgi;
+    server {{
+        listen 127.0.0.1:{listen_port} ssl;
+        ssl_certificate {tls.cert};
+        ssl_certificate_key {tls.key};
+        location / {{
+            proxy_pass http://127.0.0.1:{upstream_port};
+            proxy_http_version 1.1;
+            # The upstream sees Host 127.0.0.1:{upstream_port}: the app must take the public host and
+            # scheme from X-Forwarded-Host/-Proto (ProxyFix), as behind most load balancers.
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Host $http_host;
+        }}
+    }}
+}}
+""")
+    return conf
+
+
+@contextlib.contextmanager
+def serve(work: pathlib.Path, log: pathlib.Path, *, transport: str = "http", tls: ThrowawayTLS | None = None,
+          **settings: str) -> Iterator[LiveServer]:
     """A server as `make demo` runs it, on a free loopback port, until the block ends.
 
     Its database is a SQLite file in `work`, migrated and filled with the demo customers; its output
     goes to `log`; `settings` are extra environment variables (e.g. FLASK_PHONE_AUTH_WINDOW_SECONDS).
+    `transport` is one of TRANSPORTS (see the module docstring); the https ones need `tls`.
     """
-    port = free_port()
-    origin = f"http://127.0.0.1:{port}"
+    assert transport in TRANSPORTS, transport
+    assert transport == "http" or tls is not None, f"{transport} needs a certificate"
+    port = free_port()  # gunicorn's
+    public_port = free_port() if transport == "https-proxy" else port
+    origin = f"{'http' if transport == 'http' else 'https'}://127.0.0.1:{public_port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "DATABASE_URL", "REDIS_URL"))}
     env.update({
         "DATABASE_URL": f"sqlite:///{work / 'e2e.sqlite3'}",
@@ -137,45 +253,106 @@ def serve(work: pathlib.Path, log: pathlib.Path, **settings: str) -> Iterator[Li
         "FLASK_IDENTITY_CHECKS_PER_IP": "10000 per minute",
         "FLASK_REQUESTS_PER_IP": "100000 per minute",  # likewise the per-address request limit
         "PYTHONUNBUFFERED": "1",
-        **settings,
     })
+    if transport == "https-proxy":
+        env["FLASK_PROXY_FIX_X_FOR"] = "1"
+    if tls is not None:  # `flask telephony simulate-call` posts to the https BASE_URL with requests
+        env["REQUESTS_CA_BUNDLE"] = str(tls.ca)
+    env.update(settings)
     flask_cli(env, "db", "upgrade")
     demo_output = flask_cli(env, "sandbox", "demo-setup")
     command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread",
                "--workers", "1", "--threads", "8", "--timeout", "30", "--access-logfile", "-"]
     if gunicorn_version() >= (27,):  # its control socket is one per user: a running `make demo` would clash
         command.append("--no-control-socket")
-    with log.open("w") as log_file:
-        process = subprocess.Popen([*command, "webapp:create_app()"], cwd=ROOT, env=env, stdout=log_file,
-                                   stderr=subprocess.STDOUT)
-    try:
-        wait_until_up(origin, process, log)
-        yield LiveServer(origin=origin, env=env, log=log, demo_output=demo_output)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    if transport == "https-gunicorn":
+        command += ["--certfile", str(tls.cert), "--keyfile", str(tls.key)]
+    with contextlib.ExitStack() as stack:
+        process = stack.enter_context(running([*command, "webapp:create_app()"], env, log))
+        behind_proxy = transport == "https-proxy"
+        wait_until_up(f"http://127.0.0.1:{port}" if behind_proxy else origin, process, log, tls=tls)
+        proxy_log = None
+        if behind_proxy:
+            if not os.path.exists(NGINX):
+                pytest.fail(f"{NGINX} is missing: run scripts/bootstrap --browser (Debian package nginx)")
+            proxy_log = log.with_name(f"{log.stem}-nginx.log")
+            conf = nginx_config(work, public_port, port, tls)
+            proxy = stack.enter_context(running([NGINX, "-p", str(conf.parent), "-e", "stderr", "-c", str(conf),
+                                                 "-g", "daemon off;"], env, proxy_log))
+            wait_until_up(origin, proxy, proxy_log, tls=tls)
+        yield LiveServer(origin=origin, env=env, log=log, demo_output=demo_output, transport=transport, tls=tls,
+                         proxy_log=proxy_log)
 
 
 @pytest.fixture(scope="session")
-def live_server(tmp_path_factory):
+def servers(tmp_path_factory) -> Callable[[str], LiveServer]:
+    """servers(transport): the live server for that transport, started on first use and kept until
+    the session ends, so tests of several transports in any order start each server once."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with serve(tmp_path_factory.mktemp("live"), ARTIFACTS / "server.log") as server:
+    started: dict[str, LiveServer] = {}
+    tls: list[ThrowawayTLS] = []
+    with contextlib.ExitStack() as stack:
+        def server(transport: str) -> LiveServer:
+            if transport not in started:
+                if transport != "http" and not tls:
+                    tls.append(ThrowawayTLS.make(tmp_path_factory.mktemp("tls")))
+                log = ARTIFACTS / ("server.log" if transport == "http" else f"server-{transport}.log")
+                started[transport] = stack.enter_context(serve(
+                    tmp_path_factory.mktemp(transport), log, transport=transport,
+                    tls=None if transport == "http" else tls[0]))
+            return started[transport]
+
         yield server
+
+
+@pytest.fixture(scope="session")
+def transport(request) -> str:
+    """How the browser reaches the server: "http" unless a test parametrizes it (indirect=True,
+    scope="session"), e.g. over TRANSPORTS."""
+    return getattr(request, "param", "http")
+
+
+@pytest.fixture(scope="session")
+def live_server(servers, transport) -> LiveServer:
+    return servers(transport)
+
+
+def _log_tail(path: pathlib.Path, start: int) -> str:
+    with path.open(encoding="utf-8", errors="replace") as f:
+        f.seek(start)
+        return f.read()
 
 
 @pytest.fixture(autouse=True)
 def no_server_error(live_server):
-    """Whatever a test types, the server logs no traceback (a customer never meets a 500)."""
+    """Whatever a test types, the server logs no traceback (a customer never meets a 500), and the
+    proxy in front of it, if any, no error (a 502 from a dead or misconfigured upstream)."""
     start = live_server.log.stat().st_size
+    proxy_start = live_server.proxy_log.stat().st_size if live_server.proxy_log else 0
     yield
-    with live_server.log.open(encoding="utf-8", errors="replace") as f:
-        f.seek(start)
-        added = f.read()
+    added = _log_tail(live_server.log, start)
     assert "Traceback" not in added, f"the server failed during this test:\n{added[-3000:]}"
+    if live_server.proxy_log:
+        added = _log_tail(live_server.proxy_log, proxy_start)
+        errors = [line for line in added.splitlines() if re.search(r"\[(error|crit|alert|emerg)\]", line)]
+        assert not errors, "the proxy failed during this test:\n" + "\n".join(errors[-20:])
+
+
+def provider_calls(server: LiveServer, caller: str, dialled: str) -> None:
+    """The telephony provider posts the call, signed, to the server's public webhook URL (over
+    https, through the proxy if there is one: the server checks the signature against BASE_URL)."""
+    import requests
+
+    from webapp.callauth import service
+
+    params = {"CallSid": service.new_call_sid(), "AccountSid": "AC" + secrets.token_hex(16),
+              "From": service.dialled_e164(caller) or caller, "To": service.dialled_e164(dialled),
+              "CallStatus": "ringing", "Direction": "inbound", "ApiVersion": "2010-04-01"}
+    url = server.origin + "/telephony/inbound"
+    signature = service.compute_signature(url, params.items(), server.env["FLASK_TELEPHONY_AUTH_TOKEN"])
+    response = requests.post(url, data=params, headers={"X-Twilio-Signature": signature}, timeout=10,
+                             verify=server.verify)
+    assert response.status_code == 200 and "<Response><Reject/></Response>" in response.text, response.text
 
 
 # --- the demo customers (what demo-setup loaded) ------------------------------------------------
@@ -307,7 +484,9 @@ def javascript(request) -> bool:
 
 @pytest.fixture
 def page(browser, javascript, live_server):
-    context = browser.new_context(**PHONE, java_script_enabled=javascript, base_url=live_server.origin)
+    # ignore_https_errors: over https the certificate is the test CA's, which chromium does not know.
+    context = browser.new_context(**PHONE, java_script_enabled=javascript, base_url=live_server.origin,
+                                  ignore_https_errors=True)
     page = context.new_page()
     page.set_default_timeout(10_000)
     yield page

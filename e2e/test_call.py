@@ -9,14 +9,12 @@ server started with a 3-second window (the live server runs on the real clock).
 from __future__ import annotations
 
 import re
-import secrets
 import time
 
 import pytest
-import requests
 from playwright.sync_api import Page, expect
 
-from conftest import (TENANTS, Customer, LiveServer, register_app, screenshot, serve, start_flow_in, title,
+from conftest import (TENANTS, Customer, provider_calls, register_app, screenshot, serve, start_flow_in, title,
                       to_phone_screen)
 
 CALL_SEEN = "着信を確認しました。「確定する」ボタンを押してください。"
@@ -66,19 +64,6 @@ def to_call_screen(page: Page, c: Customer, *, at_phone_screen: bool = False) ->
     href = link.get_attribute("href")
     assert re.fullmatch(r"tel:0120[0-9]{6}", href), href
     return href.removeprefix("tel:")
-
-
-def provider_calls(server: LiveServer, caller: str, dialled: str) -> None:
-    """The telephony provider posts the call, signed, to the server's public webhook URL."""
-    from webapp.callauth import service
-
-    params = {"CallSid": service.new_call_sid(), "AccountSid": "AC" + secrets.token_hex(16),
-              "From": service.dialled_e164(caller) or caller, "To": service.dialled_e164(dialled),
-              "CallStatus": "ringing", "Direction": "inbound", "ApiVersion": "2010-04-01"}
-    url = server.origin + "/telephony/inbound"
-    signature = service.compute_signature(url, params.items(), server.env["FLASK_TELEPHONY_AUTH_TOKEN"])
-    response = requests.post(url, data=params, headers={"X-Twilio-Signature": signature}, timeout=10)
-    assert response.status_code == 200 and "<Response><Reject/></Response>" in response.text, response.text
 
 
 def count_polls(page: Page, seconds: float) -> int:

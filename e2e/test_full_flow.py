@@ -3,6 +3,12 @@ without: a fintech app (Authlib's OAuth 2.0 client, PKCE S256) sends the custome
 the customer authenticates and allows, and the browser lands on the app's own origin with a code
 that the app exchanges for tokens. The app's callback is a separate little HTTP server on another
 port, so the 303 from ⑥ crosses origins as it does in production (nothing in the CSP may block it).
+
+The whole flow also runs over https (conftest's TRANSPORTS: behind a TLS-terminating nginx, and
+with gunicorn terminating TLS itself), where Flask-WTF's CSRF check wants a same-origin Referer
+(issue 9); there the app's callback is https too, the call of ④ comes through the provider's
+signed webhook (posted to, and checked against, the https BASE_URL), and the app's token and API
+calls verify the server's certificate against the test CA.
 """
 from __future__ import annotations
 
@@ -17,7 +23,8 @@ from authlib.common.security import generate_token
 from authlib.integrations.requests_client import OAuth2Session
 from playwright.sync_api import Page, expect
 
-from conftest import TENANTS, Customer, free_port, screenshot, title, to_phone_screen
+from conftest import (TENANTS, TRANSPORTS, Customer, LiveServer, free_port, provider_calls, screenshot, title,
+                      to_phone_screen)
 
 OPERATOR = "アイ・ティ・リアライズ株式会社"
 CALL_SEEN = "着信を確認しました。「確定する」ボタンを押してください。"
@@ -40,13 +47,17 @@ class _Callback(BaseHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def client_origin():
-    """The fintech app's own origin: another port, another origin than the union's."""
+def client_origin(live_server):
+    """The fintech app's own origin: another port, another origin than the union's; https when the
+    union is (a redirect from an https form POST to plain http would meet chromium's warning)."""
     server = ThreadingHTTPServer(("127.0.0.1", free_port()), _Callback)
+    if live_server.https:
+        server.socket = live_server.tls.server_context().wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
+    yield f"{'https' if live_server.https else 'http'}://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
+    server.server_close()
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +74,8 @@ def registered(live_server, client_origin) -> dict:
 @pytest.fixture
 def oauth(live_server, client_origin, registered, tenant):
     """The fintech app's OAuth client for this union (Authlib), reading the union's RFC 8414 metadata."""
-    meta = requests.get(f"{live_server.origin}/.well-known/oauth-authorization-server/{tenant}", timeout=10).json()
+    meta = requests.get(f"{live_server.origin}/.well-known/oauth-authorization-server/{tenant}", timeout=10,
+                        verify=live_server.verify).json()
     creds = registered[tenant]
     session = OAuth2Session(creds["client_id"], creds["client_secret"], scope="accounts",
                             redirect_uri=f"{client_origin}/cb", code_challenge_method="S256",
@@ -77,14 +89,26 @@ def pin_of(c: Customer) -> str:
     return next(a["pin"] for a in demo.customers(c.tenant) if a["number"] == c.number and a["type"] == c.account_type)
 
 
-def through_pin(page: Page, c: Customer, tenant: str, mode: str) -> None:
-    """① ② ③ ④ (the sandbox's demo call) ⑤, as the customer does them, by label."""
+def shot(tenant: str, screen: str, mode: str, server: LiveServer) -> str:
+    """A screenshot's name: the http run's as before, the https runs' with their transport."""
+    return f"{tenant}-{screen}-{mode}" + ("" if server.transport == "http" else f"-{server.transport}")
+
+
+def through_pin(page: Page, c: Customer, tenant: str, mode: str, server: LiveServer) -> None:
+    """① ② ③ ④ ⑤, as the customer does them, by label. Over http ④'s call is the sandbox's demo
+    button; over https the telephony provider's signed webhook, posted to the https BASE_URL."""
     to_phone_screen(page, c)
     page.get_by_role("button", name="電話番号の決定").click()
 
     expect(title(page)).to_have_text("API連携認証（電話番号認証）")
-    page.get_by_role("button", name="（デモ）この番号から発信する").click()
-    expect(page.get_by_role("status")).to_contain_text(CALL_SEEN)
+    if server.https:
+        dialled = page.get_by_role("main").locator("a[href^='tel:']").get_attribute("href").removeprefix("tel:")
+        provider_calls(server, c.phone, dialled)
+        if mode == "js":  # the status area sees the call by itself; without JS 確定する finds it
+            expect(page.get_by_role("status")).to_contain_text(CALL_SEEN)
+    else:
+        page.get_by_role("button", name="（デモ）この番号から発信する").click()
+        expect(page.get_by_role("status")).to_contain_text(CALL_SEEN)
     page.get_by_role("button", name="確定する").click()
 
     expect(title(page)).to_have_text("API連携認証（キャッシュカード暗証番号認証）")
@@ -93,7 +117,7 @@ def through_pin(page: Page, c: Customer, tenant: str, mode: str) -> None:
     expect(pin).to_have_attribute("type", "password")
     expect(pin).to_have_attribute("inputmode", "numeric")
     expect(pin).to_have_attribute("autocomplete", "off")
-    screenshot(page, f"{tenant}-SOA211-{mode}")
+    screenshot(page, shot(tenant, "SOA211", mode, server))
     pin.fill(pin_of(c))
     page.get_by_role("button", name="次へ").click()
 
@@ -104,16 +128,18 @@ def through_pin(page: Page, c: Customer, tenant: str, mode: str) -> None:
     expect(page.get_by_role("contentinfo")).to_contain_text("画面ID : SOA206")
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS, indirect=True, scope="session")
 def test_whole_flow_ends_at_the_app_with_a_code_it_exchanges_for_tokens(
-        page, live_server, customers, oauth, client_origin, tenant, javascript):
+        page, live_server, customers, oauth, client_origin, tenant, javascript, transport):
     mode = "js" if javascript else "nojs"
     session, meta = oauth
     verifier = generate_token(64)
     url, state = session.create_authorization_url(meta["authorization_endpoint"], code_verifier=verifier)
     page.goto(url)
     expect(title(page)).to_have_text("API連携認証（ご利用口座情報入力）")
-    through_pin(page, customers[tenant], tenant, mode)
-    screenshot(page, f"{tenant}-SOA206-{mode}")
+    assert page.url.startswith(live_server.origin)
+    through_pin(page, customers[tenant], tenant, mode, live_server)
+    screenshot(page, shot(tenant, "SOA206", mode, live_server))
 
     # 許可する without the box ticked: refused, with the reason, on the same screen
     page.get_by_role("button", name="許可する").click()
@@ -129,16 +155,19 @@ def test_whole_flow_ends_at_the_app_with_a_code_it_exchanges_for_tokens(
     params = {k: v[0] for k, v in parse_qs(urlsplit(page.url).query).items()}
     assert params["state"] == state
     assert params["iss"] == meta["issuer"] == f"{live_server.origin}/{tenant}"
-    token = session.fetch_token(meta["token_endpoint"], authorization_response=page.url, code_verifier=verifier)
+    # verify= on each call: a REQUESTS_CA_BUNDLE in the environment would override session.verify
+    token = session.fetch_token(meta["token_endpoint"], authorization_response=page.url, code_verifier=verifier,
+                                verify=live_server.verify)
     assert token["token_type"] == "Bearer" and token["scope"] == "accounts"
     assert 0 < token["expires_in"] <= 600 and token["refresh_token"]
 
-    accounts = session.get(f"{meta['issuer']}/api/v1/accounts", timeout=10)
+    accounts = session.get(f"{meta['issuer']}/api/v1/accounts", timeout=10, verify=live_server.verify)
     assert accounts.status_code == 200
     assert accounts.json()["accounts"][0]["accountNo"] == customers[tenant].number
 
     # the code was single use
     again = requests.post(meta["token_endpoint"], auth=(session.client_id, session.client_secret), timeout=10,
+                          verify=live_server.verify,
                           data={"grant_type": "authorization_code", "code": params["code"],
                                 "redirect_uri": session.redirect_uri, "code_verifier": verifier})
     assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
@@ -148,7 +177,7 @@ def test_deny_returns_access_denied_to_the_app(page, live_server, customers, oau
     session, meta = oauth
     url, state = session.create_authorization_url(meta["authorization_endpoint"], code_verifier=generate_token(64))
     page.goto(url)
-    through_pin(page, customers[tenant], tenant, "js" if javascript else "nojs")
+    through_pin(page, customers[tenant], tenant, "js" if javascript else "nojs", live_server)
     page.get_by_role("button", name="拒否する").click()
 
     expect(page.get_by_role("heading", name="API連携認証の中止")).to_be_visible()

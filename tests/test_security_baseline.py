@@ -19,7 +19,7 @@ def test_flow_pages_carry_security_headers(amami):
     assert "frame-ancestors 'none'" in csp and "object-src 'none'" in csp
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp
     assert response.headers["X-Content-Type-Options"] == "nosniff"
-    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert response.headers["Referrer-Policy"] == "same-origin"  # see test_csrf_https.py
     assert response.headers["X-Frame-Options"] == "DENY"
     assert response.headers["Cache-Control"] == "no-store"
     over_https = amami.client.get("/amami/faq", base_url="https://renkei.test")

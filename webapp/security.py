@@ -2,6 +2,12 @@
 
 CSP has no inline script and `object-src 'none'`; `frame-ancestors 'none'` stops clickjacking of
 the consent screen; HSTS for a year when served over https; nothing of a flow is cached.
+
+Referrer-Policy is `same-origin`, not `no-referrer`: on https Flask-WTF's CSRF check
+(WTF_CSRF_SSL_STRICT) refuses a POST without a `Referer` from our own origin, and under
+`no-referrer` browsers send none, so no form could be submitted. `same-origin` sends the Referer
+back to us only; another origin (the fintech app's redirect URI, the union's terms page) still
+gets none.
 """
 from __future__ import annotations
 
@@ -30,7 +36,7 @@ def init_app(app: Flask) -> None:
         strict_transport_security_include_subdomains=True,
         content_security_policy=CSP,
         frame_options="DENY",
-        referrer_policy="no-referrer",
+        referrer_policy="same-origin",  # see the module docstring: CSRF on https needs it
         session_cookie_secure=app.config["SESSION_COOKIE_SECURE"],
         session_cookie_http_only=True,
         session_cookie_samesite="Lax",

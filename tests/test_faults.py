@@ -1,0 +1,363 @@
+"""Faults, each through the real server (gunicorn as the Procfile runs it, bench/harness.py),
+driven over HTTP as a customer's browser without JavaScript would drive it: forms read from the
+served page (CSRF on), the flow started by a registered app's authorization request, ④'s call
+reported by the telephony provider's signed webhook.
+
+- core banking slow past its timeout, then down, then back: No.4, the flow kept, no lock slot spent;
+- SMTP down at consent: the consent stands, the mail is sent once after recovery;
+- a worker killed, then the whole server killed and started again while the customer waits on ④;
+- the database refusing connections for a moment (PostgreSQL): No.4 as a 503, nothing half-written.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import datetime as dt
+import hashlib
+import http.server
+import json
+import os
+import pathlib
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import pytest
+import requests
+from sqlalchemy import text, update
+
+from webapp import clock, messages
+from webapp.mail.models import MailOutbox
+
+BENCH = pathlib.Path(__file__).resolve().parent.parent / "bench"
+sys.path.insert(0, str(BENCH))
+
+import harness  # noqa: E402
+
+TENANT = "amami"
+BRANCH, ACCOUNT_TYPE, NUMBER = "115", "1", "1100026"
+NAME, BIRTH, PHONE, PIN = "ﾃﾞｰﾀ ﾀﾛｳ", dt.date(1980, 1, 1), "09011113333", "1234"
+MAIL = "taro@example.jp"
+REDIRECT_URI = "https://app.example/cb"
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+TITLE = re.compile(r"<h1[^>]*>(.*?)</h1>", re.S)
+
+
+@pytest.fixture(autouse=True)
+def real_clock(quiet_clock):
+    """The server runs on the real clock: seed and read with real times too."""
+    clock.set_now(None)
+
+
+# --- the server, its database, the app that sends the customer -----------------------------------
+
+def server_args(database_url: str | None = None, workers: int = 1) -> argparse.Namespace:
+    return argparse.Namespace(database_url=database_url, workers=workers, threads=4)
+
+
+@contextlib.contextmanager
+def prepared(args: argparse.Namespace, **settings):
+    """A harness workspace whose database has the schema, the customer and a registered app: (ws, app)."""
+    from sqlmodel import Session
+
+    from webapp import create_app, db
+    from webapp.corebanking import AccountKey, pin_hash
+    from webapp.corebanking.models import SandboxAccount
+
+    with harness.workspace(args, **settings) as ws:
+        app = create_app(ws.app_config())
+        db.create_all(app)
+        with app.app_context(), Session(db.engine()) as s:
+            key = AccountKey(TENANT, BRANCH, ACCOUNT_TYPE, NUMBER)
+            s.add(SandboxAccount(tenant=TENANT, branch=BRANCH, account_type=ACCOUNT_TYPE, number=NUMBER,
+                                 name_kana=NAME, birth_date=BIRTH, phone=PHONE, pin_hash=pin_hash(key, PIN),
+                                 cash_card=True, status="active", balance=1_000_000))
+            s.commit()
+        result = app.test_cli_runner().invoke(args=[
+            "clients", "add", "--tenant", TENANT, "--name", "しんくみアプリwith CRECO",
+            "--operator", "アイ・ティ・リアライズ株式会社", "--redirect-uri", REDIRECT_URI])
+        assert result.exit_code == 0, result.output
+        app.extensions["db_engine"].dispose()
+        yield ws, json.loads(result.output)
+
+
+@contextlib.contextmanager
+def serving(ws, args, log: pathlib.Path):
+    """harness.serve with gunicorn's and the app's output in `log`; afterwards, no traceback in it
+    (whatever the fault, the customer never met an unexpected failure)."""
+    with harness.serve(ws, args, "--error-logfile", str(log), "--capture-output") as server:
+        yield server
+    logged = log.read_text(errors="replace")
+    assert "Traceback" not in logged, logged[-3000:]
+
+
+def write(ws, statement) -> None:
+    from webapp import db
+
+    engine = db.make_engine(ws.database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(statement)
+    finally:
+        engine.dispose()
+
+
+def query(ws, sql: str, **params) -> list:
+    from webapp import db
+
+    engine = db.make_engine(ws.database_url)
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(text(sql), params))
+    finally:
+        engine.dispose()
+
+
+# --- the customer's browser --------------------------------------------------------------------
+
+class Browser:
+    """One customer's browser over HTTP: its cookie jar, and the CSRF token of the last page."""
+
+    def __init__(self, origin: str):
+        self.origin, self.http, self.csrf = origin, requests.Session(), None
+        self.verifier, self.state = secrets.token_urlsafe(48), secrets.token_urlsafe(16)
+
+    def get(self, path: str, **kw) -> requests.Response:
+        response = self.http.get(self.origin + path, timeout=30, **kw)
+        found = CSRF.search(response.text)
+        if found:
+            self.csrf = found.group(1)
+        return response
+
+    def post(self, path: str, data: dict | None = None) -> requests.Response:
+        return self.http.post(self.origin + path, data={"csrf_token": self.csrf, **(data or {})}, timeout=30,
+                              allow_redirects=False)
+
+    def poll(self) -> requests.Response:
+        """④'s status area as htmx fetches it every 2 s."""
+        return self.http.get(f"{self.origin}/{TENANT}/flow/call/status", headers={"HX-Request": "true"},
+                             timeout=10, allow_redirects=False)
+
+    def start(self, client_id: str) -> None:
+        """The app sends the customer to ① (authorization code + PKCE S256)."""
+        challenge = base64.urlsafe_b64encode(hashlib.sha256(self.verifier.encode()).digest()).rstrip(b"=").decode()
+        query = urlencode({"response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT_URI,
+                           "scope": "accounts", "state": self.state, "code_challenge": challenge,
+                           "code_challenge_method": "S256"})
+        assert title(self.get(f"/{TENANT}/oauth/authorize?{query}")) == "API連携認証（ご利用口座情報入力）"
+
+    def account(self) -> None:
+        response = self.post(f"/{TENANT}/flow/account", {"branch": BRANCH, "account_type": ACCOUNT_TYPE,
+                                                         "account_number": NUMBER})
+        assert response.status_code == 303, response.text[:500]
+        assert title(self.get(f"/{TENANT}/flow/customer")) == "API連携認証（お客様情報入力）"
+
+    def customer(self) -> requests.Response:
+        """② with the registered details, 次へ: the answer as it comes (303 to ③ when it passed)."""
+        return self.post(f"/{TENANT}/flow/customer", {
+            "name_kana": NAME, "birth_year": str(BIRTH.year), "birth_month": f"{BIRTH.month:02d}",
+            "birth_day": f"{BIRTH.day:02d}", "phone": PHONE, "email": MAIL, "email_confirm": MAIL})
+
+    def to_call_screen(self, client_id: str) -> str:
+        """From the app to ④; the pool number to call, as the screen shows it (national digits)."""
+        self.start(client_id)
+        self.account()
+        assert self.customer().status_code == 303
+        self.get(f"/{TENANT}/flow/phone")
+        assert self.post(f"/{TENANT}/flow/phone").status_code == 303
+        page = self.get(f"/{TENANT}/flow/call")
+        assert title(page) == "API連携認証（電話番号認証）"
+        return re.search(r'class="call-number" href="tel:([0-9]+)"', page.text).group(1)
+
+    def confirm_call(self) -> requests.Response:
+        """④ 「確定する」."""
+        return self.post(f"/{TENANT}/flow/call")
+
+
+def title(response: requests.Response) -> str | None:
+    found = TITLE.search(response.text)
+    return " ".join(found.group(1).split()) if found else None
+
+
+def call_from_registered_phone(ws, pool_number: str) -> None:
+    """The telephony provider reports the customer's call to the pool number (signed webhook)."""
+    from webapp.callauth.service import compute_signature
+
+    url = ws.origin + "/telephony/inbound"
+    params = {"CallSid": "CA" + secrets.token_hex(16), "AccountSid": "AC" + secrets.token_hex(16),
+              "From": "+81" + PHONE[1:], "To": "+81" + pool_number[1:], "CallStatus": "ringing",
+              "Direction": "inbound"}
+    signature = compute_signature(url, params.items(), harness.TOKEN)
+    response = requests.post(url, data=params, headers={"X-Twilio-Signature": signature}, timeout=10)
+    assert response.status_code == 200 and "<Reject" in response.text
+
+
+def assert_unavailable_page(response: requests.Response) -> None:
+    """SPEC §3 No.4, as a page of its own with the union's contact, never a trace."""
+    assert response.status_code == 503, (response.status_code, response.text[:500])
+    assert messages.UNAVAILABLE in response.text
+    assert "0997-52-7111" in response.text  # the union's contact, in the main content
+    assert "Traceback" not in response.text
+
+
+# --- 2. SMTP down at consent ----------------------------------------------------------------------
+
+class Mailbox:
+    """An SMTP server (aiosmtpd) keeping what it receives; not running until start()."""
+
+    def __init__(self, port: int):
+        self.port, self.received, self.controller = port, [], None
+
+    async def handle_DATA(self, server, session, envelope):
+        self.received.append(envelope)
+        return "250 OK"
+
+    def start(self) -> None:
+        from aiosmtpd.controller import Controller
+
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+
+def send_pending(ws) -> str:
+    """`flask --app webapp mail send-pending` once, as cron runs it, against the server's database."""
+    result = subprocess.run([sys.executable, "-m", "flask", "--app", "webapp", "mail", "send-pending"],
+                            cwd=harness.ROOT, env=ws.server_env(), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout.strip()
+
+
+def wait_for(what, seconds: float = 10):
+    deadline = time.monotonic() + seconds
+    while not (found := what()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return found
+
+
+def test_smtp_down_at_consent_the_consent_stands_and_the_mail_goes_once_after_recovery(tmp_path):
+    args = server_args()
+    mailbox = Mailbox(harness.free_port())  # nothing listens there yet: SMTP is down
+    with prepared(args, MAIL_SERVER="127.0.0.1", MAIL_PORT=mailbox.port, MAIL_TIMEOUT_SECONDS=2) as (ws, client), \
+            serving(ws, args, tmp_path / "server.log"):
+        browser = Browser(ws.origin)
+        pool_number = browser.to_call_screen(client["client_id"])
+        call_from_registered_phone(ws, pool_number)
+        assert browser.confirm_call().status_code == 303
+        browser.get(f"/{TENANT}/flow/pin")
+        assert browser.post(f"/{TENANT}/flow/pin", {"pin": PIN}).status_code == 303
+        assert title(browser.get(f"/{TENANT}/flow/consent")) == "API連携認証（情報連携認可）"
+
+        allowed = browser.post(f"/{TENANT}/flow/consent", {"agree": "y"})  # 許可する
+
+        # The consent stands: back to the app with a code that buys a token.
+        assert allowed.status_code == 303
+        back = urlsplit(allowed.headers["Location"])
+        assert f"{back.scheme}://{back.netloc}{back.path}" == REDIRECT_URI
+        answer = parse_qs(back.query)
+        assert answer["state"] == [browser.state]
+        token = requests.post(f"{ws.origin}/{TENANT}/oauth/token", auth=(client["client_id"], client["client_secret"]),
+                              data={"grant_type": "authorization_code", "code": answer["code"][0],
+                                    "redirect_uri": REDIRECT_URI, "code_verifier": browser.verifier}, timeout=30)
+        assert token.status_code == 200 and token.json()["access_token"]
+
+        # The send right after the consent met the closed port: the mail waits in the outbox.
+        row = wait_for(lambda: [r for r in query(ws, "SELECT state, attempts, last_error, message_id FROM mail_outbox")
+                                if r.last_error])
+        assert row and (row[0].state, row[0].attempts) == ("pending", 1) and "ConnectionRefused" in row[0].last_error
+        message_id = row[0].message_id
+
+        mailbox.start()  # SMTP is back
+        try:
+            assert send_pending(ws) == "sent 0, retrying 0, failed 0"  # its back-off minute has not passed
+            write(ws, update(MailOutbox).values(next_attempt_at=clock.now()))  # … now it has
+            assert send_pending(ws) == "sent 1, retrying 0, failed 0"
+            assert send_pending(ws) == "sent 0, retrying 0, failed 0"
+        finally:
+            mailbox.stop()
+        assert len(mailbox.received) == 1
+        assert mailbox.received[0].rcpt_tos == [MAIL]
+        assert f"Message-ID: {message_id}" in mailbox.received[0].content.decode("ascii", "replace")
+        assert [r.state for r in query(ws, "SELECT state FROM mail_outbox")] == ["sent"]
+
+
+# --- 3. a worker killed, the server restarted, while the customer waits on ④ ------------------------
+
+def children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(p) for p in f.read().split()]
+
+
+class Poller:
+    """④'s status area polled from the customer's browser all along, in a thread: what each poll got."""
+
+    def __init__(self, browser: Browser):
+        self.browser, self.seen, self.running = browser, [], True
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while self.running:
+            try:
+                response = self.browser.poll()
+                self.seen.append((response.status_code, response.text))
+            except requests.RequestException as e:
+                self.seen.append((type(e).__name__, ""))
+            time.sleep(0.05)
+
+    def stop(self) -> list:
+        self.running = False
+        self.thread.join(timeout=15)
+        return self.seen
+
+
+def test_worker_killed_and_server_restarted_while_waiting_on_call_the_customer_goes_on(tmp_path):
+    from webapp.callauth.service import CALL_SEEN, WAITING_TEXT
+
+    args = server_args(workers=2)
+    with prepared(args) as (ws, client):
+        with serving(ws, args, tmp_path / "first.log") as first:
+            browser = Browser(ws.origin)
+            pool_number = browser.to_call_screen(client["client_id"])
+            poller = Poller(browser)
+            assert wait_for(lambda: len(poller.seen) >= 5)
+
+            workers = wait_for(lambda: len(children(first.pid)) == 2 and children(first.pid))
+            os.kill(workers[0], signal.SIGKILL)  # one worker dies mid-poll; the master starts another
+            assert wait_for(lambda: len(set(children(first.pid)) - set(workers)) == 1)
+            polled = len(poller.seen)
+            assert wait_for(lambda: len(poller.seen) >= polled + 5)
+
+            for pid in [*children(first.pid), first.pid]:  # then the whole server, as a host crash
+                os.kill(pid, signal.SIGKILL)
+            first.wait(timeout=10)
+            assert wait_for(lambda: poller.seen[-1][0] == "ConnectionError")
+
+        with serving(ws, args, tmp_path / "again.log"):  # started again: same port, same database
+            assert wait_for(lambda: poller.seen[-1][0] == 200, seconds=30)
+            again = browser.get(f"/{TENANT}/flow/call")  # a reload shows the same attempt, same number
+            assert title(again) == "API連携認証（電話番号認証）" and f'href="tel:{pool_number}"' in again.text
+
+            call_from_registered_phone(ws, pool_number)
+            assert wait_for(lambda: CALL_SEEN in poller.seen[-1][1])
+            seen = poller.stop()
+
+            confirmed = browser.confirm_call()  # 「確定する」
+            assert confirmed.status_code == 303 and confirmed.headers["Location"].endswith(f"/{TENANT}/flow/pin")
+            assert title(browser.get(f"/{TENANT}/flow/pin")) == "API連携認証（キャッシュカード暗証番号認証）"
+
+    answers = [status for status, _ in seen]
+    assert "ConnectionError" in answers  # the customer's polls that found no server
+    assert all(status in (200, "ConnectionError") for status in answers), set(answers)  # never a 5xx
+    assert all(WAITING_TEXT in page or CALL_SEEN in page for status, page in seen if status == 200)
+

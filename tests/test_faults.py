@@ -361,3 +361,49 @@ def test_worker_killed_and_server_restarted_while_waiting_on_call_the_customer_g
     assert all(status in (200, "ConnectionError") for status in answers), set(answers)  # never a 5xx
     assert all(WAITING_TEXT in page or CALL_SEEN in page for status, page in seen if status == 200)
 
+
+# --- 4. the database refusing connections for a moment --------------------------------------------
+
+@contextlib.contextmanager
+def database_refusing_connections(url: str):
+    """PostgreSQL refuses new connections to the server's database and ends the ones it has, until the
+    block ends (as during a fail-over or a restart of the database server)."""
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    maintenance = url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(maintenance, autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                     "WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
+    try:
+        yield
+    finally:
+        with psycopg.connect(maintenance, autocommit=True) as conn:
+            conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+
+
+@pytest.mark.postgres
+def test_database_unavailable_for_a_moment_gives_a_clear_page_and_no_half_written_rows(pg_url, tmp_path):
+    args = server_args(database_url=pg_url)
+    with prepared(args) as (ws, client), serving(ws, args, tmp_path / "server.log"):
+        browser = Browser(ws.origin)
+        pool_number = browser.to_call_screen(client["client_id"])
+        call_from_registered_phone(ws, pool_number)
+
+        def state():
+            flow = query(ws, "SELECT f.step, a.state FROM flow f JOIN call_attempt a ON a.flow_id = f.id")
+            confirms = query(ws, "SELECT result FROM operation_log WHERE event = 'call_confirm'")
+            return [tuple(r) for r in flow], [r.result for r in confirms]
+
+        assert state() == ([("call", "confirmed")], [])
+        with database_refusing_connections(pg_url):
+            refused = browser.confirm_call()  # 「確定する」 while the database is away
+            polled = browser.poll()
+        assert_unavailable_page(refused)
+        assert polled.status_code == 503 and messages.UNAVAILABLE in polled.text
+        assert state() == ([("call", "confirmed")], [])  # nothing of that request was written
+
+        confirmed = browser.confirm_call()  # the same button again, the database back
+        assert confirmed.status_code == 303 and confirmed.headers["Location"].endswith(f"/{TENANT}/flow/pin")
+        assert state() == ([("pin", "used")], ["ok"])

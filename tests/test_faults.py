@@ -206,6 +206,92 @@ def assert_unavailable_page(response: requests.Response) -> None:
     assert "Traceback" not in response.text
 
 
+# --- 1. core banking slow, down, back -----------------------------------------------------------
+
+class FakeGateway:
+    """The union's core-banking gateway (webapp/corebanking/gateway.py's protocol) as a tiny HTTP
+    server in a thread, knowing the one customer; `delay` makes it slow, stop()/start() take it away
+    and bring it back on the same port."""
+
+    def __init__(self):
+        self.port, self.delay, self.calls, self.server = harness.free_port(), 0.0, 0, None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        gateway = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                asked = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                gateway.calls += 1
+                time.sleep(gateway.delay)
+                if self.path != "/identity/check":
+                    self.send_error(404)
+                    return
+                same = (asked["number"], asked["birthDate"], asked["phone"]) == (NUMBER, BIRTH.isoformat(), PHONE)
+                body = json.dumps({"result": "ok", "phone": PHONE} if same else {"result": "mismatch"}).encode()
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the product gave up waiting, as it should
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+
+def test_core_banking_slow_or_down_shows_no4_keeps_the_flow_and_spends_no_lock_slot(tmp_path):
+    gateway = FakeGateway()
+    gateway.start()
+    args = server_args()
+    try:
+        with prepared(args, CORE_BANKING_URL=gateway.url, CORE_BANKING_TIMEOUT_SECONDS=1) as (ws, client), \
+                serving(ws, args, tmp_path / "server.log"):
+            browser = Browser(ws.origin)
+            browser.start(client["client_id"])
+            browser.account()
+
+            gateway.delay = 3.0  # slow: answers after 3 s, past the product's 1 s timeout
+            started = time.monotonic()
+            slow = browser.customer()
+            assert_unavailable_page(slow)
+            assert time.monotonic() - started < 2.5  # the worker was not held for the gateway's 3 s
+
+            gateway.stop()  # down: the connection is refused
+            assert_unavailable_page(browser.customer())
+
+            # The flow stands on ② and no slot of the account's lock was spent.
+            assert title(browser.get(f"/{TENANT}/flow/customer")) == "API連携認証（お客様情報入力）"
+            assert query(ws, "SELECT failures FROM account_lock")[0].failures == 0
+
+            gateway.delay = 0.0
+            gateway.start()  # back: the same browser goes on from ② to ③
+            passed = browser.customer()
+            assert passed.status_code == 303 and passed.headers["Location"].endswith(f"/{TENANT}/flow/phone")
+            assert title(browser.get(f"/{TENANT}/flow/phone")) == "API連携認証（電話番号の確認）"
+            checks = query(ws, "SELECT result, detail FROM operation_log WHERE event = 'identity_check' ORDER BY id")
+            assert [(r.result, r.detail) for r in checks] == [("error", "core_unavailable")] * 2 + [("ok", None)]
+            assert gateway.calls == 2  # the slow call and the good one; nothing reached it while down
+    finally:
+        gateway.stop()
+
+
 # --- 2. SMTP down at consent ----------------------------------------------------------------------
 
 class Mailbox:

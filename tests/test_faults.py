@@ -141,8 +141,8 @@ class Browser:
 
     def poll(self) -> requests.Response:
         """④'s status area as htmx fetches it every 2 s."""
-        return self.http.get(f"{self.origin}/{TENANT}/flow/call/status", headers={"HX-Request": "true"},
-                             timeout=10, allow_redirects=False)
+        return self.http.get(f"{self.origin}/{TENANT}/flow/call/status", timeout=10, allow_redirects=False,
+                             headers={"HX-Request": "true", "HX-Target": "call-status"})
 
     def start(self, client_id: str) -> None:
         """The app sends the customer to ① (authorization code + PKCE S256)."""
@@ -487,7 +487,9 @@ def test_database_unavailable_for_a_moment_gives_a_clear_page_and_no_half_writte
             refused = browser.confirm_call()  # 「確定する」 while the database is away
             polled = browser.poll()
         assert_unavailable_page(refused)
+        # ④'s status area says why, and keeps polling (htmx swaps 503s: base.html's htmx-config).
         assert polled.status_code == 503 and messages.UNAVAILABLE in polled.text
+        assert 'id="call-status"' in polled.text and 'hx-trigger="every 2s"' in polled.text
         assert state() == ([("call", "confirmed")], [])  # nothing of that request was written
 
         confirmed = browser.confirm_call()  # the same button again, the database back

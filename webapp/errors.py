@@ -27,12 +27,21 @@ def wants_json() -> bool:
 
 
 def render_notice(message: str, status: int, *, detail: str | None = None, incident: str | None = None):
-    """A full page (or, for htmx, the notice partial) carrying one service-wide message."""
+    """A full page (or, for htmx, the notice partial) carrying one service-wide message.
+
+    An htmx GET is a poll re-fetching its own element (④'s status area): it gets that element back
+    with the message and the same poll, so it shows why and goes on by itself when service returns
+    (base.html has htmx swap 429 and 5xx answers)."""
     tenant = getattr(g, "tenant", None)
     names = tenant.templates("notice.html") if tenant else ["notice.html"]
+    context = dict(message=message, detail=detail, incident=incident)
     if request.headers.get("HX-Request") and not request.headers.get("HX-Boosted"):
-        names = [n.replace("notice.html", "partials/notice.html") for n in names]
-    html = render_template(names, message=message, detail=detail, incident=incident)
+        if request.method == "GET" and request.headers.get("HX-Target"):
+            names = [n.replace("notice.html", "partials/notice_polling.html") for n in names]
+            context.update(element_id=request.headers["HX-Target"], poll_url=request.full_path.rstrip("?"))
+        else:
+            names = [n.replace("notice.html", "partials/notice.html") for n in names]
+    html = render_template(names, **context)
     return html, status, {"Vary": "HX-Request"}
 
 

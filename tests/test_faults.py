@@ -531,3 +531,39 @@ def test_database_unavailable_for_a_moment_gives_a_clear_page_and_no_half_writte
         confirmed = browser.confirm_call()  # the same button again, the database back
         assert confirmed.status_code == 303 and confirmed.headers["Location"].endswith(f"/{TENANT}/flow/pin")
         assert state() == ([("pin", "used")], ["ok"])
+
+
+@pytest.mark.postgres
+def test_database_lost_during_the_core_banking_call_gives_a_clear_page_and_the_flow_stays_on_customer(
+        pg_url, tmp_path):
+    gateway = FakeGateway()
+    gateway.start()
+    args = server_args(database_url=pg_url)
+    try:
+        with prepared(args, CORE_BANKING_URL=gateway.url) as (ws, client), \
+                serving(ws, args, tmp_path / "server.log"):
+            browser = Browser(ws.origin)
+            browser.start(client["client_id"])
+            browser.account()
+            gateway.delay = 2.0
+            answers = []
+            pressing = threading.Thread(target=lambda: answers.append(browser.customer()))
+            pressing.start()  # 次へ on ②: the lock's slot is taken, then core banking is asked …
+            assert wait_for(lambda: gateway.calls == 1)
+            with database_refusing_connections(pg_url):  # … and the database goes away meanwhile
+                pressing.join(timeout=30)
+            assert_unavailable_page(answers[0])
+
+            def rows():
+                return (query(ws, "SELECT step FROM flow")[0].step,
+                        [r.result for r in query(ws, "SELECT result FROM operation_log WHERE event = 'identity_check'")],
+                        query(ws, "SELECT failures FROM account_lock")[0].failures)
+
+            # The flow did not move and no check was logged; the slot taken before core banking was
+            # asked could not be given back (README, Faults: known limits).
+            assert rows() == ("customer", [], 1)
+            gateway.delay = 0.0
+            assert browser.customer().status_code == 303  # the same browser, ② again: on to ③
+            assert rows() == ("phone", ["ok"], 1)
+    finally:
+        gateway.stop()

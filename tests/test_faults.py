@@ -7,7 +7,8 @@ reported by the telephony provider's signed webhook.
 - SMTP down at consent: the consent stands, the mail is sent once after recovery;
 - a worker killed, then the whole server killed and started again while the customer waits on ④;
   (and, an expected failure, the server killed after ⑤ committed but before its answer left);
-- the database refusing connections for a moment (PostgreSQL): No.4 as a 503, nothing half-written.
+- the database refusing connections for a moment (PostgreSQL), at a request's start and while ②
+  waits on core banking: No.4 as a 503, the flow not moved, nothing half-written but the lock's slot.
 """
 from __future__ import annotations
 
@@ -272,7 +273,7 @@ def test_core_banking_slow_or_down_shows_no4_keeps_the_flow_and_spends_no_lock_s
             started = time.monotonic()
             slow = browser.customer()
             assert_unavailable_page(slow)
-            assert time.monotonic() - started < 2.5  # the worker was not held for the gateway's 3 s
+            assert time.monotonic() - started < 2.9  # the worker was not held for the gateway's 3 s
 
             gateway.stop()  # down: the connection is refused
             assert_unavailable_page(browser.customer())

@@ -105,9 +105,10 @@ def workspace(args: argparse.Namespace, **settings) -> Iterator[Workspace]:
 
 
 @contextlib.contextmanager
-def serve(ws: Workspace, args: argparse.Namespace, *extra: str) -> Iterator[None]:
+def serve(ws: Workspace, args: argparse.Namespace, *extra: str) -> Iterator[subprocess.Popen]:
     """gunicorn gthread (--workers x --threads) serving `webapp:create_app()` on ws.port until the block
-    ends; `extra` are more gunicorn options (e.g. "--access-logfile", path)."""
+    ends; `extra` are more gunicorn options (e.g. "--access-logfile", path). Yields gunicorn's master
+    process (tests/test_faults.py kills it and its workers)."""
     command = [sys.executable, "-m", "gunicorn", "--workers", str(args.workers), "--worker-class", "gthread",
                "--threads", str(args.threads), "--bind", f"127.0.0.1:{ws.port}", "--log-level", "warning"]
     try:
@@ -125,7 +126,7 @@ def serve(ws: Workspace, args: argparse.Namespace, *extra: str) -> Iterator[None
                     break
             except OSError:
                 time.sleep(0.1)
-        yield
+        yield server
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -264,6 +264,31 @@ def test_status_poll_only_reads(amami):
     assert (len(log_rows(amami.app)), [(a.state, a.expires_at) for a in attempts(amami.app)]) == before
 
 
+def test_status_in_maintenance_says_why_and_keeps_polling(amami):
+    to_call_screen(amami)
+    clock.set_now(dt.datetime(2026, 11, 19, 4, 2, tzinfo=clock.JST))  # daily 04:00–04:05
+    response = amami.client.get("/amami/flow/call/status",
+                                headers={"HX-Request": "true", "HX-Target": "call-status"})
+    body = text_of(response)
+    assert response.status_code == 503 and "ただ今の時間はサービスを行っていません。ご了承下さい。" in body
+    assert body.strip().startswith('<div id="call-status"') and "<html" not in body
+    assert 'hx-trigger="every 2s"' in body and 'hx-get="/amami/flow/call/status"' in body
+
+
+def test_htmx_swaps_the_service_wide_answers_and_no_other_refusal(amami):
+    import html
+    import json
+    import re
+
+    page = text_of(amami.start())
+    config = json.loads(html.unescape(re.search(r'<meta name="htmx-config" content=\'([^\']+)\'', page).group(1)))
+
+    def swapped(status: int) -> bool:  # htmx takes the first entry whose regular expression matches
+        return next(r for r in config["responseHandling"] if re.search(r["code"], str(status)))["swap"]
+
+    assert [s for s in (200, 204, 303, 400, 403, 404, 429, 500, 503) if swapped(s)] == [200, 303, 429, 500, 503]
+
+
 def test_status_without_htmx_goes_to_the_call_screen(amami):
     to_call_screen(amami)
     response = amami.client.get("/amami/flow/call/status")

@@ -1,6 +1,10 @@
 """Service-wide conditions (SPEC §3 "any screen"): maintenance, load shedding, system error,
 dependency unavailable. Customers see the manual's message, never a stack trace; a system error
 gets an incident id that is logged with the traceback so staff can find it.
+
+The database out of reach (refusing connections, restarting, a pool that cannot hand out a
+connection in time) is a dependency unavailable like core banking: 503 with No.4, not a 500. The
+request's transaction never committed, so nothing of it was written; the customer tries again.
 """
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import logging
 import secrets
 
 from flask import Flask, g, jsonify, render_template, request
+from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
 
 from . import messages
@@ -22,12 +27,21 @@ def wants_json() -> bool:
 
 
 def render_notice(message: str, status: int, *, detail: str | None = None, incident: str | None = None):
-    """A full page (or, for htmx, the notice partial) carrying one service-wide message."""
+    """A full page (or, for htmx, the notice partial) carrying one service-wide message.
+
+    An htmx GET is a poll re-fetching its own element (④'s status area): it gets that element back
+    with the message and the same poll, so it shows why and goes on by itself when service returns
+    (base.html has htmx swap 429 and 5xx answers)."""
     tenant = getattr(g, "tenant", None)
     names = tenant.templates("notice.html") if tenant else ["notice.html"]
+    context = dict(message=message, detail=detail, incident=incident)
     if request.headers.get("HX-Request") and not request.headers.get("HX-Boosted"):
-        names = [n.replace("notice.html", "partials/notice.html") for n in names]
-    html = render_template(names, message=message, detail=detail, incident=incident)
+        if request.method == "GET" and request.headers.get("HX-Target"):
+            names = [n.replace("notice.html", "partials/notice_polling.html") for n in names]
+            context.update(element_id=request.headers["HX-Target"], poll_url=request.full_path.rstrip("?"))
+        else:
+            names = [n.replace("notice.html", "partials/notice.html") for n in names]
+    html = render_template(names, **context)
     return html, status, {"Vary": "HX-Request"}
 
 
@@ -59,6 +73,18 @@ def init_app(app: Flask) -> None:
         if wants_json():
             return _json_error("service_unavailable", messages.UNAVAILABLE, 503)
         return render_notice(messages.UNAVAILABLE, 503)
+
+    @app.errorhandler(sa_exc.OperationalError)
+    @app.errorhandler(sa_exc.InterfaceError)
+    @app.errorhandler(sa_exc.TimeoutError)
+    def database_unavailable(e):
+        incident = secrets.token_hex(6)
+        reason = " ".join(str(getattr(e, "orig", None) or e).split())[:200]
+        log.error("incident %s: database unavailable on %s %s: %s: %s", incident, request.method, request.path,
+                  type(getattr(e, "orig", None) or e).__name__, reason)
+        if wants_json():
+            return _json_error("service_unavailable", messages.UNAVAILABLE, 503)
+        return render_notice(messages.UNAVAILABLE, 503, incident=incident)
 
     @app.errorhandler(404)
     def not_found(e):

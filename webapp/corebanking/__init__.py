@@ -1,8 +1,9 @@
 """Core banking: one narrow interface, a sandbox implementation (SQL tables) as the default.
 
-The rest of the code asks `core()` and never knows which implementation answers. A real gateway
-to a union's core system implements the same methods and raises `CoreUnavailable` when it cannot
-answer (timeouts included), which the screens turn into SPEC §3's 「ご指定のサービスは…」.
+The rest of the code asks `core()` and never knows which implementation answers. The gateway
+implementation (gateway.py, chosen by `CORE_BANKING_URL`) talks HTTP to a union's core system and
+raises `CoreUnavailable` when it cannot answer (timeouts included), which the screens turn into
+SPEC §3's 「ご指定のサービスは…」.
 """
 from __future__ import annotations
 
@@ -102,6 +103,16 @@ def core() -> CoreBanking:
 
 
 def init_app(app) -> None:
-    from .sandbox import SandboxCoreBanking
+    """The union's gateway when `CORE_BANKING_URL` is set (gateway.py), else the sandbox tables."""
+    if app.config.get("CORE_BANKING_URL"):
+        from .gateway import DEFAULT_TIMEOUT_SECONDS, GatewayCoreBanking
 
-    app.extensions.setdefault("core_banking", SandboxCoreBanking())
+        implementation = GatewayCoreBanking(
+            app.config["CORE_BANKING_URL"],
+            timeout=float(app.config.get("CORE_BANKING_TIMEOUT_SECONDS") or DEFAULT_TIMEOUT_SECONDS),
+            token=app.config.get("CORE_BANKING_TOKEN"))
+    else:
+        from .sandbox import SandboxCoreBanking
+
+        implementation = SandboxCoreBanking()
+    app.extensions.setdefault("core_banking", implementation)

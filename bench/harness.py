@@ -43,6 +43,7 @@ def arguments(doc: str, endpoint: str) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=4, help="client processes (one connection each)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--worker-class", default="gthread", choices=("gthread", "sync"))
     parser.add_argument("--database-url", default=None, help="default: a temporary SQLite file")
     return parser.parse_args()
 
@@ -106,10 +107,13 @@ def workspace(args: argparse.Namespace, **settings) -> Iterator[Workspace]:
 
 @contextlib.contextmanager
 def serve(ws: Workspace, args: argparse.Namespace, *extra: str) -> Iterator[None]:
-    """gunicorn gthread (--workers x --threads) serving `webapp:create_app()` on ws.port until the block
-    ends; `extra` are more gunicorn options (e.g. "--access-logfile", path)."""
-    command = [sys.executable, "-m", "gunicorn", "--workers", str(args.workers), "--worker-class", "gthread",
-               "--threads", str(args.threads), "--bind", f"127.0.0.1:{ws.port}", "--log-level", "warning"]
+    """gunicorn (--worker-class, default gthread; --workers x --threads) serving `webapp:create_app()` on
+    ws.port until the block ends; `extra` are more gunicorn options (e.g. "--access-logfile", path)."""
+    worker_class = getattr(args, "worker_class", "gthread")
+    # gunicorn turns a sync worker with more than one thread into gthread: sync means one thread.
+    threads = 1 if worker_class == "sync" else args.threads
+    command = [sys.executable, "-m", "gunicorn", "--workers", str(args.workers), "--worker-class", worker_class,
+               "--threads", str(threads), "--bind", f"127.0.0.1:{ws.port}", "--log-level", "warning"]
     try:
         from importlib.metadata import version
 

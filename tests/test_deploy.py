@@ -124,3 +124,9 @@ def test_caddy_forwards_the_client_scheme_and_host_and_hides_metrics():
                           ("X-Forwarded-Host", "{host}")):
         assert re.search(rf"header_up {header} {re.escape(value)}", caddyfile), header
     assert re.search(r"@metrics path /metrics", caddyfile) and "respond @metrics 404" in caddyfile
+
+
+def test_make_demo_serves_the_procfiles_web_line():
+    demo = (ROOT / "scripts" / "demo").read_text()
+    assert "sed -n 's/^web:[[:space:]]*//p' Procfile" in demo
+    assert "--worker-class" not in demo and "--workers" not in demo  # nothing of its own to drift

@@ -106,6 +106,7 @@ def init_app(app: Flask) -> None:
     level = str(app.config["LOG_LEVEL"]).upper() if app.config.get("LOG_LEVEL") else None
     if not any(getattr(h, "_renkei", False) for h in root.handlers):
         configure_root(level or "INFO")
+        logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # a line per plugin loaded
     elif level:  # under gunicorn the master set the root up already, at gunicorn's --log-level
         root.setLevel(level)
     from flask.logging import default_handler

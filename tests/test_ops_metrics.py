@@ -70,6 +70,16 @@ def test_metrics_count_requests_by_endpoint_and_status_and_time_them(client):
     assert 'renkei_http_request_duration_seconds_bucket{endpoint="healthz",le="0.05"}' in after
 
 
+def test_a_method_a_client_invents_is_counted_as_other(client):
+    before = scrape(client)
+    client.open("/healthz", method="BREW")
+    client.open("/healthz", method="PROPFIND")
+    after = scrape(client)
+    assert "BREW" not in after and "PROPFIND" not in after
+    assert value(after, "renkei_http_requests_total", method="other", status="405") \
+        - value(before, "renkei_http_requests_total", method="other", status="405") == 2
+
+
 def test_metrics_count_flows_started_steps_and_identity_results(amami):
     before = scrape(amami.client)
     at_pin(amami)  # ① ② (identity ok), then stood at ⑤

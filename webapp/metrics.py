@@ -39,6 +39,8 @@ from prometheus_client.core import GaugeMetricFamily
 
 IDENTITY_SCREENS = {"SOA202", "SOA211"}
 ENDPOINT_KEY = "renkei.endpoint"  # WSGI environ: the Flask endpoint that answered
+# A label value per method a client may invent would be a series per invention: the rest are "other".
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 REQUESTS = Counter("renkei_http_requests", "HTTP requests answered", ["endpoint", "method", "status"])
 LATENCY = Histogram("renkei_http_request_duration_seconds", "Time to answer a request, by endpoint", ["endpoint"],
@@ -102,7 +104,8 @@ class RequestMetrics:
             return self.wsgi_app(environ, recording_start_response)
         finally:
             endpoint = environ.get(ENDPOINT_KEY, "static")
-            REQUESTS.labels(endpoint, environ.get("REQUEST_METHOD", "-")[:8], status[0]).inc()
+            method = environ.get("REQUEST_METHOD", "")
+            REQUESTS.labels(endpoint, method if method in METHODS else "other", status[0]).inc()
             LATENCY.labels(endpoint).observe(time.perf_counter() - started)
 
 

@@ -1,3 +1,36 @@
 # Read by gunicorn from the working directory whatever its command line (Procfile, make demo, tests).
-# The access log never carries a token, code or secret that a client put in a URL (webapp/accesslog.py).
+import glob
+import os
+import shutil
+import tempfile
+
+# The access log never carries a token, code or secret that a client put in a URL; the error log
+# and the app's own log lines are JSON, one object a line (webapp/accesslog.py, webapp/logs.py).
 logger_class = "webapp.accesslog.RedactingLogger"
+
+# Prometheus multiprocess mode (webapp/metrics.py): every worker writes its counts to files in
+# PROMETHEUS_MULTIPROC_DIR and a scrape adds them up. Set here, before the workers fork, so each
+# imports prometheus_client with it. An operator may name the directory; else a fresh temporary one.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="renkei-metrics-")
+    os.environ["RENKEI_METRICS_DIR_IS_TEMPORARY"] = "1"
+
+
+def on_starting(server):
+    """Counts start at zero with the server: drop files a previous run left in a named directory."""
+    path = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    os.makedirs(path, exist_ok=True)
+    for name in glob.glob(os.path.join(path, "*.db")):
+        os.remove(name)
+
+
+def child_exit(server, worker):
+    """A dead worker's live gauges stop counting; its counters and histograms still add up."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    if os.environ.get("RENKEI_METRICS_DIR_IS_TEMPORARY"):
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

@@ -6,15 +6,18 @@ configuration minus the maintenance calendars, a database, a free port), seeds w
 needs with `workspace.app_config()`, then under `serve()` measures with `compare()` and prints with
 `report()`. The bare route and the endpoint are measured alternately, --rounds pairs, so that other
 load on the machine hits both alike; the clients are separate processes (keep-alive connections)
-so the load generator does not share one GIL with itself. The load-shedding ceilings (service-wide
+so the load generator does not share one GIL with itself, and each records every request's latency
+(an array of floats, sent back once) for the p50/p99 figures. The load-shedding ceilings (service-wide
 and per address) are lifted, so a run never meets a 429 from them.
 """
 from __future__ import annotations
 
 import argparse
+import array
 import contextlib
 import dataclasses
 import http.client
+import math
 import multiprocessing
 import os
 import pathlib
@@ -43,6 +46,7 @@ def arguments(doc: str, endpoint: str) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=4, help="client processes (one connection each)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--worker-class", default="gthread", choices=("gthread", "sync"))
     parser.add_argument("--database-url", default=None, help="default: a temporary SQLite file")
     return parser.parse_args()
 
@@ -106,11 +110,14 @@ def workspace(args: argparse.Namespace, **settings) -> Iterator[Workspace]:
 
 @contextlib.contextmanager
 def serve(ws: Workspace, args: argparse.Namespace, *extra: str) -> Iterator[subprocess.Popen]:
-    """gunicorn gthread (--workers x --threads) serving `webapp:create_app()` on ws.port until the block
-    ends; `extra` are more gunicorn options (e.g. "--access-logfile", path). Yields gunicorn's master
-    process (tests/test_faults.py kills it and its workers)."""
-    command = [sys.executable, "-m", "gunicorn", "--workers", str(args.workers), "--worker-class", "gthread",
-               "--threads", str(args.threads), "--bind", f"127.0.0.1:{ws.port}", "--log-level", "warning"]
+    """gunicorn (--worker-class, default gthread; --workers x --threads) serving `webapp:create_app()` on
+    ws.port until the block ends; `extra` are more gunicorn options (e.g. "--access-logfile", path).
+    Yields gunicorn's master process (tests/test_faults.py kills it and its workers)."""
+    worker_class = getattr(args, "worker_class", "gthread")
+    # gunicorn turns a sync worker with more than one thread into gthread: sync means one thread.
+    threads = 1 if worker_class == "sync" else args.threads
+    command = [sys.executable, "-m", "gunicorn", "--workers", str(args.workers), "--worker-class", worker_class,
+               "--threads", str(threads), "--bind", f"127.0.0.1:{ws.port}", "--log-level", "warning"]
     try:
         from importlib.metadata import version
 
@@ -143,39 +150,65 @@ def get(port: int, path: str, headers: dict) -> tuple[int, bytes]:
         conn.close()
 
 
-def _client(port: int, path: str, headers: dict, deadline: float, queue) -> None:
+def _client(port: int, path: str, headers: dict, deadline: float, queue, method: str = "GET",
+            body: bytes | None = None) -> None:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     done = failed = size = 0
+    latencies = array.array("d")  # seconds, one per request: cheap to append, cheap to send back
+    clock = time.perf_counter
     while time.monotonic() < deadline:
-        conn.request("GET", path, headers=headers)
+        started = clock()
+        conn.request(method, path, body=body, headers=headers)
         response = conn.getresponse()
-        body = response.read()
+        data = response.read()
+        latencies.append(clock() - started)
         if response.status != 200:
             failed += 1
         done += 1
-        size += len(body)
+        size += len(data)
         if response.getheader("Connection", "").lower() == "close":
             conn.close()
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    queue.put((done, failed, size))
+    queue.put((done, failed, size, latencies.tobytes()))
 
 
-def measure(port: int, path: str, headers: dict, seconds: float, concurrency: int) -> dict:
-    """`concurrency` keep-alive clients requesting `path` for `seconds`: requests, failed, rps, bytes a response."""
+def percentile(sorted_values: list[float], fraction: float) -> float:
+    """The nearest-rank percentile of already sorted values (0 when there are none)."""
+    if not sorted_values:
+        return 0.0
+    return sorted_values[min(len(sorted_values) - 1, max(0, math.ceil(fraction * len(sorted_values)) - 1))]
+
+
+def measure(port: int, path: str, headers: dict, seconds: float, concurrency: int, *, method: str = "GET",
+            body: bytes | None = None, background: list[tuple] = ()) -> dict:
+    """`concurrency` keep-alive clients requesting `path` for `seconds`: requests, failed, rps, bytes a
+    response, and latency p50/p99/max in ms. `background` are more (path, headers, concurrency, method,
+    body) client groups running meanwhile (e.g. slow requests holding workers), not counted."""
     queue = multiprocessing.Queue()
     start = time.monotonic()
     deadline = start + seconds
-    procs = [multiprocessing.Process(target=_client, args=(port, path, headers, deadline, queue))
+    procs = [multiprocessing.Process(target=_client, args=(port, path, headers, deadline, queue, method, body))
              for _ in range(concurrency)]
-    for p in procs:
+    other_queue = multiprocessing.Queue()
+    others = [multiprocessing.Process(target=_client, args=(port, b_path, b_headers, deadline, other_queue,
+                                                           b_method, b_body))
+              for b_path, b_headers, b_concurrency, b_method, b_body in background for _ in range(b_concurrency)]
+    for p in procs + others:
         p.start()
     results = [queue.get() for _ in procs]
-    for p in procs:
+    other_results = [other_queue.get() for _ in others]
+    for p in procs + others:
         p.join()
     elapsed = time.monotonic() - start
     done = sum(r[0] for r in results)
-    return {"requests": done, "failed": sum(r[1] for r in results), "rps": done / elapsed,
-            "bytes_per_response": sum(r[2] for r in results) // max(done, 1)}
+    latencies = sorted(x for r in results for x in array.array("d", r[3]))
+    figures = {"requests": done, "failed": sum(r[1] for r in results), "rps": done / elapsed,
+               "bytes_per_response": sum(r[2] for r in results) // max(done, 1),
+               "p50_ms": percentile(latencies, 0.50) * 1000, "p99_ms": percentile(latencies, 0.99) * 1000,
+               "max_ms": (latencies[-1] * 1000) if latencies else 0.0}
+    if others:
+        figures["background_rps"] = sum(r[0] for r in other_results) / elapsed
+    return figures
 
 
 def compare(ws: Workspace, args: argparse.Namespace, path: str, headers: dict) -> list[tuple[dict, dict]]:

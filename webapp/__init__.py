@@ -35,4 +35,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     errors.init_app(app)
     web.init_app(app)
     cli.init_app(app)
+
+    from . import health, logs, metrics  # what operators watch: /readyz, JSON logs, /metrics
+    health.init_app(app)
+    logs.init_app(app)
+    metrics.init_app(app)
     return app

@@ -1,4 +1,5 @@
-"""gunicorn's access log without credentials: a token, code or secret sent in a URL's query (which
+"""gunicorn's logs: the error log as JSON lines (webapp/logs.py), shared with the app's own loggers,
+and the access log without credentials: a token, code or secret sent in a URL's query (which
 the product refuses, but the server logs before the app answers) is written as `[redacted]`.
 
 gunicorn loads `gunicorn.conf.py` from the working directory, which names this logger, so every
@@ -32,6 +33,18 @@ def redact(text: str) -> str:
 
 
 class RedactingLogger(Logger):
+    def setup(self, cfg):
+        super().setup(cfg)
+        from .logs import JsonFormatter, configure_root
+
+        # gunicorn's error log writes JSON lines, and the app's loggers (root) write to the same place
+        # (stderr or --error-logfile) at gunicorn's --log-level, in the master and every worker.
+        handlers = [h for h in self.error_log.handlers if getattr(h, "_gunicorn", False)]
+        for handler in handlers:
+            handler.setFormatter(JsonFormatter())
+        if handlers:
+            configure_root(self.loglevel, handlers)
+
     def atoms(self, resp, req, environ, request_time):
         atoms = super().atoms(resp, req, environ, request_time)
         for name in _URL_ATOMS:

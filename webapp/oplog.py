@@ -9,6 +9,7 @@ import datetime as dt
 from typing import Optional
 
 import json
+import logging
 
 import click
 from flask import has_request_context, request
@@ -16,8 +17,10 @@ from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import Column, String
 from sqlmodel import Field, SQLModel, select
 
-from . import clock
+from . import clock, metrics
 from .db import UTCDateTime
+
+events_log = logging.getLogger("renkei.events")
 
 
 class OperationLog(SQLModel, table=True):
@@ -43,7 +46,11 @@ class OperationLog(SQLModel, table=True):
 def record(session, *, tenant: str, screen: str, event: str, result: str, flow=None, detail: str | None = None,
            client_id: str | None = None, branch: str | None = None, account_type: str | None = None,
            account_number: str | None = None) -> OperationLog:
-    """Add a log row to `session` (committed with the caller's transaction)."""
+    """Add a log row to `session` (committed with the caller's transaction).
+
+    The row is also counted (webapp/metrics.py: by screen, event and result) and written to the
+    server log as a JSON line with its flow's correlation id (webapp/logs.py), when it is added.
+    """
     row = OperationLog(
         at=clock.now(), tenant=tenant, screen=screen, event=event, result=result, detail=detail,
         flow_id=getattr(flow, "id", None),
@@ -57,6 +64,10 @@ def record(session, *, tenant: str, screen: str, event: str, result: str, flow=N
         row.ip = (request.remote_addr or "")[:64]
         row.user_agent = (request.user_agent.string or "")[:300]
     session.add(row)
+    metrics.event_logged(tenant, screen, event, result)
+    events_log.info("%s %s %s", screen, event, result,
+                    extra={"tenant": tenant, "screen": screen, "event": event, "result": result,
+                           "detail": detail, "flow_id": row.flow_id})
     return row
 
 

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import math
 import re
-import uuid
 
 from flask import Blueprint, current_app, g, request
 
-from .. import clock, db, oplog, service_hours, tenants
+from .. import clock, db, logs, oplog, service_hours, tenants
 from ..corebanking import AccountKey, core
 from ..extensions import limiter
 from . import history, keys, openapi
@@ -28,7 +27,6 @@ PAGE_SIZE = 500  # CONTRACT §6: at most 500 rows a page
 DEFAULT_RATE_LIMIT = "600 per minute"
 INTERACTION_HEADER = "x-fapi-interaction-id"
 _API_PATH = re.compile(r"/([^/]+)/api/v1(?:/|$)")
-_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
 def rate_limit() -> str:
@@ -66,8 +64,8 @@ def _interaction_and_log(response):
     match = _API_PATH.match(request.path)
     if match is None:
         return response
-    sent = request.headers.get(INTERACTION_HEADER, "")
-    interaction_id = sent if _UUID.fullmatch(sent) else str(uuid.uuid4())
+    # The same id as the server log's request_id (webapp/logs.py): the client's UUID, else a new one.
+    interaction_id = logs.request_id(request.environ)
     response.headers[INTERACTION_HEADER] = interaction_id
     tenant = getattr(g, "tenant", None)
     tenant_id = tenant.id if tenant else match.group(1)

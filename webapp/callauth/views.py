@@ -12,7 +12,7 @@ import re
 
 from flask import Blueprint, current_app, request
 
-from .. import db, tenants
+from .. import db, metrics, tenants
 from ..extensions import csrf
 from . import service
 
@@ -41,10 +41,13 @@ def inbound():
     if not service.valid_signature(public_url(), params, request.headers.get("X-Twilio-Signature"),
                                    current_app.config.get("TELEPHONY_AUTH_TOKEN")):
         current_app.logger.warning("telephony webhook: missing or bad signature from %s", request.remote_addr)
+        metrics.webhook_answered("forbidden")
         return current_app.response_class("forbidden\n", status=403, mimetype="text/plain")
     call_sid = request.form.get("CallSid", "")
     if not CALL_SID.fullmatch(call_sid):
+        metrics.webhook_answered("bad_request")
         return current_app.response_class("CallSid missing or malformed\n", status=400, mimetype="text/plain")
-    service.record_inbound_call(db.session(), call_sid=call_sid, caller=request.form.get("From"),
-                                dialled=request.form.get("To"), direction=request.form.get("Direction"))
+    outcome = service.record_inbound_call(db.session(), call_sid=call_sid, caller=request.form.get("From"),
+                                          dialled=request.form.get("To"), direction=request.form.get("Direction"))
+    metrics.webhook_answered(outcome)
     return current_app.response_class(REJECT_TWIML, status=200, mimetype="text/xml")

@@ -16,7 +16,7 @@ from flask import current_app, g, redirect, render_template, session, url_for
 from sqlalchemy import update
 from sqlmodel import select
 
-from .. import clock, db, messages, oplog
+from .. import clock, db, messages, metrics, oplog
 from ..tenants import current as current_tenant
 from .models import Flow
 
@@ -58,6 +58,7 @@ def start(tenant_id: str, client_id: str, redirect_uri: str, oauth_request: dict
     s.flush()
     oplog.record(s, tenant=tenant_id, screen="OAUTH", event="flow_started", result="ok", flow=flow)
     s.commit()
+    metrics.flow_started(tenant_id)
     _remember(tenant_id, handle)
     return flow
 
@@ -100,6 +101,7 @@ def advance(flow: Flow, to_step: str, **changes) -> bool:
     s.commit()
     if result.rowcount != 1:
         return False
+    metrics.flow_moved(flow.tenant, to_step)
     for k, v in values.items():
         setattr(flow, k, v)
     _remember(flow.tenant, handle)
@@ -123,6 +125,8 @@ def end(flow: Flow, outcome: str) -> bool:
                        .values(ended_at=clock.now(), outcome=outcome, updated_at=clock.now()))
     s.commit()
     flow.ended_at, flow.outcome = clock.now(), outcome
+    if result.rowcount == 1:
+        metrics.flow_ended(flow.tenant, flow.step, outcome)
     return result.rowcount == 1
 
 

@@ -19,7 +19,7 @@ from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
 from sqlalchemy import update
 
-from .. import clock, db, lockout, oplog
+from .. import clock, db, lockout, metrics, oplog
 from ..corebanking import AccountKey
 from ..flow.models import Flow
 from ..mail import queue_completion_mail
@@ -76,6 +76,7 @@ def grant_consent(flow: Flow, tenant, client: OAuthClient) -> Granted | None:
     oplog.record(s, tenant=flow.tenant, screen="SOA206", event="consented", result="ok", flow=flow,
                  detail=f"consent {consent.id} until {consent.expires_at.date().isoformat()}")
     s.commit()
+    metrics.flow_ended(flow.tenant, "consent", "consented")
     flow.ended_at, flow.outcome = now, "consented"
     return Granted(location=location, consent=consent, outbox_id=getattr(outbox, "id", None))
 

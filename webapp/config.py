@@ -28,7 +28,11 @@ class Defaults:
     MAIL_USE_TLS = False
     MAIL_DEFAULT_SENDER = "noreply@webcenter.anser.or.jp"
     MAIL_SUPPRESS_SEND = False
-    RATELIMIT_STORAGE_URI = "memory://"
+    # Rate limits live in Redis when REDIS_URL is set (shared by every process and host), else in
+    # this process's memory. RATELIMIT_STORAGE_URI, when given, wins over both.
+    REDIS_URL = None
+    # A Redis that has not answered within this is taken as gone (limits fall back to memory).
+    REDIS_TIMEOUT_SECONDS = 0.5
     RATELIMIT_HEADERS_ENABLED = True
     # Identity-check budgets (②, ⑤), kept in the database (webapp/budgets.py): every check per
     # address; failed checks per fintech app and per union, so a botnet of addresses is slowed too.
@@ -57,10 +61,11 @@ def load(app: Flask, test_config: dict | None) -> None:
         "DATABASE_URL", "sqlite:///" + os.path.join(app.instance_path, "renkei.sqlite3")
     )
     if os.environ.get("REDIS_URL"):
-        app.config["RATELIMIT_STORAGE_URI"] = os.environ["REDIS_URL"]
+        app.config["REDIS_URL"] = os.environ["REDIS_URL"]
     app.config.from_prefixed_env()
     if test_config:
         app.config.update(test_config)
+    _rate_limit_storage(app)
     app.config["BASE_URL"] = str(app.config["BASE_URL"]).rstrip("/")
     app.config["PHONE_AUTH_WINDOW_SECONDS"] = int(app.config["PHONE_AUTH_WINDOW_SECONDS"])
     if app.config["BASE_URL"].startswith("http://") and not app.config.get("TESTING"):
@@ -71,6 +76,29 @@ def load(app: Flask, test_config: dict | None) -> None:
         app.config["SESSION_COOKIE_NAME"] = "__Host-" + Defaults.SESSION_COOKIE_NAME
     _check_limits(app)
     _refuse_unsafe_production(app)
+
+
+def _rate_limit_storage(app: Flask) -> None:
+    """Rate limits in Redis when REDIS_URL is set, else in memory; a Redis outage never fails a request.
+
+    When Redis stops answering (within REDIS_TIMEOUT_SECONDS, no retries), each process goes on
+    limiting in its own memory (Flask-Limiter's in-memory fallback, logged as a warning by
+    `extensions.Limiter`) and goes back to Redis once it answers again: limits then hold per process
+    instead of across hosts for a while, which beats refusing or failing every customer.
+    """
+    uri = app.config.setdefault("RATELIMIT_STORAGE_URI", app.config.get("REDIS_URL") or "memory://")
+    if uri.startswith("memory://"):
+        return
+    app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
+    app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)  # e.g. the headers, after the check went to memory
+    if uri.startswith(("redis://", "rediss://", "unix://")):
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        timeout = float(app.config["REDIS_TIMEOUT_SECONDS"])
+        # redis-py's default retries with back-off would hold each request for seconds while Redis is down.
+        app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", {
+            "socket_connect_timeout": timeout, "socket_timeout": timeout, "retry": Retry(NoBackoff(), 0)})
 
 
 BUDGET_SETTINGS = ("IDENTITY_CHECKS_PER_IP", "IDENTITY_FAILURES_PER_CLIENT", "IDENTITY_FAILURES_PER_UNION")

@@ -1,10 +1,81 @@
 """Extensions, created unbound here and bound in create_app()."""
+from __future__ import annotations
+
+import logging
+
+import flask_limiter
+from flask import current_app
 from flask_compress import Compress
-from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_mail import Mail
 from flask_talisman import Talisman
 from flask_wtf import CSRFProtect
+from limits import RateLimitItem
+
+log = logging.getLogger("renkei.ratelimit")
+
+
+class Limiter(flask_limiter.Limiter):
+    """Flask-Limiter's Limiter, with two things it lacks.
+
+    - Each app it is bound to gets its own storage settings (see config._rate_limit_storage).
+      The stock `init_app` keeps the first app's key prefix, fallback, swallow and storage options
+      for good, and a storage once marked dead stays dead for the next app: the tests bind this
+      one module-level limiter to a new app (its own database, its own Redis prefix) per test.
+    - Counters a view keeps by hand (`test`/`hit`, e.g. invalid API tokens per address) get the
+      same key prefix and the same fall-back to memory as the decorated limits.
+    - Going to memory and back to the storage is logged as a warning on `renkei.ratelimit`
+      (Flask-Limiter says so only on its own logger, which has a NullHandler, and says
+      "recovered" at INFO): the operator learns that limits went per-process, and when they came back.
+    """
+
+    def init_app(self, app) -> None:
+        self._storage_options = {}
+        self._swallow_errors = None
+        self._in_memory_fallback_enabled = False
+        self._key_prefix = ""
+        self._storage_dead = self._reported_dead = False
+        super().init_app(app)
+
+    def _check_request_limit(self, callable_name=None, in_middleware=True) -> None:
+        try:
+            super()._check_request_limit(callable_name=callable_name, in_middleware=in_middleware)
+        finally:
+            self._report_storage_state()
+
+    def _report_storage_state(self) -> None:
+        if self._storage_dead == self._reported_dead:
+            return
+        self._reported_dead = self._storage_dead
+        if self._storage_dead:
+            log.warning("rate limit storage unreachable: limits now count in this process's memory only")
+        else:
+            log.warning("rate limit storage answers again: limits count there again")
+
+    def test(self, limit: RateLimitItem, *identifiers: str) -> bool:
+        """True while `limit` is not yet reached for the identifiers (nothing counted)."""
+        return self._counter("test", limit, identifiers)
+
+    def hit(self, limit: RateLimitItem, *identifiers: str) -> bool:
+        """Count one against `limit`; False when it was already reached."""
+        return self._counter("hit", limit, identifiers)
+
+    def _counter(self, operation: str, limit: RateLimitItem, identifiers) -> bool:
+        prefix = current_app.config.get("RATELIMIT_KEY_PREFIX")
+        keys = (prefix, *identifiers) if prefix else identifiers
+        try:
+            return getattr(self.limiter, operation)(limit, *keys)
+        except Exception:
+            if self._in_memory_fallback_enabled and not self._storage_dead:
+                self._storage_dead = True
+                return getattr(self.limiter, operation)(limit, *keys)
+            if self._swallow_errors:
+                log.exception("rate limit storage failed: %s not counted", limit)
+                return True
+            raise
+        finally:
+            self._report_storage_state()
+
 
 compress = Compress()
 csrf = CSRFProtect()

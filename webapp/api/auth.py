@@ -79,13 +79,13 @@ def _failure_limit():
 
 def _refuse_guessing() -> None:
     """An address whose tokens keep failing is refused for a while (token guessing, log flooding)."""
-    if not limiter.limiter.test(_failure_limit(), "api-auth-failures", request.remote_addr or ""):
+    if not limiter.test(_failure_limit(), "api-auth-failures", request.remote_addr or ""):
         raise ApiError("too_many_requests", headers={"Retry-After": "60"})
 
 
 def _invalid(reason: str) -> ApiError:
     g.api_auth_failure = reason  # for the operation log only; the client gets one answer for all
-    limiter.limiter.hit(_failure_limit(), "api-auth-failures", request.remote_addr or "")
+    limiter.hit(_failure_limit(), "api-auth-failures", request.remote_addr or "")
     return ApiError("invalid_token", headers=_challenge("invalid_token"))
 
 

@@ -36,13 +36,15 @@ class ThrowAwayRedis:
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = redis.Redis(port=self.port)
-        for _ in range(100):
+        deadline = time.monotonic() + 20  # a shared, busy machine
+        while time.monotonic() < deadline and self.process.poll() is None:
             try:
                 client.ping()
                 return
             except redis.ConnectionError:
                 time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
+        self.stop()
+        raise RuntimeError(f"redis-server did not start on port {self.port}")
 
     def stop(self):
         if self.process is not None:

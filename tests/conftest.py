@@ -1,5 +1,12 @@
 """Fixtures: app → client → runner, a sandbox with known customers, and `FlowActions` so tests
-read as the steps a customer takes. CSRF stays on: forms are read from the served page."""
+read as the steps a customer takes. CSRF stays on: forms are read from the served page.
+
+The whole suite runs on one of two engine sets, chosen with `--engines` (or TEST_ENGINES):
+`sqlite` (default): an SQLite file per test, rate limits in memory://;
+`postgres`: the production engines, a PostgreSQL database emptied for each test (`database_url`)
+and rate limits in Redis under a key prefix of its own per app, so no two tests share a counter.
+`app`, `client`, `runner` and `make_app` follow it; `pg_url`/`pg_app` are PostgreSQL in both runs.
+"""
 from __future__ import annotations
 
 import datetime as dt
@@ -9,7 +16,7 @@ import re
 import uuid
 
 import pytest
-from sqlmodel import Session
+from sqlmodel import Session, SQLModel
 
 from webapp import clock, create_app, db
 from webapp.corebanking import AccountKey, pin_hash
@@ -19,10 +26,34 @@ TEST_SECRET = "test-secret-key-0123456789abcdef0123456789"
 # A quiet weekday afternoon, outside every union's maintenance window.
 QUIET_TIME = dt.datetime(2026, 11, 18, 14, 0, tzinfo=clock.JST)  # Wednesday
 
+ENGINE_SETS = {"sqlite": "SQLite + memory://", "postgres": "PostgreSQL + Redis"}
+ENGINES = "sqlite"  # the run's engine set (pytest_configure)
+REDIS_URL = None  # the run's Redis, when ENGINES == "postgres"
+
 
 def pytest_addoption(parser):
+    parser.addoption("--engines", choices=sorted(ENGINE_SETS), default=os.environ.get("TEST_ENGINES", "sqlite"),
+                     help="sqlite: SQLite and memory:// (default); postgres: PostgreSQL and Redis")
     parser.addoption("--postgres-url", default=os.environ.get("TEST_POSTGRES_URL",
                                                               "postgresql://postgres@127.0.0.1:5432/test"))
+    parser.addoption("--redis-url", default=os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))
+
+
+def pytest_configure(config):
+    global ENGINES, REDIS_URL
+    ENGINES = config.getoption("--engines")
+    REDIS_URL = config.getoption("--redis-url") if ENGINES == "postgres" else None
+    if REDIS_URL:  # else every limit would quietly fall back to memory: a run on SQLite's terms
+        import redis
+
+        try:
+            redis.Redis.from_url(REDIS_URL, socket_connect_timeout=5).ping()
+        except redis.RedisError as e:
+            raise pytest.UsageError(f"--engines=postgres: Redis not reachable at {REDIS_URL}: {e}")
+
+
+def pytest_report_header(config):
+    return f"engines: {ENGINES} ({ENGINE_SETS[ENGINES]})"
 
 
 @pytest.fixture(autouse=True)
@@ -32,7 +63,11 @@ def quiet_clock():
     clock.set_now(None)
 
 
+_made_apps: list = []
+
+
 def make_app(database_url: str, **overrides):
+    """An app on `database_url` (tables created) with the run's rate-limit storage."""
     config = {
         "TESTING": True,
         "SECRET_KEY": TEST_SECRET,
@@ -40,7 +75,6 @@ def make_app(database_url: str, **overrides):
         "BASE_URL": "https://renkei.test",
         "SANDBOX": True,
         "TELEPHONY_AUTH_TOKEN": "test-telephony-token",
-        "REDIS_URL": None,  # rate limits in memory://, whatever REDIS_URL the environment has
         "MAIL_SUPPRESS_SEND": True,
         "IDENTITY_CHECK_SECONDS": 0,
         # One test client is one address making hundreds of requests a second: the per-sender
@@ -48,10 +82,23 @@ def make_app(database_url: str, **overrides):
         "REQUESTS_PER_IP": "100000 per second",
         "TOKEN_REQUESTS_PER_CLIENT": "100000 per second",  # the constant-time answer has its own tests (test_security_attacks)
     }
+    if REDIS_URL:
+        config.update(REDIS_URL=REDIS_URL, RATELIMIT_KEY_PREFIX=f"renkei-test-{uuid.uuid4().hex}")
+    else:  # memory://, whatever REDIS_URL the environment has
+        config.update(REDIS_URL=None)
     config.update(overrides)
     app = create_app(config)
     db.create_all(app)
+    _made_apps.append(app)
     return app
+
+
+@pytest.fixture(autouse=True)
+def _dispose_made_apps():
+    """Every app a test made gives its pooled connections back (PostgreSQL's are a shared budget)."""
+    yield
+    while _made_apps:
+        _made_apps.pop().extensions["db_engine"].dispose()
 
 
 @pytest.fixture
@@ -61,27 +108,94 @@ def app_config():
 
 
 @pytest.fixture
-def app(tmp_path, app_config):
-    app = make_app(f"sqlite:///{tmp_path / 'test.sqlite3'}", **app_config)
+def database_url(request, tmp_path):
+    """This test's own database on the run's engines, with no rows: an SQLite file, or the
+    session's PostgreSQL database with every table emptied (a database per test costs a
+    CREATE and a checkpointing DROP each; emptying costs one TRUNCATE)."""
+    if ENGINES == "sqlite":
+        return f"sqlite:///{tmp_path / 'test.sqlite3'}"
+    return request.getfixturevalue("_pg_session_database").empty()
+
+
+@pytest.fixture
+def app(database_url, app_config):
+    app = make_app(database_url, **app_config)
     yield app
     app.extensions["db_engine"].dispose()
 
 
-@pytest.fixture
-def pg_url(request):
-    """A fresh PostgreSQL database for this test, dropped afterwards."""
+def _pg_admin(request):
     psycopg = pytest.importorskip("psycopg")
-    base = request.config.getoption("--postgres-url")
+    return psycopg, request.config.getoption("--postgres-url")
+
+
+def _create_database(request) -> str:
+    psycopg, base = _pg_admin(request)
     name = f"renkei_test_{uuid.uuid4().hex[:12]}"
     try:
         with psycopg.connect(base, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
+            # A test database outlives no crash: commits need not wait for the disk (atomicity and
+            # isolation, what the tests check, are unchanged).
+            conn.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
     except psycopg.OperationalError as e:  # the brief guarantees one; say so loudly if not
         pytest.fail(f"PostgreSQL not reachable at {base}: {e}")
-    url = base.rsplit("/", 1)[0] + "/" + name
-    yield url
+    return base.rsplit("/", 1)[0] + "/" + name
+
+
+def _drop_database(request, url: str) -> None:
+    psycopg, base = _pg_admin(request)
     with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+
+
+class _SessionDatabase:
+    """One PostgreSQL database with the schema for the whole run, emptied before each test."""
+
+    def __init__(self, psycopg, url: str):
+        from webapp import models  # noqa: F401  (registers every table)
+
+        self.psycopg, self.url = psycopg, url
+        engine = db.make_engine(url)
+        SQLModel.metadata.create_all(engine)
+        engine.dispose()
+        # DELETE, children first, and every sequence back to 1: for a few rows far quicker than
+        # TRUNCATE, which makes (and syncs) new files for every table.
+        self.statements = [f'DELETE FROM "{t.name}"' for t in reversed(SQLModel.metadata.sorted_tables)]
+        self.statements.append("SELECT setval(c.oid, 1, false) FROM pg_class c WHERE c.relkind = 'S'")
+
+    def empty(self) -> str:
+        with self.psycopg.connect(self.url) as conn:
+            conn.execute("SET lock_timeout = '5s'")
+            try:
+                self._delete_all(conn)
+            except self.psycopg.errors.LockNotAvailable:
+                # A connection a previous test leaked holds a lock: end it, then empty.
+                conn.rollback()
+                conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                             "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+                self._delete_all(conn)
+        return self.url
+
+    def _delete_all(self, conn) -> None:
+        for statement in self.statements:
+            conn.execute(statement)
+        conn.commit()
+
+
+@pytest.fixture(scope="session")
+def _pg_session_database(request):
+    url = _create_database(request)
+    yield _SessionDatabase(_pg_admin(request)[0], url)
+    _drop_database(request, url)
+
+
+@pytest.fixture
+def pg_url(request):
+    """A fresh, empty PostgreSQL database for this test, dropped afterwards."""
+    url = _create_database(request)
+    yield url
+    _drop_database(request, url)
 
 
 @pytest.fixture

@@ -92,7 +92,7 @@ def test_faq_stays_readable_inside_a_maintenance_window(client):
     assert service_hours_listed(text_of(page)) == AMAMI_HOURS + [OTHER_MAINTENANCE]
 
 
-def test_adhoc_maintenance_in_the_configuration_is_listed_and_closes_the_screens(tmp_path):
+def test_adhoc_maintenance_in_the_configuration_is_listed_and_closes_the_screens(tmp_path, database_url):
     source = pathlib.Path(tenants.__file__).parent
     for path in source.glob("*.toml"):
         text = path.read_text(encoding="utf-8")
@@ -100,7 +100,7 @@ def test_adhoc_maintenance_in_the_configuration_is_listed_and_closes_the_screens
             text += ('\n[[maintenance]]\nkind = "adhoc"\nstart = "2026-12-05T22:00"\nend = "2026-12-06T06:00"\n'
                      '\n[[maintenance]]\nkind = "adhoc"\nstart = "2026-11-01T22:00"\nend = "2026-11-02T01:00"\n')
         (tmp_path / path.name).write_text(text, encoding="utf-8")
-    app = make_app(f"sqlite:///{tmp_path / 'db.sqlite3'}", TENANTS_DIR=str(tmp_path))
+    app = make_app(database_url, TENANTS_DIR=str(tmp_path))
     try:
         client = app.test_client()
         listed = service_hours_listed(text_of(client.get("/maruhachi/faq")))

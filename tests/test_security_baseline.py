@@ -121,8 +121,8 @@ def test_identity_checks_are_throttled_per_ip_with_busy_message(amami):
     assert "ただ今受付が混雑しておりますので、しばらくしてからご利用下さい。" in text_of(response)
 
 
-def test_overload_sheds_load_with_busy_message(tmp_path, customers):
-    app = make_app(f"sqlite:///{tmp_path / 'busy.db'}", GLOBAL_REQUEST_LIMIT="3 per minute")
+def test_overload_sheds_load_with_busy_message(database_url, customers):
+    app = make_app(database_url, GLOBAL_REQUEST_LIMIT="3 per minute")
     clients = [app.test_client() for _ in range(4)]
     responses = [c.get("/amami/faq", environ_base={"REMOTE_ADDR": f"10.0.0.{i}"}) for i, c in enumerate(clients)]
     assert [r.status_code for r in responses] == [200, 200, 200, 429]

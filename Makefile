@@ -4,13 +4,13 @@
 demo:            ## set up, migrate, load the demo data and serve on http://127.0.0.1:5000
 	scripts/demo
 
-test:            ## set up (incl. chromium) and run every test: tests/ then e2e/
+test:            ## set up (incl. chromium) and run every test: tests/ on SQLite, on PostgreSQL + Redis, then e2e/
 	scripts/test
 
 setup:           ## only the set-up (.venv, chromium, fonts)
 	scripts/bootstrap --browser
 
-test-unit:       ## only tests/ (no browser needed)
+test-unit:       ## only tests/, on SQLite + memory:// (no browser, no PostgreSQL or Redis needed)
 	scripts/bootstrap
 	.venv/bin/python -m pytest tests
 

@@ -15,8 +15,8 @@ before Flask), each union's `theme.css`, `/healthz`, the metadata and the teleph
 not counted. These counters keep no `X-RateLimit-*` headers: customers need no hint of the
 service's ceiling. They live in Flask-Limiter's storage: per worker with `memory://`, shared with
 `REDIS_URL`; the budgets that protect authentication are in the database (webapp/budgets.py).
-When the storage cannot be reached, shedding is skipped (logged): a Redis outage must not stop
-customers.
+When Redis cannot be reached they count in the process's memory meanwhile (extensions.Limiter);
+a storage that fails otherwise skips shedding (logged): a Redis outage must not stop customers.
 """
 from __future__ import annotations
 
@@ -61,8 +61,8 @@ def _sender() -> tuple[str, str] | None:
 
 
 def _spent(setting: str, scope: str, key: str) -> bool:
-    strategy = limiter.limiter
-    return not all(strategy.hit(item, scope, key) for item in parse_many(current_app.config[setting]))
+    # limiter.hit, not limiter.limiter.hit: the app's key prefix, and memory while Redis is away.
+    return not all(limiter.hit(item, scope, key) for item in parse_many(current_app.config[setting]))
 
 
 def shed_load() -> None:

@@ -64,6 +64,7 @@ def quiet_clock():
 
 
 _made_apps: list = []
+_schema_ready: set[str] = set()  # databases that have every table already (the postgres run's)
 
 
 def make_app(database_url: str, **overrides):
@@ -88,7 +89,8 @@ def make_app(database_url: str, **overrides):
         config.update(REDIS_URL=None)
     config.update(overrides)
     app = create_app(config)
-    db.create_all(app)
+    if database_url not in _schema_ready:
+        db.create_all(app)
     _made_apps.append(app)
     return app
 
@@ -110,8 +112,8 @@ def app_config():
 @pytest.fixture
 def database_url(request, tmp_path):
     """This test's own database on the run's engines, with no rows: an SQLite file, or the
-    session's PostgreSQL database with every table emptied (a database per test costs a
-    CREATE and a checkpointing DROP each; emptying costs one TRUNCATE)."""
+    session's PostgreSQL database with every table emptied (a database per test costs a CREATE,
+    the schema and a DROP, which checkpoints; emptying costs a few milliseconds)."""
     if ENGINES == "sqlite":
         return f"sqlite:///{tmp_path / 'test.sqlite3'}"
     return request.getfixturevalue("_pg_session_database").empty()
@@ -159,34 +161,44 @@ class _SessionDatabase:
         engine = db.make_engine(url)
         SQLModel.metadata.create_all(engine)
         engine.dispose()
+        _schema_ready.add(url)
+        self.conn = None
         # DELETE, children first, and every sequence back to 1: for a few rows far quicker than
         # TRUNCATE, which makes (and syncs) new files for every table.
         self.statements = [f'DELETE FROM "{t.name}"' for t in reversed(SQLModel.metadata.sorted_tables)]
         self.statements.append("SELECT setval(c.oid, 1, false) FROM pg_class c WHERE c.relkind = 'S'")
 
     def empty(self) -> str:
-        with self.psycopg.connect(self.url) as conn:
-            conn.execute("SET lock_timeout = '5s'")
-            try:
-                self._delete_all(conn)
-            except self.psycopg.errors.LockNotAvailable:
-                # A connection a previous test leaked holds a lock: end it, then empty.
-                conn.rollback()
-                conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                             "WHERE datname = current_database() AND pid <> pg_backend_pid()")
-                self._delete_all(conn)
+        if self.conn is None or self.conn.closed:
+            self.conn = self.psycopg.connect(self.url)
+            self.conn.execute("SET lock_timeout = '5s'")
+            self.conn.commit()
+        try:
+            self._delete_all()
+        except self.psycopg.errors.LockNotAvailable:
+            # A connection a previous test leaked holds a lock: end it, then empty.
+            self.conn.rollback()
+            self.conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                              "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+            self._delete_all()
         return self.url
 
-    def _delete_all(self, conn) -> None:
+    def _delete_all(self) -> None:
         for statement in self.statements:
-            conn.execute(statement)
-        conn.commit()
+            self.conn.execute(statement)
+        self.conn.commit()
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
 
 
 @pytest.fixture(scope="session")
 def _pg_session_database(request):
     url = _create_database(request)
-    yield _SessionDatabase(_pg_admin(request)[0], url)
+    database = _SessionDatabase(_pg_admin(request)[0], url)
+    yield database
+    database.close()
     _drop_database(request, url)
 
 

@@ -446,7 +446,8 @@ def test_worker_killed_and_server_restarted_while_waiting_on_call_the_customer_g
 
     answers = [status for status, _ in seen]
     assert "ConnectionError" in answers  # the customer's polls that found no server
-    assert all(status in (200, "ConnectionError") for status in answers), set(answers)  # never a 5xx
+    # never a 5xx; a poll the SIGKILL cut off mid-answer ends in ChunkedEncodingError, like one that found no server
+    assert all(status in (200, "ConnectionError", "ChunkedEncodingError") for status in answers), set(answers)
     assert all(WAITING_TEXT in page or CALL_SEEN in page for status, page in seen if status == 200)
 
 

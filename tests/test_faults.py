@@ -386,6 +386,17 @@ def children(pid: int) -> list[int]:
         return [int(p) for p in f.read().split()]
 
 
+def kill_server(master) -> None:
+    """SIGKILL gunicorn's master first (so it cannot start a worker to replace one killed), then
+    the workers it had: no process is left holding the listening socket."""
+    workers = children(master.pid)
+    os.kill(master.pid, signal.SIGKILL)
+    master.wait(timeout=10)
+    for pid in workers:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
 class Poller:
     """④'s status area polled from the customer's browser all along, in a thread: what each poll got."""
 
@@ -426,9 +437,7 @@ def test_worker_killed_and_server_restarted_while_waiting_on_call_the_customer_g
             polled = len(poller.seen)
             assert wait_for(lambda: len(poller.seen) >= polled + 5)
 
-            for pid in [*children(first.pid), first.pid]:  # then the whole server, as a host crash
-                os.kill(pid, signal.SIGKILL)
-            first.wait(timeout=10)
+            kill_server(first)  # then the whole server, as a host crash
             assert wait_for(lambda: poller.seen[-1][0] == "ConnectionError")
 
         with serving(ws, args, tmp_path / "again.log"):  # started again: same port, same database
@@ -469,9 +478,7 @@ def test_worker_killed_after_a_stage_committed_but_before_its_answer_the_custome
                 lambda: browser.post(f"/{TENANT}/flow/pin", {"pin": PIN}))))
             pressing.start()
             assert wait_for(lambda: query(ws, "SELECT step FROM flow")[0].step == "consent")
-            for pid in [*children(first.pid), first.pid]:
-                os.kill(pid, signal.SIGKILL)
-            first.wait(timeout=10)
+            kill_server(first)
             pressing.join(timeout=10)
             assert answers == ["ConnectionError"]  # the customer never got ⑤'s answer
         with serving(ws, args, tmp_path / "again.log"):

@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import os
 import re
+import threading
 import uuid
 
 import pytest
@@ -334,6 +335,28 @@ class FlowActions:
         response = self.customer()
         assert response.status_code == 303, response.get_data(as_text=True)[:800]
         return response
+
+
+@pytest.fixture
+def amami_on_postgres(pg_app):
+    """A customer of 奄美 on a fresh PostgreSQL database, with the demo customers."""
+    for tenant, c in DEMO.items():
+        add_account(pg_app, tenant, **c)
+    return FlowActions(pg_app, pg_app.test_client(), "amami")
+
+
+class CountingMismatch:
+    """An identity check that always finds a mismatch and counts, thread-safely, how often it ran."""
+
+    def __init__(self):
+        self.calls, self._lock = 0, threading.Lock()
+
+    def __call__(self, key):
+        from webapp.corebanking import AccountCheck
+
+        with self._lock:
+            self.calls += 1
+        return AccountCheck.MISMATCH
 
 
 @pytest.fixture

@@ -112,15 +112,6 @@ def test_webhook_without_a_configured_token_refuses_everything(amami, app_config
     assert response.status_code == 403 and [a.state for a in attempts(amami.app)] == ["waiting"]
 
 
-@pytest.fixture
-def amami_on_postgres(pg_app):
-    from conftest import DEMO, FlowActions, add_account
-
-    for tenant, c in DEMO.items():
-        add_account(pg_app, tenant, **c)
-    return FlowActions(pg_app, pg_app.test_client(), "amami")
-
-
 @pytest.mark.postgres
 @pytest.mark.parametrize("field, value, status", [("CallSid", "CA\x00" + "1" * 31, 400), ("CallSid", "CA-1", 400),
                                                   ("To", "+81120111002\x00", 200), ("From", "\x00", 200)])

@@ -7,9 +7,9 @@ import pytest
 from flask import g
 from sqlmodel import select
 
-from conftest import DEMO, FlowActions, add_account, text_of
+from conftest import CountingMismatch, FlowActions, add_account, text_of
 from webapp import clock, db, lockout, messages
-from webapp.corebanking import AccountCheck, AccountKey
+from webapp.corebanking import AccountKey
 from webapp.flow.identity import check_with_lockout
 from webapp.flow.models import Flow
 from webapp.oplog import OperationLog
@@ -148,15 +148,8 @@ def _parallel_wrong_attempts(app, n: int) -> tuple[int, list]:
     """n threads check a wrong identity at once; returns (#core evaluations, alerts)."""
     app.config.update(IDENTITY_CHECKS_PER_IP="10000 per minute", IDENTITY_FAILURES_PER_CLIENT="10000 per minute",
                       IDENTITY_FAILURES_PER_UNION="10000 per minute")  # the lock alone is under test
-    evaluations = 0
-    lock = threading.Lock()
+    core_check = CountingMismatch()
     barrier = threading.Barrier(n)
-
-    def core_check(key):
-        nonlocal evaluations
-        with lock:
-            evaluations += 1
-        return AccountCheck.MISMATCH
 
     flow = Flow(id=1, tenant="amami", branch="115", account_type="1", account_number="1100026", client_id="c",
                 handle_hash="h", step="customer", redirect_uri="https://app.example/cb")
@@ -169,7 +162,7 @@ def _parallel_wrong_attempts(app, n: int) -> tuple[int, list]:
 
     with ThreadPoolExecutor(max_workers=n) as pool:
         alerts = list(pool.map(attempt, range(n)))
-    return evaluations, alerts
+    return core_check.calls, alerts
 
 
 def _assert_exactly_threshold_evaluated(evaluations, alerts):

@@ -11,7 +11,7 @@ import re
 import pytest
 from sqlmodel import Session, select
 
-from conftest import DEMO, FlowActions, add_account, register_client, text_of
+from conftest import FlowActions, register_client, text_of
 from test_oauth_support import CHALLENGE, REDIRECT_URI, allow, at_consent, authorized, query
 from webapp import clock, db, messages
 from webapp.flow.models import Flow
@@ -176,13 +176,6 @@ def test_state_is_echoed_exactly(amami):
 def test_odd_characters_in_any_parameter_never_make_a_500(amami, field):
     response = authorize(amami, **{field: '"\\\x7f日本語\'<>'})
     assert response.status_code in (303, 400)
-
-
-@pytest.fixture
-def amami_on_postgres(pg_app):
-    for tenant, c in DEMO.items():
-        add_account(pg_app, tenant, **c)
-    return FlowActions(pg_app, pg_app.test_client(), "amami")
 
 
 @pytest.mark.postgres

@@ -11,7 +11,7 @@ import time
 import pytest
 from sqlmodel import select
 
-from conftest import DEMO, FlowActions, add_account, register_client, text_of
+from conftest import DEMO, CountingMismatch, FlowActions, add_account, register_client, text_of
 from test_oauth_support import at_pin, pin
 from webapp import create_app, db, lockout, messages
 from webapp.corebanking import AccountKey
@@ -244,18 +244,11 @@ def _parallel_checks_on_many_accounts(app, n: int) -> tuple[int, int]:
     from flask import g
     from werkzeug.exceptions import TooManyRequests
 
-    from webapp.corebanking import AccountCheck
     from webapp.flow.identity import check_with_lockout
     from webapp.flow.models import Flow
 
-    evaluations, refused, lock = 0, 0, threading.Lock()
+    core_check, refused, lock = CountingMismatch(), 0, threading.Lock()
     barrier = threading.Barrier(n)
-
-    def core_check(key):
-        nonlocal evaluations
-        with lock:
-            evaluations += 1
-        return AccountCheck.MISMATCH
 
     def attempt(i):
         nonlocal refused
@@ -272,7 +265,7 @@ def _parallel_checks_on_many_accounts(app, n: int) -> tuple[int, int]:
 
     with ThreadPoolExecutor(max_workers=n) as pool:
         list(pool.map(attempt, range(n)))
-    return evaluations, refused
+    return core_check.calls, refused
 
 
 def test_hundred_parallel_checks_from_one_address_evaluate_exactly_the_budget(any_app):

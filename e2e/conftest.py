@@ -50,6 +50,46 @@ PHONE = dict(viewport={"width": 390, "height": 844}, device_scale_factor=3, is_m
              has_touch=True, locale="ja-JP", timezone_id="Asia/Tokyo")
 TENANTS = ("amami", "maruhachi")
 TRANSPORTS = ("http", "https-proxy", "https-gunicorn")
+
+# --engines: what the live servers keep their data in. `sqlite` (the default, as `make demo`): a
+# SQLite file each and in-memory rate limits; `postgres` (the production engines, once in CI): a
+# fresh PostgreSQL database each and Redis for the rate limits, under a key prefix of their own.
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+ENGINES = "sqlite"
+
+
+def pytest_addoption(parser):
+    parser.addoption("--engines", choices=["sqlite", "postgres"], default=os.environ.get("E2E_ENGINES", "sqlite"),
+                     help="the live servers' database and rate-limit storage (default sqlite)")
+
+
+def pytest_configure(config):
+    global ENGINES
+    ENGINES = config.getoption("--engines")
+
+
+def pytest_report_header(config):
+    return f"engines: {ENGINES}"
+
+
+@contextlib.contextmanager
+def engine_settings(work: pathlib.Path) -> Iterator[dict]:
+    """The environment that puts one live server's data on the run's engines."""
+    if ENGINES == "sqlite":
+        yield {"DATABASE_URL": f"sqlite:///{work / 'e2e.sqlite3'}"}
+        return
+    import psycopg
+
+    name = f"renkei_e2e_{secrets.token_hex(6)}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield {"DATABASE_URL": POSTGRES_URL.rsplit("/", 1)[0] + "/" + name, "REDIS_URL": REDIS_URL,
+               "FLASK_RATELIMIT_KEY_PREFIX": name}
+    finally:
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 NGINX = os.environ.get("E2E_NGINX", "/usr/sbin/nginx")
 
 expect.set_options(timeout=10_000)
@@ -232,7 +272,8 @@ def serve(work: pathlib.Path, log: pathlib.Path, *, transport: str = "http", tls
           **settings: str) -> Iterator[LiveServer]:
     """A server as `make demo` runs it, on a free loopback port, until the block ends.
 
-    Its database is a SQLite file in `work`, migrated and filled with the demo customers; its output
+    Its database (a SQLite file in `work`, or with --engines=postgres a fresh PostgreSQL database
+    and Redis) is migrated and filled with the demo customers; its output
     goes to `log`; `settings` are extra environment variables (e.g. FLASK_PHONE_AUTH_WINDOW_SECONDS).
     `transport` is one of TRANSPORTS (see the module docstring); the https ones need `tls`.
     """
@@ -242,8 +283,9 @@ def serve(work: pathlib.Path, log: pathlib.Path, *, transport: str = "http", tls
     public_port = free_port() if transport == "https-proxy" else port
     origin = f"{'http' if transport == 'http' else 'https'}://127.0.0.1:{public_port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "DATABASE_URL", "REDIS_URL"))}
+    engines = contextlib.ExitStack()
+    env.update(engines.enter_context(engine_settings(work)))
     env.update({
-        "DATABASE_URL": f"sqlite:///{work / 'e2e.sqlite3'}",
         "FLASK_SANDBOX": "true",
         "FLASK_BASE_URL": origin,
         "FLASK_SECRET_KEY": secrets.token_urlsafe(32),
@@ -267,7 +309,7 @@ def serve(work: pathlib.Path, log: pathlib.Path, *, transport: str = "http", tls
         command.append("--no-control-socket")
     if transport == "https-gunicorn":
         command += ["--certfile", str(tls.cert), "--keyfile", str(tls.key)]
-    with contextlib.ExitStack() as stack:
+    with engines, contextlib.ExitStack() as stack:
         process = stack.enter_context(running([*command, "webapp:create_app()"], env, log))
         behind_proxy = transport == "https-proxy"
         wait_until_up(f"http://127.0.0.1:{port}" if behind_proxy else origin, process, log, tls=tls)

@@ -16,7 +16,8 @@ import xml.etree.ElementTree as ET
 RUNS = {
     "tests-sqlite": "tests/ on SQLite + memory://",
     "tests-postgres": "tests/ on PostgreSQL + Redis",
-    "e2e": "e2e/",
+    "e2e": "e2e/ on SQLite",
+    "e2e-postgres": "e2e/ on PostgreSQL + Redis",
 }
 
 

@@ -39,6 +39,7 @@ from sqlmodel import Session, select
 
 from .. import clock, oplog
 from .. import db as dbmod
+from ..flow import state as flow_state
 from .models import CONFIRMED, EXPIRED, SUPERSEDED, USED, WAITING, CallAttempt, InboundCall
 
 # --- what the customer reads on ④ (SOA209), from the manual -------------------------------------
@@ -299,9 +300,7 @@ def record_inbound_call(s: Session, *, call_sid: str, caller: str | None, dialle
 
     s.execute(update(InboundCall).where(InboundCall.call_sid == call_sid)
               .values(outcome=outcome, attempt_id=attempt_id))
-    from ..flow.models import Flow
-
-    flow = s.get(Flow, flow_id) if flow_id is not None else None
+    flow = flow_state.by_id(s, flow_id)
     caller_shown = masked_phone(from_e164) if from_e164 else "withheld"
     to_shown = national_digits(to) if to else "invalid"
     oplog.record(s, tenant=tenant or "-", screen="CALL", event="inbound_call",

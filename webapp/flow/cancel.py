@@ -8,12 +8,13 @@ from __future__ import annotations
 from flask import g, session, url_for
 from flask_wtf import FlaskForm
 
-from .. import db, oplog
+from .. import db
 from ..oauth import error_redirect_url
+from ..render import go, render_page
+from .blueprint import bp
 from .models import Flow
-from .render import go, screen
-from .state import STEPS, end, load, no_flow_response
-from .views import bp
+from .state import load
+from .steps import end_flow, no_flow_response
 
 _CANCELLED_KEY = "cancelled"  # session[_CANCELLED_KEY][tenant] = id of the flow just cancelled
 
@@ -27,10 +28,7 @@ def cancel():
     if flow is None:
         return no_flow_response()
     outcome = "denied" if flow.step == "consent" else "cancelled"
-    if end(flow, outcome):
-        s = db.session()
-        oplog.record(s, tenant=flow.tenant, screen=STEPS[flow.step][1], event=outcome, result="ok", flow=flow)
-        s.commit()
+    end_flow(flow, outcome, event=outcome)
     session[_CANCELLED_KEY] = {**session.get(_CANCELLED_KEY, {}), flow.tenant: flow.id}
     return go(url_for("flow.cancelled"))
 
@@ -41,4 +39,4 @@ def cancelled():
     flow = db.session().get(Flow, flow_id) if flow_id else None
     if flow is None or flow.tenant != g.tenant.id or flow.outcome not in ("cancelled", "denied"):
         return no_flow_response()
-    return screen("cancelled", "cancelled", return_url=error_redirect_url(flow, "access_denied"))
+    return render_page("flow/cancelled.html", return_url=error_redirect_url(flow, "access_denied"))

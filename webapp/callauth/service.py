@@ -38,8 +38,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from .. import clock, oplog
-from .. import db as dbmod
 from ..flow import state as flow_state
+from .. import db as dbmod
 from .models import CONFIRMED, EXPIRED, SUPERSEDED, USED, WAITING, CallAttempt, InboundCall
 
 # --- what the customer reads on ④ (SOA209), from the manual -------------------------------------

@@ -21,7 +21,6 @@ from ..tenants import current as current_tenant
 from .models import Flow
 
 
-
 class Step(NamedTuple):
     endpoint: str  # its screen
     screen_id: str  # 画面ID: in the footer and on every log row the step writes
@@ -29,7 +28,8 @@ class Step(NamedTuple):
     done_event: str | None  # the log row of its completion (None: its passed identity check is that row)
 
 
-# The screens in the order a flow passes them (steps.finish_step moves along this list).
+# The screens in the order a flow passes them: steps.finish_step moves along this list, and
+# steps.finish_last_step ends the flow on the last one.
 STEPS = {
     "account": Step("flow.account", "SOA201", "（ご利用口座情報入力）", "account_entered"),
     "customer": Step("flow.customer", "SOA202", "（お客様情報入力）", None),

@@ -92,7 +92,8 @@ def _move(flow: Flow, to_step: str, event: str | None, changes: dict):
 
 def finish_step(flow: Flow, **changes):
     """The flow's step is done: on to the next step of STEPS, saving `changes` on the way. Commits
-    (with the caller's pending work, e.g. ④'s used call attempt); returns the redirect."""
+    (with the caller's pending work, e.g. ④'s used call attempt); returns the redirect. (The last
+    step has no next one: finish_last_step ends the flow.)"""
     return _move(flow, next_step(flow.step), STEPS[flow.step].done_event, changes)
 
 

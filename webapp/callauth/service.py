@@ -196,8 +196,8 @@ def open_attempt(s: Session, flow, tenant, rng=None) -> CallAttempt:
                 detail = f"pool={national_digits(number)} window={window_seconds()}s"
                 if superseded is not None:
                     detail += f" superseded={superseded.flow_id}"
-                oplog.record(s, tenant=flow.tenant, screen="SOA209", event="call_attempt_started", result="ok",
-                             flow=flow, detail=detail)
+                oplog.record(s, tenant=flow.tenant, screen=flow_state.STEPS["call"].screen_id,
+                             event="call_attempt_started", result="ok", flow=flow, detail=detail)
             s.commit()
         except IntegrityError:  # a parallel attempt for the same phone took that number first
             s.rollback()

@@ -37,7 +37,7 @@ from flask import Flask, current_app, request
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
-IDENTITY_SCREENS = {"SOA202", "SOA211"}
+IDENTITY_EVENTS = {"identity_check", "pin_check"}  # the log rows of ② and ⑤'s checks (flow/identity.py)
 ENDPOINT_KEY = "renkei.endpoint"  # WSGI environ: the Flask endpoint that answered
 # A label value per method a client may invent would be a series per invention: the rest are "other".
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -76,7 +76,7 @@ def event_logged(tenant: str, screen: str, event: str, result: str) -> None:
     EVENTS.labels(tenant, screen, event, result).inc()
     if event == LOCKED_EVENT:
         LOCKS.labels(tenant).inc()
-    elif screen in IDENTITY_SCREENS and event in ("identity_check", "pin_check"):
+    elif event in IDENTITY_EVENTS:
         IDENTITY_CHECKS.labels(tenant, screen, result).inc()
 
 

@@ -1,5 +1,6 @@
-"""Lockout: a union's threshold (default 5) of consecutive identity failures (② and ⑤ together)
-locks API連携認証 for that account until 00:00 JST; reason code B84 afterwards.
+"""Lockout: a union's threshold (`lock_threshold` in tenants/<id>.toml) of consecutive identity
+failures (② and ⑤ together) locks API連携認証 for that account until 00:00 JST; reason code B84
+afterwards.
 
 Each attempt first reserves its slot with one atomic statement, *before* core banking is asked:
 `UPDATE … SET failures = failures + 1 WHERE … AND failures < threshold RETURNING failures`.

@@ -29,13 +29,17 @@ def checks(spec: fields.Spec, *more) -> list:
     return rules + list(more)
 
 
+def from_spec(kind, spec: fields.Spec, *more):
+    """A form field of `kind` (StringField, TelField, …) with the spec's label, normaliser and checks."""
+    return kind(spec.label, filters=[spec.normalise], validators=checks(spec, *more))
+
+
 class AccountForm(FlaskForm):
     """① SOA201 ご利用口座情報入力."""
 
-    branch = StringField(BRANCH.label, filters=[BRANCH.normalise], validators=checks(BRANCH))
+    branch = from_spec(StringField, BRANCH)
     account_type = SelectField(ACCOUNT_TYPE.label, validators=[required()], validate_choice=True)
-    account_number = StringField(ACCOUNT_NUMBER.label, filters=[ACCOUNT_NUMBER.normalise],
-                                 validators=checks(ACCOUNT_NUMBER))
+    account_number = from_spec(StringField, ACCOUNT_NUMBER)
 
     def __init__(self, tenant, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -58,15 +62,13 @@ def _chosen(field: SelectField) -> bool:
 class CustomerForm(FlaskForm):
     """② SOA202 お客様情報入力."""
 
-    name_kana = StringField(NAME_KANA.label, filters=[NAME_KANA.normalise], validators=checks(NAME_KANA))
-    birth_year = StringField(BIRTH_YEAR.label, filters=[BIRTH_YEAR.normalise], validators=checks(BIRTH_YEAR))
+    name_kana = from_spec(StringField, NAME_KANA)
+    birth_year = from_spec(StringField, BIRTH_YEAR)
     birth_month = SelectField("月", choices=MONTHS, default="01", validators=[required()])
     birth_day = SelectField("日", choices=DAYS, default="01", validators=[required()])
-    phone = TelField(PHONE.label, filters=[PHONE.normalise], validators=checks(PHONE))
-    email = EmailField(EMAIL.label, filters=[EMAIL.normalise], validators=checks(
-        EMAIL, Email(message=EMAIL.message, check_deliverability=False)))
-    email_confirm = EmailField(EMAIL_CONFIRM.label, filters=[EMAIL_CONFIRM.normalise], validators=checks(
-        EMAIL_CONFIRM, EqualTo("email", message=messages.EMAIL_MISMATCH)))
+    phone = from_spec(TelField, PHONE)
+    email = from_spec(EmailField, EMAIL, Email(message=EMAIL.message, check_deliverability=False))
+    email_confirm = from_spec(EmailField, EMAIL_CONFIRM, EqualTo("email", message=messages.EMAIL_MISMATCH))
 
     def validate_birth_year(self, field):
         """The whole date, with its message under the year (the selects show no errors of their own).
@@ -95,7 +97,7 @@ class CustomerForm(FlaskForm):
 class PinForm(FlaskForm):
     """⑤ SOA211 キャッシュカード暗証番号認証. The PIN is never echoed, stored or logged."""
 
-    pin = PasswordField(PIN.label, filters=[PIN.normalise], validators=checks(PIN))
+    pin = from_spec(PasswordField, PIN)
 
 
 def missing_required(form) -> bool:

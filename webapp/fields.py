@@ -83,11 +83,18 @@ class Spec:
                 and (self.pattern is None or self.pattern.fullmatch(value) is not None))
 
 
-def _digits(label: str, low: int, high: int, *, message: str | None = None, hint: str | None = None,
-            **extra) -> Spec:
-    """ASCII digits only (after normalisation), low to high of them."""
-    if message is None:
-        message = messages.digits_exactly(high) if low == high else messages.digits_at_most(high)
+def _digits(label: str, length: int, *, at_least: int | None = None, wording: Callable[[int], str] | None = None,
+            hint: str | None = None, **extra) -> Spec:
+    """ASCII digits only (after normalisation): `length` of them, or `at_least` to `length`."""
+    low, high = at_least or length, length
+    if wording is not None:
+        message = wording(high)
+    elif low == high:
+        message = messages.digits_exactly(high)
+    elif high == low + 1:
+        message = messages.digits_either(low, high)
+    else:
+        message = messages.digits_at_most(high)
     if hint is None:
         hint = messages.hint_digits(high) if low == high else messages.HINT_DIGITS
     return Spec(label, digits, max_length=high, min_length=low, pattern=re.compile(rf"^[0-9]{{{low},{high}}}$"),
@@ -99,22 +106,22 @@ def _text(label: str, normalise, max_length: int, **extra) -> Spec:
 
 
 # ① SOA201 ご利用口座情報入力
-BRANCH = _digits("店番", 3, 3, placeholder="001")
+BRANCH = _digits("店番", 3, placeholder="001")
 ACCOUNT_TYPE = Spec("科目", text, max_length=2)  # the choices are the union's (tenants/<id>.toml)
-ACCOUNT_NUMBER = _digits("口座番号", 1, 7, placeholder="1234567")
+ACCOUNT_NUMBER = _digits("口座番号", 7, at_least=1, placeholder="1234567")
 
 # ② SOA202 お客様情報入力
 NAME_KANA = _text("お名前", half_width_kana, 48, pattern=HALF_KANA, message=messages.HALF_WIDTH_KANA_ONLY,
                   hint=messages.HINT_KANA)
-BIRTH_YEAR = _digits("生年月日（西暦 年）", 4, 4, message=messages.year_digits(4), hint=messages.HINT_DIGITS)
+BIRTH_YEAR = _digits("生年月日（西暦 年）", 4, wording=messages.year_digits, hint=messages.HINT_DIGITS)
 EARLIEST_BIRTH_YEAR = 1900
-PHONE = _digits("電話番号", 10, 11, message=messages.digits_either(10, 11), hint=messages.HINT_DIGITS_NO_HYPHEN,
+PHONE = _digits("電話番号", 11, at_least=10, hint=messages.HINT_DIGITS_NO_HYPHEN,
                 typed_max=13)  # 090-1234-5678 as typed
 EMAIL = _text("メールアドレス", text, 64, message=messages.EMAIL_FORMAT, hint=messages.HINT_EMAIL)
 EMAIL_CONFIRM = dataclasses.replace(EMAIL, label="メールアドレス（確認用）", hint=messages.HINT_EMAIL_CONFIRM)
 
 # ⑤ SOA211 キャッシュカード暗証番号認証
-PIN = _digits("キャッシュカードの暗証番号", 4, 4)
+PIN = _digits("キャッシュカードの暗証番号", 4)
 
 
 def padded_account_number(number: str) -> str:

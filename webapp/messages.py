@@ -1,7 +1,7 @@
 """Every customer-facing message, verbatim from the manuals (SPEC.md), in one place.
 
 Texts that state a field's length are functions of that length: the numbers themselves live in
-webapp/fields.py, so a message can never say 48 while the rule says 50.
+webapp/fields.py, so a message can never state a length the rule does not keep.
 """
 
 REQUIRED = "必ず入力して下さい。"

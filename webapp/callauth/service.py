@@ -2,7 +2,7 @@
 
 A call authenticates exactly one waiting attempt when it is dialled to the pool number shown to
 that attempt, comes *from* the registered phone (E.164, normalised with phonenumbers, region JP)
-and arrives inside the attempt's window (`PHONE_AUTH_WINDOW_SECONDS`, default 120 s, counted from
+and arrives inside the attempt's window (`PHONE_AUTH_WINDOW_SECONDS`, webapp/config.py, counted from
 when ④ first appeared). Confirmation is one atomic `UPDATE … WHERE state='waiting' AND … RETURNING`,
 so any number of parallel webhooks and polls confirm once; a CallSid is recorded once (unique
 column + INSERT … ON CONFLICT DO NOTHING), so the provider's retries count once.
@@ -40,24 +40,11 @@ from sqlmodel import Session, select
 from .. import clock, oplog
 from ..flow import state as flow_state
 from .. import db as dbmod
+from ..messages import (  # noqa: F401  what the customer reads on ④ (SOA209); flow/call.py reads them here
+    CALL_SEEN, PRESSED_TOO_EARLY, SUPERSEDED_TEXT, WAITING_TEXT, WITHHELD_SEEN, expired_text)
 from .models import CONFIRMED, EXPIRED, SUPERSEDED, USED, WAITING, CallAttempt, InboundCall
 
-# --- what the customer reads on ④ (SOA209), from the manual -------------------------------------
-
-WAITING_TEXT = "認証先電話番号へのお電話をお待ちしています。"
-PRESSED_TOO_EARLY = "認証中（認証着信待ち）"
-CALL_SEEN = "着信を確認しました。「確定する」ボタンを押してください。"
-WITHHELD_SEEN = ("非通知の着信がありました。非通知設定を解除していただくか、"
-                 "架電時に「186」をつけてお電話ください。")
-SUPERSEDED_TEXT = ("別の画面で電話番号認証が開始されたため、この画面での認証は無効となりました。"
-                   "API連携認証の最初に戻って操作してください。")
-
-
-def expired_text(seconds: int) -> str:
-    """The manual's message, with the configured window instead of 120 when it differs."""
-    return (f"{seconds}秒経過後の架電・「確定する」ボタン選択は無効となります。"
-            "API連携認証の最初に戻って操作してください。")
-
+# --- the window ---------------------------------------------------------------------------------
 
 def window_seconds() -> int:
     return int(current_app.config["PHONE_AUTH_WINDOW_SECONDS"])

@@ -19,12 +19,16 @@ def create_app(test_config: dict | None = None) -> Flask:
     from . import config
     config.load(app, test_config)
 
-    from . import assets, cli, corebanking, db, errors, security, shedding, tenants, web
+    from . import models  # noqa: F401  (the registry: every table on SQLModel.metadata, for db.create_all)
+
+    from . import assets, callauth, cli, db, errors, security, shedding, tenants, web
+    from .corebanking import wiring as corebanking
     from .extensions import compress, csrf, limiter, mail
 
     db.init_app(app)
     tenants.init_app(app)
     corebanking.init_app(app)
+    callauth.init_app(app)
     csrf.init_app(app)
     limiter.init_app(app)
     shedding.init_app(app)

@@ -22,9 +22,7 @@ from sqlmodel import Field, Session, SQLModel, select
 from . import clock
 from . import db as dbmod
 from .corebanking import AccountKey
-
-
-LOCKED_EVENT = "account_locked"  # the operation log's event for the attempt that locked an account
+from .metrics import LOCKED_EVENT  # noqa: F401  (the operation log's event for the attempt that locked an account)
 
 
 class AccountLock(SQLModel, table=True):

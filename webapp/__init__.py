@@ -23,6 +23,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     from . import assets, callauth, cli, db, errors, security, shedding, tenants, web
     from .corebanking import wiring as corebanking
+    from .mail import wiring as mail_transport
     from .extensions import compress, csrf, limiter, mail
 
     db.init_app(app)
@@ -33,6 +34,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     limiter.init_app(app)
     shedding.init_app(app)
     mail.init_app(app)
+    mail_transport.init_app(app)
     compress.init_app(app)
     security.init_app(app)
     assets.init_app(app)

@@ -32,7 +32,8 @@ def simulate_call(caller, dialled, url, call_sid):
     config = current_app.config
     if not config["SANDBOX"]:
         raise click.ClickException("simulate-call exists only in sandbox mode (FLASK_SANDBOX=true)")
-    call = provider().simulated_call(_as_provider_sends(caller), _as_provider_sends(dialled), call_sid)
+    call = provider().simulated_call(_as_provider_sends(caller), _as_provider_sends(dialled),
+                                     call_sid or service.new_call_sid())
     params = call.form
     target = (url or config["BASE_URL"]).rstrip("/") + call.path
     try:

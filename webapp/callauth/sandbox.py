@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 
 from .telephony import SimulatedCall
-from .twilio import SIGNATURE_HEADER, TwilioTelephony, compute_signature, new_call_sid
+from .twilio import SIGNATURE_HEADER, TwilioTelephony, compute_signature
 
 
 class SandboxTelephony(TwilioTelephony):
@@ -18,9 +18,9 @@ class SandboxTelephony(TwilioTelephony):
         super().__init__(token)
         self._base_url = base_url  # the public origin the provider signs (BASE_URL)
 
-    def simulated_call(self, caller: str, dialled: str, call_sid: str | None = None) -> SimulatedCall:
+    def simulated_call(self, caller: str, dialled: str, call_sid: str) -> SimulatedCall:
         form = {
-            "CallSid": call_sid or new_call_sid(),
+            "CallSid": call_sid,
             "AccountSid": "AC" + secrets.token_hex(16),
             "From": caller,
             "To": dialled,

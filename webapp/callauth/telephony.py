@@ -73,8 +73,8 @@ class Telephony(abc.ABC):
     def reject_call(self) -> Answer:
         """The answer that rejects the call without answering it and without an announcement."""
 
-    def simulated_call(self, caller: str, dialled: str, call_sid: str | None = None) -> SimulatedCall:
-        """The post the provider would send for a call from `caller` to `dialled` (numbers as the
-        provider writes them), signed; sandbox only."""
+    def simulated_call(self, caller: str, dialled: str, call_sid: str) -> SimulatedCall:
+        """The post the provider would send for call `call_sid` from `caller` to `dialled` (numbers
+        as the provider writes them), signed; sandbox only."""
         raise NotImplementedError(f"{type(self).__name__}: real calls come from real phones")
 

@@ -12,7 +12,6 @@ import base64
 import hashlib
 import hmac
 import re
-import secrets
 from typing import Callable, Iterable, Mapping, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
@@ -23,11 +22,6 @@ SIGNATURE_HEADER = "X-Twilio-Signature"
 # not stored (PostgreSQL refuses a NUL in text).
 CALL_SID = re.compile(r"[A-Za-z0-9]{1,64}")
 REJECT_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response><Reject/></Response>'
-
-
-def new_call_sid() -> str:
-    """A CallSid shaped like the provider's (CA + 32 hex), for simulated calls."""
-    return "CA" + secrets.token_hex(16)
 
 
 def compute_signature(url: str, params: Iterable[tuple[str, str]], token: str) -> str:

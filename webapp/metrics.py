@@ -38,12 +38,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 from prometheus_client.core import GaugeMetricFamily
 
 IDENTITY_SCREENS = {"SOA202", "SOA211"}
-# The operation log's event for the attempt that locked an account: counted here by this name,
-# written by the lockout (webapp/lockout.py re-exports it), so metrics depends on nothing above it.
-LOCKED_EVENT = "account_locked"
 ENDPOINT_KEY = "renkei.endpoint"  # WSGI environ: the Flask endpoint that answered
 # A label value per method a client may invent would be a series per invention: the rest are "other".
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# The operation log's event for the attempt that locked an account: counted here by this name,
+# written by the lockout (webapp/lockout.py re-exports it), so metrics depends on nothing above it.
+LOCKED_EVENT = "account_locked"
 
 REQUESTS = Counter("renkei_http_requests", "HTTP requests answered", ["endpoint", "method", "status"])
 LATENCY = Histogram("renkei_http_request_duration_seconds", "Time to answer a request, by endpoint", ["endpoint"],

@@ -38,7 +38,7 @@ class AccountKey:
     number: str
 
 
-ACTIVE, CLOSED, MOVED = "active", "closed", "moved"  # an account's status
+ACTIVE, CLOSED, MOVED = STATUSES = ("active", "closed", "moved")  # an account's status
 
 
 @dataclasses.dataclass(frozen=True)

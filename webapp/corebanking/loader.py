@@ -32,8 +32,8 @@ from .. import clock
 from ..flow.forms import ACCOUNT_NUMBER_LEN, BRANCH_LEN, HALF_KANA, NAME_MAX, PHONE_LENGTHS, PIN_LEN
 from . import AccountKey, pin_hash
 from .models import SandboxAccount, SandboxTransaction
+from . import STATUSES  # an account's status, the interface's own (AccountSummary.status)
 
-STATUSES = ("active", "closed", "moved")
 TRANSACTION_TYPES = ("1", "2")  # 入金, 出金
 REMARKS_MAX = 100  # the sandbox_transaction.remarks column
 EARLIEST_BIRTH_YEAR = 1900  # screen ② refuses earlier years

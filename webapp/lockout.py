@@ -20,13 +20,13 @@ from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import Column, String, and_, case, or_, update
 from sqlmodel import Field, Session, SQLModel, select
 
-from . import clock
+from . import clock, metrics
 from . import db as dbmod
 from .corebanking import AccountKey
 from .fields import ACCOUNT_NUMBER, ACCOUNT_TYPE, BRANCH, padded_account_number
 
 
-LOCKED_EVENT = "account_locked"  # the operation log's event for the attempt that locked an account
+LOCKED_EVENT = metrics.LOCKED_EVENT  # the operation log's event for the attempt that locked an account
 
 
 class AccountLock(SQLModel, table=True):

@@ -15,21 +15,16 @@ column + INSERT … ON CONFLICT DO NOTHING), so the provider's retries count onc
 - A call from another number, to another pool number or after the window authenticates nothing
   and is logged (screen "CALL") with the caller masked; a full phone number is never logged.
 - 「確定する」 consumes a confirmed attempt once (confirmed → used) and only inside the window.
-- Webhooks are signed by the provider (Twilio's scheme): HMAC-SHA1 over the public URL
-  (`BASE_URL` + path + query) followed by the POST parameters sorted by name, each name directly
-  followed by its value, keyed by `TELEPHONY_AUTH_TOKEN`, Base64; compared in constant time.
+- How the provider's webhook is signed, read and answered is the provider adapter's business
+  (telephony.py; twilio.py for the real one): this module sees a call as (CallSid, caller,
+  number dialled, direction).
 """
 from __future__ import annotations
 
-import base64
 import dataclasses
 import datetime as dt
-import hashlib
-import hmac
 import re
 import secrets
-from typing import Iterable
-from urllib.parse import urlsplit, urlunsplit
 
 import phonenumbers
 from flask import current_app
@@ -311,36 +306,3 @@ def _why_unmatched(s: Session, caller: str, to: str, now: dt.datetime) -> tuple[
         if latest.state == WAITING and latest.expires_at > now:
             return "wrong_pool_number", latest
     return "wrong_number", None
-
-
-# --- webhook signatures (Twilio's documented scheme) -------------------------------------------
-
-def compute_signature(url: str, params: Iterable[tuple[str, str]], token: str) -> str:
-    """Base64(HMAC-SHA1(token, url + name1 + value1 + name2 + value2 …)), parameters sorted by name (then value)."""
-    payload = url + "".join(name + value for name, value in sorted(set(params)))
-    digest = hmac.new(token.encode("utf-8"), payload.encode("utf-8"), hashlib.sha1).digest()
-    return base64.b64encode(digest).decode("ascii")
-
-
-def _url_variants(url: str) -> list[str]:
-    """The URL as given, without its port and with the scheme's default port (the provider may sign either)."""
-    parts = urlsplit(url)
-    if not parts.hostname:
-        return [url]
-    userinfo = parts.netloc.rpartition("@")[0]
-    prefix = userinfo + "@" if userinfo else ""
-    default_port = 443 if parts.scheme == "https" else 80
-    without = urlunsplit(parts._replace(netloc=prefix + parts.hostname))
-    with_port = urlunsplit(parts._replace(netloc=f"{prefix}{parts.hostname}:{parts.port or default_port}"))
-    return list(dict.fromkeys([url, without, with_port]))
-
-
-def valid_signature(url: str, params: list[tuple[str, str]], signature: str | None, token: str | None) -> bool:
-    """True only for a non-empty signature equal (in constant time) to one computed with a non-empty token."""
-    if not signature or not token:
-        return False
-    given = signature.encode("utf-8")
-    ok = False
-    for candidate in _url_variants(url):
-        ok |= hmac.compare_digest(compute_signature(candidate, params, token).encode("ascii"), given)
-    return ok

@@ -32,8 +32,8 @@ from .. import clock
 from ..fields import ACCOUNT_NUMBER, BRANCH, EARLIEST_BIRTH_YEAR, NAME_KANA, PHONE, PIN, Spec, padded_account_number
 from . import AccountKey, pin_hash
 from .models import SandboxAccount, SandboxTransaction
+from . import STATUSES  # an account's status, the interface's own (AccountSummary.status)
 
-STATUSES = ("active", "closed", "moved")
 TRANSACTION_TYPES = ("1", "2")  # 入金, 出金
 REMARKS_MAX = 100  # the sandbox_transaction.remarks column
 MAX_YEN = 10**15  # far beyond any deposit, well inside the BIGINT columns
@@ -209,6 +209,15 @@ def _where(loc: tuple) -> str:
     return out or "(file)"
 
 
+def _repeated(keys: list[tuple[str, ...]], seen: dict, place=None):
+    """(index, key as text, where it was first seen) for each key already in `seen`; every key not yet
+    there is noted in `seen` as first seen at `place` (by default, its index)."""
+    for i, key in enumerate(keys):
+        if key in seen:
+            yield i, "-".join(key), seen[key]
+        seen.setdefault(key, i if place is None else place)
+
+
 def check(data: object, tenants: dict) -> SandboxFile:
     """Validate one parsed file against the known unions; raise LoadError listing every problem."""
     raw_tenant = data.get("tenant") if isinstance(data, dict) else None
@@ -220,12 +229,9 @@ def check(data: object, tenants: dict) -> SandboxFile:
     except ValidationError as e:
         raise LoadError([f"{_where(err['loc'])}: {_PLAIN_MESSAGES.get(err['type'], err['msg'])}"
                          for err in e.errors(include_url=False)]) from None
-    problems, seen = [], {}
-    for i, acct in enumerate(parsed.accounts):
-        key = (acct.branch, acct.type, acct.number)
-        if key in seen:
-            problems.append(f"accounts[{i}]: the same account as accounts[{seen[key]}] ({'-'.join(key)})")
-        seen.setdefault(key, i)
+    keys = [(acct.branch, acct.type, acct.number) for acct in parsed.accounts]
+    problems = [f"accounts[{i}]: the same account as accounts[{first}] ({key})"
+                for i, key, first in _repeated(keys, {})]
     if problems:
         raise LoadError(problems)
     return parsed
@@ -257,11 +263,9 @@ def read_all(paths, tenants: dict) -> list[SandboxFile]:
             problems.extend(e.problems)
             continue
         name = pathlib.Path(path).name
-        for i, acct in enumerate(files[-1].accounts):
-            key = (files[-1].tenant, acct.branch, acct.type, acct.number)
-            if key in owner:
-                problems.append(f"{name}: accounts[{i}]: also in {owner[key]} ({'-'.join(key)})")
-            owner.setdefault(key, name)
+        keys = [(files[-1].tenant, acct.branch, acct.type, acct.number) for acct in files[-1].accounts]
+        problems.extend(f"{name}: accounts[{i}]: also in {first} ({key})"
+                        for i, key, first in _repeated(keys, owner, name))
     if problems:
         raise LoadError(problems)
     return files

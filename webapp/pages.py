@@ -13,7 +13,7 @@ bp.url_defaults(tenants.add_tenant)
 @bp.route("/faq")
 def faq():
     return render_template(g.tenant.templates("faq.html"), screen_id=None,
-                           service_hours=service_hours.describe(g.tenant.maintenance))
+                           service_hours=service_hours.describe(service_hours.rules_for(g.tenant)))
 
 
 @bp.route("/theme.<version>.css")

@@ -141,6 +141,15 @@ def _latest_ending(rules: tuple[Rule, ...], at: dt.datetime) -> Window | None:
     return found
 
 
+def rules_for(tenant) -> tuple[Rule, ...]:
+    """The union's calendar plus the ad hoc windows its staff announced (webapp/staff/maintenance.py:
+    read from the database on each call, so every worker follows a change at once)."""
+    from .staff.maintenance import adhoc_rules
+
+    extra = adhoc_rules(tenant.id)
+    return tenant.maintenance + extra if extra else tenant.maintenance
+
+
 # --- describing ----------------------------------------------------------------------------------
 
 def describe(rules: Iterable, at: dt.datetime | None = None) -> list[str]:

@@ -14,7 +14,7 @@ bp.url_defaults(tenants.add_tenant)
 
 @bp.before_request
 def refuse_outside_service_hours():
-    window = service_hours.maintenance_window_at(g.tenant.maintenance)
+    window = service_hours.maintenance_window_at(service_hours.rules_for(g.tenant))
     if window is not None:
         return render_notice(messages.MAINTENANCE, 503)
 

@@ -53,7 +53,7 @@ def _error_redirect(redirect_uri: str, client_id: str, error: str, description: 
 
 @bp.route("/authorize", methods=["GET"])
 def authorize():
-    if service_hours.maintenance_window_at(g.tenant.maintenance) is not None:
+    if service_hours.maintenance_window_at(service_hours.rules_for(g.tenant)) is not None:
         return render_notice(messages.MAINTENANCE, 503)
     args = request.args
     if any(len(args.getlist(name)) > 1 for name in ("client_id", "redirect_uri")):

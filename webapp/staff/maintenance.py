@@ -1,0 +1,62 @@
+"""Ad hoc maintenance windows that a union's staff announce (臨時メンテナンス).
+
+A window is a row; the customer screens, the authorization start, the API and the FAQ page read the
+union's live windows on every request (`service_hours.rules_for`: one query on the
+(tenant, ends_at) index, windows already over are not read), so every worker on every host follows an
+added or cancelled window at once. Cancelling is one atomic UPDATE; nothing is ever deleted.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import literal, update
+from sqlmodel import select
+
+from .. import clock, db, service_hours
+from ..db import UTCDateTime
+from .models import MaintenanceWindow
+
+
+def adhoc_rules(tenant_id: str) -> tuple[service_hours.Rule, ...]:
+    """The union's live (not cancelled, not over) windows as calendar rules."""
+    rows = db.session().execute(
+        select(MaintenanceWindow.starts_at, MaintenanceWindow.ends_at)
+        .where(MaintenanceWindow.tenant == tenant_id, MaintenanceWindow.ends_at > literal(clock.now(), UTCDateTime()),
+               MaintenanceWindow.cancelled_at.is_(None))).all()
+    return tuple(service_hours.Rule("adhoc", period=(start.astimezone(clock.JST), end.astimezone(clock.JST)))
+                 for start, end in rows)
+
+
+def upcoming(s, tenant_id: str) -> list[MaintenanceWindow]:
+    return list(s.exec(select(MaintenanceWindow).where(
+        MaintenanceWindow.tenant == tenant_id, MaintenanceWindow.ends_at > clock.now(),
+        MaintenanceWindow.cancelled_at.is_(None)).order_by(MaintenanceWindow.starts_at)))
+
+
+def recent(s, tenant_id: str, limit: int = 20) -> list[MaintenanceWindow]:
+    """Windows over or cancelled, newest first (for the record)."""
+    return list(s.exec(select(MaintenanceWindow).where(
+        MaintenanceWindow.tenant == tenant_id,
+        (MaintenanceWindow.ends_at <= clock.now()) | MaintenanceWindow.cancelled_at.is_not(None))
+        .order_by(MaintenanceWindow.starts_at.desc()).limit(limit)))
+
+
+def add(s, tenant_id: str, start: dt.datetime, end: dt.datetime, reason: str, staff_id: int) -> MaintenanceWindow:
+    window = MaintenanceWindow(tenant=tenant_id, starts_at=start, ends_at=end, reason=reason, created_by=staff_id,
+                               created_at=clock.now())
+    s.add(window)
+    s.flush()
+    return window
+
+
+def cancel(s, tenant_id: str, window_id: int, staff_id: int) -> bool:
+    """True when this call cancelled the window (it was live and of this union)."""
+    done = s.execute(update(MaintenanceWindow).where(
+        MaintenanceWindow.id == window_id, MaintenanceWindow.tenant == tenant_id,
+        MaintenanceWindow.cancelled_at.is_(None)).values(cancelled_at=clock.now(), cancelled_by=staff_id))
+    return done.rowcount == 1
+
+
+def find(s, tenant_id: str, window_id: int) -> MaintenanceWindow | None:
+    return s.exec(select(MaintenanceWindow).where(MaintenanceWindow.id == window_id,
+                                                  MaintenanceWindow.tenant == tenant_id)).first()

@@ -7,7 +7,7 @@ import re
 import unicodedata
 
 from flask_wtf import FlaskForm
-from wtforms import (DateField, PasswordField, SelectField, StringField, TextAreaField, TimeField)
+from wtforms import DateField, PasswordField, SelectChoice, SelectField, StringField, TextAreaField, TimeField
 from wtforms.validators import DataRequired, EqualTo, InputRequired, Length, Optional, Regexp, ValidationError
 
 REQUIRED = "入力してください。"
@@ -79,8 +79,8 @@ class LogSearchForm(FlaskForm):
         Optional(), Regexp(r"[0-9]{3}-[0-9]{1,2}-[0-9]{1,7}\Z", message="店番-科目-口座番号の形で入力してください（例 115-1-1100026）。")])
     event = StringField("イベント", filters=[text], validators=[Optional(), Length(max=40)])
     client_id = StringField("アプリ（client_id）", filters=[text], validators=[Optional(), Length(max=64)])
-    result = SelectField("結果", choices=[("", "すべて"), ("ok", "ok"), ("fail", "fail"), ("refused", "refused"),
-                                          ("locked", "locked"), ("error", "error")], validators=[Optional()])
+    result = SelectField("結果", choices=[SelectChoice("", "すべて")] + [
+        SelectChoice(r, r) for r in ("ok", "fail", "refused", "locked", "error")], validators=[Optional()])
 
     def validate_date_to(self, field):
         if field.data and self.date_from.data and field.data < self.date_from.data:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 
+from wtforms import SelectChoice
 from flask import abort, g, redirect, render_template, request, url_for
 
 from .. import db, lockout
@@ -20,7 +21,7 @@ ALREADY_ENDED = "この連携はすでに終了しています。"
 
 def _search_form() -> AccountSearchForm:
     form = AccountSearchForm(request.args)
-    form.account_type.choices = [(t.code, f"{t.code} {t.name}") for t in g.tenant.account_types]
+    form.account_type.choices = [SelectChoice(t.code, f"{t.code} {t.name}") for t in g.tenant.account_types]
     return form
 
 

@@ -293,3 +293,31 @@ def test_every_staff_post_needs_the_csrf_token(app, client):
         assert "CSRF" in text_of(response) or "csrf" in text_of(response).lower()
     assert len(_rows(app, OperationLog)) == before  # nothing done, nothing logged
     assert client.get("/amami/staff/").status_code == 200  # still signed in: logout needed the token too
+
+
+def test_parallel_wrong_passwords_get_no_more_than_five_checks(app, client, monkeypatch):
+    """The failure count is reserved in SQL before the password is checked: 20 parallel sign-ins
+    with wrong passwords, on their own connections, reach the password check at most 5 times."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from webapp.staff import auth
+
+    app.config["STAFF_LOGIN_RATE_LIMIT"] = "1000 per minute"  # the address limit has its own test
+    staff = Staff(app, client, "amami")
+    staff.set_up()
+    checked = []
+    real = auth.password_matches
+    monkeypatch.setattr(auth, "password_matches", lambda stored, pw: checked.append(1) or real(stored, pw))
+
+    def attempt(_):
+        browser = app.test_client()
+        page = browser.get("/amami/staff/login")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', text_of(page)).group(1)
+        return browser.post("/amami/staff/login", data={"csrf_token": token, "email": staff.email,
+                                                         "password": "wrong password 123"}).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(attempt, range(20)))
+    assert statuses == [200] * 20
+    assert len(checked) == 5
+    assert "一時的にロックされています" in text_of(staff.enter_password())

@@ -18,11 +18,17 @@ from .models import MaintenanceWindow
 
 
 def adhoc_rules(tenant_id: str) -> tuple[service_hours.Rule, ...]:
-    """The union's live (not cancelled, not over) windows as calendar rules."""
-    rows = db.session().execute(
-        select(MaintenanceWindow.starts_at, MaintenanceWindow.ends_at)
-        .where(MaintenanceWindow.tenant == tenant_id, MaintenanceWindow.ends_at > literal(clock.now(), UTCDateTime()),
-               MaintenanceWindow.cancelled_at.is_(None))).all()
+    """The union's live (not cancelled, not over) windows as calendar rules.
+
+    Read on a connection of its own, given back at once: on the request's session the read would
+    open the request's transaction here, before the view, and on SQLite (BEGIN IMMEDIATE) hold the
+    write lock through the whole request, outside calls included."""
+    with db.engine().connect() as conn:
+        rows = conn.execute(
+            select(MaintenanceWindow.starts_at, MaintenanceWindow.ends_at)
+            .where(MaintenanceWindow.tenant == tenant_id,
+                   MaintenanceWindow.ends_at > literal(clock.now(), UTCDateTime()),
+                   MaintenanceWindow.cancelled_at.is_(None))).all()
     return tuple(service_hours.Rule("adhoc", period=(start.astimezone(clock.JST), end.astimezone(clock.JST)))
                  for start, end in rows)
 

@@ -104,7 +104,7 @@ def _jst(value, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
     return clock.as_utc(value).astimezone(clock.JST).strftime(fmt) if value else ""
 
 
-@bp.app_context_processor
+@bp.context_processor
 def _staff_context():
     return {"staff": g.get("staff")}
 

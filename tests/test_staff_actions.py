@@ -225,3 +225,14 @@ def test_one_unions_window_does_not_close_the_other(app, staff, maruhachi):
     add_window(staff, now, now + dt.timedelta(hours=1))
     maruhachi.start()
     assert maruhachi.get("flow/account").status_code == 200
+
+
+def test_window_closes_from_its_start_until_its_end_exactly(app, staff, amami):
+    start = clock.now_jst().replace(second=0, microsecond=0) + dt.timedelta(minutes=10)
+    end = start + dt.timedelta(minutes=30)
+    add_window(staff, start, end)
+    amami.start()
+    for at, status in ((start - dt.timedelta(microseconds=1), 200), (start, 503),
+                       (end - dt.timedelta(microseconds=1), 503), (end, 200)):
+        clock.set_now(at)
+        assert (amami.client.get("/amami/flow/account").status_code == 503) == (status == 503), at

@@ -1,13 +1,15 @@
 """The staff console in a desktop browser: a staff member set up from `flask staff add`'s link signs
 in with password and TOTP, then unlocks a locked customer (who then passes ②), revokes an app's
 consent (whose token then gets 401), and announces an ad hoc maintenance window (which the
-customer's screens and the FAQ show at once), then cancels it. Screens are saved to docs/screens/.
+customer's screens and the FAQ show at once), then cancels it. With E2E_SCREENS=1 the screens
+are saved to docs/screens/ (the README's pictures), else to e2e/artifacts/.
 """
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
 import json
+import os
 import re
 import secrets
 import time
@@ -19,7 +21,7 @@ from playwright.sync_api import Page, expect
 
 from webapp import messages
 
-from conftest import ROOT, Customer, enter_account, enter_customer, start_flow_in, title
+from conftest import ARTIFACTS, ROOT, Customer, enter_account, enter_customer, start_flow_in, title
 
 DESKTOP = dict(viewport={"width": 1280, "height": 900}, locale="ja-JP", timezone_id="Asia/Tokyo")
 SCREENS = ROOT / "docs" / "screens"
@@ -28,8 +30,10 @@ JST = dt.timezone(dt.timedelta(hours=9))
 
 
 def shot(page: Page, name: str) -> None:
-    SCREENS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENS / f"staff-{name}.png"), full_page=True)
+    """Into e2e/artifacts/; with E2E_SCREENS=1, into docs/screens/ (the README's pictures) instead."""
+    folder = SCREENS if os.environ.get("E2E_SCREENS") == "1" else ARTIFACTS
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / f"staff-{name}.png"), full_page=True)
 
 
 @pytest.fixture

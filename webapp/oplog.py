@@ -14,7 +14,7 @@ import logging
 import click
 from flask import has_request_context, request
 from flask.cli import AppGroup, with_appcontext
-from sqlalchemy import Column, String
+from sqlalchemy import Column, Index, String
 from sqlmodel import Field, SQLModel, select
 
 from . import clock, metrics
@@ -26,6 +26,14 @@ events_log = logging.getLogger("renkei.events")
 
 class OperationLog(SQLModel, table=True):
     __tablename__ = "operation_log"
+    # For the staff console's search (webapp/staff/logsearch.py): newest first by (at, id) within a
+    # union, narrowed by account, event or app.
+    __table_args__ = (
+        Index("ix_operation_log_tenant_at_id", "tenant", "at", "id"),
+        Index("ix_operation_log_account_at", "tenant", "branch", "account_type", "account_number", "at"),
+        Index("ix_operation_log_event_at", "tenant", "event", "at"),
+        Index("ix_operation_log_client_at", "tenant", "client_id", "at"),
+    )
 
     id: Optional[int] = Field(default=None, primary_key=True)
     at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
@@ -42,6 +50,7 @@ class OperationLog(SQLModel, table=True):
     user_agent: Optional[str] = Field(default=None, sa_column=Column(String(300), nullable=True))
     name_kana: Optional[str] = Field(default=None, max_length=NAME_KANA.max_length)
     detail: Optional[str] = Field(default=None, sa_column=Column(String(200), nullable=True))
+    staff_id: Optional[int] = None  # the staff member who acted (screen STAFF)
 
 
 def record(session, *, tenant: str, screen: str, event: str, result: str, flow=None, detail: str | None = None,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, g, render_template
 
-from . import assets, service_hours, tenants
+from . import assets, maintenance, service_hours, tenants
 
 bp = Blueprint("pages", __name__, url_prefix="/<tenant>")
 bp.url_value_preprocessor(tenants.pull_tenant)
@@ -13,7 +13,7 @@ bp.url_defaults(tenants.add_tenant)
 @bp.route("/faq")
 def faq():
     return render_template(g.tenant.templates("faq.html"), screen_id=None,
-                           service_hours=service_hours.describe(g.tenant.maintenance))
+                           service_hours=service_hours.describe(maintenance.rules_for(g.tenant)))
 
 
 @bp.route("/theme.<version>.css")

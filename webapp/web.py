@@ -20,9 +20,10 @@ def init_app(app: Flask) -> None:
     from .oauth.views import bp as oauth_bp, metadata_bp as oauth_metadata_bp
     from .callauth.views import bp as callauth_bp, telephony_bp
     from .api.views import bp as api_bp
+    from .staff.views import bp as staff_bp
 
     app.wsgi_app = ConstantTimeAnswers(app.wsgi_app)
-    for bp in (pages_bp, flow_bp, oauth_bp, callauth_bp, api_bp):
+    for bp in (pages_bp, flow_bp, oauth_bp, callauth_bp, api_bp, staff_bp):
         app.register_blueprint(bp)
     app.register_blueprint(telephony_bp)
     if app.config["SANDBOX"]:  # the demo app (/demo/) exists only in sandbox mode

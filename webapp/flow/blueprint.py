@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, g
 
-from .. import messages, service_hours, tenants
+from .. import maintenance, messages, service_hours, tenants
 from ..errors import render_notice
 
 bp = Blueprint("flow", __name__, url_prefix="/<tenant>/flow")
@@ -14,6 +14,6 @@ bp.url_defaults(tenants.add_tenant)
 
 @bp.before_request
 def refuse_outside_service_hours():
-    window = service_hours.maintenance_window_at(g.tenant.maintenance)
+    window = service_hours.maintenance_window_at(maintenance.rules_for(g.tenant))
     if window is not None:
         return render_notice(messages.MAINTENANCE, 503)

@@ -21,14 +21,29 @@ consents_cli = AppGroup("consents", help="Customers' authorizations (認可) of 
 hash_secret = secret_hash  # the name other modules (webapp/demo) import
 
 
-def _check_redirect_uri(uri: str) -> str:
+def redirect_uri_allowed(uri: str) -> bool:
+    """An absolute https URI without fragment (http only for localhost or in sandbox mode)."""
     parts = urlsplit(uri)
     local = parts.hostname in ("localhost", "127.0.0.1", "::1")
-    if parts.fragment or not parts.netloc or parts.scheme not in ("https", "http") or (
-            parts.scheme == "http" and not (local or current_app.config["SANDBOX"])):
+    return not (parts.fragment or not parts.netloc or parts.scheme not in ("https", "http") or (
+        parts.scheme == "http" and not (local or current_app.config["SANDBOX"])))
+
+
+def _check_redirect_uri(uri: str) -> str:
+    if not redirect_uri_allowed(uri):
         raise click.BadParameter(f"{uri}: an absolute https URI without fragment is required "
                                  "(http only for localhost or in sandbox mode)", param_hint="--redirect-uri")
     return uri
+
+
+def register_client(s, tenant: str, name: str, operator: str, redirect_uris: list[str]) -> tuple[str, str]:
+    """Add a client (in the caller's transaction); returns (client_id, client_secret). The secret is
+    stored only hashed: this is the one time anyone sees it. Used by `clients add` and the staff console."""
+    client_id = secrets.token_urlsafe(18)
+    client_secret = secrets.token_urlsafe(32)
+    s.add(OAuthClient(client_id=client_id, client_secret_hash=secret_hash(client_secret), tenant=tenant,
+                      name=name, operator=operator, redirect_uris=list(redirect_uris), created_at=clock.now()))
+    return client_id, client_secret
 
 
 @clients_cli.command("add")
@@ -41,11 +56,8 @@ def add(tenant, name, operator, redirect_uris):
     if tenant not in current_app.extensions["tenants"]:
         raise click.BadParameter(f"unknown tenant {tenant!r}", param_hint="--tenant")
     uris = [_check_redirect_uri(u) for u in redirect_uris]
-    client_id = secrets.token_urlsafe(18)
-    client_secret = secrets.token_urlsafe(32)
     s = db.session()
-    s.add(OAuthClient(client_id=client_id, client_secret_hash=secret_hash(client_secret), tenant=tenant,
-                      name=name, operator=operator, redirect_uris=uris, created_at=clock.now()))
+    client_id, client_secret = register_client(s, tenant, name, operator, uris)
     s.commit()
     click.echo(json.dumps({"client_id": client_id, "client_secret": client_secret}))
 

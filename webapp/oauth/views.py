@@ -11,7 +11,7 @@ from __future__ import annotations
 from authlib.oauth2 import OAuth2Error
 from flask import Blueprint, g, jsonify, redirect, render_template, request, url_for
 
-from .. import db, messages, oplog, service_hours, tenants
+from .. import db, maintenance, messages, oplog, service_hours, tenants
 from ..errors import render_notice
 from ..extensions import csrf
 from ..flow import state as flow_state
@@ -49,7 +49,7 @@ def _error_redirect(redirect_uri: str, client_id: str, error: str, description: 
 
 @bp.route("/authorize", methods=["GET"])
 def authorize():
-    if service_hours.maintenance_window_at(g.tenant.maintenance) is not None:
+    if service_hours.maintenance_window_at(maintenance.rules_for(g.tenant)) is not None:
         return render_notice(messages.MAINTENANCE, 503)
     args = request.args
     if any(len(args.getlist(name)) > 1 for name in ("client_id", "redirect_uri")):

@@ -21,3 +21,25 @@ UNAVAILABLE = "ご指定のサービスはただ今お取扱できません。�
 NO_FLOW = "API連携認証の有効な手続きがありません。お手数ですが、アプリから最初に戻って操作してください。"
 CANCELLED_TITLE = "API連携認証の中止"
 CANCELLED = "API連携認証を中止しました。"
+
+# The manuals' error tables (エラー事例): what each message means and what the customer does
+# (対処方法), for each union's FAQ section 「エラーメッセージが表示されたとき」. A union's own advice
+# for a locked account (奄美: 「お急ぎの場合は…」) is its configuration: [faq] locked_advice.
+IDENTITY_ERRORS = (
+    (ACCOUNT_NOT_SERVICEABLE, "入力いただいた科目、口座番号が現在ご利用中の口座と一致しない。",
+     "キャッシュカードや通帳を参照し、正しい科目、口座番号を入力する。"),
+    (IDENTITY_MISMATCH, "科目、口座番号は正しいが、その他の情報に誤りがある。",
+     "当信用組合に届けている情報を正しく入力する。"),
+    (LOCKED_NOW, "上記No.2のエラーを規定回数繰り返したことでロックされ、当日中はAPI連携認証操作が行えなくなった状態。",
+     "アカウントロックは翌日0時に自動解除されますので、その後改めて操作する。"),
+    (f"{LOCKED} {LOCKED_REASON}", "アカウントロック（上記No.3）された状態で、API連携認証を行った。", None),
+)
+SERVICE_ERRORS = (
+    (MAINTENANCE, "当信用組合システムのサービス時間外（「3. サービスについて」の(Q1)の時間）です。",
+     "上記の時間を避けて、改めて操作する。"),
+    (BUSY, "金融機関API対象アプリの取引が集中している。", "しばらくしてから、改めて操作する。"),
+    (SYSTEM_ERROR, "システムエラーです。",
+     "しばらくしてから、改めて操作し、それでも改善しない場合は、お問合せ窓口へご照会下さい。"),
+    (UNAVAILABLE, "当信用組合のシステムまたは電話番号認証のシステムが、一時的にご利用いただけない状態です。",
+     "しばらくしてから、改めて操作し、それでも改善しない場合は、お問合せ窓口へご照会下さい。"),
+)

@@ -35,6 +35,22 @@ def cancel():
     return go(url_for("flow.cancelled"))
 
 
+@bp.route("/leave", methods=["POST"])
+def leave():
+    """連携元画面へ on the maintenance notice: end the flow and go straight back to the app, which
+    learns the service is closed for now (`error=temporarily_unavailable`, RFC 6749 §4.1.2.1)."""
+    form = FlaskForm()  # CSRF only
+    flow = load() if form.validate_on_submit() else None
+    if flow is None:
+        return no_flow_response()
+    if end(flow, "maintenance"):
+        s = db.session()
+        oplog.record(s, tenant=flow.tenant, screen=STEPS[flow.step][1], event="left_in_maintenance", result="ok",
+                     flow=flow)
+        s.commit()
+    return go(error_redirect_url(flow, "temporarily_unavailable", "maintenance"))
+
+
 @bp.route("/cancelled", methods=["GET"])
 def cancelled():
     flow_id = session.get(_CANCELLED_KEY, {}).get(g.tenant.id)

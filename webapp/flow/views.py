@@ -1,7 +1,7 @@
 """The customer flow blueprint: one module per screen, all under /{tenant}/flow/."""
 from __future__ import annotations
 
-from flask import Blueprint, g
+from flask import Blueprint, g, request, url_for
 
 from .. import service_hours, tenants
 from ..errors import render_notice
@@ -12,11 +12,16 @@ bp.url_value_preprocessor(tenants.pull_tenant)
 bp.url_defaults(tenants.add_tenant)
 
 
+# Inside a window a customer can still leave: 中止する, and the notice's own 連携元画面へ.
+_OPEN_IN_MAINTENANCE = {"flow.cancel", "flow.cancelled", "flow.leave"}
+
+
 @bp.before_request
 def refuse_outside_service_hours():
     window = service_hours.maintenance_window_at(g.tenant.maintenance)
-    if window is not None:
-        return render_notice(messages.MAINTENANCE, 503)
+    if window is not None and request.endpoint not in _OPEN_IN_MAINTENANCE:
+        return render_notice(messages.MAINTENANCE, 503, resumes=service_hours.resumes_text(window),
+                             leave=url_for("flow.leave"))
 
 
 from . import account, customer, phone, call, pin, consent, cancel  # noqa: E402,F401  (routes on bp)

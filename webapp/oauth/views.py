@@ -53,8 +53,7 @@ def _error_redirect(redirect_uri: str, client_id: str, error: str, description: 
 
 @bp.route("/authorize", methods=["GET"])
 def authorize():
-    if service_hours.maintenance_window_at(g.tenant.maintenance) is not None:
-        return render_notice(messages.MAINTENANCE, 503)
+    window = service_hours.maintenance_window_at(g.tenant.maintenance)
     args = request.args
     if any(len(args.getlist(name)) > 1 for name in ("client_id", "redirect_uri")):
         _refused("duplicate client_id or redirect_uri")
@@ -68,6 +67,13 @@ def authorize():
         _refused("unregistered redirect_uri", client.client_id)
         return error_page(UNKNOWN_REDIRECT)
     state = args.get("state")
+    if window is not None:
+        # A known app and its registered redirect URI: the notice can offer the way back to it.
+        _refused("maintenance", client.client_id)
+        back = authorization_response_url(redirect_uri, g.tenant.id,
+                                          [("error", "temporarily_unavailable"), ("error_description", "maintenance")],
+                                          state)
+        return render_notice(messages.MAINTENANCE, 503, resumes=service_hours.resumes_text(window), return_url=back)
     if args.get("response_type") not in RESPONSE_TYPES:
         return _error_redirect(redirect_uri, client.client_id, "unsupported_response_type",
                                "Only response_type=code is supported.", state)

@@ -64,7 +64,7 @@ def test_call_screen_cannot_be_reached_before_the_phone_is_decided(amami):
 
 def test_cancel_on_phone_screen_reaches_cancel_screen(amami):
     to_phone_screen(amami)
-    response = amami.post("flow/cancel", {}, follow_redirects=True)
+    response = amami.post("flow/cancel", {"confirm": "yes"}, follow_redirects=True)
     assert "API連携認証を中止しました。" in text_of(response)
 
 
@@ -305,7 +305,7 @@ def test_status_after_the_flow_moved_on_sends_the_page_there(amami):
 
 def test_status_after_cancel_stops_polling(amami):
     to_call_screen(amami)
-    amami.post("flow/cancel", {})
+    amami.post("flow/cancel", {"confirm": "yes"})
     response = poll(amami)
     body = text_of(response)
     assert response.status_code == 200 and "hx-trigger" not in body and "有効な手続きがありません" in body

@@ -80,7 +80,7 @@ def test_return_to_the_app_needs_the_csrf_token(amami):
 def test_cancel_still_works_inside_a_window(amami):
     amami.start()  # ① was on screen before the window began
     clock.set_now(AMAMI_0402)
-    response = amami.post("flow/cancel", {})
+    response = amami.post("flow/cancel", {"confirm": "yes"})
     assert response.status_code == 303 and response.headers["Location"].endswith("/amami/flow/cancelled")
     page = amami.get("flow/cancelled")
     assert page.status_code == 200 and messages.CANCELLED in text_of(page)

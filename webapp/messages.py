@@ -23,6 +23,9 @@ UNAVAILABLE = "ご指定のサービスはただ今お取扱できません。�
 NO_FLOW = "API連携認証の有効な手続きがありません。お手数ですが、アプリから最初に戻って操作してください。"
 CANCELLED_TITLE = "API連携認証の中止"
 CANCELLED = "API連携認証を中止しました。"
+CANCEL_CONFIRM = "中止してよろしいですか"
+CANCEL_BACK = "戻る"
+CANCEL_CONFIRM_TITLE = "（中止の確認）"
 
 # The manuals' error tables (エラー事例): what each message means and what the customer does
 # (対処方法), for each union's FAQ section 「エラーメッセージが表示されたとき」. A union's own advice

@@ -5,14 +5,14 @@ client app, which learns the customer cancelled (`error=access_denied`, with `st
 """
 from __future__ import annotations
 
-from flask import g, session, url_for
+from flask import g, request, session, url_for
 from flask_wtf import FlaskForm
 
-from .. import db, oplog
+from .. import db, messages, oplog
 from ..oauth import error_redirect_url
 from .models import Flow
 from .render import go, screen
-from .state import STEPS, end, load, no_flow_response
+from .state import STEPS, end, load, no_flow_response, screen_url
 from .views import bp
 
 _CANCELLED_KEY = "cancelled"  # session[_CANCELLED_KEY][tenant] = id of the flow just cancelled
@@ -20,12 +20,17 @@ _CANCELLED_KEY = "cancelled"  # session[_CANCELLED_KEY][tenant] = id of the flow
 
 @bp.route("/cancel", methods=["POST"])
 def cancel():
+    """First 「中止してよろしいですか」 (a dialog with htmx, a page without); `confirm=yes` ends the flow."""
     form = FlaskForm()  # CSRF only
     if not form.validate_on_submit():
         return no_flow_response()
     flow = load()
     if flow is None:
         return no_flow_response()
+    if request.form.get("confirm") != "yes":
+        g.screen_id, g.screen_title = STEPS[flow.step][1], messages.CANCEL_CONFIRM_TITLE
+        return screen("cancel_confirm", "cancel_confirm", form=form, back_url=screen_url(flow),
+                      label="拒否する" if flow.step == "consent" else "中止する")
     outcome = "denied" if flow.step == "consent" else "cancelled"
     if end(flow, outcome):
         s = db.session()

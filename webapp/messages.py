@@ -3,6 +3,8 @@
 REQUIRED = "必ず入力して下さい。"
 MISSING_FIELDS = "入力されていない項目があります。"
 DIALOG_TITLE = "エラー"
+ERROR_SUMMARY_TITLE = "入力内容をご確認ください"
+ERROR_TITLE_PREFIX = "エラー："
 
 # SPEC §3, checks against the core banking record
 ACCOUNT_NOT_SERVICEABLE = "ご指定の口座は、本サービスではお取り扱いできません。"

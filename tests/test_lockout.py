@@ -158,7 +158,7 @@ def _parallel_wrong_attempts(app, n: int) -> tuple[int, list]:
         with app.test_request_context("/amami/flow/customer", method="POST"):
             g.tenant = app.extensions["tenants"]["amami"]
             barrier.wait()
-            return check_with_lockout(flow, "SOA202", "identity_check", core_check)[1]
+            return check_with_lockout(flow, "identity_check", core_check)[1]
 
     with ThreadPoolExecutor(max_workers=n) as pool:
         alerts = list(pool.map(attempt, range(n)))

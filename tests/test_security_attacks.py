@@ -258,7 +258,7 @@ def _parallel_checks_on_many_accounts(app, n: int) -> tuple[int, int]:
             g.tenant = app.extensions["tenants"]["amami"]
             barrier.wait()
             try:
-                check_with_lockout(flow, "SOA202", "identity_check", core_check)
+                check_with_lockout(flow, "identity_check", core_check)
             except TooManyRequests:
                 with lock:
                     refused += 1

@@ -70,7 +70,7 @@ def test_unexpected_error_shows_manual_message_and_incident_id_never_a_trace(ama
     def boom(*a, **k):
         raise ZeroDivisionError("secret internals")
 
-    monkeypatch.setattr(account_module, "advance", boom)
+    monkeypatch.setattr(account_module, "finish_step", boom)
     response = amami.account()
     html = text_of(response)
     assert response.status_code == 500

@@ -11,12 +11,13 @@ from __future__ import annotations
 import logging
 import secrets
 
-from flask import Flask, g, jsonify, render_template, request
+from flask import Flask, jsonify, request
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
 
 from . import messages
 from .corebanking import CoreUnavailable
+from .render import render_page
 
 log = logging.getLogger("renkei.errors")
 
@@ -37,18 +38,13 @@ def render_notice(message: str, status: int, *, detail: str | None = None, incid
     `resumes`: when service comes back (maintenance). The way back to the app (連携元画面へ) is either
     `leave`, a URL to POST to that ends the customer's flow first, or `return_url`, a link to the
     client's redirect URI when there is no flow yet."""
-    tenant = getattr(g, "tenant", None)
-    names = tenant.templates("notice.html") if tenant else ["notice.html"]
     context = dict(message=message, detail=detail, incident=incident, resumes=resumes, leave=leave,
                    return_url=return_url)
-    if request.headers.get("HX-Request") and not request.headers.get("HX-Boosted"):
-        if request.method == "GET" and request.headers.get("HX-Target"):
-            names = [n.replace("notice.html", "partials/notice_polling.html") for n in names]
-            context.update(element_id=request.headers["HX-Target"], poll_url=request.full_path.rstrip("?"))
-        else:
-            names = [n.replace("notice.html", "partials/notice.html") for n in names]
-    html = render_template(names, **context)
-    return html, status, {"Vary": "HX-Request"}
+    partial = None
+    if request.method == "GET" and request.headers.get("HX-Target"):
+        partial = "partials/notice_polling.html"
+        context.update(element_id=request.headers["HX-Target"], poll_url=request.full_path.rstrip("?"))
+    return render_page("notice.html", status, partial=partial, **context)
 
 
 def _json_error(code: str, message: str, status: int):

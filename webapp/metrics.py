@@ -15,8 +15,8 @@ Without the variable (tests, `flask run`) the counts are the process's own.
 |---|---|---|
 | `renkei_http_requests_total`, `renkei_http_request_duration_seconds` | endpoint (Flask's name; `static` for WhiteNoise's files, `unmatched` for 404s), method, status | WSGI middleware around the whole app: includes the constant-time wait of ② ⑤ |
 | `renkei_flows_started_total` | tenant | flow/state.start |
-| `renkei_flow_step_entries_total` | tenant, step | each move onto a step (flow/state.start, advance; going back to ① counts too) |
-| `renkei_flows_ended_total` | tenant, step (where it ended), outcome (consented, cancelled, denied, expired, client_gone) | flow/state.end, oauth/consents.grant_consent |
+| `renkei_flow_step_entries_total` | tenant, step | each move onto a step (flow/state.start, moved; going back to ① counts too) |
+| `renkei_flows_ended_total` | tenant, step (where it ended), outcome (consented, cancelled, denied, expired, client_gone) | flow/state.closed (every end, consent included) |
 | `renkei_events_total` | tenant, screen, event, result | every operation-log row (oplog.record) |
 | `renkei_identity_checks_total` | tenant, screen (SOA202 ②, SOA211 ⑤), result (ok, fail, locked, refused, error) | oplog.record |
 | `renkei_accounts_locked_total` | tenant | oplog.record (`account_locked`) |
@@ -37,7 +37,7 @@ from flask import Flask, current_app, request
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
-IDENTITY_SCREENS = {"SOA202", "SOA211"}
+IDENTITY_EVENTS = {"identity_check", "pin_check"}  # the log rows of ② and ⑤'s checks (flow/identity.py)
 ENDPOINT_KEY = "renkei.endpoint"  # WSGI environ: the Flask endpoint that answered
 # A label value per method a client may invent would be a series per invention: the rest are "other".
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -76,7 +76,7 @@ def event_logged(tenant: str, screen: str, event: str, result: str) -> None:
     EVENTS.labels(tenant, screen, event, result).inc()
     if event == LOCKED_EVENT:
         LOCKS.labels(tenant).inc()
-    elif screen in IDENTITY_SCREENS and event in ("identity_check", "pin_check"):
+    elif event in IDENTITY_EVENTS:
         IDENTITY_CHECKS.labels(tenant, screen, result).inc()
 
 

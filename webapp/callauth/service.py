@@ -38,6 +38,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from .. import clock, oplog
+from ..flow import state as flow_state
 from .. import db as dbmod
 from .models import CONFIRMED, EXPIRED, SUPERSEDED, USED, WAITING, CallAttempt, InboundCall
 
@@ -195,8 +196,8 @@ def open_attempt(s: Session, flow, tenant, rng=None) -> CallAttempt:
                 detail = f"pool={national_digits(number)} window={window_seconds()}s"
                 if superseded is not None:
                     detail += f" superseded={superseded.flow_id}"
-                oplog.record(s, tenant=flow.tenant, screen="SOA209", event="call_attempt_started", result="ok",
-                             flow=flow, detail=detail)
+                oplog.record(s, tenant=flow.tenant, screen=flow_state.STEPS["call"].screen_id,
+                             event="call_attempt_started", result="ok", flow=flow, detail=detail)
             s.commit()
         except IntegrityError:  # a parallel attempt for the same phone took that number first
             s.rollback()
@@ -299,9 +300,7 @@ def record_inbound_call(s: Session, *, call_sid: str, caller: str | None, dialle
 
     s.execute(update(InboundCall).where(InboundCall.call_sid == call_sid)
               .values(outcome=outcome, attempt_id=attempt_id))
-    from ..flow.models import Flow
-
-    flow = s.get(Flow, flow_id) if flow_id is not None else None
+    flow = flow_state.by_id(s, flow_id)
     caller_shown = masked_phone(from_e164) if from_e164 else "withheld"
     to_shown = national_digits(to) if to else "invalid"
     oplog.record(s, tenant=tenant or "-", screen="CALL", event="inbound_call",

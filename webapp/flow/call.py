@@ -17,20 +17,21 @@
 """
 from __future__ import annotations
 
-from flask import abort, current_app, g, make_response, redirect, render_template, request, session, url_for
-from sqlalchemy import bindparam, select
-from flask_wtf import FlaskForm
+import functools
 
-from .. import db, messages, oplog
+from flask import abort, current_app, g, redirect, request, url_for
+from flask_wtf import FlaskForm
+from sqlalchemy import bindparam, select
+
+from .. import db, messages
 from ..callauth import service as callauth
 from ..callauth.models import CONFIRMED, EXPIRED, SUPERSEDED, USED, WAITING, CallAttempt
+from ..oauth.models import OAuthClient
+from ..render import go, is_htmx, render_exact, render_page
 from . import state
+from .blueprint import bp
 from .models import Flow
-from .render import go, is_htmx, screen
-from .state import NEXT, STEPS, advance, end, flow_step, load, no_flow_response, start
-from .views import bp
-
-SCREEN_ID = "SOA209"
+from .steps import end_flow, finish_step, flow_step, log_step, next_step, no_flow_response, step_url
 
 
 def _lines(status: callauth.Status, pressed: bool) -> list[str]:
@@ -54,11 +55,11 @@ def _status_context(attempt, pressed: bool = False) -> dict:
 
 
 def _render(flow, attempt, form, pressed: bool = False):
-    return screen("call", "call_screen", form=form, window=callauth.window_seconds(),
-                  masked_phone=callauth.masked_phone(flow.phone_e164),
-                  pool_display=callauth.display_number(attempt.pool_number),
-                  pool_tel=callauth.tel_uri(attempt.pool_number),
-                  demo=current_app.config["SANDBOX"], **_status_context(attempt, pressed))
+    return render_page("flow/call.html", form=form, window=callauth.window_seconds(),
+                       masked_phone=callauth.masked_phone(flow.phone_e164),
+                       pool_display=callauth.display_number(attempt.pool_number),
+                       pool_tel=callauth.tel_uri(attempt.pool_number),
+                       demo=current_app.config["SANDBOX"], **_status_context(attempt, pressed))
 
 
 @bp.route("/call", methods=["GET", "POST"])
@@ -73,17 +74,13 @@ def call():
 
     # 「確定する」
     if callauth.consume(s, attempt):
-        oplog.record(s, tenant=flow.tenant, screen=SCREEN_ID, event="call_confirm", result="ok", flow=flow)
-        advance(flow, NEXT["call"])  # commits the consumption and the log row with the step
-        return go(url_for("flow.pin"))
+        return finish_step(flow)  # commits the consumption with the move and its log row
     s.rollback()
     s.refresh(attempt)
     kind = callauth.status_of(attempt).kind
     if kind == USED:  # a parallel 「確定する」 already went on
-        return go(url_for("flow.pin"))
-    oplog.record(s, tenant=flow.tenant, screen=SCREEN_ID, event="call_confirm",
-                 result="fail" if kind == WAITING else "refused", flow=flow, detail=kind)
-    s.commit()
+        return go(step_url(next_step("call")))
+    log_step(flow, "call_confirm", "fail" if kind == WAITING else "refused", detail=kind)
     return _render(flow, attempt, form, pressed=True)
 
 
@@ -93,17 +90,17 @@ def call_status():
     if not is_htmx():
         return redirect(url_for("flow.call"), code=303)
     row = _peek()
-    if row is not None and row.ended_at is None and state._expired(row):
-        load()  # the flow outlived its idle or absolute limit: state ends it (its rule, its one home)
+    if row is not None and row.ended_at is None and state.expired(row):
+        state.load()  # the flow outlived its idle or absolute limit: state ends it (its rule, its one home)
         row = None
     if row is None or row.ended_at is not None:
-        return _fragment("flow/partials/call_gone.html", message=messages.NO_FLOW)
+        return render_exact("flow/partials/call_gone.html", message=messages.NO_FLOW)
     if row.step != "call":
-        return go(url_for(STEPS[row.step][0]))
+        return go(step_url(row.step))
     if row.state is None:
         return go(url_for("flow.call"))
-    return _fragment("flow/partials/call_status.html",
-                     **_status_context(row, pressed=request.args.get("pressed") == "1"))
+    return render_exact("flow/partials/call_status.html",
+                           **_status_context(row, pressed=request.args.get("pressed") == "1"))
 
 
 # What state.load() reads, joined with the attempt, as one statement on a short connection: a poll
@@ -116,17 +113,17 @@ _POLL = (select(Flow.id, Flow.step, Flow.created_at, Flow.updated_at, Flow.ended
 
 def _peek():
     """This browser's flow for the current union and its call attempt, or None."""
-    handle = session.get(state._COOKIE_KEY, {}).get(g.tenant.id)
-    if not handle:
+    hashed = state.browser_handle_hash(g.tenant.id)
+    if not hashed:
         return None
     with db.engine().connect() as conn:
-        return conn.execute(_POLL, {"handle_hash": state._hash(handle), "tenant": g.tenant.id}).first()
+        return conn.execute(_POLL, {"handle_hash": hashed, "tenant": g.tenant.id}).first()
 
 
-def _fragment(name: str, **context):
-    response = make_response(render_template(g.tenant.templates(name), **context))
-    response.headers["Vary"] = "HX-Request"
-    return response
+def _posted_attempt(flow):
+    """The flow's call attempt, for a POST whose CSRF token holds; else None."""
+    form = FlaskForm()  # CSRF only
+    return callauth.attempt_for(db.session(), flow.id) if form.validate_on_submit() else None
 
 
 @bp.route("/call/restart", methods=["POST"])
@@ -134,26 +131,18 @@ def _fragment(name: str, **context):
 def call_restart():
     """After the window (or when superseded): back to ① within the same authorization request."""
     flow = g.flow
-    form = FlaskForm()
-    s = db.session()
-    attempt = callauth.attempt_for(s, flow.id)
-    if not form.validate_on_submit() or attempt is None or callauth.status_of(attempt).kind not in (EXPIRED, SUPERSEDED):
+    attempt = _posted_attempt(flow)
+    if attempt is None or callauth.status_of(attempt).kind not in (EXPIRED, SUPERSEDED):
         return go(url_for("flow.call"))
-    from ..oauth.models import OAuthClient
-
-    if end(flow, "expired"):
-        oplog.record(s, tenant=flow.tenant, screen=SCREEN_ID, event="call_restart", result="ok", flow=flow)
-        s.commit()
+    if end_flow(flow, "expired", event="call_restart"):
         client = OAuthClient.by_id(flow.client_id)
         if client is None or client.revoked_at is not None:
             return no_flow_response()
-        start(flow.tenant, flow.client_id, flow.redirect_uri, dict(flow.oauth_request or {}))
-    return go(url_for("flow.account"))
+        state.start(flow.tenant, flow.client_id, flow.redirect_uri, dict(flow.oauth_request or {}))
+    return go(step_url(state.FIRST_STEP))
 
 
 def _sandbox_only(view):
-    import functools
-
     @functools.wraps(view)
     def wrapped(*args, **kwargs):
         if not current_app.config["SANDBOX"]:
@@ -169,11 +158,9 @@ def _sandbox_only(view):
 def call_demo():
     """（デモ）この番号から発信する: the call from the registered phone, recorded as the webhook would."""
     flow = g.flow
-    form = FlaskForm()
-    s = db.session()
-    attempt = callauth.attempt_for(s, flow.id)
-    if form.validate_on_submit() and attempt is not None:
-        callauth.record_inbound_call(s, call_sid=callauth.new_call_sid(), caller=flow.phone_e164,
+    attempt = _posted_attempt(flow)
+    if attempt is not None:
+        callauth.record_inbound_call(db.session(), call_sid=callauth.new_call_sid(), caller=flow.phone_e164,
                                      dialled=attempt.pool_number, direction="inbound")
     if is_htmx():  # the status area picks the call up on its next poll, as with a real call
         return "", 204

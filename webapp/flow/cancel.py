@@ -8,12 +8,13 @@ from __future__ import annotations
 from flask import g, request, session, url_for
 from flask_wtf import FlaskForm
 
-from .. import db, messages, oplog
+from .. import db, messages
 from ..oauth import error_redirect_url
+from ..render import go, render_page
+from .blueprint import bp
 from .models import Flow
-from .render import go, screen
-from .state import STEPS, end, load, no_flow_response, screen_url
-from .views import bp
+from .state import STEPS, load
+from .steps import end_flow, no_flow_response, screen_url
 
 _CANCELLED_KEY = "cancelled"  # session[_CANCELLED_KEY][tenant] = id of the flow just cancelled
 
@@ -28,14 +29,11 @@ def cancel():
     if flow is None:
         return no_flow_response()
     if request.form.get("confirm") != "yes":
-        g.screen_id, g.screen_title = STEPS[flow.step][1], messages.CANCEL_CONFIRM_TITLE
-        return screen("cancel_confirm", "cancel_confirm", form=form, back_url=screen_url(flow),
-                      label="拒否する" if flow.step == "consent" else "中止する")
+        g.screen_id, g.screen_title = STEPS[flow.step].screen_id, messages.CANCEL_CONFIRM_TITLE
+        return render_page("flow/cancel_confirm.html", form=form, back_url=screen_url(flow),
+                           label="拒否する" if flow.step == "consent" else "中止する")
     outcome = "denied" if flow.step == "consent" else "cancelled"
-    if end(flow, outcome):
-        s = db.session()
-        oplog.record(s, tenant=flow.tenant, screen=STEPS[flow.step][1], event=outcome, result="ok", flow=flow)
-        s.commit()
+    end_flow(flow, outcome, event=outcome)
     session[_CANCELLED_KEY] = {**session.get(_CANCELLED_KEY, {}), flow.tenant: flow.id}
     return go(url_for("flow.cancelled"))
 
@@ -48,11 +46,7 @@ def leave():
     flow = load() if form.validate_on_submit() else None
     if flow is None:
         return no_flow_response()
-    if end(flow, "maintenance"):
-        s = db.session()
-        oplog.record(s, tenant=flow.tenant, screen=STEPS[flow.step][1], event="left_in_maintenance", result="ok",
-                     flow=flow)
-        s.commit()
+    end_flow(flow, "maintenance", event="left_in_maintenance")
     return go(error_redirect_url(flow, "temporarily_unavailable", "maintenance"))
 
 
@@ -62,4 +56,4 @@ def cancelled():
     flow = db.session().get(Flow, flow_id) if flow_id else None
     if flow is None or flow.tenant != g.tenant.id or flow.outcome not in ("cancelled", "denied"):
         return no_flow_response()
-    return screen("cancelled", "cancelled", return_url=error_redirect_url(flow, "access_denied"))
+    return render_page("flow/cancelled.html", return_url=error_redirect_url(flow, "access_denied"))

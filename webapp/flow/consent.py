@@ -2,9 +2,10 @@
 
 The screen names the client's registered operator, the scope, the union's 認可期間 and the ご注意
 list. 許可する works only with the API利用規定 box ticked; unticked, the screen says so (never a
-400). 許可する grants in one transaction (oauth.consents.grant_consent) and sends the browser back to
-the client with the code (303); 拒否する posts to the cancel screen, which ends the flow "denied"
-and returns `error=access_denied` to the client.
+400). 許可する grants in one transaction: the flow's last step ends it (steps.finish_last_step) with
+oauth.consents.grant_consent inside, and the browser goes back to the client with the code (303);
+拒否する posts to the cancel screen, which ends the flow "denied" and returns `error=access_denied`
+to the client.
 """
 from __future__ import annotations
 
@@ -13,13 +14,13 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField
 from wtforms.validators import DataRequired
 
-from .. import db, messages, oplog
+from .. import messages
 from ..mail import kick
 from ..oauth.consents import AccountLocked, ClientGone, grant_consent
 from ..oauth.models import OAuthClient
-from .render import go, screen
-from .state import end, flow_step, no_flow_response
-from .views import bp
+from ..render import go, render_page
+from .blueprint import bp
+from .steps import end_flow, finish_last_step, flow_step, log_step, no_flow_response
 
 AGREE_LABEL = "当信用組合のAPI利用規定を確認し、同意します。"
 AGREE_REQUIRED = "「許可する」の前に、API利用規定をご確認のうえ「当信用組合のAPI利用規定を確認し、同意します。」にチェックを入れて下さい。"
@@ -39,24 +40,19 @@ def consent():
     alert = None
     if form.validate_on_submit():
         try:
-            granted = grant_consent(flow, g.tenant, client)
+            granted = finish_last_step(flow, "consented", lambda s: grant_consent(s, flow, g.tenant, client),
+                                       describe=lambda granted: granted.log_detail)
         except AccountLocked:
-            s = db.session()
-            oplog.record(s, tenant=flow.tenant, screen="SOA206", event="consent", result="locked", flow=flow,
-                         detail="B84")
-            s.commit()
+            log_step(flow, "consent", "locked", detail="B84")
             alert = {"message": messages.LOCKED, "reason": messages.LOCKED_REASON}
         except ClientGone as gone:
-            s = db.session()
-            oplog.record(s, tenant=flow.tenant, screen="SOA206", event="consent", result="refused", flow=flow,
-                         detail=f"client gone: {gone}"[:200])
-            s.commit()
-            end(flow, "client_gone")  # its redirect URI can no longer be trusted: no way back, no code
-            return screen("consent_client_gone", "consent_client_gone", status=400, message=CLIENT_GONE)
+            # its redirect URI can no longer be trusted: no way back, no code
+            end_flow(flow, "client_gone", event="consent", result="refused", detail=f"client gone: {gone}"[:200])
+            return render_page("flow/consent_client_gone.html", status=400, message=CLIENT_GONE)
         else:
             if granted is None:
                 return no_flow_response()
             if granted.outbox_id is not None:
                 kick(granted.outbox_id)
             return go(granted.location)
-    return screen("consent", "consent_form", form=form, client=client, alert=alert)
+    return render_page("flow/consent.html", form=form, client=client, alert=alert)

@@ -6,14 +6,15 @@ email only receives the completion notice (FAQ 2-Q5). Each check first reserves 
 from __future__ import annotations
 
 import phonenumbers
-from flask import flash, g, url_for
+from flask import flash, g
 
 from ..corebanking import AccountCheck, core
-from .identity import check_with_lockout
+from ..render import render_page
+from .blueprint import bp
 from .forms import CustomerForm, missing_required
-from .render import go, screen
-from .state import NEXT, advance, flow_step, touch
-from .views import bp
+from .identity import check_with_lockout
+from .state import touch
+from .steps import back_to, finish_step, flow_step
 
 
 def e164(national: str) -> str:
@@ -29,16 +30,13 @@ def customer():
     if form.validate_on_submit():
         touch(flow, name_kana=form.name_kana.data, email=form.email.data)
         result, alert = check_with_lockout(
-            flow, "SOA202", "identity_check",
-            lambda key: core().check_identity(key, form.birth_date, form.phone.data).check)
+            flow, "identity_check", lambda key: core().check_identity(key, form.birth_date, form.phone.data).check)
         if result is AccountCheck.OK:
-            advance(flow, NEXT["customer"], phone_e164=e164(form.phone.data))
-            return go(url_for("flow.phone"))
+            return finish_step(flow, phone_e164=e164(form.phone.data))
         if result is AccountCheck.NOT_SERVICEABLE:
             # The account itself is wrong: back to ① with the message, the entries kept.
-            advance(flow, "account")
             flash(alert["message"], "alert")
-            return go(url_for("flow.account"))
-    return screen("customer", "customer_form", form=form, flow=flow,
-                  account_type_name=g.tenant.account_type_name(flow.account_type),
-                  missing=missing_required(form), alert=alert)
+            return back_to(flow, "account")
+    return render_page("flow/customer.html", form=form, flow=flow,
+                       account_type_name=g.tenant.account_type_name(flow.account_type),
+                       missing=missing_required(form), alert=alert)

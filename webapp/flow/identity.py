@@ -12,8 +12,9 @@ import time
 from flask import current_app, g, request
 from werkzeug.exceptions import TooManyRequests
 
-from .. import budgets, db, lockout, messages, oplog
+from .. import budgets, db, lockout, messages
 from ..corebanking import AccountCheck, AccountKey, CoreUnavailable
+from .steps import log_step
 
 log = logging.getLogger("renkei.security")
 
@@ -22,10 +23,11 @@ def account_key(flow) -> AccountKey:
     return AccountKey(flow.tenant, flow.branch, flow.account_type, flow.account_number)
 
 
-def check_with_lockout(flow, screen_id: str, event: str, check, *, completes_authentication: bool = False):
+def check_with_lockout(flow, event: str, check, *, completes_authentication: bool = False):
     """Run one identity `check` (a callable returning AccountCheck) under the account's lock.
 
-    Returns (AccountCheck or None, alert) where alert is the message to show, if any.
+    Returns (AccountCheck or None, alert) where alert is the message to show, if any. Every
+    outcome is logged as `event` on the screen of the step the flow is at.
     Shared by ② and ⑤: both count toward the same lock. Only the check that completes the
     authentication (⑤) resets the count (SPEC §3); a passed ② merely gives back its own slot, so
     a PIN guesser who knows the birth date and phone gains no tries by starting new flows.
@@ -39,23 +41,18 @@ def check_with_lockout(flow, screen_id: str, event: str, check, *, completes_aut
     spent = budgets.reserve(s, spending)
     if spent is not None:
         log.warning("identity check refused: %s budget spent (%s)", spent.name, spent.key)
-        oplog.record(s, tenant=flow.tenant, screen=screen_id, event=event, result="refused", flow=flow,
-                     detail=f"budget {spent.name}")
-        s.commit()
+        log_step(flow, event, "refused", detail=f"budget {spent.name}")
         raise TooManyRequests()
     attempt = lockout.reserve_attempt(s, key, g.tenant.lock_threshold)  # commits the budgets' slots too
     if not attempt.allowed:
-        oplog.record(s, tenant=flow.tenant, screen=screen_id, event=event, result="locked", flow=flow, detail="B84")
-        s.commit()
+        log_step(flow, event, "locked", detail="B84")
         return None, {"message": messages.LOCKED, "reason": messages.LOCKED_REASON}
     try:
         result = check(key)
     except CoreUnavailable:
         lockout.refund(s, key)
         budgets.give_back(s, spending)
-        oplog.record(s, tenant=flow.tenant, screen=screen_id, event=event, result="error", flow=flow,
-                     detail="core_unavailable")
-        s.commit()
+        log_step(flow, event, "error", detail="core_unavailable")
         raise
     if result is AccountCheck.OK:
         budgets.give_back(s, spending)
@@ -63,23 +60,19 @@ def check_with_lockout(flow, screen_id: str, event: str, check, *, completes_aut
             lockout.record_success(s, key)
         else:
             lockout.refund(s, key)
-        oplog.record(s, tenant=flow.tenant, screen=screen_id, event=event, result="ok", flow=flow)
-        s.commit()
+        log_step(flow, event, "ok")
         return result, None
     if result is AccountCheck.NOT_SERVICEABLE:
         lockout.refund(s, key)
-        oplog.record(s, tenant=flow.tenant, screen=screen_id, event=event, result="fail", flow=flow,
-                     detail="not_serviceable")
-        s.commit()
+        log_step(flow, event, "fail", detail="not_serviceable")
         return result, {"message": messages.ACCOUNT_NOT_SERVICEABLE}
     locked_now = attempt.locks_if_failed
-    oplog.record(s, tenant=flow.tenant, screen=screen_id, event=event, result="fail", flow=flow,
-                 detail=f"mismatch {attempt.failures}/{attempt.threshold}" + (" locked" if locked_now else ""))
+    log_step(flow, event, "fail", commit=False,
+             detail=f"mismatch {attempt.failures}/{attempt.threshold}" + (" locked" if locked_now else ""))
     if locked_now:
         # Anyone who knows an account number can lock it for the day (ASVS 6.1.1): staff see who
         # did, per address, with `flask locks report`.
-        oplog.record(s, tenant=flow.tenant, screen=screen_id, event=lockout.LOCKED_EVENT, result="locked",
-                     flow=flow, detail="B84")
+        log_step(flow, lockout.LOCKED_EVENT, "locked", detail="B84", commit=False)
         log.warning("account locked until midnight JST: %s %s-%s-%s by address %s", flow.tenant, key.branch,
                     key.account_type, key.number, request.remote_addr)
     s.commit()

@@ -4,14 +4,13 @@
 """
 from __future__ import annotations
 
-from flask import g, url_for
+from flask import g
 from flask_wtf import FlaskForm
 
-from .. import db, oplog
 from ..callauth import service as callauth
-from .render import go, screen
-from .state import NEXT, advance, flow_step
-from .views import bp
+from ..render import render_page
+from .blueprint import bp
+from .steps import finish_step, flow_step
 
 
 @bp.route("/phone", methods=["GET", "POST"])
@@ -20,9 +19,5 @@ def phone():
     flow = g.flow
     form = FlaskForm()  # CSRF only
     if form.validate_on_submit():
-        if advance(flow, NEXT["phone"]):
-            s = db.session()
-            oplog.record(s, tenant=flow.tenant, screen="SOA208", event="phone_confirmed", result="ok", flow=flow)
-            s.commit()
-        return go(url_for("flow.call"))
-    return screen("phone", "phone_confirm", form=form, masked_phone=callauth.masked_phone(flow.phone_e164))
+        return finish_step(flow)
+    return render_page("flow/phone.html", form=form, masked_phone=callauth.masked_phone(flow.phone_e164))

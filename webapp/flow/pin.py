@@ -7,14 +7,14 @@ the flow row, the session, a template or a URL.
 """
 from __future__ import annotations
 
-from flask import g, url_for
+from flask import g
 
 from ..corebanking import AccountCheck, core
+from ..render import render_page
 from . import identity
+from .blueprint import bp
 from .forms import PinForm, missing_required
-from .render import go, screen
-from .state import NEXT, advance, flow_step
-from .views import bp
+from .steps import finish_step, flow_step
 
 
 @bp.route("/pin", methods=["GET", "POST"])
@@ -25,10 +25,9 @@ def pin():
     alert = None
     if form.validate_on_submit():
         entered = form.pin.data
-        result, alert = identity.check_with_lockout(flow, "SOA211", "pin_check", lambda key: core().check_pin(key, entered),
+        result, alert = identity.check_with_lockout(flow, "pin_check", lambda key: core().check_pin(key, entered),
                                                    completes_authentication=True)
         if result is AccountCheck.OK:
-            advance(flow, NEXT["pin"])
-            return go(url_for("flow.consent"))
+            return finish_step(flow)
     form.pin.data = None  # never echoed
-    return screen("pin", "pin_form", form=form, missing=missing_required(form), alert=alert)
+    return render_page("flow/pin.html", form=form, missing=missing_required(form), alert=alert)

@@ -1,41 +1,57 @@
-"""Flow state and the step guard.
+"""Flow state: the Flow row and the browser's handle to it. The only writer of Flow rows.
 
 The browser's signed session cookie holds only an opaque handle per union; the Flow row holds the
-state. A screen may be shown only when the flow stands at its step; any other request is sent to
-the step the flow is at (or told there is no flow). Each completed stage rotates the handle, so an
-old cookie (replayed, or from before a stage) no longer reaches the flow.
+state. Each completed stage rotates the handle, so an old cookie (replayed, or from before a stage)
+no longer reaches the flow. Which step follows which, and the guard that keeps a request on its
+step, are in steps.py.
 """
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import hashlib
 import secrets
+from typing import NamedTuple
 
-from flask import current_app, g, redirect, render_template, session, url_for
+from flask import current_app, session
 from sqlalchemy import update
 from sqlmodel import select
 
-from .. import clock, db, messages, metrics, oplog
+from .. import clock, db, metrics, oplog
 from ..tenants import current as current_tenant
 from .models import Flow
 
-# step → (endpoint of its screen, screen id, title after 「API連携認証」)
+
+class Step(NamedTuple):
+    endpoint: str  # its screen
+    screen_id: str  # 画面ID: in the footer and on every log row the step writes
+    title: str  # after 「API連携認証」
+    done_event: str | None  # the log row of its completion (None: its passed identity check is that row)
+
+
+# The screens in the order a flow passes them: steps.finish_step moves along this list, and
+# steps.finish_last_step ends the flow on the last one.
 STEPS = {
-    "account": ("flow.account", "SOA201", "（ご利用口座情報入力）"),
-    "customer": ("flow.customer", "SOA202", "（お客様情報入力）"),
-    "phone": ("flow.phone", "SOA208", "（電話番号の確認）"),
-    "call": ("flow.call", "SOA209", "（電話番号認証）"),
-    "pin": ("flow.pin", "SOA211", "（キャッシュカード暗証番号認証）"),
-    "consent": ("flow.consent", "SOA206", "（情報連携認可）"),
+    "account": Step("flow.account", "SOA201", "（ご利用口座情報入力）", "account_entered"),
+    "customer": Step("flow.customer", "SOA202", "（お客様情報入力）", None),
+    "phone": Step("flow.phone", "SOA208", "（電話番号の確認）", "phone_confirmed"),
+    "call": Step("flow.call", "SOA209", "（電話番号認証）", "call_confirm"),
+    "pin": Step("flow.pin", "SOA211", "（キャッシュカード暗証番号認証）", None),
+    "consent": Step("flow.consent", "SOA206", "（情報連携認可）", "consented"),
 }
-NEXT = {"account": "customer", "customer": "phone", "phone": "call", "call": "pin", "pin": "consent"}
+FIRST_STEP = next(iter(STEPS))
 
 _COOKIE_KEY = "flows"  # session["flows"][tenant] = handle
 
 
-def _hash(handle: str) -> str:
+def handle_hash(handle: str) -> str:
+    """What a Flow row keeps of its handle (the handle itself is only in the browser's cookie)."""
     return hashlib.sha256(handle.encode()).hexdigest()
+
+
+def browser_handle_hash(tenant_id: str) -> str | None:
+    """The hash of this browser's handle for the union's flow (what the row is found by), or None."""
+    handle = session.get(_COOKIE_KEY, {}).get(tenant_id)
+    return handle_hash(handle) if handle else None
 
 
 def _remember(tenant_id: str, handle: str | None) -> None:
@@ -51,7 +67,7 @@ def start(tenant_id: str, client_id: str, redirect_uri: str, oauth_request: dict
     """Begin a flow for a validated authorization request; the browser gets its handle."""
     handle = secrets.token_urlsafe(32)
     now = clock.now()
-    flow = Flow(handle_hash=_hash(handle), tenant=tenant_id, step="account", client_id=client_id,
+    flow = Flow(handle_hash=handle_hash(handle), tenant=tenant_id, step=FIRST_STEP, client_id=client_id,
                 redirect_uri=redirect_uri, oauth_request=oauth_request, created_at=now, updated_at=now)
     s = db.session()
     s.add(flow)
@@ -63,7 +79,9 @@ def start(tenant_id: str, client_id: str, redirect_uri: str, oauth_request: dict
     return flow
 
 
-def _expired(flow: Flow) -> bool:
+def expired(flow) -> bool:
+    """The flow (a Flow row, or any row with its created_at and updated_at) outlived its idle or
+    absolute limit (FLOW_IDLE_SECONDS, FLOW_MAX_SECONDS)."""
     cfg = current_app.config
     now = clock.now()
     return (now - flow.updated_at > dt.timedelta(seconds=cfg["FLOW_IDLE_SECONDS"])
@@ -73,39 +91,47 @@ def _expired(flow: Flow) -> bool:
 def load() -> Flow | None:
     """The live flow of this browser for the current union, or None."""
     tenant = current_tenant()
-    handle = session.get(_COOKIE_KEY, {}).get(tenant.id)
-    if not handle:
+    hashed = browser_handle_hash(tenant.id)
+    if not hashed:
         return None
     s = db.session()
-    flow = s.exec(select(Flow).where(Flow.handle_hash == _hash(handle), Flow.tenant == tenant.id)).first()
+    flow = s.exec(select(Flow).where(Flow.handle_hash == hashed, Flow.tenant == tenant.id)).first()
     if flow is None or flow.ended_at is not None:
         return None
-    if _expired(flow):
+    if expired(flow):
         end(flow, "expired")
         return None
     return flow
 
 
-def advance(flow: Flow, to_step: str, **changes) -> bool:
-    """Move `flow` from its current step to `to_step` atomically and rotate its handle.
+def by_id(s, flow_id: int | None) -> Flow | None:
+    """The flow row `flow_id` (ended or not), read in the caller's session; None for None."""
+    return s.get(Flow, flow_id) if flow_id is not None else None
 
-    Only one of several parallel requests wins; the others get False. Commits.
+
+def move(s, flow: Flow, to_step: str, **changes) -> str | None:
+    """Move `flow` from its current step to `to_step` with `changes`, in the caller's transaction,
+    and give it a new handle. Of several parallel requests only one wins; the others get None, the
+    winner the new handle, which it passes to `moved` once committed.
     """
     handle = secrets.token_urlsafe(32)
-    values = {"step": to_step, "handle_hash": _hash(handle), "updated_at": clock.now(), **changes}
-    s = db.session()
+    values = {"step": to_step, "handle_hash": handle_hash(handle), "updated_at": clock.now(), **changes}
     result = s.execute(
         update(Flow).where(Flow.id == flow.id, Flow.step == flow.step, Flow.handle_hash == flow.handle_hash,
                            Flow.ended_at.is_(None)).values(**values)
     )
-    s.commit()
     if result.rowcount != 1:
-        return False
-    metrics.flow_moved(flow.tenant, to_step)
+        return None
     for k, v in values.items():
         setattr(flow, k, v)
-    _remember(flow.tenant, handle)
-    return True
+    return handle
+
+
+def moved(flow: Flow, handle: str | None) -> None:
+    """After the commit of a `move`: count it and hand the browser the new handle (None: it lost)."""
+    if handle is not None:
+        metrics.flow_moved(flow.tenant, flow.step)
+        _remember(flow.tenant, handle)
 
 
 def touch(flow: Flow, **changes) -> None:
@@ -118,45 +144,28 @@ def touch(flow: Flow, **changes) -> None:
         setattr(flow, k, v)
 
 
-def end(flow: Flow, outcome: str) -> bool:
-    """End the flow server-side (cancel, deny, consent, expiry); nothing of it can be resumed."""
-    s = db.session()
-    result = s.execute(update(Flow).where(Flow.id == flow.id, Flow.ended_at.is_(None))
-                       .values(ended_at=clock.now(), outcome=outcome, updated_at=clock.now()))
-    s.commit()
-    flow.ended_at, flow.outcome = clock.now(), outcome
-    if result.rowcount == 1:
-        metrics.flow_ended(flow.tenant, flow.step, outcome)
+def close(s, flow: Flow, outcome: str, *, at_step: str | None = None) -> bool:
+    """End the flow with `outcome` in the caller's transaction; False when it had already ended (or,
+    with `at_step`, when another request moved it on or rotated its handle meanwhile)."""
+    where = [Flow.id == flow.id, Flow.ended_at.is_(None)]
+    if at_step is not None:
+        where += [Flow.step == at_step, Flow.handle_hash == flow.handle_hash]
+    now = clock.now()
+    result = s.execute(update(Flow).where(*where).values(ended_at=now, outcome=outcome, updated_at=now))
     return result.rowcount == 1
 
 
-def screen_url(flow: Flow) -> str:
-    return url_for(STEPS[flow.step][0], tenant=flow.tenant)
+def closed(flow: Flow, outcome: str, won: bool) -> None:
+    """After the commit of a `close`: the object says so, and the end is counted once."""
+    flow.ended_at, flow.outcome = clock.now(), outcome
+    if won:
+        metrics.flow_ended(flow.tenant, flow.step, outcome)
 
 
-def no_flow_response():
-    return render_template(current_tenant().templates("flow/no_flow.html"), message=messages.NO_FLOW), 400
-
-
-def flow_step(step: str):
-    """Step guard: the view runs only for a live flow standing at `step`; g.flow is that flow."""
-
-    def decorator(view):
-        @functools.wraps(view)
-        def wrapped(*args, **kwargs):
-            flow = load()
-            if flow is None:
-                return no_flow_response()
-            if flow.step != step:
-                s = db.session()
-                oplog.record(s, tenant=flow.tenant, screen=STEPS[step][1], event="out_of_order",
-                             result="refused", flow=flow, detail=f"at {flow.step}")
-                s.commit()
-                return redirect(screen_url(flow), code=303)
-            g.flow = flow
-            g.screen_id, g.screen_title = STEPS[step][1], STEPS[step][2]
-            return view(*args, **kwargs)
-
-        return wrapped
-
-    return decorator
+def end(flow: Flow, outcome: str) -> bool:
+    """End the flow server-side (cancel, deny, consent, expiry); nothing of it can be resumed. Commits."""
+    s = db.session()
+    won = close(s, flow, outcome)
+    s.commit()
+    closed(flow, outcome, won)
+    return won

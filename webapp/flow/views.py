@@ -1,27 +1,10 @@
-"""The customer flow blueprint: one module per screen, all under /{tenant}/flow/."""
+"""The customer flow: one module per screen, its routes on the flow blueprint (flow/blueprint.py).
+
+Importing this module gives the blueprint with every screen on it, in the order a flow passes them.
+"""
 from __future__ import annotations
 
-from flask import Blueprint, g, request, url_for
+from . import account, customer, phone, call, pin, consent, cancel  # noqa: F401  (each adds its routes to bp)
+from .blueprint import bp
 
-from .. import service_hours, tenants
-from ..errors import render_notice
-from .. import messages
-
-bp = Blueprint("flow", __name__, url_prefix="/<tenant>/flow")
-bp.url_value_preprocessor(tenants.pull_tenant)
-bp.url_defaults(tenants.add_tenant)
-
-
-# Inside a window a customer can still leave: 中止する, and the notice's own 連携元画面へ.
-_OPEN_IN_MAINTENANCE = {"flow.cancel", "flow.cancelled", "flow.leave"}
-
-
-@bp.before_request
-def refuse_outside_service_hours():
-    window = service_hours.maintenance_window_at(g.tenant.maintenance)
-    if window is not None and request.endpoint not in _OPEN_IN_MAINTENANCE:
-        return render_notice(messages.MAINTENANCE, 503, resumes=service_hours.resumes_text(window),
-                             leave=url_for("flow.leave"))
-
-
-from . import account, customer, phone, call, pin, consent, cancel  # noqa: E402,F401  (routes on bp)
+__all__ = ["bp"]

@@ -1,7 +1,8 @@
 """Consents: a customer's 許可 on ⑥, and its end.
 
-`grant_consent` is 許可する, all or nothing in ONE transaction: the flow ends "consented" (one atomic
-UPDATE, so of two parallel 許可する exactly one wins), the consent row (the union's 認可期間, 30
+`grant_consent` is 許可する, all or nothing in ONE transaction that the flow hands it (the flow's
+side, flow.steps.finish_last_step: it ends "consented" in one atomic UPDATE, so of two parallel
+許可する exactly one wins, and writes the log row): the consent row (the union's 認可期間, 30
 days), the authorization code (through Authlib, from the authorization request validated when the
 flow began and validated again now: a client revoked meanwhile gets nothing), and the completion
 mail in the outbox. The account's lock is checked again inside that transaction: a lock taken by a
@@ -19,9 +20,8 @@ from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
 from sqlalchemy import update
 
-from .. import clock, db, lockout, metrics, oplog
+from .. import clock, lockout
 from ..corebanking import AccountKey
-from ..flow.models import Flow
 from ..mail import queue_completion_mail
 from . import issuer
 from .models import Consent, OAuthClient, Token
@@ -42,21 +42,19 @@ class Granted:
     consent: Consent
     outbox_id: int | None
 
+    @property
+    def log_detail(self) -> str:
+        """What the operation log keeps of it (the consented row)."""
+        return f"consent {self.consent.id} until {self.consent.expires_at.date().isoformat()}"
 
-def grant_consent(flow: Flow, tenant, client: OAuthClient) -> Granted | None:
-    """許可する. Commits on success; None when another request already ended the flow."""
-    s = db.session()
+
+def grant_consent(s, flow, tenant, client: OAuthClient) -> Granted:
+    """許可する, in the transaction `s` the flow hands over (flow.steps.finish_last_step), which also
+    ends the flow and commits. Raises AccountLocked or ClientGone; the flow then rolls back."""
     now = clock.now()
     key = AccountKey(flow.tenant, flow.branch, flow.account_type, flow.account_number)
     if lockout.is_locked(s, key, tenant.lock_threshold):
         raise AccountLocked()
-    ended = s.execute(
-        update(Flow).where(Flow.id == flow.id, Flow.step == "consent", Flow.handle_hash == flow.handle_hash,
-                           Flow.ended_at.is_(None))
-        .values(ended_at=now, outcome="consented", updated_at=now))
-    if ended.rowcount != 1:
-        s.rollback()
-        return None
     params = dict(flow.oauth_request or {})
     consent = Consent(tenant=flow.tenant, client_id=flow.client_id, branch=flow.branch,
                       account_type=flow.account_type, account_number=flow.account_number,
@@ -69,15 +67,9 @@ def grant_consent(flow: Flow, tenant, client: OAuthClient) -> Granted | None:
         redirect_uri = grant.validate_authorization_request()
         _status, _body, headers = grant.create_authorization_response(redirect_uri, consent)
     except OAuth2Error as error:
-        s.rollback()
         raise ClientGone(error.error) from error
     location = add_params_to_uri(dict(headers)["Location"], [("iss", issuer(flow.tenant))])
     outbox = queue_completion_mail(s, tenant=tenant, flow=flow, consent=consent, client=client)
-    oplog.record(s, tenant=flow.tenant, screen="SOA206", event="consented", result="ok", flow=flow,
-                 detail=f"consent {consent.id} until {consent.expires_at.date().isoformat()}")
-    s.commit()
-    metrics.flow_ended(flow.tenant, "consent", "consented")
-    flow.ended_at, flow.outcome = now, "consented"
     return Granted(location=location, consent=consent, outbox_id=getattr(outbox, "id", None))
 
 

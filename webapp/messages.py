@@ -50,3 +50,22 @@ SERVICE_ERRORS = (
     (UNAVAILABLE, "当信用組合のシステムまたは電話番号認証のシステムが、一時的にご利用いただけない状態です。",
      "しばらくしてから、改めて操作し、それでも改善しない場合は、お問合せ窓口へご照会下さい。"),
 )
+
+# ④ SOA209: the window, its renewal (「もう一度電話番号認証を行う」) and the call button (issue 11)
+CALL_BUTTON = "{number} に電話をかける"
+CALL_DEADLINE = "{clock} までにお電話ください"
+CALL_SECONDS_LEFT = "残り {seconds} 秒"
+CALL_RETRY = "もう一度電話番号認証を行う"
+CALL_RESTART = "最初に戻る"
+CALL_SUPERSEDED_SHORT = "別の画面で電話番号認証が開始されたため、この画面での認証は無効となりました。"
+CALL_RETRY_HOW = "「もう一度電話番号認証を行う」を押すと、新しい認証先電話番号が表示されます。あらためてお電話ください。"
+CALL_NO_RETRY_LEFT = "電話番号認証をやり直せる回数を超えました。「最初に戻る」を押して、API連携認証の最初から操作してください。"
+CALL_GUIDANCE = (
+    "お届け出電話番号のスマートフォンでこの画面を開いている場合は、上のボタンを押して電話をかけてください。",
+    "別の端末でこの画面を開いている場合は、この画面を開いたまま、お届け出電話番号の電話から上記の番号にお電話ください。",
+    "アプリを閉じてしまった場合は、アプリから最初に操作してください。",
+)
+
+
+def call_time_ran_out(seconds: int) -> str:
+    return f"お電話の受付時間（{seconds}秒）が過ぎました。"

@@ -385,13 +385,13 @@ def provider_calls(server: LiveServer, caller: str, dialled: str) -> None:
     https, through the proxy if there is one: the server checks the signature against BASE_URL)."""
     import requests
 
-    from webapp.callauth import service
+    from webapp.callauth import service, twilio
 
     params = {"CallSid": service.new_call_sid(), "AccountSid": "AC" + secrets.token_hex(16),
               "From": service.dialled_e164(caller) or caller, "To": service.dialled_e164(dialled),
               "CallStatus": "ringing", "Direction": "inbound", "ApiVersion": "2010-04-01"}
     url = server.origin + "/telephony/inbound"
-    signature = service.compute_signature(url, params.items(), server.env["FLASK_TELEPHONY_AUTH_TOKEN"])
+    signature = twilio.compute_signature(url, params.items(), server.env["FLASK_TELEPHONY_AUTH_TOKEN"])
     response = requests.post(url, data=params, headers={"X-Twilio-Signature": signature}, timeout=10,
                              verify=server.verify)
     assert response.status_code == 200 and "<Response><Reject/></Response>" in response.text, response.text

@@ -3,6 +3,7 @@ validate against it (openapi-core), and schemathesis fuzzing the live app with a
 no 5xx and no response that breaks it."""
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import uuid
@@ -47,6 +48,31 @@ def test_document_is_per_union(client):
     response = client.get("/maruhachi/api/v1/openapi.json", base_url=BASE)
     assert response.get_json()["servers"] == [{"url": "https://renkei.test/maruhachi/api/v1"}]
     assert "丸八信用組合" in response.get_json()["info"]["title"]
+
+
+def test_each_union_publishes_its_own_account_types(client):
+    """Account types come from the union's configuration: 丸八 has 普通預金 only."""
+    def account_type(tenant):
+        document = client.get(f"/{tenant}/api/v1/openapi.json", base_url=BASE).get_json()
+        return document["components"]["schemas"]["Account"]["properties"]["accountTypeCode"]
+
+    assert account_type("amami")["enum"] == ["1", "4"]
+    assert account_type("amami")["description"] == "科目: 1 普通預金, 4 貯蓄預金"
+    assert account_type("maruhachi")["enum"] == ["1"]
+    assert account_type("maruhachi")["description"] == "科目: 1 普通預金"
+
+
+def test_each_union_publishes_its_configured_consent_days(app, client):
+    tenants = app.extensions["tenants"]
+    tenants["amami"] = dataclasses.replace(tenants["amami"], consent_days=45)
+    tenants["maruhachi"] = dataclasses.replace(tenants["maruhachi"], consent_days=60)
+
+    def description(tenant):
+        return client.get(f"/{tenant}/api/v1/openapi.json", base_url=BASE).get_json()["info"]["description"]
+
+    assert "of its consent (45 days)" in description("amami")
+    assert "of its consent (60 days)" in description("maruhachi")
+    assert "30 days" not in description("amami") + description("maruhachi")
 
 
 def test_real_responses_of_every_kind_match_the_document(app, client, customers):

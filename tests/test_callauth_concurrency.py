@@ -12,7 +12,7 @@ import pytest
 from conftest import DEMO, FlowActions, add_account
 from test_callauth_support import (PHONE_E164, WEBHOOK, attempts, call_log, e164, flows, inbound_calls, log_rows,
                                    pool_number_on, provider_params, to_call_screen)
-from webapp.callauth import service
+from webapp.callauth import twilio
 
 COOKIE = "renkei"
 
@@ -59,7 +59,7 @@ def at_call_screen(app):
 
 
 def signed(app, params):
-    return {"X-Twilio-Signature": service.compute_signature(app.config["BASE_URL"] + WEBHOOK, params.items(),
+    return {"X-Twilio-Signature": twilio.compute_signature(app.config["BASE_URL"] + WEBHOOK, params.items(),
                                                             app.config["TELEPHONY_AUTH_TOKEN"])}
 
 

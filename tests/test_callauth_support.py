@@ -10,7 +10,7 @@ import re
 from sqlmodel import Session, select
 
 from webapp import db
-from webapp.callauth import service
+from webapp.callauth import service, twilio
 from webapp.callauth.models import CallAttempt, InboundCall
 from webapp.flow.models import Flow
 from webapp.oplog import OperationLog
@@ -59,7 +59,7 @@ def signed_call(client, app, caller: str, dialled: str, call_sid: str | None = N
     """POST the webhook as the provider does: E.164 numbers, X-Twilio-Signature over BASE_URL + path."""
     params = provider_params(caller, dialled, call_sid, **extra)
     if signature is None:
-        signature = service.compute_signature(app.config["BASE_URL"] + WEBHOOK, params.items(),
+        signature = twilio.compute_signature(app.config["BASE_URL"] + WEBHOOK, params.items(),
                                               token or app.config["TELEPHONY_AUTH_TOKEN"])
     return client.post(WEBHOOK, data=params, headers={"X-Twilio-Signature": signature})
 

@@ -189,7 +189,7 @@ def title(response: requests.Response) -> str | None:
 
 def call_from_registered_phone(ws, pool_number: str) -> None:
     """The telephony provider reports the customer's call to the pool number (signed webhook)."""
-    from webapp.callauth.service import compute_signature
+    from webapp.callauth.twilio import compute_signature
 
     url = ws.origin + "/telephony/inbound"
     params = {"CallSid": "CA" + secrets.token_hex(16), "AccountSid": "AC" + secrets.token_hex(16),

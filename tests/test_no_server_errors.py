@@ -37,7 +37,7 @@ from test_callauth_support import PHONE_E164, WEBHOOK, e164, pool_number_on, pro
 from test_oauth_support import CHALLENGE, VERIFIER, authorized, basic, latest_flow
 from webapp import clock, db, lockout
 from webapp.api import keys
-from webapp.callauth import service
+from webapp.callauth import service, twilio
 from webapp.flow.models import Flow
 from webapp.oauth.models import Token, secret_hash
 
@@ -347,7 +347,7 @@ class Webhook:
         url = WEBHOOK + ("?" + query if query else "")
         headers = {}
         if signed:  # exactly as the provider signs: so the post gets past the check and is read
-            headers["X-Twilio-Signature"] = service.compute_signature(
+            headers["X-Twilio-Signature"] = twilio.compute_signature(
                 actions.app.config["BASE_URL"] + url, params, actions.app.config["TELEPHONY_AUTH_TOKEN"])
         elif bad_signature is not None:
             headers["X-Twilio-Signature"] = bad_signature

@@ -19,16 +19,22 @@ def create_app(test_config: dict | None = None) -> Flask:
     from . import config
     config.load(app, test_config)
 
-    from . import assets, cli, corebanking, db, errors, security, shedding, tenants, web
+    from . import models  # noqa: F401  (the registry: every table on SQLModel.metadata, for db.create_all)
+
+    from . import assets, callauth, cli, db, errors, security, shedding, tenants, web
+    from .corebanking import wiring as corebanking
+    from .mail import wiring as mail_transport
     from .extensions import compress, csrf, limiter, mail
 
     db.init_app(app)
     tenants.init_app(app)
     corebanking.init_app(app)
+    callauth.init_app(app)
     csrf.init_app(app)
     limiter.init_app(app)
     shedding.init_app(app)
     mail.init_app(app)
+    mail_transport.init_app(app)
     compress.init_app(app)
     security.init_app(app)
     assets.init_app(app)

@@ -82,8 +82,9 @@ def _close_session(_exc=None) -> None:
 
 
 def create_all(app: Flask) -> None:
-    """Create every table straight from the models (tests); production uses the migrations."""
-    from . import models  # noqa: F401  (registers every table)
+    """Create every table straight from the models (tests); production uses the migrations.
+
+    Every table is known by then: create_app imports the registry (webapp/models.py)."""
 
     SQLModel.metadata.create_all(app.extensions["db_engine"])
 

@@ -64,7 +64,7 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(429)
     def too_many(e):
         if wants_json():
-            response = _json_error("too_many_requests", "リクエストが多すぎます。しばらくしてから再度お試しください。", 429)
+            response = _json_error("too_many_requests", messages.TOO_MANY_REQUESTS, 429)
         else:
             response = render_notice(messages.BUSY, 429)
         return response
@@ -91,8 +91,8 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(404)
     def not_found(e):
         if wants_json():
-            return _json_error("not_found", "指定されたリソースは存在しません。", 404)
-        return render_notice("ページが見つかりません。", 404)
+            return _json_error("not_found", messages.RESOURCE_NOT_FOUND, 404)
+        return render_notice(messages.PAGE_NOT_FOUND, 404)
 
     @app.errorhandler(Exception)
     def unexpected(e):

@@ -1,5 +1,6 @@
-"""Lockout: a union's threshold (default 5) of consecutive identity failures (② and ⑤ together)
-locks API連携認証 for that account until 00:00 JST; reason code B84 afterwards.
+"""Lockout: a union's threshold (`lock_threshold` in tenants/<id>.toml) of consecutive identity
+failures (② and ⑤ together) locks API連携認証 for that account until 00:00 JST; reason code B84
+afterwards.
 
 Each attempt first reserves its slot with one atomic statement, *before* core banking is asked:
 `UPDATE … SET failures = failures + 1 WHERE … AND failures < threshold RETURNING failures`.
@@ -19,21 +20,22 @@ from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import Column, String, and_, case, or_, update
 from sqlmodel import Field, Session, SQLModel, select
 
-from . import clock
+from . import clock, metrics
 from . import db as dbmod
 from .corebanking import AccountKey
+from .fields import ACCOUNT_NUMBER, ACCOUNT_TYPE, BRANCH, padded_account_number
 
 
-LOCKED_EVENT = "account_locked"  # the operation log's event for the attempt that locked an account
+LOCKED_EVENT = metrics.LOCKED_EVENT  # the operation log's event for the attempt that locked an account
 
 
 class AccountLock(SQLModel, table=True):
     __tablename__ = "account_lock"
 
     tenant: str = Field(sa_column=Column(String(32), primary_key=True))
-    branch: str = Field(sa_column=Column(String(3), primary_key=True))
-    account_type: str = Field(sa_column=Column(String(2), primary_key=True))
-    number: str = Field(sa_column=Column(String(7), primary_key=True))
+    branch: str = Field(sa_column=Column(String(BRANCH.max_length), primary_key=True))
+    account_type: str = Field(sa_column=Column(String(ACCOUNT_TYPE.max_length), primary_key=True))
+    number: str = Field(sa_column=Column(String(ACCOUNT_NUMBER.max_length), primary_key=True))
     day: dt.date  # the JST day the count belongs to
     failures: int = 0
 
@@ -111,7 +113,7 @@ def unlock_cmd(tenant, branch, account_type, number):
     """Lift an account's lock before midnight (the customer called the union)."""
     from . import oplog
 
-    key = AccountKey(tenant, branch, account_type, number.zfill(7))
+    key = AccountKey(tenant, branch, account_type, padded_account_number(number))
     s = dbmod.session()
     found = unlock(s, key)
     oplog.record(s, tenant=tenant, screen="ADMIN", event="unlock", result="ok" if found else "fail",

@@ -41,6 +41,9 @@ IDENTITY_EVENTS = {"identity_check", "pin_check"}  # the log rows of ② and ⑤
 ENDPOINT_KEY = "renkei.endpoint"  # WSGI environ: the Flask endpoint that answered
 # A label value per method a client may invent would be a series per invention: the rest are "other".
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# The operation log's event for the attempt that locked an account: counted here by this name,
+# written by the lockout (webapp/lockout.py re-exports it), so metrics depends on nothing above it.
+LOCKED_EVENT = "account_locked"
 
 REQUESTS = Counter("renkei_http_requests", "HTTP requests answered", ["endpoint", "method", "status"])
 LATENCY = Histogram("renkei_http_request_duration_seconds", "Time to answer a request, by endpoint", ["endpoint"],
@@ -71,8 +74,6 @@ def flow_ended(tenant: str, step: str, outcome: str) -> None:
 
 def event_logged(tenant: str, screen: str, event: str, result: str) -> None:
     """One operation-log row: every row by (screen, event, result); identity checks and locks by name."""
-    from .lockout import LOCKED_EVENT
-
     EVENTS.labels(tenant, screen, event, result).inc()
     if event == LOCKED_EVENT:
         LOCKS.labels(tenant).inc()

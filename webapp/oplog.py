@@ -19,6 +19,7 @@ from sqlmodel import Field, SQLModel, select
 
 from . import clock, metrics
 from .db import UTCDateTime
+from .fields import ACCOUNT_NUMBER, ACCOUNT_TYPE, BRANCH, NAME_KANA, padded_account_number
 
 events_log = logging.getLogger("renkei.events")
 
@@ -30,16 +31,16 @@ class OperationLog(SQLModel, table=True):
     at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
     tenant: str = Field(max_length=32, index=True)
     flow_id: Optional[int] = Field(default=None, index=True)
-    branch: Optional[str] = Field(default=None, max_length=3)
-    account_type: Optional[str] = Field(default=None, max_length=2)
-    account_number: Optional[str] = Field(default=None, max_length=7)
+    branch: Optional[str] = Field(default=None, max_length=BRANCH.max_length)
+    account_type: Optional[str] = Field(default=None, max_length=ACCOUNT_TYPE.max_length)
+    account_number: Optional[str] = Field(default=None, max_length=ACCOUNT_NUMBER.max_length)
     screen: str = Field(max_length=16)  # SOA201 … SOA206, CANCEL, CALL, OAUTH, API, ADMIN
     event: str = Field(max_length=40)
     result: str = Field(max_length=16)  # ok | fail | refused | locked | error
     client_id: Optional[str] = Field(default=None, max_length=64)
     ip: Optional[str] = Field(default=None, max_length=64)
     user_agent: Optional[str] = Field(default=None, sa_column=Column(String(300), nullable=True))
-    name_kana: Optional[str] = Field(default=None, max_length=48)
+    name_kana: Optional[str] = Field(default=None, max_length=NAME_KANA.max_length)
     detail: Optional[str] = Field(default=None, sa_column=Column(String(200), nullable=True))
 
 
@@ -91,7 +92,7 @@ def show_cmd(tenant, account, since, limit):
         except ValueError:
             raise click.BadParameter("use 店番-科目-口座番号, e.g. 115-1-1100026", param_hint="--account")
         query = query.where(OperationLog.branch == branch, OperationLog.account_type == account_type,
-                            OperationLog.account_number == number.zfill(7))
+                            OperationLog.account_number == padded_account_number(number))
     if since:
         query = query.where(OperationLog.at >= since.replace(tzinfo=clock.JST))
     rows = db.session().exec(query.order_by(OperationLog.id.desc()).limit(limit)).all()

@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Flask, g
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import messages
+from . import fields, messages
 
 HTMX_VERSION = "2.0.11"
 
@@ -30,8 +30,10 @@ def init_app(app: Flask) -> None:
         app.register_blueprint(demo_bp)
     app.register_blueprint(oauth_metadata_bp)
 
-    # Every customer message has one home (messages.py); templates and macros read it from there.
+    # Every customer message has one home (messages.py), every field rule one (fields.py): templates
+    # and macros read them from there (a field's hint and maxlength come with its spec).
     app.jinja_env.globals["messages"] = messages
+    app.jinja_env.globals["fields"] = fields
 
     @app.template_global()
     def theme(name: str) -> str:

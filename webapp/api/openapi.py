@@ -1,11 +1,13 @@
 """The OpenAPI 3.1 document of the account API, per union (`GET /{tenant}/api/v1/openapi.json`).
 
-Built from the same constants the views use (error catalogue, page size, the union's history
-window), and kept true by tests that validate real responses against it (openapi-core) and fuzz
+Built from the same constants the views use (error catalogue, page size), the union's own
+configuration (history window, 認可期間, account types) and the field specs (webapp/fields.py),
+and kept true by tests that validate real responses against it (openapi-core) and fuzz
 the live app with it (schemathesis).
 """
 from __future__ import annotations
 
+from ..fields import ACCOUNT_NUMBER, BRANCH, NAME_KANA
 from ..oauth import issuer
 from .problems import CATALOGUE
 
@@ -53,9 +55,15 @@ def _account_errors(with_params: bool) -> dict:
     }
 
 
+def _digits_pattern(spec) -> str:
+    """The field's digits at their stored (padded) length."""
+    return f"^[0-9]{{{spec.max_length}}}$"
+
+
 def document(tenant, page_size: int, rate_limit: str) -> dict:
     base = issuer(tenant.id)
     months = tenant.history_months
+    account_types = ", ".join(f"{t.code} {t.name}" for t in tenant.account_types)
     account_id_param = {
         "name": "accountId", "in": "query", "required": True,
         "description": "The `accountId` from `GET /accounts` (opaque; stable for your app and this account).",
@@ -74,7 +82,7 @@ def document(tenant, page_size: int, rate_limit: str) -> dict:
                 f"Get an access token with OAuth 2.0 (authorization code + PKCE S256) from `{base}` "
                 f"(metadata: `/.well-known/oauth-authorization-server/{tenant.id}`), scope `accounts`, "
                 "and send it as `Authorization: Bearer <token>`. A token covers exactly the account "
-                "of its consent (30 days).\n\n"
+                f"of its consent ({tenant.consent_days} days).\n\n"
                 "JSON is camelCase; amounts are integers in yen; dates are `YYYY-MM-DD` in JST. "
                 "Every response carries `x-fapi-interaction-id` (yours if you send a UUID). Errors are "
                 "`{\"errorCode\", \"errorMessage\"}`; branch on `errorCode`, never on the message. "
@@ -220,11 +228,14 @@ def document(tenant, page_size: int, rate_limit: str) -> dict:
                                  "accountName"],
                     "properties": {
                         "accountId": {"type": "string", "pattern": "^[A-Za-z0-9_-]{22}$"},
-                        "branchNo": {"type": "string", "pattern": "^[0-9]{3}$", "description": "店番"},
-                        "accountTypeCode": {"type": "string", "description": "科目: 1 普通預金, 4 貯蓄預金"},
+                        "branchNo": {"type": "string", "pattern": _digits_pattern(BRANCH), "description": BRANCH.label},
+                        "accountTypeCode": {"type": "string", "enum": [t.code for t in tenant.account_types],
+                                            "description": f"科目: {account_types}"},
                         "accountTypeName": {"type": "string"},
-                        "accountNo": {"type": "string", "pattern": "^[0-9]{7}$", "description": "口座番号"},
-                        "accountName": {"type": "string", "description": "口座名義 (half-width kana)"},
+                        "accountNo": {"type": "string", "pattern": _digits_pattern(ACCOUNT_NUMBER),
+                                      "description": ACCOUNT_NUMBER.label},
+                        "accountName": {"type": "string", "maxLength": NAME_KANA.max_length,
+                                        "description": "口座名義 (half-width kana)"},
                     },
                 },
                 "AccountsResponse": {

@@ -13,7 +13,7 @@ import re
 from flask import Blueprint, current_app, g, request
 
 from .. import clock, db, logs, oplog, service_hours, tenants
-from ..corebanking import AccountKey, core
+from ..corebanking import ACTIVE, CLOSED, AccountKey, AccountSummary, core
 from ..extensions import limiter
 from . import history, keys, openapi
 from .auth import require_token
@@ -105,14 +105,14 @@ def _param(name: str, required: bool = False) -> str | None:
     return values[0]
 
 
-def _serviceable(key: AccountKey):
+def _serviceable(key: AccountKey) -> AccountSummary:
     """The consented account as the core system knows it, if it may still be served (FAQ 3-Q4)."""
     acct = core().account(key)
     if acct is None:
         raise ApiError("account_not_found")
-    if acct.status == "closed":
+    if acct.status == CLOSED:
         raise ApiError("account_closed")
-    if acct.status != "active":
+    if acct.status != ACTIVE:
         raise ApiError("account_moved")
     return acct
 

@@ -1,23 +1,20 @@
 """`flask --app webapp telephony …`: the call simulator of sandbox mode (demos, staging, fintech tests).
 
 `simulate-call` posts to the running server exactly what the telephony provider would: a
-form-encoded inbound call signed with TELEPHONY_AUTH_TOKEN over BASE_URL + /telephony/inbound.
-It exists only in sandbox mode (FLASK_SANDBOX=true); with sandbox off it refuses to run.
+form-encoded inbound call signed with TELEPHONY_AUTH_TOKEN over BASE_URL + /telephony/inbound
+(the sandbox provider's `simulated_call`, telephony.py). It exists only in sandbox mode
+(FLASK_SANDBOX=true); with sandbox off it refuses to run.
 """
 from __future__ import annotations
-
-import secrets
 
 import click
 import requests
 from flask import current_app
 from flask.cli import AppGroup
 
-from . import service
+from . import provider, service
 
 telephony_cli = AppGroup("telephony", help="Telephony (incoming-call authentication).")
-
-WEBHOOK_PATH = "/telephony/inbound"
 
 
 def _as_provider_sends(number: str) -> str:
@@ -35,20 +32,12 @@ def simulate_call(caller, dialled, url, call_sid):
     config = current_app.config
     if not config["SANDBOX"]:
         raise click.ClickException("simulate-call exists only in sandbox mode (FLASK_SANDBOX=true)")
-    params = {
-        "CallSid": call_sid or service.new_call_sid(),
-        "AccountSid": "AC" + secrets.token_hex(16),
-        "From": _as_provider_sends(caller),
-        "To": _as_provider_sends(dialled),
-        "CallStatus": "ringing",
-        "Direction": "inbound",
-        "ApiVersion": "2010-04-01",
-    }
-    signed_url = config["BASE_URL"] + WEBHOOK_PATH
-    signature = service.compute_signature(signed_url, params.items(), str(config["TELEPHONY_AUTH_TOKEN"]))
-    target = (url or config["BASE_URL"]).rstrip("/") + WEBHOOK_PATH
+    call = provider().simulated_call(_as_provider_sends(caller), _as_provider_sends(dialled),
+                                     call_sid or service.new_call_sid())
+    params = call.form
+    target = (url or config["BASE_URL"]).rstrip("/") + call.path
     try:
-        response = requests.post(target, data=params, headers={"X-Twilio-Signature": signature}, timeout=10)
+        response = requests.post(target, data=params, headers=call.headers, timeout=10)
     except requests.RequestException as e:
         raise click.ClickException(f"could not reach {target}: {type(e).__name__}")
     click.echo(f"POST {target} From={params['From']} To={params['To']} CallSid={params['CallSid']}")

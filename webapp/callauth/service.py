@@ -2,7 +2,7 @@
 
 A call authenticates exactly one waiting attempt when it is dialled to the pool number shown to
 that attempt, comes *from* the registered phone (E.164, normalised with phonenumbers, region JP)
-and arrives inside the attempt's window (`PHONE_AUTH_WINDOW_SECONDS`, default 120 s, counted from
+and arrives inside the attempt's window (`PHONE_AUTH_WINDOW_SECONDS`, webapp/config.py, counted from
 when ④ first appeared). Confirmation is one atomic `UPDATE … WHERE state='waiting' AND … RETURNING`,
 so any number of parallel webhooks and polls confirm once; a CallSid is recorded once (unique
 column + INSERT … ON CONFLICT DO NOTHING), so the provider's retries count once.
@@ -15,21 +15,16 @@ column + INSERT … ON CONFLICT DO NOTHING), so the provider's retries count onc
 - A call from another number, to another pool number or after the window authenticates nothing
   and is logged (screen "CALL") with the caller masked; a full phone number is never logged.
 - 「確定する」 consumes a confirmed attempt once (confirmed → used) and only inside the window.
-- Webhooks are signed by the provider (Twilio's scheme): HMAC-SHA1 over the public URL
-  (`BASE_URL` + path + query) followed by the POST parameters sorted by name, each name directly
-  followed by its value, keyed by `TELEPHONY_AUTH_TOKEN`, Base64; compared in constant time.
+- How the provider's webhook is signed, read and answered is the provider adapter's business
+  (telephony.py; twilio.py for the real one): this module sees a call as (CallSid, caller,
+  number dialled, direction).
 """
 from __future__ import annotations
 
-import base64
 import dataclasses
 import datetime as dt
-import hashlib
-import hmac
 import re
 import secrets
-from typing import Iterable
-from urllib.parse import urlsplit, urlunsplit
 
 import phonenumbers
 from flask import current_app
@@ -40,24 +35,11 @@ from sqlmodel import Session, select
 from .. import clock, oplog
 from ..flow import state as flow_state
 from .. import db as dbmod
+from ..messages import (  # noqa: F401  what the customer reads on ④ (SOA209); flow/call.py reads them here
+    CALL_SEEN, PRESSED_TOO_EARLY, SUPERSEDED_TEXT, WAITING_TEXT, WITHHELD_SEEN, expired_text)
 from .models import CONFIRMED, EXPIRED, MAX_ATTEMPTS, SUPERSEDED, USED, WAITING, CallAttempt, InboundCall
 
-# --- what the customer reads on ④ (SOA209), from the manual -------------------------------------
-
-WAITING_TEXT = "認証先電話番号へのお電話をお待ちしています。"
-PRESSED_TOO_EARLY = "認証中（認証着信待ち）"
-CALL_SEEN = "着信を確認しました。「確定する」ボタンを押してください。"
-WITHHELD_SEEN = ("非通知の着信がありました。非通知設定を解除していただくか、"
-                 "架電時に「186」をつけてお電話ください。")
-SUPERSEDED_TEXT = ("別の画面で電話番号認証が開始されたため、この画面での認証は無効となりました。"
-                   "API連携認証の最初に戻って操作してください。")
-
-
-def expired_text(seconds: int) -> str:
-    """The manual's message, with the configured window instead of 120 when it differs."""
-    return (f"{seconds}秒経過後の架電・「確定する」ボタン選択は無効となります。"
-            "API連携認証の最初に戻って操作してください。")
-
+# --- the window ---------------------------------------------------------------------------------
 
 def window_seconds() -> int:
     return int(current_app.config["PHONE_AUTH_WINDOW_SECONDS"])
@@ -385,36 +367,3 @@ def _why_unmatched(s: Session, caller: str, to: str, now: dt.datetime) -> tuple[
         if latest.state == WAITING and latest.expires_at > now:
             return "wrong_pool_number", latest
     return "wrong_number", None
-
-
-# --- webhook signatures (Twilio's documented scheme) -------------------------------------------
-
-def compute_signature(url: str, params: Iterable[tuple[str, str]], token: str) -> str:
-    """Base64(HMAC-SHA1(token, url + name1 + value1 + name2 + value2 …)), parameters sorted by name (then value)."""
-    payload = url + "".join(name + value for name, value in sorted(set(params)))
-    digest = hmac.new(token.encode("utf-8"), payload.encode("utf-8"), hashlib.sha1).digest()
-    return base64.b64encode(digest).decode("ascii")
-
-
-def _url_variants(url: str) -> list[str]:
-    """The URL as given, without its port and with the scheme's default port (the provider may sign either)."""
-    parts = urlsplit(url)
-    if not parts.hostname:
-        return [url]
-    userinfo = parts.netloc.rpartition("@")[0]
-    prefix = userinfo + "@" if userinfo else ""
-    default_port = 443 if parts.scheme == "https" else 80
-    without = urlunsplit(parts._replace(netloc=prefix + parts.hostname))
-    with_port = urlunsplit(parts._replace(netloc=f"{prefix}{parts.hostname}:{parts.port or default_port}"))
-    return list(dict.fromkeys([url, without, with_port]))
-
-
-def valid_signature(url: str, params: list[tuple[str, str]], signature: str | None, token: str | None) -> bool:
-    """True only for a non-empty signature equal (in constant time) to one computed with a non-empty token."""
-    if not signature or not token:
-        return False
-    given = signature.encode("utf-8")
-    ok = False
-    for candidate in _url_variants(url):
-        ok |= hmac.compare_digest(compute_signature(candidate, params, token).encode("ascii"), given)
-    return ok

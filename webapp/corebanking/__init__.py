@@ -1,12 +1,15 @@
 """Core banking: one narrow interface, a sandbox implementation (SQL tables) as the default.
 
-The rest of the code asks `core()` and never knows which implementation answers. The gateway
-implementation (gateway.py, chosen by `CORE_BANKING_URL`) talks HTTP to a union's core system and
+The rest of the code asks `core()` and never knows which implementation answers: it reads only
+this module's own result types (`AccountSummary`, `Balance`, `Transaction`, `IdentityResult`,
+`AccountCheck`), never an implementation's rows. The gateway
+implementation (gateway.py, chosen by `CORE_BANKING_URL` in wiring.py) talks HTTP to a union's core system and
 raises `CoreUnavailable` when it cannot answer (timeouts included), which the screens turn into
 SPEC §3's 「ご指定のサービスは…」.
 """
 from __future__ import annotations
 
+import abc
 import dataclasses
 import datetime as dt
 import enum
@@ -33,6 +36,17 @@ class AccountKey:
     branch: str
     account_type: str
     number: str
+
+
+ACTIVE, CLOSED, MOVED = STATUSES = ("active", "closed", "moved")  # an account's status
+
+
+@dataclasses.dataclass(frozen=True)
+class AccountSummary:
+    """An account's public facts: what the account API may show about it."""
+
+    name_kana: str  # 口座名義 (half-width kana)
+    status: str  # ACTIVE | CLOSED | MOVED
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,46 +87,33 @@ def pin_hash(key: AccountKey, pin: str) -> str:
     return hmac.new(mac_key, message, hashlib.sha256).hexdigest()
 
 
-class CoreBanking:
+class CoreBanking(abc.ABC):
     """What the product asks of a union's core system."""
 
+    @abc.abstractmethod
     def check_identity(self, key: AccountKey, birth_date: dt.date, phone: str) -> IdentityResult:
-        raise NotImplementedError
+        """Whether the account may be served and its holder's birth date and phone are these."""
 
+    @abc.abstractmethod
     def check_pin(self, key: AccountKey, pin: str) -> AccountCheck:
-        raise NotImplementedError
+        """Whether the account may be served and `pin` is its cash card's PIN."""
 
-    def account(self, key: AccountKey):
-        """The account's public facts (name, status, balance) or None."""
-        raise NotImplementedError
+    @abc.abstractmethod
+    def account(self, key: AccountKey) -> AccountSummary | None:
+        """The account's public facts (name, status), or None when the core system does not know it."""
 
+    @abc.abstractmethod
     def balance(self, key: AccountKey) -> Balance | None:
         """The account's balance now, or None when the core system does not know the account."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def transactions(self, key: AccountKey, date_from: dt.date, date_to: dt.date,
                      after: tuple[dt.date, int] | None, limit: int) -> list[Transaction]:
         """Up to `limit` transactions dated date_from..date_to (inclusive), newest first by
         (date desc, seq desc), starting strictly after position `after` (a (date, seq) pair) in
         that order. Keyset paging: rows booked later never shift the pages already read."""
-        raise NotImplementedError
 
 
 def core() -> CoreBanking:
     return current_app.extensions["core_banking"]
 
-
-def init_app(app) -> None:
-    """The union's gateway when `CORE_BANKING_URL` is set (gateway.py), else the sandbox tables."""
-    if app.config.get("CORE_BANKING_URL"):
-        from .gateway import DEFAULT_TIMEOUT_SECONDS, GatewayCoreBanking
-
-        implementation = GatewayCoreBanking(
-            app.config["CORE_BANKING_URL"],
-            timeout=float(app.config.get("CORE_BANKING_TIMEOUT_SECONDS") or DEFAULT_TIMEOUT_SECONDS),
-            token=app.config.get("CORE_BANKING_TOKEN"))
-    else:
-        from .sandbox import SandboxCoreBanking
-
-        implementation = SandboxCoreBanking()
-    app.extensions.setdefault("core_banking", implementation)

@@ -20,26 +20,17 @@ lock's slot). Nothing is retried here: the customer presses 次へ again.
 """
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import logging
 
 import requests
 
-from . import AccountCheck, AccountKey, Balance, CoreBanking, CoreUnavailable, IdentityResult, Transaction
+from . import AccountCheck, AccountKey, AccountSummary, Balance, CoreBanking, CoreUnavailable, IdentityResult, Transaction
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_SECONDS = 5.0
 _CHECKS = {c.value: c for c in AccountCheck}
-
-
-@dataclasses.dataclass(frozen=True)
-class GatewayAccount:
-    """The account's public facts as the gateway states them (what `CoreBanking.account` gives)."""
-
-    name_kana: str
-    status: str
 
 
 class GatewayCoreBanking(CoreBanking):
@@ -86,10 +77,10 @@ class GatewayCoreBanking(CoreBanking):
     def check_pin(self, key: AccountKey, pin: str) -> AccountCheck:
         return self._check("pin/check", self._call("pin/check", key, pin=pin))
 
-    def account(self, key: AccountKey) -> GatewayAccount | None:
+    def account(self, key: AccountKey) -> AccountSummary | None:
         found = self._call("accounts/get", key).get("account")
         try:
-            return None if found is None else GatewayAccount(str(found["nameKana"]), str(found["status"]))
+            return None if found is None else AccountSummary(str(found["nameKana"]), str(found["status"]))
         except (KeyError, TypeError) as e:
             raise CoreUnavailable("accounts/get: malformed account") from e
 

@@ -10,9 +10,9 @@ The rules it keeps:
   content did not change are not touched, so loading the same file twice changes nothing.
 - Accounts missing from the file are left as they are (a file may carry only some customers).
 - A PIN is kept only as `pin_hash` (keyed HMAC), never as given.
-- The field rules (店番 3 digits, 口座番号 up to 7 zero-padded, half-width kana name ≤48, phone 10–11
-  digits, PIN 4 digits) are the screens' own, imported from `flow.forms`, so the sandbox never
-  holds an account a customer could not type.
+- The field rules (店番, 口座番号 zero-padded, half-width kana name, phone, PIN, birth date) are the
+  screens' own specs from `webapp.fields`, so the sandbox never holds an account a customer could
+  not type.
 """
 from __future__ import annotations
 
@@ -29,14 +29,13 @@ from sqlalchemy import delete
 from sqlmodel import Session, select
 
 from .. import clock
-from ..flow.forms import ACCOUNT_NUMBER_LEN, BRANCH_LEN, HALF_KANA, NAME_MAX, PHONE_LENGTHS, PIN_LEN
+from ..fields import ACCOUNT_NUMBER, BRANCH, EARLIEST_BIRTH_YEAR, NAME_KANA, PHONE, PIN, Spec, padded_account_number
 from . import AccountKey, pin_hash
 from .models import SandboxAccount, SandboxTransaction
+from . import STATUSES  # an account's status, the interface's own (AccountSummary.status)
 
-STATUSES = ("active", "closed", "moved")
 TRANSACTION_TYPES = ("1", "2")  # 入金, 出金
 REMARKS_MAX = 100  # the sandbox_transaction.remarks column
-EARLIEST_BIRTH_YEAR = 1900  # screen ② refuses earlier years
 MAX_YEN = 10**15  # far beyond any deposit, well inside the BIGINT columns
 
 
@@ -55,36 +54,35 @@ def _bad(message: str, **values) -> PydanticCustomError:
     return PydanticCustomError("sandbox_field", message, values)
 
 
-def _ascii_digits(value, lengths: tuple[int, int], what: str) -> str:
-    low, high = lengths
-    if not isinstance(value, str) or not re.fullmatch(rf"[0-9]{{{low},{high}}}", value):
-        raise _bad(what)
+def _ascii_digits(value, spec: Spec) -> str:
+    if not spec.accepts(value):
+        low, high = spec.min_length, spec.max_length
+        counts = f"{high}" if low == high else f"{low} or {high}" if high == low + 1 else f"{low} to {high}"
+        raise _bad(f"not {counts} ASCII digits")
     return value
 
 
 def _branch(value) -> str:
-    return _ascii_digits(value, (BRANCH_LEN, BRANCH_LEN), f"not {BRANCH_LEN} ASCII digits")
+    return _ascii_digits(value, BRANCH)
 
 
 def _number(value) -> str:
-    return _ascii_digits(value, (1, ACCOUNT_NUMBER_LEN), f"not 1 to {ACCOUNT_NUMBER_LEN} ASCII digits").zfill(
-        ACCOUNT_NUMBER_LEN)
+    return padded_account_number(_ascii_digits(value, ACCOUNT_NUMBER))
 
 
 def _phone(value) -> str:
-    return _ascii_digits(value, (min(PHONE_LENGTHS), max(PHONE_LENGTHS)),
-                         f"not {min(PHONE_LENGTHS)} or {max(PHONE_LENGTHS)} ASCII digits")
+    return _ascii_digits(value, PHONE)
 
 
 def _pin(value) -> str:
-    return _ascii_digits(value, (PIN_LEN, PIN_LEN), f"not {PIN_LEN} ASCII digits")
+    return _ascii_digits(value, PIN)
 
 
 def _name_kana(value) -> str:
-    if not isinstance(value, str) or not HALF_KANA.fullmatch(value) or not value.strip():
+    if not isinstance(value, str) or not NAME_KANA.pattern.fullmatch(value) or not value.strip():
         raise _bad("not half-width katakana")
-    if len(value) > NAME_MAX:
-        raise _bad(f"longer than {NAME_MAX} characters")
+    if len(value) > NAME_KANA.max_length:
+        raise _bad(f"longer than {NAME_KANA.max_length} characters")
     return value
 
 
@@ -211,6 +209,15 @@ def _where(loc: tuple) -> str:
     return out or "(file)"
 
 
+def _repeated(keys: list[tuple[str, ...]], seen: dict, place=None):
+    """(index, key as text, where it was first seen) for each key already in `seen`; every key not yet
+    there is noted in `seen` as first seen at `place` (by default, its index)."""
+    for i, key in enumerate(keys):
+        if key in seen:
+            yield i, "-".join(key), seen[key]
+        seen.setdefault(key, i if place is None else place)
+
+
 def check(data: object, tenants: dict) -> SandboxFile:
     """Validate one parsed file against the known unions; raise LoadError listing every problem."""
     raw_tenant = data.get("tenant") if isinstance(data, dict) else None
@@ -222,12 +229,9 @@ def check(data: object, tenants: dict) -> SandboxFile:
     except ValidationError as e:
         raise LoadError([f"{_where(err['loc'])}: {_PLAIN_MESSAGES.get(err['type'], err['msg'])}"
                          for err in e.errors(include_url=False)]) from None
-    problems, seen = [], {}
-    for i, acct in enumerate(parsed.accounts):
-        key = (acct.branch, acct.type, acct.number)
-        if key in seen:
-            problems.append(f"accounts[{i}]: the same account as accounts[{seen[key]}] ({'-'.join(key)})")
-        seen.setdefault(key, i)
+    keys = [(acct.branch, acct.type, acct.number) for acct in parsed.accounts]
+    problems = [f"accounts[{i}]: the same account as accounts[{first}] ({key})"
+                for i, key, first in _repeated(keys, {})]
     if problems:
         raise LoadError(problems)
     return parsed
@@ -259,11 +263,9 @@ def read_all(paths, tenants: dict) -> list[SandboxFile]:
             problems.extend(e.problems)
             continue
         name = pathlib.Path(path).name
-        for i, acct in enumerate(files[-1].accounts):
-            key = (files[-1].tenant, acct.branch, acct.type, acct.number)
-            if key in owner:
-                problems.append(f"{name}: accounts[{i}]: also in {owner[key]} ({'-'.join(key)})")
-            owner.setdefault(key, name)
+        keys = [(files[-1].tenant, acct.branch, acct.type, acct.number) for acct in files[-1].accounts]
+        problems.extend(f"{name}: accounts[{i}]: also in {first} ({key})"
+                        for i, key, first in _repeated(keys, owner, name))
     if problems:
         raise LoadError(problems)
     return files

@@ -6,6 +6,8 @@ from typing import Optional
 from sqlalchemy import BigInteger, Column, Index, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from ..fields import ACCOUNT_NUMBER, ACCOUNT_TYPE, BRANCH, NAME_KANA, PHONE
+
 
 class SandboxAccount(SQLModel, table=True):
     """An account of the sandbox core banking (loaded by `flask sandbox load`)."""
@@ -15,12 +17,12 @@ class SandboxAccount(SQLModel, table=True):
 
     id: Optional[int] = Field(default=None, primary_key=True)
     tenant: str = Field(max_length=32)
-    branch: str = Field(max_length=3)
-    account_type: str = Field(max_length=2)
-    number: str = Field(max_length=7)
-    name_kana: str = Field(max_length=48)
+    branch: str = Field(max_length=BRANCH.max_length)
+    account_type: str = Field(max_length=ACCOUNT_TYPE.max_length)
+    number: str = Field(max_length=ACCOUNT_NUMBER.max_length)
+    name_kana: str = Field(max_length=NAME_KANA.max_length)
     birth_date: dt.date
-    phone: str = Field(max_length=11)  # national digits, as registered
+    phone: str = Field(max_length=PHONE.max_length)  # national digits, as registered
     pin_hash: str = Field(max_length=64)  # keyed hash (HMAC-SHA256), never the PIN
     cash_card: bool = True
     status: str = Field(max_length=8)  # active | closed | moved

@@ -1,7 +1,8 @@
 """The sandbox core banking: accounts and transactions in this database's sandbox_* tables.
 
 It reads through the request's own session: on SQLite a second connection inside one request
-would wait on the first one's write lock.
+would wait on the first one's write lock. Its rows (`SandboxAccount`) never leave this module: it
+answers with the interface's own types.
 """
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from sqlalchemy import and_, or_
 from sqlmodel import Session, select
 
 from .. import clock, db
-from . import AccountCheck, AccountKey, Balance, CoreBanking, IdentityResult, Transaction, pin_hash
+from . import (ACTIVE, AccountCheck, AccountKey, AccountSummary, Balance, CoreBanking, IdentityResult, Transaction,
+               pin_hash)
 from .models import SandboxAccount, SandboxTransaction
 
 
@@ -28,10 +30,11 @@ class SandboxCoreBanking(CoreBanking):
         ).first()
 
     def _usable(self, acct: SandboxAccount | None) -> bool:
-        return acct is not None and acct.status == "active" and acct.cash_card
+        return acct is not None and acct.status == ACTIVE and acct.cash_card
 
-    def account(self, key: AccountKey) -> SandboxAccount | None:
-        return self._find(db.session(), key)
+    def account(self, key: AccountKey) -> AccountSummary | None:
+        acct = self._find(db.session(), key)
+        return None if acct is None else AccountSummary(name_kana=acct.name_kana, status=acct.status)
 
     def check_identity(self, key: AccountKey, birth_date: dt.date, phone: str) -> IdentityResult:
         acct = self._find(db.session(), key)

@@ -40,10 +40,6 @@ def redirect_uri() -> str:
     return f"{current_app.config['BASE_URL']}/demo/callback"
 
 
-def issuer(tenant: str) -> str:
-    return f"{current_app.config['BASE_URL']}/{tenant}"
-
-
 @dataclasses.dataclass(frozen=True)
 class AuthorizationRequest:
     state: str

@@ -1,4 +1,5 @@
-"""Writes the demo sandbox files amami.json and maruhachi.json: `python -m webapp.demo.generate`.
+"""Writes the demo sandbox files amami.json and maruhachi.json from accounts.toml:
+`python -m webapp.demo.generate`.
 
 The files are committed; this script is how they were made, so they can be remade (for instance
 with later dates). It is deterministic: each account draws from its own seeded generator, and a
@@ -12,62 +13,15 @@ import datetime as dt
 import json
 import pathlib
 import random
+import tomllib
 
 START = dt.date(2026, 8, 1)
 END = dt.date(2026, 12, 31)
 HERE = pathlib.Path(__file__).parent
 
 # Each account: its core-banking facts, who it is for (note), and how its money moves (profile).
-ACCOUNTS = {
-    "amami": [
-        dict(branch="115", type="1", number="1100026", name_kana="ﾃﾞｰﾀ ﾀﾛｳ", birth_date="1980-01-01",
-             phone="09011113333", pin="1234", cash_card=True, status="active",
-             note="連携できる口座（普通預金）。デモの基本のお客様です。",
-             profile=dict(kind="salary", opening=842_310, salary=286_400, bonus=412_000, utility="ｷｭｳﾃﾞﾝ",
-                          employer="ｶ)ｱﾏﾐｼｮｳｼﾞ", savings="4100014")),
-        dict(branch="115", type="4", number="4100014", name_kana="ﾃﾞｰﾀ ﾀﾛｳ", birth_date="1980-01-01",
-             phone="09011113333", pin="1234", cash_card=True, status="active",
-             note="連携できる口座（貯蓄預金）。普通預金から毎月積み立てています。",
-             profile=dict(kind="savings", opening=1_520_000)),
-        dict(branch="101", type="1", number="0000123", name_kana="ｱﾏﾐ ﾊﾅｺ", birth_date="1956-03-15",
-             phone="0997521234", pin="9012", cash_card=True, status="active",
-             note="連携できる口座（固定電話のお客様）。ロックアウトを試すときはこの口座をお使いください。",
-             profile=dict(kind="pension", opening=1_283_900, pension=218_600, utility="ｷｭｳﾃﾞﾝ")),
-        dict(branch="115", type="1", number="1100034", name_kana="ﾃﾞｰﾀ ｼﾞﾛｳ", birth_date="1985-04-12",
-             phone="09022224444", pin="2345", cash_card=True, status="closed",
-             note="解約済みの口座：②の「次へ」で「ご指定の口座は、本サービスではお取り扱いできません。」",
-             profile=dict(kind="closed", opening=96_540, closed_on="2026-09-15")),
-        dict(branch="115", type="1", number="1100042", name_kana="ﾃﾞｰﾀ ﾊﾅｺ", birth_date="1990-07-07",
-             phone="08033335555", pin="3456", cash_card=True, status="moved",
-             note="他の店舗へ移管済みの口座（移管先は店番120）：②の「次へ」で「ご指定の口座は、本サービスではお取り扱いできません。」",
-             profile=dict(kind="moved", opening=351_200, moved_on="2026-09-01")),
-        dict(branch="120", type="1", number="1200018", name_kana="ﾃﾞｰﾀ ﾊﾅｺ", birth_date="1990-07-07",
-             phone="08033335555", pin="3456", cash_card=True, status="active",
-             note="移管先の新しい口座（連携できます）。",
-             profile=dict(kind="salary", opening=0, moved_from="1100042", salary=231_800, bonus=0,
-                          utility="ｷｭｳﾃﾞﾝ", employer="ﾅｾﾞｼﾔｸｼｮ", from_date="2026-09-01")),
-        dict(branch="115", type="1", number="1100050", name_kana="ﾃﾞｰﾀ ｻﾌﾞﾛｳ", birth_date="1972-11-03",
-             phone="07044446666", pin="4567", cash_card=False, status="active",
-             note="キャッシュカードのない口座：②の「次へ」で「ご指定の口座は、本サービスではお取り扱いできません。」",
-             profile=dict(kind="salary", opening=604_750, salary=198_000, utility="ｷｭｳﾃﾞﾝ",
-                          employer="ﾕ)ﾔﾏﾄｳﾝﾕ", counter_only=True)),
-    ],
-    "maruhachi": [
-        dict(branch="201", type="1", number="0012345", name_kana="ﾏﾙﾊﾁ ﾊﾅｺ", birth_date="1975-05-20",
-             phone="0534441234", pin="5678", cash_card=True, status="active",
-             note="連携できる口座（普通預金）。デモの基本のお客様です。",
-             profile=dict(kind="salary", opening=1_106_480, salary=312_500, bonus=455_000, utility="ﾁｭｳﾃﾞﾝ",
-                          employer="ｶ)ﾊﾏﾏﾂｾｲｷ")),
-        dict(branch="201", type="1", number="0012353", name_kana="ﾏﾙﾊﾁ ｲﾁﾛｳ", birth_date="1951-09-30",
-             phone="09055557777", pin="6789", cash_card=True, status="active",
-             note="連携できる口座（年金を受け取っているお客様）。ロックアウトを試すときはこの口座をお使いください。",
-             profile=dict(kind="pension", opening=2_415_020, pension=236_300, utility="ﾁｭｳﾃﾞﾝ")),
-        dict(branch="203", type="1", number="0034567", name_kana="ﾏﾙﾊﾁ ｼﾞﾛｳ", birth_date="1988-02-29",
-             phone="08066668888", pin="7890", cash_card=True, status="closed",
-             note="解約済みの口座：②の「次へ」で「ご指定の口座は、本サービスではお取り扱いできません。」",
-             profile=dict(kind="closed", opening=48_900, closed_on="2026-10-05")),
-    ],
-}
+with (HERE / "accounts.toml").open("rb") as _f:
+    ACCOUNTS: dict[str, list[dict]] = tomllib.load(_f)
 
 
 def _days(start: dt.date = START, end: dt.date = END):

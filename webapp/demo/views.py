@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request, session
 
+from ..oauth import issuer
 from ..oauth.models import OAuthClient
 from . import client, customers, tenants_with_data
 
@@ -51,7 +52,7 @@ def callback():
     entry = pending.pop(state, None) if state else None
     session[_PENDING] = pending
     tenant = entry["tenant"] if entry else None
-    expected_iss = client.issuer(tenant) if tenant else None
+    expected_iss = issuer(tenant) if tenant else None
     iss_ok = tenant is not None and args.get("iss") == expected_iss
     code, error = args.get("code"), args.get("error")
     exchange, exchanged = None, False

@@ -15,16 +15,13 @@ from wtforms import BooleanField
 from wtforms.validators import DataRequired
 
 from .. import messages
+from ..messages import AGREE_LABEL, AGREE_REQUIRED, CLIENT_GONE
 from ..mail import kick
 from ..oauth.consents import AccountLocked, ClientGone, grant_consent
 from ..oauth.models import OAuthClient
 from ..render import go, render_page
 from .blueprint import bp
 from .steps import end_flow, finish_last_step, flow_step, log_step, no_flow_response
-
-AGREE_LABEL = "当信用組合のAPI利用規定を確認し、同意します。"
-AGREE_REQUIRED = "「許可する」の前に、API利用規定をご確認のうえ「当信用組合のAPI利用規定を確認し、同意します。」にチェックを入れて下さい。"
-CLIENT_GONE = "連携元アプリの登録が確認できなくなったため、認可できませんでした。お手数ですが、アプリから最初に戻って操作してください。"
 
 
 class ConsentForm(FlaskForm):

@@ -1,38 +1,45 @@
-"""Every field rule of screens ①, ② (and the PIN of ⑤), in WTForms. Views never read request.form."""
+"""The WTForms forms of screens ①, ② (and the PIN of ⑤). Views never read request.form.
+
+Each field's rule (label, length, character class, normaliser, message) is its spec in
+webapp/fields.py; a form only puts the specs together and adds what spans fields (the date).
+"""
 from __future__ import annotations
 
 import datetime as dt
-import re
 
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, SelectChoice, SelectField, StringField, TelField
 from wtforms.validators import DataRequired, Email, EqualTo, Length, Regexp, ValidationError
 
-from .. import clock, messages
-from . import normalise
-
-BRANCH_LEN = 3
-ACCOUNT_NUMBER_LEN = 7
-NAME_MAX = 48
-EMAIL_MAX = 64
-PHONE_LENGTHS = (10, 11)
-PIN_LEN = 4
-
-HALF_KANA = re.compile(r"^[\uFF61-\uFF9F ]+$")
+from .. import clock, fields, messages
+from ..fields import ACCOUNT_NUMBER, ACCOUNT_TYPE, BIRTH_YEAR, BRANCH, EMAIL, EMAIL_CONFIRM, NAME_KANA, PHONE, PIN
 
 
 def required():
     return DataRequired(message=messages.REQUIRED)
 
 
+def checks(spec: fields.Spec, *more) -> list:
+    """Required, then the spec's length (free text) and character class, then `more`."""
+    rules = [required()]
+    if spec.too_long:
+        rules.append(Length(max=spec.max_length, message=spec.too_long))
+    if spec.pattern is not None:
+        rules.append(Regexp(spec.pattern, message=spec.message))
+    return rules + list(more)
+
+
+def from_spec(kind, spec: fields.Spec, *more):
+    """A form field of `kind` (StringField, TelField, …) with the spec's label, normaliser and checks."""
+    return kind(spec.label, filters=[spec.normalise], validators=checks(spec, *more))
+
+
 class AccountForm(FlaskForm):
     """① SOA201 ご利用口座情報入力."""
 
-    branch = StringField("店番", filters=[normalise.digits], validators=[
-        required(), Regexp(rf"^[0-9]{{{BRANCH_LEN}}}$", message="半角数字3桁で入力して下さい。")])
-    account_type = SelectField("科目", validators=[required()], validate_choice=True)
-    account_number = StringField("口座番号", filters=[normalise.digits], validators=[
-        required(), Regexp(rf"^[0-9]{{1,{ACCOUNT_NUMBER_LEN}}}$", message="半角数字7桁以内で入力して下さい。")])
+    branch = from_spec(StringField, BRANCH)
+    account_type = SelectField(ACCOUNT_TYPE.label, validators=[required()], validate_choice=True)
+    account_number = from_spec(StringField, ACCOUNT_NUMBER)
 
     def __init__(self, tenant, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -40,12 +47,11 @@ class AccountForm(FlaskForm):
 
     @property
     def padded_number(self) -> str:
-        return self.account_number.data.zfill(ACCOUNT_NUMBER_LEN)
+        return fields.padded_account_number(self.account_number.data)
 
 
 MONTHS = [SelectChoice(f"{m:02d}") for m in range(1, 13)]
 DAYS = [SelectChoice(f"{d:02d}") for d in range(1, 32)]
-NO_SUCH_DATE = "存在しない日付です。生年月日を確認して下さい。"
 
 
 def _chosen(field: SelectField) -> bool:
@@ -56,21 +62,13 @@ def _chosen(field: SelectField) -> bool:
 class CustomerForm(FlaskForm):
     """② SOA202 お客様情報入力."""
 
-    name_kana = StringField("お名前", filters=[normalise.half_width_kana], validators=[
-        required(), Length(max=NAME_MAX, message=f"{NAME_MAX}文字以内で入力して下さい。"),
-        Regexp(HALF_KANA, message="半角カタカナで入力して下さい。")])
-    birth_year = StringField("生年月日（西暦 年）", filters=[normalise.digits], validators=[
-        required(), Regexp(r"^[0-9]{4}$", message="西暦を半角数字4桁で入力して下さい。")])
+    name_kana = from_spec(StringField, NAME_KANA)
+    birth_year = from_spec(StringField, BIRTH_YEAR)
     birth_month = SelectField("月", choices=MONTHS, default="01", validators=[required()])
     birth_day = SelectField("日", choices=DAYS, default="01", validators=[required()])
-    phone = TelField("電話番号", filters=[normalise.digits], validators=[
-        required(), Regexp(r"^[0-9]{10,11}$", message="半角数字10桁または11桁で入力して下さい。")])
-    email = EmailField("メールアドレス", filters=[normalise.text], validators=[
-        required(), Length(max=EMAIL_MAX, message=f"{EMAIL_MAX}文字以内で入力して下さい。"),
-        Email(message="メールアドレスの形式が正しくありません。", check_deliverability=False)])
-    email_confirm = EmailField("メールアドレス（確認用）", filters=[normalise.text], validators=[
-        required(), Length(max=EMAIL_MAX, message=f"{EMAIL_MAX}文字以内で入力して下さい。"),
-        EqualTo("email", message="メールアドレスが一致しません。確認のため同じメールアドレスを入力して下さい。")])
+    phone = from_spec(TelField, PHONE)
+    email = from_spec(EmailField, EMAIL, Email(message=EMAIL.message, check_deliverability=False))
+    email_confirm = from_spec(EmailField, EMAIL_CONFIRM, EqualTo("email", message=messages.EMAIL_MISMATCH))
 
     def validate_birth_year(self, field):
         """The whole date, with its message under the year (the selects show no errors of their own).
@@ -78,18 +76,18 @@ class CustomerForm(FlaskForm):
         Month and day come from selects, but a request can carry anything: only a value on the
         list is turned into a number (int() takes "99999999999999999999", and date() then overflows).
         """
-        if not (field.data and re.fullmatch(r"[0-9]{4}", field.data)):
+        if not BIRTH_YEAR.accepts(field.data):
             return
         if not (_chosen(self.birth_month) and _chosen(self.birth_day)):
-            raise ValidationError(NO_SUCH_DATE)
+            raise ValidationError(messages.NO_SUCH_DATE)
         try:
             born = dt.date(int(field.data), int(self.birth_month.data), int(self.birth_day.data))
         except ValueError:  # 02/30 and the like
-            raise ValidationError(NO_SUCH_DATE)
+            raise ValidationError(messages.NO_SUCH_DATE)
         if born > clock.today_jst():
-            raise ValidationError("未来の日付は入力できません。生年月日を確認して下さい。")
-        if born.year < 1900:
-            raise ValidationError("生年月日を確認して下さい。")
+            raise ValidationError(messages.FUTURE_DATE)
+        if born.year < fields.EARLIEST_BIRTH_YEAR:
+            raise ValidationError(messages.CHECK_BIRTH_DATE)
 
     @property
     def birth_date(self) -> dt.date:
@@ -99,8 +97,7 @@ class CustomerForm(FlaskForm):
 class PinForm(FlaskForm):
     """⑤ SOA211 キャッシュカード暗証番号認証. The PIN is never echoed, stored or logged."""
 
-    pin = PasswordField("キャッシュカードの暗証番号", filters=[normalise.digits], validators=[
-        required(), Regexp(rf"^[0-9]{{{PIN_LEN}}}$", message="半角数字4桁で入力して下さい。")])
+    pin = from_spec(PasswordField, PIN)
 
 
 def missing_required(form) -> bool:

@@ -7,6 +7,7 @@ from sqlalchemy import Column, JSON, String
 from sqlmodel import Field, SQLModel
 
 from ..db import UTCDateTime
+from ..fields import ACCOUNT_NUMBER, ACCOUNT_TYPE, BRANCH, EMAIL, NAME_KANA
 
 
 class Flow(SQLModel, table=True):
@@ -27,11 +28,11 @@ class Flow(SQLModel, table=True):
     redirect_uri: str = Field(max_length=2000)
     oauth_request: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     # ① and ②
-    branch: Optional[str] = Field(default=None, max_length=3)
-    account_type: Optional[str] = Field(default=None, max_length=2)
-    account_number: Optional[str] = Field(default=None, max_length=7)
-    name_kana: Optional[str] = Field(default=None, max_length=48)
-    email: Optional[str] = Field(default=None, max_length=64)
+    branch: Optional[str] = Field(default=None, max_length=BRANCH.max_length)
+    account_type: Optional[str] = Field(default=None, max_length=ACCOUNT_TYPE.max_length)
+    account_number: Optional[str] = Field(default=None, max_length=ACCOUNT_NUMBER.max_length)
+    name_kana: Optional[str] = Field(default=None, max_length=NAME_KANA.max_length)
+    email: Optional[str] = Field(default=None, max_length=EMAIL.max_length)
     # the registered phone (E.164) the call must come from; set once ② matched the core record
     phone_e164: Optional[str] = Field(default=None, max_length=20)
     created_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))

@@ -14,8 +14,9 @@ taken, so a sender that dies mid-send still counts it; its row comes back when t
 - After MAIL_MAX_ATTEMPTS (20) attempts, or a 5xx refusal of the recipient (a mailbox that
   does not exist will never exist): `state = 'failed'`, logged as an error for staff.
 
-Every SMTP socket operation has a short timeout (MAIL_TIMEOUT_SECONDS, 10 s): Flask-Mail's
-Connection opens smtplib without one, so `_TimedConnection` opens it with one.
+The mail server is behind transport.py's interface (SMTP in smtp.py, with a short timeout on every
+socket operation; sandbox.py keeps the mails in memory): its `MailError` says whether a failure is
+permanent and whether the link is down.
 
 `kick(row)` after the consent's commit sends that one row once the response has gone out
 (`Response.call_on_close`): the customer's redirect never waits for SMTP, and nothing runs in a
@@ -28,28 +29,21 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import email.charset
 import logging
 import secrets
-import smtplib
-from email.mime.text import MIMEText
-from email.utils import parseaddr
 
 from flask import after_this_request, current_app, has_request_context
-from flask_mail import BadHeaderError, Connection, Message
 from sqlalchemy import and_, or_, update
 from sqlmodel import Session, select
 
 from .. import clock, db
 from .models import FAILED, PENDING, SENT, MailOutbox
+from .transport import MailConnection, MailError, OutgoingMail, transport
 
 log = logging.getLogger(__name__)
 
-TIMEOUT_SECONDS = 10
 MAX_ATTEMPTS = 20
 LEASE_SECONDS = 300
-# A message that no retry can send (e.g. a non-ASCII address the server cannot take).
-UNSENDABLE = (BadHeaderError, ValueError)
 FIRST_RETRY = dt.timedelta(minutes=1)
 LONGEST_RETRY = dt.timedelta(hours=1)
 
@@ -64,47 +58,6 @@ class SendReport:
         return f"sent {self.sent}, retrying {self.retrying}, failed {self.failed}"
 
 
-@dataclasses.dataclass(frozen=True)
-class _Claim:
-    id: int
-    token: str
-    attempts: int
-    sender: str
-    recipient: str
-    subject: str
-    body: str
-    message_id: str
-
-
-class _TimedConnection(Connection):
-    """Flask-Mail's Connection, opening smtplib with a timeout and closing a broken link quietly."""
-
-    def __init__(self, state, timeout: float):
-        super().__init__(state)
-        self.timeout = timeout
-
-    def configure_host(self):
-        cls = smtplib.SMTP_SSL if self.mail.use_ssl else smtplib.SMTP
-        host = cls(self.mail.server, self.mail.port, timeout=self.timeout)
-        try:
-            if self.mail.use_tls:
-                host.starttls()
-            if self.mail.username and self.mail.password:
-                host.login(self.mail.username, self.mail.password)
-        except BaseException:
-            host.close()
-            raise
-        return host
-
-    def __exit__(self, exc_type, exc_value, tb):
-        if self.host is None:
-            return
-        try:
-            self.host.quit()
-        except (smtplib.SMTPException, OSError):
-            self.host.close()
-
-
 def backoff(attempts: int) -> dt.timedelta:
     """Delay after the `attempts`-th failed attempt: 1 min, 2, 4, … at most 1 h."""
     return min(FIRST_RETRY * 2 ** min(max(attempts - 1, 0), 16), LONGEST_RETRY)
@@ -113,6 +66,16 @@ def backoff(attempts: int) -> dt.timedelta:
 def _due(now: dt.datetime):
     return and_(MailOutbox.state == PENDING, MailOutbox.next_attempt_at <= now,
                 or_(MailOutbox.claimed_until.is_(None), MailOutbox.claimed_until <= now))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Claim:
+    """A row this sender holds: its id, the claim's token, its attempts so far and the mail itself."""
+
+    id: int
+    token: str
+    attempts: int
+    mail: OutgoingMail
 
 
 def _claim(s: Session, only_id: int | None = None) -> _Claim | None:
@@ -139,8 +102,9 @@ def _claim(s: Session, only_id: int | None = None) -> _Claim | None:
     s.commit()
     if row is None:
         return None
-    return _Claim(id=row.id, token=token, attempts=row.attempts, sender=row.sender, recipient=row.recipient,
-                  subject=row.subject, body=row.body, message_id=row.message_id)
+    return _Claim(id=row.id, token=token, attempts=row.attempts,
+                  mail=OutgoingMail(sender=row.sender, recipient=row.recipient, subject=row.subject,
+                                    body=row.body, message_id=row.message_id))
 
 
 def _finish(s: Session, claim: _Claim, **values) -> bool:
@@ -155,39 +119,11 @@ def _finish(s: Session, claim: _Claim, **values) -> bool:
     return result.rowcount == 1
 
 
-def _describe(error: BaseException) -> str:
-    """What went wrong, for staff: the exception class and the server's reply, never credentials."""
-    if isinstance(error, smtplib.SMTPRecipientsRefused):
-        code, reply = next(iter(error.recipients.values()), (0, b""))
-        text = f"{code} {reply.decode('utf-8', 'replace')}"
-    elif isinstance(error, smtplib.SMTPResponseException):
-        reply = error.smtp_error.decode("utf-8", "replace") if isinstance(error.smtp_error, bytes) else str(error.smtp_error)
-        text = f"{error.smtp_code} {reply}"
-    else:
-        text = str(error)
-    return f"{type(error).__name__}: {' '.join(text.split())}"[:300]
-
-
-def _permanent(error: BaseException) -> bool:
-    """A 5xx refusal of the recipient, or a message SMTP cannot carry: retrying cannot help."""
-    if isinstance(error, UNSENDABLE + (smtplib.SMTPNotSupportedError,)):
-        return True
-    if isinstance(error, smtplib.SMTPRecipientsRefused):
-        return bool(error.recipients) and all(code >= 500 for code, _ in error.recipients.values())
-    return False
-
-
-def _link_down(error: BaseException) -> bool:
-    """The connection itself failed: stop this run, the next rows would fail the same way."""
-    return isinstance(error, (OSError, smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError)) or (
-        isinstance(error, smtplib.SMTPResponseException) and error.smtp_code == 421)
-
-
-def _record_failure(s: Session, claim: _Claim, error: BaseException, report: SendReport, *, permanent: bool) -> None:
+def _record_failure(s: Session, claim: _Claim, error: MailError, report: SendReport) -> None:
     now = clock.now()
     max_attempts = int(current_app.config.get("MAIL_MAX_ATTEMPTS", MAX_ATTEMPTS))
-    give_up = permanent or claim.attempts >= max_attempts
-    values = dict(last_error=_describe(error), next_attempt_at=now + backoff(claim.attempts))
+    give_up = error.permanent or claim.attempts >= max_attempts
+    values = dict(last_error=error.description, next_attempt_at=now + backoff(claim.attempts))
     if give_up:
         values["state"] = FAILED
     if not _finish(s, claim, **values):
@@ -202,42 +138,22 @@ def _record_failure(s: Session, claim: _Claim, error: BaseException, report: Sen
                     values["next_attempt_at"].isoformat(), values["last_error"])
 
 
-class _Base64Message(Message):
-    """Flask-Mail sends UTF-8 text as raw 8-bit; base64 keeps the Japanese body 7-bit clean for any relay."""
-
-    def _mimetext(self, text, subtype="plain"):
-        utf8 = email.charset.Charset("utf-8")
-        utf8.body_encoding = email.charset.BASE64
-        return MIMEText(text, _subtype=subtype, _charset=utf8)
-
-
-def _message(claim: _Claim) -> Message:
-    msg = _Base64Message(subject=claim.subject, recipients=[claim.recipient], body=claim.body,
-                         sender=claim.sender, charset="utf-8", date=clock.now().timestamp())
-    msg.msgId = claim.message_id
-    return msg
-
-
 def _send(limit: int, only_id: int | None = None) -> SendReport:
     report = SendReport()
-    connection: _TimedConnection | None = None
+    connection: MailConnection | None = None
     with Session(db.engine(), expire_on_commit=False) as s:
         try:
             for _ in range(limit):
                 claim = _claim(s, only_id)
                 if claim is None:
                     break
-                if connection is None:
-                    try:
-                        connection = _open_connection()
-                    except (smtplib.SMTPException, OSError) as error:
-                        _record_failure(s, claim, error, report, permanent=False)
-                        break
                 try:
-                    connection.send(_message(claim), envelope_from=parseaddr(claim.sender)[1])
-                except (smtplib.SMTPException, OSError) + UNSENDABLE as error:
-                    _record_failure(s, claim, error, report, permanent=_permanent(error))
-                    if _link_down(error):
+                    if connection is None:
+                        connection = transport().connect()
+                    connection.send(claim.mail)
+                except MailError as error:
+                    _record_failure(s, claim, error, report)
+                    if error.link_down:
                         break
                     continue
                 if not _finish(s, claim, state=SENT, sent_at=clock.now(), last_error=None):
@@ -245,15 +161,8 @@ def _send(limit: int, only_id: int | None = None) -> SendReport:
                 report.sent += 1
         finally:
             if connection is not None:
-                connection.__exit__(None, None, None)
+                connection.close()
     return report
-
-
-def _open_connection() -> _TimedConnection:
-    timeout = float(current_app.config.get("MAIL_TIMEOUT_SECONDS", TIMEOUT_SECONDS))
-    connection = _TimedConnection(current_app.extensions["mail"], timeout)
-    connection.__enter__()
-    return connection
 
 
 def send_pending(limit: int = 50) -> SendReport:

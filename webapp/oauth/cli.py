@@ -12,6 +12,7 @@ from flask.cli import AppGroup
 from sqlmodel import select
 
 from .. import clock, db, oplog
+from ..fields import padded_account_number
 from .models import Consent, OAuthClient, secret_hash
 
 clients_cli = AppGroup("clients", help="Fintech apps (OAuth clients) of each union.")
@@ -72,8 +73,8 @@ def _consent_line(c: Consent) -> str:
 
 
 def _account_consents(tenant, branch, account_type, number, client_id, live_only):
-    query = select(Consent).where(Consent.tenant == tenant, Consent.branch == branch,
-                                  Consent.account_type == account_type, Consent.account_number == number.zfill(7))
+    query = select(Consent).where(Consent.tenant == tenant, Consent.branch == branch, Consent.account_type == account_type,
+                                  Consent.account_number == padded_account_number(number))
     if client_id:
         query = query.where(Consent.client_id == client_id)
     if live_only:

@@ -8,6 +8,7 @@ from sqlmodel import Field, SQLModel, select
 
 from .. import db
 from ..db import UTCDateTime
+from ..fields import ACCOUNT_NUMBER, ACCOUNT_TYPE, BRANCH
 
 
 class OAuthClient(SQLModel, table=True):
@@ -38,7 +39,8 @@ def secret_hash(value: str) -> str:
 
 
 class Consent(SQLModel, table=True):
-    """A customer's 許可 for one client to read one account, for the union's 認可期間 (30 days).
+    """A customer's 許可 for one client to read one account, for the union's 認可期間
+    (`consent_days` in tenants/<id>.toml).
 
     Revoking it (customer request to the union, staff) kills every token issued under it.
     """
@@ -48,9 +50,9 @@ class Consent(SQLModel, table=True):
     id: Optional[int] = Field(default=None, primary_key=True)
     tenant: str = Field(max_length=32, index=True)
     client_id: str = Field(max_length=64, index=True)
-    branch: str = Field(max_length=3)
-    account_type: str = Field(max_length=2)
-    account_number: str = Field(max_length=7)
+    branch: str = Field(max_length=BRANCH.max_length)
+    account_type: str = Field(max_length=ACCOUNT_TYPE.max_length)
+    account_number: str = Field(max_length=ACCOUNT_NUMBER.max_length)
     scope: str = Field(max_length=100)
     flow_id: Optional[int] = Field(default=None, index=True)
     granted_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))

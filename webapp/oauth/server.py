@@ -13,7 +13,7 @@ The rules, FAPI 2.0-grade, each set here explicitly because Authlib's defaults a
   and a replayed code revokes every token issued under its consent (RFC 6749 §4.1.2);
 - access tokens live at most `ACCESS_TOKEN_SECONDS` (10 min); refresh tokens rotate on each use
   (the old one is spent by one atomic UPDATE), a replay of a spent one revokes its whole family,
-  and none outlives the consent (30 days, the union's 認可期間);
+  and none outlives the consent (the union's 認可期間, `consent_days`);
 - client authentication `client_secret_basic` or `client_secret_post` at the token, revocation
   (RFC 7009) and introspection (RFC 7662) endpoints;
 - codes, tokens and secrets are stored only as SHA-256 (`models.secret_hash`); values are 256-bit.

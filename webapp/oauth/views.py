@@ -29,10 +29,6 @@ metadata_bp = Blueprint("oauth_metadata", __name__)
 AUTHORIZATION_PARAMS = ("response_type", "client_id", "redirect_uri", "scope", "state",
                         "code_challenge", "code_challenge_method")
 
-UNKNOWN_CLIENT = "連携元アプリを確認できませんでした（client_id が正しくありません）。"
-UNKNOWN_REDIRECT = "連携元アプリの戻り先を確認できませんでした（redirect_uri が登録と一致しません）。"
-BAD_REQUEST = "連携元アプリからの要求を受け付けられませんでした（要求の形式が正しくありません）。"
-
 
 def error_page(message: str, status: int = 400):
     return render_template(g.tenant.templates("oauth/error.html"), message=message), status
@@ -57,15 +53,15 @@ def authorize():
     args = request.args
     if any(len(args.getlist(name)) > 1 for name in ("client_id", "redirect_uri")):
         _refused("duplicate client_id or redirect_uri")
-        return error_page(BAD_REQUEST)
+        return error_page(messages.BAD_AUTHORIZATION_REQUEST)
     client = query_client(args.get("client_id"))
     if client is None:
         _refused("unknown client")
-        return error_page(UNKNOWN_CLIENT)
+        return error_page(messages.UNKNOWN_CLIENT)
     redirect_uri = args.get("redirect_uri")
     if not redirect_uri or not client.check_redirect_uri(redirect_uri):
         _refused("unregistered redirect_uri", client.client_id)
-        return error_page(UNKNOWN_REDIRECT)
+        return error_page(messages.UNKNOWN_REDIRECT)
     state = args.get("state")
     if window is not None:
         # A known app and its registered redirect URI: the notice can offer the way back to it.
@@ -83,7 +79,7 @@ def authorize():
         if error.redirect_uri:
             return _error_redirect(error.redirect_uri, client.client_id, error.error, error.description, state)
         _refused(error.error, client.client_id)
-        return error_page(BAD_REQUEST)
+        return error_page(messages.BAD_AUTHORIZATION_REQUEST)
     params = {name: args[name] for name in AUTHORIZATION_PARAMS if args.get(name)}
     params["scope"] = grant.request.scope
     flow_state.start(g.tenant.id, client.client_id, redirect_uri, params)

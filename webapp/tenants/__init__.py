@@ -43,9 +43,9 @@ class Tenant:
     copyright: str
     tagline: str
     terms_url: str
-    lock_threshold: int
-    consent_days: int
-    history_months: int
+    lock_threshold: int  # consecutive identity failures (② and ⑤) that lock an account until 00:00 JST
+    consent_days: int  # 認可期間: how long a consent (and every token under it) lasts
+    history_months: int  # how far back the account API serves transactions
     mail_sender: str
     mail_domain: str
     call_pool: tuple[str, ...]
@@ -88,8 +88,8 @@ def _parse(raw: dict) -> Tenant:
         copyright=raw["copyright"],
         tagline=raw.get("tagline", ""),
         terms_url=raw["terms_url"],
-        lock_threshold=int(raw.get("lock_threshold", 5)),
-        consent_days=int(raw.get("consent_days", 30)),
+        lock_threshold=int(raw["lock_threshold"]),
+        consent_days=int(raw["consent_days"]),
         history_months=int(raw.get("history_months", 3)),
         mail_sender=raw["mail_sender"],
         mail_domain=raw.get("mail_domain", ""),

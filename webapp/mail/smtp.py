@@ -1,0 +1,128 @@
+"""Mail over SMTP with Flask-Mail: the real transport.
+
+Every SMTP socket operation has a short timeout (MAIL_TIMEOUT_SECONDS, 10 s): Flask-Mail's
+Connection opens smtplib without one, so `_TimedConnection` opens it with one. The Japanese body
+goes base64-encoded (7-bit clean for any relay). SMTP's failures become `MailError`s:
+
+- unreachable, timed out, a 4xx answer: retried later; a broken link (or 421) stops the run;
+- a 5xx refusal of every recipient, or a message SMTP cannot carry: permanent.
+"""
+from __future__ import annotations
+
+import email.charset
+import smtplib
+from email.mime.text import MIMEText
+from email.utils import parseaddr
+from typing import Callable
+
+from flask_mail import BadHeaderError, Connection, Message
+
+from .. import clock
+from .transport import MailConnection, MailError, MailTransport, OutgoingMail
+
+TIMEOUT_SECONDS = 10
+# A message that no retry can send (e.g. a non-ASCII address the server cannot take).
+UNSENDABLE = (BadHeaderError, ValueError)
+
+
+class _TimedConnection(Connection):
+    """Flask-Mail's Connection, opening smtplib with a timeout and closing a broken link quietly."""
+
+    def __init__(self, state, timeout: float):
+        super().__init__(state)
+        self.timeout = timeout
+
+    def configure_host(self):
+        cls = smtplib.SMTP_SSL if self.mail.use_ssl else smtplib.SMTP
+        host = cls(self.mail.server, self.mail.port, timeout=self.timeout)
+        try:
+            if self.mail.use_tls:
+                host.starttls()
+            if self.mail.username and self.mail.password:
+                host.login(self.mail.username, self.mail.password)
+        except BaseException:
+            host.close()
+            raise
+        return host
+
+    def __exit__(self, exc_type, exc_value, tb):
+        if self.host is None:
+            return
+        try:
+            self.host.quit()
+        except (smtplib.SMTPException, OSError):
+            self.host.close()
+
+
+class _Base64Message(Message):
+    """Flask-Mail sends UTF-8 text as raw 8-bit; base64 keeps the Japanese body 7-bit clean for any relay."""
+
+    def _mimetext(self, text, subtype="plain"):
+        utf8 = email.charset.Charset("utf-8")
+        utf8.body_encoding = email.charset.BASE64
+        return MIMEText(text, _subtype=subtype, _charset=utf8)
+
+
+def _message(mail: OutgoingMail) -> Message:
+    msg = _Base64Message(subject=mail.subject, recipients=[mail.recipient], body=mail.body,
+                         sender=mail.sender, charset="utf-8", date=clock.now().timestamp())
+    msg.msgId = mail.message_id
+    return msg
+
+
+def _describe(error: BaseException) -> str:
+    """What went wrong, for staff: the exception class and the server's reply, never credentials."""
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        code, reply = next(iter(error.recipients.values()), (0, b""))
+        text = f"{code} {reply.decode('utf-8', 'replace')}"
+    elif isinstance(error, smtplib.SMTPResponseException):
+        reply = error.smtp_error.decode("utf-8", "replace") if isinstance(error.smtp_error, bytes) else str(error.smtp_error)
+        text = f"{error.smtp_code} {reply}"
+    else:
+        text = str(error)
+    return f"{type(error).__name__}: {' '.join(text.split())}"[:300]
+
+
+def _permanent(error: BaseException) -> bool:
+    """A 5xx refusal of the recipient, or a message SMTP cannot carry: retrying cannot help."""
+    if isinstance(error, UNSENDABLE + (smtplib.SMTPNotSupportedError,)):
+        return True
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        return bool(error.recipients) and all(code >= 500 for code, _ in error.recipients.values())
+    return False
+
+
+def _link_down(error: BaseException) -> bool:
+    """The connection itself failed: stop this run, the next rows would fail the same way."""
+    return isinstance(error, (OSError, smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError)) or (
+        isinstance(error, smtplib.SMTPResponseException) and error.smtp_code == 421)
+
+
+class _SmtpConnection(MailConnection):
+    def __init__(self, connection: _TimedConnection):
+        self.connection = connection
+
+    def send(self, mail: OutgoingMail) -> None:
+        try:
+            self.connection.send(_message(mail), envelope_from=parseaddr(mail.sender)[1])
+        except (smtplib.SMTPException, OSError) + UNSENDABLE as error:
+            raise MailError(_describe(error), permanent=_permanent(error), link_down=_link_down(error)) from error
+
+    def close(self) -> None:
+        self.connection.__exit__(None, None, None)
+
+
+class SmtpTransport(MailTransport):
+    """Flask-Mail's settings (MAIL_SERVER, MAIL_PORT, MAIL_USE_TLS …) with a timeout per socket operation."""
+
+    def __init__(self, state: Callable[[], object], timeout: Callable[[], float]):
+        self._state = state  # the app's Flask-Mail state
+        self._timeout = timeout  # seconds, read at each connection
+
+    def connect(self) -> MailConnection:
+        connection = _TimedConnection(self._state(), self._timeout())
+        try:
+            connection.__enter__()
+        except (smtplib.SMTPException, OSError) as error:
+            raise MailError(_describe(error), link_down=True) from error
+        return _SmtpConnection(connection)

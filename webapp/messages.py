@@ -67,6 +67,14 @@ IDENTITY_MISMATCH = "本人認証情報が誤っています。本人認証項�
 LOCKED_NOW = "お取扱いができなくなりました。詳しくは本サービスのお問合せ窓口へご照会下さい。"
 LOCKED = "ただ今お取扱いできません。詳しくは本サービスのお問合せ窓口へご照会下さい。"
 LOCKED_REASON = "理由コードはB84です。"
+LOCK_LIFTS = "このロックは翌日の0時に自動で解除されます。その後、あらためて操作してください。"
+
+
+def lock_alert(*, just_locked: bool) -> dict:
+    """No.3 (this failure locked the account) or No.4 (B84: it was locked already): the lock screen."""
+    if just_locked:
+        return {"message": LOCKED_NOW, "locked": True}
+    return {"message": LOCKED, "reason": LOCKED_REASON, "locked": True}
 
 # SPEC §3, service-wide conditions
 MAINTENANCE = "ただ今の時間はサービスを行っていません。ご了承下さい。"

@@ -394,7 +394,7 @@ def provider_calls(server: LiveServer, caller: str, dialled: str) -> None:
     signature = twilio.compute_signature(url, params.items(), server.env["FLASK_TELEPHONY_AUTH_TOKEN"])
     response = requests.post(url, data=params, headers={"X-Twilio-Signature": signature}, timeout=10,
                              verify=server.verify)
-    assert response.status_code == 200 and "<Response><Reject/></Response>" in response.text, response.text
+    assert response.status_code == 200 and '<Response><Reject reason="busy"/></Response>' in response.text, response.text
 
 
 # --- the demo customers (what demo-setup loaded) ------------------------------------------------

@@ -52,6 +52,10 @@ def assert_missing_fields_dialog(page: Page):
 def test_correct_entries_on_one_and_two_reach_phone_confirmation(page, start_flow, customers, tenant, javascript):
     c = customers[tenant]
     start_flow(tenant)
+    # the form comes first; the manual's two notes are one tap away, folded (no JavaScript needed)
+    expect(page.get_by_label("店番")).to_be_in_viewport()
+    expect(page.get_by_role("heading", name="免責事項")).to_be_hidden()
+    page.get_by_text("ご利用前の注意事項").click()
     expect(page.get_by_role("heading", name="免責事項")).to_be_visible()
     expect(page.get_by_text("アイ・ティ・リアライズ株式会社に提供するものです")).to_be_visible()
     expect(page.get_by_role("heading", name="注意事項")).to_be_visible()
@@ -87,9 +91,16 @@ def test_missing_account_fields_get_error_dialog_and_keep_entries(page, start_fl
     expect(page.get_by_label("店番")).not_to_have_accessible_description(re.compile(REQUIRED))
     screenshot(page, f"{tenant}-SOA201-missing-{'js' if javascript else 'nojs'}")
 
+    if not javascript:  # the page reloaded at its top: the error summary has focus and names the field
+        summary = page.locator(".error-summary")
+        expect(summary).to_be_focused()
+        expect(summary.get_by_role("link", name=f"口座番号：{REQUIRED}")).to_be_visible()
+        expect(page).to_have_title(re.compile("^エラー："))
     dialog.get_by_role("button", name="OK").click()
     expect(dialog).to_be_hidden()
-    expect(page.get_by_text(REQUIRED)).to_be_visible()  # the field's message stays
+    expect(page.get_by_text(REQUIRED, exact=True)).to_be_visible()  # the field's message stays
+    if javascript:  # after OK, focus is on the first wrong field
+        expect(page.get_by_label("口座番号")).to_be_focused()
 
 
 def test_missing_customer_fields_get_error_dialog_and_keep_entries(page, start_flow, customers, tenant, javascript):
@@ -111,8 +122,16 @@ def test_missing_customer_fields_get_error_dialog_and_keep_entries(page, start_f
     expect(page.get_by_label("電話番号")).to_have_value(c.phone)
     screenshot(page, f"{tenant}-SOA202-missing-{'js' if javascript else 'nojs'}")
 
-    dialog.get_by_role("button", name="OK").click()
-    expect(dialog).to_be_hidden()
+    # the dialog names what is missing; with JavaScript it is modal and each name takes the customer there
+    expect(dialog.get_by_role("link")).to_have_text(["生年月日（西暦 年）", "メールアドレス", "メールアドレス（確認用）"])
+    if javascript:
+        assert page.evaluate("document.querySelector('dialog.error-dialog').matches(':modal')"), "not modal"
+        dialog.get_by_role("link", name="メールアドレス", exact=True).click()
+        expect(dialog).to_be_hidden()
+        expect(email(page)).to_be_focused()
+    else:
+        dialog.get_by_role("button", name="OK").click()
+        expect(dialog).to_be_hidden()
 
 
 def test_full_width_digits_are_accepted(page, start_flow, customers, tenant):
@@ -136,7 +155,11 @@ def test_wrong_birth_date_gets_error_two(page, start_flow, customers, tenant, ja
     mark_document(page, javascript)
     enter_customer(page, c, year=str(int(c.birth_date[:4]) + 1))
 
-    expect(page.get_by_role("alert").filter(has_text=MISMATCH)).to_be_visible()
+    # announced once, by the 「エラー」 dialog; the banner stays on the page after OK
+    expect(page.get_by_role("alertdialog", name="エラー")).to_contain_text(MISMATCH)
+    expect(page.get_by_role("alert")).to_have_count(0)
+    page.get_by_role("alertdialog").get_by_role("button", name="OK").click()
+    expect(page.locator(".alert").get_by_text(MISMATCH)).to_be_visible()
     assert_swapped_in_place(page, javascript, url)
     expect(title(page)).to_have_text(TITLE["SOA202"])
     screenshot(page, f"{tenant}-SOA202-mismatch-{'js' if javascript else 'nojs'}")

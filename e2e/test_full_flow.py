@@ -179,6 +179,10 @@ def test_deny_returns_access_denied_to_the_app(page, live_server, customers, oau
     page.goto(url)
     through_pin(page, customers[tenant], tenant, "js" if javascript else "nojs", live_server)
     page.get_by_role("button", name="拒否する").click()
+    # asked first: in a dialog with JavaScript, on a page of its own without
+    question = page.get_by_role("alertdialog") if javascript else page.get_by_role("main")
+    expect(question.get_by_text("中止してよろしいですか")).to_be_visible()
+    question.get_by_role("button", name="拒否する").click()
 
     expect(page.get_by_role("heading", name="API連携認証の中止")).to_be_visible()
     expect(page.get_by_text("API連携認証を中止しました。")).to_be_visible()

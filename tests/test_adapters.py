@@ -69,7 +69,7 @@ def test_the_real_provider_reads_only_signed_posts_with_a_call_id():
         provider.read_inbound(URL, no_sid, {"X-Twilio-Signature": compute_signature(URL, no_sid, TOKEN)})
     answer = provider.reject_call()
     assert (answer.status, answer.mimetype, answer.body) == (
-        200, "text/xml", '<?xml version="1.0" encoding="UTF-8"?><Response><Reject/></Response>')
+        200, "text/xml", '<?xml version="1.0" encoding="UTF-8"?><Response><Reject reason="busy"/></Response>')
 
 
 def test_a_simulated_call_is_what_the_real_provider_reads():

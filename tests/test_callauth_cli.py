@@ -27,7 +27,7 @@ def test_simulate_call_posts_a_signed_call_that_authenticates(amami, runner, run
     result = runner.invoke(args=["telephony", "simulate-call", "--from", "09011113333", "--to", number,
                                  "--url", running_server])
     assert result.exit_code == 0, result.output
-    assert "200 <?xml" in result.output and "<Response><Reject/></Response>" in result.output
+    assert "200 <?xml" in result.output and '<Response><Reject reason="busy"/></Response>' in result.output
     assert [a.state for a in attempts(amami.app)] == ["confirmed"]
     assert "着信を確認しました。" in text_of(poll(amami))
 

@@ -80,7 +80,7 @@ def polls_and_duplicate_webhooks_confirm_once(app):
     results = run_all([poll] * 50 + [webhook] * 5)
     assert not [r for r in results if isinstance(r, Exception)], results
     assert all(status == 200 for _, status, _ in results)
-    assert all("<Response><Reject/></Response>" in body for kind, _, body in results if kind == "webhook")
+    assert all('<Response><Reject reason="busy"/></Response>' in body for kind, _, body in results if kind == "webhook")
     for kind, _, body in results:
         if kind == "poll":
             assert ("認証先電話番号へのお電話をお待ちしています。" in body) != ("着信を確認しました。" in body)
@@ -151,3 +151,34 @@ def test_parallel_confirm_presses_go_on_once_sqlite(app, customers):
 def test_parallel_confirm_presses_go_on_once_postgres(pg_app):
     add_account(pg_app, "amami", **DEMO["amami"])
     parallel_confirm_presses_go_on_once(pg_app)
+
+
+def parallel_retries_open_one_new_window(app):
+    """「もう一度電話番号認証を行う」 pressed in many tabs at once: one new window, one renewal counted."""
+    import datetime as dt
+    from webapp import clock
+
+    actions, number = at_call_screen(app)
+    clock.set_now(clock.now() + dt.timedelta(seconds=121))
+    cookie = session_cookie(actions)
+
+    def press():
+        r = clone_browser(app, cookie).post("/amami/flow/call/retry", data={"csrf_token": actions.csrf})
+        return r.status_code, r.headers.get("Location", "")
+
+    results = run_all([press] * 10)
+    assert not [r for r in results if isinstance(r, Exception)], results
+    assert all(r == (303, "/amami/flow/call") or r[1].endswith("/amami/flow/call") for r in results), results
+    [attempt] = attempts(app)
+    assert attempt.attempts == 2 and attempt.state == "waiting"
+    assert len([r for r in log_rows(app) if r.event == "call_attempt_renewed"]) == 1
+
+
+def test_parallel_retries_open_one_new_window_sqlite(app, customers):
+    parallel_retries_open_one_new_window(app)
+
+
+@pytest.mark.postgres
+def test_parallel_retries_open_one_new_window_postgres(pg_app):
+    add_account(pg_app, "amami", **DEMO["amami"])
+    parallel_retries_open_one_new_window(pg_app)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 
@@ -11,7 +12,7 @@ from test_callauth_support import (PHONE_E164, attempts, call_from_registered_ph
 from webapp import clock
 from webapp.callauth import service
 
-EXPIRED_120 = "120秒経過後の架電・「確定する」ボタン選択は無効となります。API連携認証の最初に戻って操作してください。"
+EXPIRED_120 = "お電話の受付時間（120秒）が過ぎました。"  # issue 11: plainly, then what to do (retry, or 最初に戻る)
 
 
 def later(seconds: float):
@@ -64,7 +65,7 @@ def test_call_screen_cannot_be_reached_before_the_phone_is_decided(amami):
 
 def test_cancel_on_phone_screen_reaches_cancel_screen(amami):
     to_phone_screen(amami)
-    response = amami.post("flow/cancel", {}, follow_redirects=True)
+    response = amami.post("flow/cancel", {"confirm": "yes"}, follow_redirects=True)
     assert "API連携認証を中止しました。" in text_of(response)
 
 
@@ -100,10 +101,11 @@ def test_confirm_before_the_call_stays_with_waiting_for_call(amami):
     response = amami.post("flow/call", {})
     assert response.status_code == 200
     body = text_of(response)
-    assert "認証中（認証着信待ち）" in body and "API連携認証（電話番号認証）" in body
+    assert "API連携認証（電話番号認証）" in body
+    # the answer stands right under the button pressed, not in the status area far above
+    assert re.search(r'確定する</button>\s*<p class="pressed-early" id="pressed-early">認証中（認証着信待ち）</p>',
+                     body)
     assert [f.step for f in flows(amami.app)] == ["call"]
-    # and the polled status keeps saying so
-    assert "認証中（認証着信待ち）" in text_of(poll(amami, pressed=True))
 
 
 def test_confirm_before_the_call_with_htmx_swaps_the_screen(amami):
@@ -152,7 +154,7 @@ def test_confirm_after_the_window_is_refused_with_the_manual_message(amami):
     later(121)
     response = amami.post("flow/call", {})  # … but 「確定する」 did not
     body = text_of(response)
-    assert EXPIRED_120 in body and "API連携認証の最初に戻る" in body
+    assert EXPIRED_120 in body and ">最初に戻る</button>" in body
     assert [f.step for f in flows(amami.app)] == ["call"]
 
 
@@ -184,7 +186,7 @@ def test_configured_window_changes_the_seconds_everywhere(amami, app_config):
     assert "本画面が表示されてから45秒以内に、お電話ください。" in body
     later(46)
     expired = text_of(amami.get("flow/call"))
-    assert "45秒経過後の架電・「確定する」ボタン選択は無効となります。API連携認証の最初に戻って操作してください。" in expired
+    assert "お電話の受付時間（45秒）が過ぎました。" in expired
     assert "120秒" not in expired
 
 
@@ -244,7 +246,7 @@ def test_expired_status_stops_polling(amami):
     to_call_screen(amami)
     later(121)
     body = text_of(poll(amami))
-    assert EXPIRED_120 in body and "hx-trigger" not in body and "API連携認証の最初に戻る" in body
+    assert EXPIRED_120 in body and "hx-trigger" not in body and ">最初に戻る</button>" in body
 
 
 def test_full_page_in_a_final_state_has_no_polling(amami):
@@ -305,7 +307,7 @@ def test_status_after_the_flow_moved_on_sends_the_page_there(amami):
 
 def test_status_after_cancel_stops_polling(amami):
     to_call_screen(amami)
-    amami.post("flow/cancel", {})
+    amami.post("flow/cancel", {"confirm": "yes"})
     response = poll(amami)
     body = text_of(response)
     assert response.status_code == 200 and "hx-trigger" not in body and "有効な手続きがありません" in body
@@ -371,7 +373,113 @@ def test_superseded_tab_is_told_and_offered_a_restart(app, customers):
         to_call_screen(tab)
     body = text_of(poll(tabs[0]))
     assert "別の画面で電話番号認証が開始されたため" in body and "hx-trigger" not in body
-    assert "API連携認証の最初に戻る" in body
+    assert ">最初に戻る</button>" in body
     assert all("hx-trigger" in text_of(poll(t)) for t in tabs[1:])
     response = tabs[0].post("flow/call/restart", {})
     assert response.headers["Location"].endswith("/maruhachi/flow/account")
+
+
+# --- 「もう一度電話番号認証を行う」 (issue 11) ----------------------------------------------------------
+
+RETRY = "もう一度電話番号認証を行う"
+
+
+def retry(actions):
+    return actions.post("flow/call/retry", {})
+
+
+def test_after_the_window_four_offers_a_retry_and_nothing_to_call(amami):
+    page = to_call_screen(amami)
+    later(121)
+    body = text_of(amami.get("flow/call"))
+    assert EXPIRED_120 in body and "新しい認証先電話番号が表示されます" in body
+    assert f">{RETRY}</button>" in body and ">最初に戻る</button>" in body
+    assert "tel:" not in body.split("<footer")[0] and "確定する</button>" not in body  # the old number and 確定する are gone
+    assert page is not None
+
+
+def test_retry_gives_a_new_number_and_a_fresh_window_without_one_and_two(amami):
+    page = to_call_screen(amami)
+    old_number = pool_number_on(page)
+    later(121)
+    response = retry(amami)
+    assert response.status_code == 303 and response.headers["Location"].endswith("/amami/flow/call")
+    again = amami.get("flow/call")
+    new_number = pool_number_on(again)
+    assert new_number != old_number
+    assert "認証先電話番号へのお電話をお待ちしています。" in text_of(again)
+    [attempt] = attempts(amami.app)
+    assert attempt.attempts == 2 and attempt.state == "waiting"
+    assert attempt.expires_at - attempt.started_at == dt.timedelta(seconds=120)
+    assert [(f.step, f.ended_at) for f in flows(amami.app)] == [("call", None)]  # the same flow, still at ④
+    renewed = [r for r in log_rows(amami.app) if r.event == "call_attempt_renewed"]
+    assert len(renewed) == 1 and renewed[0].screen == "SOA209" and renewed[0].detail.startswith("attempt=2 ")
+    # a call to the new number from the registered phone confirms; then 確定する goes on to ⑤
+    call_from_registered_phone(amami, again)
+    assert amami.post("flow/call", {}).headers["Location"].endswith("/amami/flow/pin")
+
+
+def test_a_call_to_the_old_number_after_a_retry_does_not_confirm(amami):
+    page = to_call_screen(amami)
+    later(121)
+    retry(amami)
+    call_from_registered_phone(amami, page)  # the number the first window showed
+    assert [a.state for a in attempts(amami.app)] == ["waiting"]
+
+
+def test_retry_is_refused_while_the_window_runs(amami):
+    to_call_screen(amami)
+    retry(amami)
+    [attempt] = attempts(amami.app)
+    assert attempt.attempts == 1
+
+
+def test_three_windows_at_most_then_only_back_to_the_start(amami):
+    to_call_screen(amami)
+    for n in (2, 3):
+        later(121 * (n - 1))  # this window is over
+        assert retry(amami).status_code == 303
+        assert [a.attempts for a in attempts(amami.app)] == [n]
+    later(121 * 3)
+    body = text_of(amami.get("flow/call"))
+    assert f">{RETRY}</button>" not in body and ">最初に戻る</button>" in body
+    assert "電話番号認証をやり直せる回数を超えました。" in body
+    retry(amami)  # pressed anyway (an old tab): nothing changes
+    [attempt] = attempts(amami.app)
+    assert attempt.attempts == 3 and attempt.state in ("waiting", "expired")
+    assert EXPIRED_120 in text_of(amami.get("flow/call"))
+
+
+def test_the_screen_says_until_when_to_call_as_a_clock_time(amami):
+    body = text_of(to_call_screen(amami))
+    [attempt] = attempts(amami.app)
+    deadline = attempt.expires_at.astimezone(clock.JST)
+    assert f"{deadline.hour}:{deadline.minute:02d} までにお電話ください" in body
+    assert 'data-seconds-left="120"' in body  # the live countdown's start (shown by JavaScript only)
+
+
+def test_the_number_is_a_big_call_button_with_the_digits_readable(amami):
+    body = text_of(to_call_screen(amami))
+    number = re.search(r'<span class="call-number">([0-9-]+)</span>', body).group(1)
+    assert re.search(rf'<a class="button call-button" href="tel:[0-9]+">{number} に電話をかける</a>', body)
+    for line in ("上のボタンを押して電話をかけてください。", "この画面を開いたまま、お届け出電話番号の電話から",
+                 "アプリを閉じてしまった場合は、アプリから最初に操作してください。"):
+        assert line in body
+
+
+def test_the_confirmed_state_puts_confirm_first_and_focused(amami):
+    page = to_call_screen(amami)
+    call_from_registered_phone(amami, page)
+    body = text_of(amami.get("flow/call"))
+    assert 'class="call-status confirmed"' in body and "✓" in body
+    assert body.index("着信を確認しました。") < body.index('autofocus>確定する</button>') < body.index("中止する")
+    assert "tel:" not in body.split('<footer')[0]
+
+
+def test_final_poll_brings_the_whole_screen_back_once(amami):
+    page = to_call_screen(amami)
+    call_from_registered_phone(amami, page)
+    response = poll(amami)
+    assert response.headers["HX-Retarget"] == "#screen" and response.headers["HX-Reswap"] == "outerHTML"
+    body = text_of(response)
+    assert body.strip().startswith('<div id="screen"') and "hx-trigger" not in body

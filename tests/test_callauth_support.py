@@ -16,7 +16,7 @@ from webapp.flow.models import Flow
 from webapp.oplog import OperationLog
 
 WEBHOOK = "/telephony/inbound"
-TEL_RE = re.compile(r'href="tel:([0-9]+)"[^>]*class="call-number"|class="call-number" href="tel:([0-9]+)"')
+TEL_RE = re.compile(r'<a class="button call-button" href="tel:([0-9]+)">()')
 PHONE_E164 = {"amami": "+819011113333", "maruhachi": "+81534441234"}
 
 

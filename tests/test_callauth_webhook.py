@@ -68,7 +68,7 @@ def test_signed_call_gets_twiml_that_rejects_it(amami):
     page = to_call_screen(amami)
     response = signed_call(amami.client, amami.app, PHONE_E164["amami"], e164(pool_number_on(page)))
     assert response.status_code == 200 and response.mimetype == "text/xml"
-    assert "<Response><Reject/></Response>" in text_of(response)
+    assert '<Response><Reject reason="busy"/></Response>' in text_of(response)
 
 
 def test_webhook_needs_no_csrf_token_but_the_screens_do(amami):
@@ -148,7 +148,7 @@ def test_caller_in_national_format_is_normalised(amami):
 def test_withheld_or_non_numeric_caller_never_authenticates(amami, caller):
     page = to_call_screen(amami)
     response = signed_call(amami.client, amami.app, caller, e164(pool_number_on(page)))
-    assert response.status_code == 200 and "<Reject/>" in text_of(response)
+    assert response.status_code == 200 and "<Reject reason=\"busy\"/>" in text_of(response)
     assert [a.state for a in attempts(amami.app)] == ["waiting"]
     [row] = call_log(amami.app, "inbound_call")
     assert row.result == "fail" and row.detail.startswith("withheld from=withheld")
@@ -184,7 +184,7 @@ def test_call_to_another_unions_number_does_not_authenticate(amami):
 def test_call_to_a_number_outside_every_pool_is_refused_in_the_log(amami):
     to_call_screen(amami)
     response = signed_call(amami.client, amami.app, PHONE_E164["amami"], "+81312345678")
-    assert response.status_code == 200 and "<Reject/>" in text_of(response)
+    assert response.status_code == 200 and "<Reject reason=\"busy\"/>" in text_of(response)
     [row] = call_log(amami.app, "inbound_call")
     assert row.result == "refused" and row.detail.startswith("unknown_number")
 
@@ -200,7 +200,7 @@ def test_same_call_sid_twice_counts_once(amami):
     sid = service.new_call_sid()
     for _ in range(3):
         response = signed_call(amami.client, amami.app, PHONE_E164["amami"], e164(pool_number_on(page)), call_sid=sid)
-        assert response.status_code == 200 and "<Reject/>" in text_of(response)
+        assert response.status_code == 200 and "<Reject reason=\"busy\"/>" in text_of(response)
     assert len(inbound_calls(amami.app)) == 1 and len(call_log(amami.app, "inbound_call")) == 1
     assert [a.state for a in attempts(amami.app)] == ["confirmed"]
 

@@ -165,7 +165,7 @@ def test_parallel_allow_grants_once(amami):
 
 def test_deny_shows_the_cancel_screen_and_tells_the_client_access_denied(amami):
     at_consent(amami, state="deny-state")
-    response = amami.post("flow/cancel", {})
+    response = amami.post("flow/cancel", {"confirm": "yes"})
     assert response.status_code == 303
     html = text_of(amami.get("flow/cancelled"))
     assert "API連携認証の中止" in html and "API連携認証を中止しました。" in html and "連携元画面へ" in html

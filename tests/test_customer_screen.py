@@ -1,6 +1,8 @@
 """② SOA202 お客様情報入力: field rules and the checks against the core banking record."""
 import datetime as dt
 
+import re
+
 import pytest
 from sqlmodel import select
 
@@ -28,7 +30,8 @@ def test_customer_screen_shows_account_entered_on_screen_one(at_customer):
 def test_missing_fields_dialog_on_customer_screen(at_customer):
     html = text_of(at_customer.customer(name_kana="", birth_year="", phone="", email="", email_confirm=""))
     assert "入力されていない項目があります。" in html
-    assert html.count("必ず入力して下さい。") == 5
+    under_fields = re.findall(r'<p class="field-error" id="([a-z_]+)-error">必ず入力して下さい。</p>', html)
+    assert under_fields == ["name_kana", "birth_year", "phone", "email", "email_confirm"]
 
 
 def test_birth_month_and_day_default_to_01(at_customer):
@@ -168,3 +171,35 @@ def test_success_stores_registered_phone_for_call_step(at_customer):
     with at_customer.app.app_context():
         flow = db.session().exec(select(Flow)).one()
         assert flow.step == "phone" and flow.phone_e164 == "+819011113333"
+
+
+def test_field_errors_are_summarised_at_the_top_as_links_and_in_the_title(at_customer):
+    """Without JavaScript the page reloads at its top: the GOV.UK error summary is what the customer
+    meets first (it takes focus), each wrong field a link to it, and the title says エラー."""
+    html = text_of(at_customer.customer(name_kana="", phone="12"))
+    summary = re.search(r'<div class="error-summary"[^>]*autofocus>(.*?)</div>', html, re.S)
+    assert summary, "no error summary"
+    assert html.index('class="error-summary"') < html.index("<form method=\"post\"")
+    assert re.findall(r'<li><a href="#([a-z_]+)">', summary.group(1)) == ["name_kana", "phone"]
+    assert '<a href="#name_kana">お名前：必ず入力して下さい。</a>' in summary.group(1)
+    assert re.search(r"<title>エラー：API連携認証（お客様情報入力）｜奄美信用組合</title>", html)
+
+
+def test_required_dialog_names_each_missing_field_as_a_link(at_customer):
+    html = text_of(at_customer.customer(name_kana="", email="", email_confirm=""))
+    dialog = re.search(r'<dialog open data-modal class="error-dialog".*?</dialog>', html, re.S).group(0)
+    assert 'aria-modal="true"' in dialog
+    assert re.findall(r'<li><a href="#([a-z_]+)">(.*?)</a></li>', dialog) == [
+        ("name_kana", "お名前"), ("email", "メールアドレス"), ("email_confirm", "メールアドレス（確認用）")]
+
+
+def test_a_clean_screen_has_no_summary_and_a_plain_title(at_customer):
+    html = text_of(at_customer.get("flow/customer"))
+    assert "error-summary" not in html and "<title>API連携認証（お客様情報入力）｜奄美信用組合</title>" in html
+
+
+def test_identity_mismatch_is_announced_once(at_customer):
+    """The alertdialog is announced; the banner left on the page after OK is not a second alert."""
+    html = text_of(at_customer.customer(phone="09099999999"))
+    assert html.count("本人認証情報が誤っています。") == 2  # banner + dialog, shown
+    assert html.count('role="alert"') == 0 and html.count('role="alertdialog"') == 1

@@ -20,6 +20,8 @@ AMAMI_HOURS = [
     "1月1日～3日 19:00～24:00",
 ]
 MARUHACHI_HOURS = [
+    "毎日 0:00～0:01",
+    "毎日 4:00～4:05",
     "毎月第1・第3月曜日 2:00～6:00",
     "毎月第2・第4日曜日 23:40～翌0:10",
     "毎月第2・第4日曜日の前日 23:50～翌7:00",
@@ -75,7 +77,7 @@ def test_faq_1_q1_gives_the_unions_own_answer(client, union, answer, other_answe
 def test_amami_faq_answers_account_moved_to_another_branch(client):
     page = text_of(client.get("/amami/faq"))
     assert ACCOUNT_MOVED_Q in page
-    assert "旧店舗・旧口座番号でのアプリ利用(情報更新、API連携認証)は不可となります。" in page
+    assert "旧店舗・旧口座番号(011-1111111)でのアプリ利用(情報更新、API連携認証)は不可となります。" in page
 
 
 def test_maruhachi_faq_has_no_account_moved_question(client):
@@ -88,7 +90,7 @@ def test_faq_stays_readable_inside_a_maintenance_window(client):
     clock.set_now(dt.datetime(2026, 11, 7, 23, 55, tzinfo=clock.JST))  # the night before the 2nd Sunday
     page = client.get("/amami/faq")
     assert page.status_code == 200
-    assert messages.MAINTENANCE not in text_of(page)
+    assert 'role="alert"' not in text_of(page)  # the FAQ itself, not the maintenance notice
     assert service_hours_listed(text_of(page)) == AMAMI_HOURS + [OTHER_MAINTENANCE]
 
 
@@ -112,3 +114,40 @@ def test_adhoc_maintenance_in_the_configuration_is_listed_and_closes_the_screens
         assert client.get("/amami/flow/account").status_code != 503
     finally:
         app.extensions["db_engine"].dispose()
+
+
+@pytest.mark.parametrize("union", ["amami", "maruhachi"])
+def test_faq_title_names_the_union_once(client, union):
+    title = re.search(r"<title>(.*?)</title>", text_of(client.get(f"/{union}/faq")), re.S).group(1)
+    name = {"amami": "奄美信用組合", "maruhachi": "丸八信用組合"}[union]
+    assert title == f"よくあるご質問｜{name}"
+
+
+def test_amami_account_moved_answer_has_the_manuals_example(client):
+    page = text_of(client.get("/amami/faq"))
+    assert "いままで 011店舗 口座番号1111111" in page and "022店舗 口座番号2222222" in page
+    assert "旧店舗・旧口座番号(011-1111111)" in page and "新店舗・新口座番号(022-2222222)" in page
+
+
+def error_section(page: str) -> list[tuple[str, str | None]]:
+    """(message, 対処方法 or None) for each entry of 「エラーメッセージが表示されたとき」."""
+    section = re.search(r'<section class="faq errors".*?</section>', page, re.S)
+    assert section, "the FAQ has no section for error messages"
+    entries = re.findall(r'<li>\s*<p class="error-message">(.*?)</p>(.*?)</li>', section.group(0), re.S)
+    return [(message, (re.findall(r"<dt>対処方法</dt><dd>(.*?)</dd>", rest) or [None])[0]) for message, rest in entries]
+
+
+@pytest.mark.parametrize("union, lock_advice", [
+    ("amami", "お急ぎの場合は、当信用組合にお問合せください。"),
+    ("maruhachi", None),  # 丸八's manual gives none for No.4
+])
+def test_faq_explains_every_error_message_and_what_to_do(client, union, lock_advice):
+    entries = dict(error_section(text_of(client.get(f"/{union}/faq"))))
+    assert entries[messages.ACCOUNT_NOT_SERVICEABLE] == "キャッシュカードや通帳を参照し、正しい科目、口座番号を入力する。"
+    assert entries[messages.IDENTITY_MISMATCH] == "当信用組合に届けている情報を正しく入力する。"
+    assert entries[messages.LOCKED_NOW] == "アカウントロックは翌日0時に自動解除されますので、その後改めて操作する。"
+    assert entries[f"{messages.LOCKED} {messages.LOCKED_REASON}"] == lock_advice
+    assert entries[messages.MAINTENANCE] == "上記の時間を避けて、改めて操作する。"
+    assert entries[messages.BUSY] == "しばらくしてから、改めて操作する。"
+    assert entries[messages.SYSTEM_ERROR].startswith("しばらくしてから、改めて操作し")
+    assert messages.UNAVAILABLE in entries

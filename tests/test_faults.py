@@ -175,7 +175,7 @@ class Browser:
         assert self.post(f"/{TENANT}/flow/phone").status_code == 303
         page = self.get(f"/{TENANT}/flow/call")
         assert title(page) == "API連携認証（電話番号認証）"
-        return re.search(r'class="call-number" href="tel:([0-9]+)"', page.text).group(1)
+        return re.search(r'class="button call-button" href="tel:([0-9]+)"', page.text).group(1)
 
     def confirm_call(self) -> requests.Response:
         """④ 「確定する」."""

@@ -81,7 +81,7 @@ def test_cancel_ends_the_flow_and_returns_access_denied(amami):
     amami.start()
     amami.account()
     amami.get("flow/customer")
-    response = amami.post("flow/cancel", {})
+    response = amami.post("flow/cancel", {"confirm": "yes"})
     assert response.headers["Location"].endswith("/amami/flow/cancelled")
     page = text_of(amami.get("flow/cancelled"))
     assert "API連携認証の中止" in page and "API連携認証を中止しました。" in page and "連携元画面へ" in page
@@ -104,3 +104,37 @@ def test_unknown_client_gets_error_page_never_redirect(client, customers):
     response = client.get("/amami/oauth/authorize", query_string={"client_id": "nope", "redirect_uri": "https://evil.example/cb",
                                                                    "response_type": "code"})
     assert response.status_code == 400 and "Location" not in response.headers
+
+
+def test_cancel_first_asks_whether_to_cancel_and_ends_nothing(amami):
+    """中止する is one tap away from 次へ: without a second, deliberate answer the flow goes on."""
+    amami.start()
+    amami.account()
+    amami.get("flow/customer")
+    page = amami.post("flow/cancel", {})
+    assert page.status_code == 200
+    html = text_of(page)
+    assert "中止してよろしいですか" in html
+    assert '<input type="hidden" name="confirm" value="yes">' in html
+    assert '<button type="submit" class="button danger">中止する</button>' in html
+    assert 'href="/amami/flow/customer">戻る</a>' in html  # 戻る (no JavaScript): back to where the customer was
+    assert "<html" in html  # a page of its own without JavaScript
+    assert amami.get("flow/customer").status_code == 200  # 戻る: the flow is alive, at ②
+
+
+def test_cancel_with_htmx_asks_in_a_modal_dialog(amami):
+    amami.start()
+    dialog = text_of(amami.post("flow/cancel", {}, htmx=True))
+    assert "<html" not in dialog
+    assert 'role="alertdialog" aria-modal="true"' in dialog and "中止してよろしいですか" in dialog
+    assert '<form method="dialog"><button type="submit" class="button secondary" autofocus>戻る</button></form>' in dialog
+    assert amami.get("flow/account").status_code == 200
+
+
+def test_refusing_on_consent_asks_with_the_words_of_its_button(amami):
+    from test_oauth_support import at_consent
+
+    at_consent(amami)
+    html = text_of(amami.post("flow/cancel", {}))
+    assert "中止してよろしいですか" in html and '<button type="submit" class="button danger">拒否する</button>' in html
+    assert amami.get("flow/consent").status_code == 200

@@ -199,3 +199,43 @@ def test_parallel_wrong_attempts_over_http_lock_exactly_once(app, customers):
     assert sum(messages.LOCKED_NOW in p for p in pages) == 1
     assert sum("理由コードはB84です。" in p for p in pages) == 7
     assert sum(messages.IDENTITY_MISMATCH in p for p in pages) == 4
+
+
+# --- the lock screens (SPEC §3, issue 11) -------------------------------------------------------
+
+def main_of(html: str) -> str:
+    return html[html.index("<main"):html.index("</main>")]
+
+
+def test_lock_screen_says_when_it_lifts_and_shows_the_contact_not_the_form(at_customer):
+    for _ in range(4):
+        wrong(at_customer)
+    main = main_of(wrong(at_customer))  # the fifth: No.3
+    assert messages.LOCKED_NOW in main
+    assert "このロックは翌日の0時に自動で解除されます。" in main
+    assert "奄美信用組合 企画部 ITシステム課" in main and 'href="tel:0997527111"' in main
+    assert "平日の午前9時～17時" in main
+    assert "お急ぎの場合は、当信用組合にお問合せください。" in main  # 奄美's own 対処方法
+    assert 'name="name_kana"' not in main and ">次へ</button>" not in main  # the form is not offered again
+    assert ">中止する</button>" in main
+
+
+def test_a_locked_customer_coming_back_to_two_sees_the_lock_screen(at_customer):
+    for _ in range(5):
+        wrong(at_customer)
+    main = main_of(text_of(at_customer.get("flow/customer")))
+    assert messages.LOCKED in main and messages.LOCKED_REASON in main
+    assert 'name="name_kana"' not in main and "このロックは翌日の0時に自動で解除されます。" in main
+
+
+def test_maruhachi_lock_screen_has_its_contact_and_no_amami_advice(maruhachi):
+    from test_customer_screen import at_customer as _  # noqa: F401  (same steps for 丸八)
+
+    maruhachi.start()
+    maruhachi.account()
+    for _ in range(5):
+        page = maruhachi.customer(phone="09099999999")
+    main = main_of(text_of(page))
+    assert messages.LOCKED_NOW in main
+    assert "丸八信用組合 管理課" in main and "kanri@maruhachi-shinkumi.jp" in main
+    assert "お急ぎの場合は" not in main

@@ -152,7 +152,7 @@ def test_every_authorization_response_carries_state_and_iss(app, client, custome
     # 拒否する
     actions = FlowActions(app, app.test_client(), "amami")
     at_consent(actions, state="s-deny")
-    actions.post("flow/cancel", {})
+    actions.post("flow/cancel", {"confirm": "yes"})
     html = text_of(actions.get("flow/cancelled"))
     back = re.search(r'href="([^"]+)">連携元画面へ', html).group(1).replace("&amp;", "&")
     assert query(back) == {"error": "access_denied", "state": "s-deny", "iss": ISS}

@@ -68,8 +68,9 @@ def test_no_copy_of_a_rule_outside_its_home(pattern, home):
 
 
 def test_every_field_message_and_hint_quotes_its_specs_numbers():
-    assert BRANCH.message == "半角数字3桁で入力して下さい。" and BRANCH.hint == "(半角数字3桁)"
+    assert BRANCH.message == "半角数字3桁で入力して下さい。" and BRANCH.hint == "(半角数字3桁) (例) 001"
     assert ACCOUNT_NUMBER.message == "半角数字7桁以内で入力して下さい。"
+    assert ACCOUNT_NUMBER.hint == "(半角数字7桁以内) (例) 1234567"  # examples beside the field, not placeholders
     assert NAME_KANA.too_long == "48文字以内で入力して下さい。" and NAME_KANA.message == "半角カタカナで入力して下さい。"
     assert EMAIL.too_long == EMAIL_CONFIRM.too_long == "64文字以内で入力して下さい。"
     assert PHONE.message == "半角数字10桁または11桁で入力して下さい。"

@@ -120,7 +120,7 @@ def test_metrics_count_flows_abandoned_by_cancel_at_their_step(amami):
     amami.start()
     amami.account()
     amami.get("flow/customer")
-    assert amami.post("flow/cancel", {}).status_code == 303
+    assert amami.post("flow/cancel", {"confirm": "yes"}).status_code == 303
     after = scrape(amami.client)
     assert value(after, "renkei_flows_ended_total", tenant="amami", step="customer", outcome="cancelled") \
         - value(before, "renkei_flows_ended_total", tenant="amami", step="customer", outcome="cancelled") == 1

@@ -120,6 +120,8 @@ def test_back_to_back_windows_are_one_closure():
 
 def test_maruhachi_calendar_is_the_manuals():
     assert service_hours.describe(CALENDARS["maruhachi"]) == [
+        "毎日 0:00～0:01",
+        "毎日 4:00～4:05",
         "毎月第1・第3月曜日 2:00～6:00",
         "毎月第2・第4日曜日 23:40～翌0:10",
         "毎月第2・第4日曜日の前日 23:50～翌7:00",
@@ -129,8 +131,14 @@ def test_maruhachi_calendar_is_the_manuals():
     ]
 
 
-def test_maruhachi_has_no_daily_windows():
-    assert_open("maruhachi", "2026-11-18 00:00", "2026-11-18 04:00", "2026-11-18 04:04")
+def test_maruhachi_closed_daily_0000_to_0001():
+    """毎日0時から1分程度 (screen ②'s error list, SPEC §4)."""
+    assert_window(CALENDARS["maruhachi"], "2026-11-18 00:00", "2026-11-18 00:01", "毎日 0:00～0:01")
+
+
+def test_maruhachi_closed_daily_0400_to_0405():
+    """毎日4時から数分程度."""
+    assert_window(CALENDARS["maruhachi"], "2026-11-18 04:00", "2026-11-18 04:05", "毎日 4:00～4:05")
 
 
 @pytest.mark.parametrize("monday", ["2026-11-02", "2026-11-16", "2026-09-07", "2026-09-21"])
@@ -182,8 +190,10 @@ def test_maruhachi_closed_january_1_to_3_from_0000_to_0800():
 
 
 def test_maruhachi_closed_january_1_to_3_from_1900_to_2400():
-    assert_window(CALENDARS["maruhachi"], "2027-01-03 19:00", "2027-01-04 00:00", "1月1日～3日 19:00～24:00")
-    assert_open("maruhachi", "2027-01-02 18:59", "2027-01-04 19:00")
+    # as for 奄美, the evening runs into the daily 0:00–0:01: service resumes at 0:01 on the 4th
+    assert_window(CALENDARS["maruhachi"], "2027-01-03 19:00", "2027-01-04 00:00", "1月1日～3日 19:00～24:00",
+                  resumes="2027-01-04 00:01")
+    assert_open("maruhachi", "2027-01-02 18:59", "2027-01-04 00:01", "2027-01-04 19:00")
 
 
 # --- the rule kinds ----------------------------------------------------------------------------
@@ -264,9 +274,9 @@ ADHOC_BACKWARDS = '\n[[maintenance]]\nkind = "adhoc"\nstart = "2026-12-06T06:00"
     ("amami", 'nth = [2, 4]\n', '', "amami: [[maintenance]] #4 (kind = 'nth_weekday'): missing nth"),
     ("amami", 'month = 1\ndays = [1, 2, 3]', 'month = 2\ndays = [28, 29, 30]', "#5 (kind = 'yearly'): 'days' must be a whole number in 1..29, got 30"),
     ("amami", 'start = "19:00"', 'start = "24:00"', "#6 (kind = 'yearly'): 'start' must be a time \"HH:MM\" from 00:00 to 23:59"),
-    ("maruhachi", 'end = "00:10"', 'end = "0010"', "maruhachi: [[maintenance]] #2 (kind = 'nth_weekday'): 'end'"),
-    ("maruhachi", 'offset_days = -2', 'offset_days = "-2"', "maruhachi: [[maintenance]] #4 (kind = 'nth_weekday'): 'offset_days'"),
-    ("maruhachi", None, ADHOC_BACKWARDS, "maruhachi: [[maintenance]] #7 (kind = 'adhoc'): 'end' must be after 'start'"),
+    ("maruhachi", 'end = "00:10"', 'end = "0010"', "maruhachi: [[maintenance]] #4 (kind = 'nth_weekday'): 'end'"),
+    ("maruhachi", 'offset_days = -2', 'offset_days = "-2"', "maruhachi: [[maintenance]] #6 (kind = 'nth_weekday'): 'offset_days'"),
+    ("maruhachi", None, ADHOC_BACKWARDS, "maruhachi: [[maintenance]] #9 (kind = 'adhoc'): 'end' must be after 'start'"),
 ])
 def test_a_typo_in_a_calendar_fails_at_start_up_naming_union_and_rule(tmp_path, union, old, new, expected):
     for path in TENANTS_DIR.glob("*.toml"):
@@ -285,8 +295,8 @@ def test_a_typo_in_a_calendar_fails_at_start_up_naming_union_and_rule(tmp_path, 
 
 # --- what the customer sees ----------------------------------------------------------------------
 
-FLOW_SCREENS = ["flow/account", "flow/customer", "flow/phone", "flow/call", "flow/pin", "flow/consent",
-                "flow/cancelled"]
+# 中止する and its result screen stay open inside a window (test_maintenance_notice.py): a customer can always leave.
+FLOW_SCREENS = ["flow/account", "flow/customer", "flow/phone", "flow/call", "flow/pin", "flow/consent"]
 
 
 def assert_maintenance_notice(response):
@@ -303,7 +313,6 @@ def test_every_screen_and_the_authorization_start_are_closed_inside_a_window(ama
         assert_maintenance_notice(amami.get(path))
     assert_maintenance_notice(amami.account())
     assert_maintenance_notice(amami.post("flow/customer", amami.customer_data()))
-    assert_maintenance_notice(amami.post("flow/cancel", {}))
     partial = amami.get("flow/phone", headers={"HX-Request": "true"})
     assert_maintenance_notice(partial)
     assert "<html" not in text_of(partial)

@@ -27,13 +27,19 @@ def wants_json() -> bool:
         or request.path.startswith("/telephony/")
 
 
-def render_notice(message: str, status: int, *, detail: str | None = None, incident: str | None = None):
+def render_notice(message: str, status: int, *, detail: str | None = None, incident: str | None = None,
+                  resumes: str | None = None, leave: str | None = None, return_url: str | None = None):
     """A full page (or, for htmx, the notice partial) carrying one service-wide message.
 
     An htmx GET is a poll re-fetching its own element (④'s status area): it gets that element back
     with the message and the same poll, so it shows why and goes on by itself when service returns
-    (base.html has htmx swap 429 and 5xx answers)."""
-    context = dict(message=message, detail=detail, incident=incident)
+    (base.html has htmx swap 429 and 5xx answers).
+
+    `resumes`: when service comes back (maintenance). The way back to the app (連携元画面へ) is either
+    `leave`, a URL to POST to that ends the customer's flow first, or `return_url`, a link to the
+    client's redirect URI when there is no flow yet."""
+    context = dict(message=message, detail=detail, incident=incident, resumes=resumes, leave=leave,
+                   return_url=return_url)
     partial = None
     if request.method == "GET" and request.headers.get("HX-Target"):
         partial = "partials/notice_polling.html"

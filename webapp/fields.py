@@ -70,7 +70,6 @@ class Spec:
     too_long: Optional[str] = None  # when a free-text value is longer than max_length
     hint: str = ""
     typed_max: Optional[int] = None  # <input maxlength> when typing may take more (hyphens); else max_length
-    placeholder: Optional[str] = None
 
     @property
     def maxlength(self) -> int:
@@ -84,7 +83,7 @@ class Spec:
 
 
 def _digits(label: str, length: int, *, at_least: int | None = None, wording: Callable[[int], str] | None = None,
-            hint: str | None = None, **extra) -> Spec:
+            hint: str | None = None, example: str | None = None, **extra) -> Spec:
     """ASCII digits only (after normalisation): `length` of them, or `at_least` to `length`."""
     low, high = at_least or length, length
     if wording is not None:
@@ -96,7 +95,9 @@ def _digits(label: str, length: int, *, at_least: int | None = None, wording: Ca
     else:
         message = messages.digits_at_most(high)
     if hint is None:
-        hint = messages.hint_digits(high) if low == high else messages.HINT_DIGITS
+        hint = messages.hint_digits(high) if low == high else messages.hint_digits_at_most(high)
+    if example is not None:  # an example beside the field, never a placeholder that looks filled in
+        hint = messages.hint_with_example(hint, example)
     return Spec(label, digits, max_length=high, min_length=low, pattern=re.compile(rf"^[0-9]{{{low},{high}}}$"),
                 message=message, hint=hint, **extra)
 
@@ -106,9 +107,9 @@ def _text(label: str, normalise, max_length: int, **extra) -> Spec:
 
 
 # ① SOA201 ご利用口座情報入力
-BRANCH = _digits("店番", 3, placeholder="001")
+BRANCH = _digits("店番", 3, example="001")
 ACCOUNT_TYPE = Spec("科目", text, max_length=2)  # the choices are the union's (tenants/<id>.toml)
-ACCOUNT_NUMBER = _digits("口座番号", 7, at_least=1, placeholder="1234567")
+ACCOUNT_NUMBER = _digits("口座番号", 7, at_least=1, example="1234567")
 
 # ② SOA202 お客様情報入力
 NAME_KANA = _text("お名前", half_width_kana, 48, pattern=HALF_KANA, message=messages.HALF_WIDTH_KANA_ONLY,

@@ -7,6 +7,8 @@ webapp/fields.py, so a message can never state a length the rule does not keep.
 REQUIRED = "必ず入力して下さい。"
 MISSING_FIELDS = "入力されていない項目があります。"
 DIALOG_TITLE = "エラー"
+ERROR_SUMMARY_TITLE = "入力内容をご確認ください"
+ERROR_TITLE_PREFIX = "エラー："
 
 # Field rules (screens ①, ②, ⑤): webapp/fields.py binds them to each field's numbers
 
@@ -45,6 +47,14 @@ def hint_digits(n: int) -> str:
     return f"(半角数字{n}桁)"
 
 
+def hint_digits_at_most(n: int) -> str:
+    return f"(半角数字{n}桁以内)"
+
+
+def hint_with_example(hint: str, example: str) -> str:
+    return f"{hint} (例) {example}"
+
+
 HINT_DIGITS = "(半角数字)"
 HINT_DIGITS_NO_HYPHEN = "(半角数字ハイフン無し)"
 HINT_KANA = "(半角カタカナ) (例) ﾃﾞｰﾀ ﾀﾛｳ"
@@ -57,11 +67,21 @@ IDENTITY_MISMATCH = "本人認証情報が誤っています。本人認証項�
 LOCKED_NOW = "お取扱いができなくなりました。詳しくは本サービスのお問合せ窓口へご照会下さい。"
 LOCKED = "ただ今お取扱いできません。詳しくは本サービスのお問合せ窓口へご照会下さい。"
 LOCKED_REASON = "理由コードはB84です。"
+LOCK_LIFTS = "このロックは翌日の0時に自動で解除されます。その後、あらためて操作してください。"
+
+
+def lock_alert(*, just_locked: bool) -> dict:
+    """No.3 (this failure locked the account) or No.4 (B84: it was locked already): the lock screen."""
+    if just_locked:
+        return {"message": LOCKED_NOW, "locked": True}
+    return {"message": LOCKED, "reason": LOCKED_REASON, "locked": True}
 
 # SPEC §3, service-wide conditions
 MAINTENANCE = "ただ今の時間はサービスを行っていません。ご了承下さい。"
 BUSY = "ただ今受付が混雑しておりますので、しばらくしてからご利用下さい。"
 SYSTEM_ERROR = "調整のため連絡ができなくなりました。なお、お急ぎの場合は本サービスのお問合せ窓口へご照会下さい。"
+MAINTENANCE_RESUMES = "サービスの再開は{resumes}の予定です。"
+MAINTENANCE_RETURN = "連携元画面へ"
 UNAVAILABLE = "ご指定のサービスはただ今お取扱できません。なお、お急ぎの場合は本サービスのお問合せ窓口へご照会下さい。"
 PAGE_NOT_FOUND = "ページが見つかりません。"
 # the same conditions answered as JSON (API, token endpoints, webhooks): errorMessage
@@ -84,8 +104,8 @@ PRESSED_TOO_EARLY = "認証中（認証着信待ち）"
 CALL_SEEN = "着信を確認しました。「確定する」ボタンを押してください。"
 WITHHELD_SEEN = ("非通知の着信がありました。非通知設定を解除していただくか、"
                  "架電時に「186」をつけてお電話ください。")
-SUPERSEDED_TEXT = ("別の画面で電話番号認証が開始されたため、この画面での認証は無効となりました。"
-                   "API連携認証の最初に戻って操作してください。")
+CALL_SUPERSEDED_SHORT = "別の画面で電話番号認証が開始されたため、この画面での認証は無効となりました。"
+SUPERSEDED_TEXT = CALL_SUPERSEDED_SHORT + "API連携認証の最初に戻って操作してください。"
 
 
 def expired_text(seconds: int) -> str:
@@ -98,3 +118,47 @@ def expired_text(seconds: int) -> str:
 AGREE_LABEL = "当信用組合のAPI利用規定を確認し、同意します。"
 AGREE_REQUIRED = f"「許可する」の前に、API利用規定をご確認のうえ「{AGREE_LABEL}」にチェックを入れて下さい。"
 CLIENT_GONE = "連携元アプリの登録が確認できなくなったため、認可できませんでした。お手数ですが、アプリから最初に戻って操作してください。"
+
+CANCEL_CONFIRM = "中止してよろしいですか"
+CANCEL_BACK = "戻る"
+CANCEL_CONFIRM_TITLE = "（中止の確認）"
+
+# The manuals' error tables (エラー事例): what each message means and what the customer does
+# (対処方法), for each union's FAQ section 「エラーメッセージが表示されたとき」. A union's own advice
+# for a locked account (奄美: 「お急ぎの場合は…」) is its configuration: [faq] locked_advice.
+IDENTITY_ERRORS = (
+    (ACCOUNT_NOT_SERVICEABLE, "入力いただいた科目、口座番号が現在ご利用中の口座と一致しない。",
+     "キャッシュカードや通帳を参照し、正しい科目、口座番号を入力する。"),
+    (IDENTITY_MISMATCH, "科目、口座番号は正しいが、その他の情報に誤りがある。",
+     "当信用組合に届けている情報を正しく入力する。"),
+    (LOCKED_NOW, "上記No.2のエラーを規定回数繰り返したことでロックされ、当日中はAPI連携認証操作が行えなくなった状態。",
+     "アカウントロックは翌日0時に自動解除されますので、その後改めて操作する。"),
+    (f"{LOCKED} {LOCKED_REASON}", "アカウントロック（上記No.3）された状態で、API連携認証を行った。", None),
+)
+SERVICE_ERRORS = (
+    (MAINTENANCE, "当信用組合システムのサービス時間外（「3. サービスについて」の(Q1)の時間）です。",
+     "上記の時間を避けて、改めて操作する。"),
+    (BUSY, "金融機関API対象アプリの取引が集中している。", "しばらくしてから、改めて操作する。"),
+    (SYSTEM_ERROR, "システムエラーです。",
+     "しばらくしてから、改めて操作し、それでも改善しない場合は、お問合せ窓口へご照会下さい。"),
+    (UNAVAILABLE, "当信用組合のシステムまたは電話番号認証のシステムが、一時的にご利用いただけない状態です。",
+     "しばらくしてから、改めて操作し、それでも改善しない場合は、お問合せ窓口へご照会下さい。"),
+)
+
+# ④ SOA209: the window, its renewal (「もう一度電話番号認証を行う」) and the call button (issue 11)
+CALL_BUTTON = "{number} に電話をかける"
+CALL_DEADLINE = "{clock} までにお電話ください"
+CALL_SECONDS_LEFT = "残り {seconds} 秒"
+CALL_RETRY = "もう一度電話番号認証を行う"
+CALL_RESTART = "最初に戻る"
+CALL_RETRY_HOW = "「もう一度電話番号認証を行う」を押すと、新しい認証先電話番号が表示されます。あらためてお電話ください。"
+CALL_NO_RETRY_LEFT = "電話番号認証をやり直せる回数を超えました。「最初に戻る」を押して、API連携認証の最初から操作してください。"
+CALL_GUIDANCE = (
+    "お届け出電話番号のスマートフォンでこの画面を開いている場合は、上のボタンを押して電話をかけてください。",
+    "別の端末でこの画面を開いている場合は、この画面を開いたまま、お届け出電話番号の電話から上記の番号にお電話ください。",
+    "アプリを閉じてしまった場合は、アプリから最初に操作してください。",
+)
+
+
+def call_time_ran_out(seconds: int) -> str:
+    return f"お電話の受付時間（{seconds}秒）が過ぎました。"

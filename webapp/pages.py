@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, g, render_template
 
-from . import assets, maintenance, service_hours, tenants
+from . import assets, maintenance, messages, service_hours, tenants
 
 bp = Blueprint("pages", __name__, url_prefix="/<tenant>")
 bp.url_value_preprocessor(tenants.pull_tenant)
@@ -12,8 +12,11 @@ bp.url_defaults(tenants.add_tenant)
 
 @bp.route("/faq")
 def faq():
+    locked_advice = g.tenant.faq.get("locked_advice") or None
+    identity_errors = [*messages.IDENTITY_ERRORS[:-1], (*messages.IDENTITY_ERRORS[-1][:2], locked_advice)]
     return render_template(g.tenant.templates("faq.html"), screen_id=None,
-                           service_hours=service_hours.describe(maintenance.rules_for(g.tenant)))
+                           service_hours=service_hours.describe(maintenance.rules_for(g.tenant)),
+                           identity_errors=identity_errors, service_errors=messages.SERVICE_ERRORS)
 
 
 @bp.route("/theme.<version>.css")

@@ -166,6 +166,12 @@ def describe_rule(rule: Rule) -> str:
     return f"{rule.month}月{_day_runs(rule.days)} {hours}"
 
 
+def resumes_text(window: Window) -> str:
+    """When a closure ends, for the maintenance notice: 「12月6日 7:00」 (JST; 24:00 reads as the next day's 0:00)."""
+    end = window.end.astimezone(JST)
+    return f"{end.month}月{end.day}日 {_clock(end)}"
+
+
 def _hm(minutes: int) -> str:
     return f"{minutes // 60}:{minutes % 60:02d}"
 

@@ -1,7 +1,9 @@
 """Tables of incoming-call authentication: one call attempt per flow, one row per inbound call.
 
 The invariants live in the schema so that every process and host agrees:
-- `call_attempt.flow_id` is unique: a flow gets one attempt, whose window starts when ④ first appears;
+- `call_attempt.flow_id` is unique: a flow has one attempt row, whose window starts when ④ first
+  appears; 「もう一度電話番号認証を行う」 renews that row (new pool number, fresh window, `attempts`
+  + 1) at most MAX_ATTEMPTS times in all, by one conditional UPDATE;
 - among *waiting* attempts, (registered phone, pool number) is unique (a partial unique index), so
   a call — matched by (number dialled, caller) — can confirm at most one attempt;
 - `inbound_call.call_sid` is unique: the provider's retry of the same call is counted once.
@@ -21,6 +23,8 @@ CONFIRMED = "confirmed"  # a matching call arrived inside the window; 「確定�
 USED = "used"  # 「確定する」 consumed it: the flow went on to ⑤ (single use)
 SUPERSEDED = "superseded"  # a newer attempt for the same phone needed its pool number
 EXPIRED = "expired"  # marked when its window had passed (also derived from expires_at when still waiting)
+
+MAX_ATTEMPTS = 3  # windows one flow may have on ④: the first and two renewals (issue 11)
 
 
 class CallAttempt(SQLModel, table=True):
@@ -42,6 +46,8 @@ class CallAttempt(SQLModel, table=True):
     call_sid: Optional[str] = Field(default=None, sa_column=Column(String(64), nullable=True))
     # a withheld (非通知) call reached this pool number inside the window: ④ tells the customer about 186
     withheld_call_at: Optional[dt.datetime] = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    # windows this flow has had on ④, counting this one (1 … MAX_ATTEMPTS)
+    attempts: int = Field(default=1, sa_column=Column(Integer, nullable=False, server_default=text("1")))
 
 
 class InboundCall(SQLModel, table=True):

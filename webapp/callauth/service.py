@@ -28,7 +28,7 @@ import secrets
 
 import phonenumbers
 from flask import current_app
-from sqlalchemy import update
+from sqlalchemy import and_, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -37,7 +37,7 @@ from ..flow import state as flow_state
 from .. import db as dbmod
 from ..messages import (  # noqa: F401  what the customer reads on ④ (SOA209); flow/call.py reads them here
     CALL_SEEN, PRESSED_TOO_EARLY, SUPERSEDED_TEXT, WAITING_TEXT, WITHHELD_SEEN, expired_text)
-from .models import CONFIRMED, EXPIRED, SUPERSEDED, USED, WAITING, CallAttempt, InboundCall
+from .models import CONFIRMED, EXPIRED, MAX_ATTEMPTS, SUPERSEDED, USED, WAITING, CallAttempt, InboundCall
 
 # --- the window ---------------------------------------------------------------------------------
 
@@ -143,43 +143,20 @@ def open_attempt(s: Session, flow, tenant, rng=None) -> CallAttempt:
     existing = attempt_for(s, flow.id)
     if existing is not None:
         return existing
-    pool = pool_of(tenant)
-    if not pool:
-        raise RuntimeError(f"tenant {tenant.id} has no call pool configured")
+    pool = _pool_or_fail(tenant)
     for _ in range(8):
         now = clock.now()
         try:
-            s.execute(update(CallAttempt)
-                      .where(CallAttempt.phone_e164 == flow.phone_e164, CallAttempt.state == WAITING,
-                             CallAttempt.expires_at <= now)
-                      .values(state=EXPIRED))
-            waiting = s.exec(select(CallAttempt)
-                             .where(CallAttempt.phone_e164 == flow.phone_e164, CallAttempt.state == WAITING)
-                             .order_by(CallAttempt.started_at, CallAttempt.id)).all()
-            taken = {a.pool_number for a in waiting}
-            free = [n for n in pool if n not in taken]
-            superseded = None
-            if free:
-                number = choose(free, rng)
-            else:  # as many attempts wait for this phone as the pool has numbers: the oldest gives way
-                superseded = next(a for a in waiting if a.pool_number in pool)
-                gave_way = s.execute(update(CallAttempt)
-                                     .where(CallAttempt.id == superseded.id, CallAttempt.state == WAITING)
-                                     .values(state=SUPERSEDED))
-                if gave_way.rowcount != 1:
-                    s.rollback()
-                    continue
-                number = superseded.pool_number
+            number, superseded = _pick_number(s, flow.phone_e164, pool, now, rng=rng)
+            if number is None:
+                continue
             created = dbmod.insert_or_ignore(s, CallAttempt.__table__, {
                 "flow_id": flow.id, "tenant": flow.tenant, "phone_e164": flow.phone_e164, "pool_number": number,
                 "state": WAITING, "started_at": now, "expires_at": now + dt.timedelta(seconds=window_seconds()),
+                "attempts": 1,
             }, ["flow_id"])
             if created:
-                detail = f"pool={national_digits(number)} window={window_seconds()}s"
-                if superseded is not None:
-                    detail += f" superseded={superseded.flow_id}"
-                oplog.record(s, tenant=flow.tenant, screen=flow_state.STEPS["call"].screen_id,
-                             event="call_attempt_started", result="ok", flow=flow, detail=detail)
+                _log_window(s, flow, "call_attempt_started", number, superseded)
             s.commit()
         except IntegrityError:  # a parallel attempt for the same phone took that number first
             s.rollback()
@@ -188,6 +165,90 @@ def open_attempt(s: Session, flow, tenant, rng=None) -> CallAttempt:
         if attempt is not None:
             return attempt
     raise RuntimeError("could not open a call attempt")
+
+
+def renewals_left(attempt: CallAttempt) -> int:
+    return max(0, MAX_ATTEMPTS - attempt.attempts)
+
+
+def renew_attempt(s: Session, flow, tenant, attempt: CallAttempt, rng=None) -> bool:
+    """「もう一度電話番号認証を行う」: once the window has passed (or another screen took the number),
+    the same attempt waits again with another pool number and a fresh window, without ① ② again.
+    At most MAX_ATTEMPTS windows per flow, decided by one conditional UPDATE, so parallel presses
+    renew once. Commits. False when it cannot be renewed (waiting, confirmed, used, or none left).
+    """
+    pool = _pool_or_fail(tenant)
+    renewable = or_(CallAttempt.state.in_((EXPIRED, SUPERSEDED)),
+                    and_(CallAttempt.state == WAITING, CallAttempt.expires_at <= clock.now()))
+    for _ in range(8):
+        now = clock.now()
+        try:
+            number, superseded = _pick_number(s, flow.phone_e164, pool, now, avoid=attempt.pool_number, rng=rng,
+                                              keep=attempt.id)
+            if number is None:
+                continue
+            renewed = s.execute(
+                update(CallAttempt)
+                .where(CallAttempt.id == attempt.id, CallAttempt.attempts < MAX_ATTEMPTS, renewable)
+                .values(state=WAITING, pool_number=number, started_at=now,
+                        expires_at=now + dt.timedelta(seconds=window_seconds()), confirmed_at=None, call_sid=None,
+                        withheld_call_at=None, attempts=CallAttempt.attempts + 1)
+                .returning(CallAttempt.attempts)).first()
+            if renewed is None:
+                s.rollback()
+                return False
+            _log_window(s, flow, "call_attempt_renewed", number, superseded, attempt_no=renewed[0])
+            s.commit()
+        except IntegrityError:  # a parallel attempt for the same phone took that number first
+            s.rollback()
+            continue
+        s.refresh(attempt)
+        return True
+    raise RuntimeError("could not renew the call attempt")
+
+
+def _pool_or_fail(tenant) -> tuple[str, ...]:
+    pool = pool_of(tenant)
+    if not pool:
+        raise RuntimeError(f"tenant {tenant.id} has no call pool configured")
+    return pool
+
+
+def _pick_number(s: Session, phone: str, pool, now: dt.datetime, *, avoid: str | None = None, rng=None,
+                 keep: int | None = None) -> tuple[str | None, CallAttempt | None]:
+    """A pool number no other waiting attempt of this phone shows (another than `avoid` when one is
+    free); when all are taken, the oldest waiting attempt gives way (superseded). (None, None) when a
+    parallel request changed things first: the caller rolls back and tries again."""
+    s.execute(update(CallAttempt)
+              .where(CallAttempt.phone_e164 == phone, CallAttempt.state == WAITING, CallAttempt.expires_at <= now)
+              .values(state=EXPIRED))
+    waiting = s.exec(select(CallAttempt)
+                     .where(CallAttempt.phone_e164 == phone, CallAttempt.state == WAITING, CallAttempt.id != keep)
+                     .order_by(CallAttempt.started_at, CallAttempt.id)).all()
+    taken = {a.pool_number for a in waiting}
+    free = [n for n in pool if n not in taken]
+    if free:
+        return choose([n for n in free if n != avoid] or free, rng), None
+    # as many attempts wait for this phone as the pool has numbers: the oldest gives way
+    superseded = next(a for a in waiting if a.pool_number in pool)
+    gave_way = s.execute(update(CallAttempt)
+                         .where(CallAttempt.id == superseded.id, CallAttempt.state == WAITING)
+                         .values(state=SUPERSEDED))
+    if gave_way.rowcount != 1:
+        s.rollback()
+        return None, None
+    return superseded.pool_number, superseded
+
+
+def _log_window(s: Session, flow, event: str, number: str, superseded: CallAttempt | None,
+                attempt_no: int = 1) -> None:
+    detail = f"pool={national_digits(number)} window={window_seconds()}s"
+    if attempt_no > 1:
+        detail = f"attempt={attempt_no} " + detail
+    if superseded is not None:
+        detail += f" superseded={superseded.flow_id}"
+    oplog.record(s, tenant=flow.tenant, screen=flow_state.STEPS["call"].screen_id, event=event, result="ok",
+                 flow=flow, detail=detail)
 
 
 # --- the state ④ shows ------------------------------------------------------------------------

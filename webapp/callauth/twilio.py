@@ -21,7 +21,9 @@ SIGNATURE_HEADER = "X-Twilio-Signature"
 # The provider's call ids are letters and digits (CA + 32 hex); anything else is not one, and is
 # not stored (PostgreSQL refuses a NUL in text).
 CALL_SID = re.compile(r"[A-Za-z0-9]{1,64}")
-REJECT_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response><Reject/></Response>'
+# Rejected as busy: never answered, never billed, and the caller hears no "not in service" announcement
+# (Twilio's default reason, "rejected", asks the carrier for one), as screen ④ promises (CONTRACT §7).
+REJECT_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response><Reject reason="busy"/></Response>'
 
 
 def compute_signature(url: str, params: Iterable[tuple[str, str]], token: str) -> str:

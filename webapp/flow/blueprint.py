@@ -2,7 +2,7 @@
 `bp`; flow/views.py gathers them."""
 from __future__ import annotations
 
-from flask import Blueprint, g
+from flask import Blueprint, g, request, url_for
 
 from .. import maintenance, messages, service_hours, tenants
 from ..errors import render_notice
@@ -12,8 +12,13 @@ bp.url_value_preprocessor(tenants.pull_tenant)
 bp.url_defaults(tenants.add_tenant)
 
 
+# Inside a window a customer can still leave: 中止する, and the notice's own 連携元画面へ.
+_OPEN_IN_MAINTENANCE = {"flow.cancel", "flow.cancelled", "flow.leave"}
+
+
 @bp.before_request
 def refuse_outside_service_hours():
     window = service_hours.maintenance_window_at(maintenance.rules_for(g.tenant))
-    if window is not None:
-        return render_notice(messages.MAINTENANCE, 503)
+    if window is not None and request.endpoint not in _OPEN_IN_MAINTENANCE:
+        return render_notice(messages.MAINTENANCE, 503, resumes=service_hours.resumes_text(window),
+                             leave=url_for("flow.leave"))

@@ -23,7 +23,7 @@ from flask import abort, current_app, g, redirect, request, url_for
 from flask_wtf import FlaskForm
 from sqlalchemy import bindparam, select
 
-from .. import db, messages
+from .. import clock, db, messages
 from ..callauth import service as callauth
 from ..callauth.models import CONFIRMED, EXPIRED, SUPERSEDED, USED, WAITING, CallAttempt
 from ..oauth.models import OAuthClient
@@ -34,15 +34,15 @@ from .models import Flow
 from .steps import end_flow, finish_step, flow_step, log_step, next_step, no_flow_response, step_url
 
 
-def _lines(status: callauth.Status, pressed: bool) -> list[str]:
+def _lines(status: callauth.Status, attempt) -> list[str]:
     """What the status area says."""
     if status.kind == CONFIRMED:
         return [callauth.CALL_SEEN]
-    if status.kind == EXPIRED:
-        return [callauth.expired_text(callauth.window_seconds())]
-    if status.kind == SUPERSEDED:
-        return [callauth.SUPERSEDED_TEXT]
-    lines = [callauth.PRESSED_TOO_EARLY if pressed else callauth.WAITING_TEXT]
+    if status.kind in (EXPIRED, SUPERSEDED):
+        first = (messages.call_time_ran_out(callauth.window_seconds()) if status.kind == EXPIRED
+                 else messages.CALL_SUPERSEDED_SHORT)
+        return [first, messages.CALL_RETRY_HOW if callauth.renewals_left(attempt) else messages.CALL_NO_RETRY_LEFT]
+    lines = [callauth.WAITING_TEXT]
     if status.withheld_seen:
         lines.append(callauth.WITHHELD_SEEN)
     return lines
@@ -50,12 +50,18 @@ def _lines(status: callauth.Status, pressed: bool) -> list[str]:
 
 def _status_context(attempt, pressed: bool = False) -> dict:
     status = callauth.status_of(attempt)
-    return {"call_state": status, "lines": _lines(status, pressed), "pressed": pressed,
+    deadline = attempt.expires_at.astimezone(clock.JST)
+    return {"call_state": status, "lines": _lines(status, attempt), "pressed": pressed,
+            "pressed_text": callauth.PRESSED_TOO_EARLY,
+            "deadline_clock": f"{deadline.hour}:{deadline.minute:02d}",
+            "deadline_iso": attempt.expires_at.isoformat(),
+            "seconds_left": max(0, int((attempt.expires_at - clock.now()).total_seconds())),
+            "renewals_left": callauth.renewals_left(attempt),
             "poll_url": url_for("flow.call_status", pressed=1) if pressed else url_for("flow.call_status")}
 
 
-def _render(flow, attempt, form, pressed: bool = False):
-    return render_page("flow/call.html", form=form, window=callauth.window_seconds(),
+def _render(flow, attempt, form, pressed: bool = False, status: int = 200):
+    return render_page("flow/call.html", status, form=form, window=callauth.window_seconds(),
                        masked_phone=callauth.masked_phone(flow.phone_e164),
                        pool_display=callauth.display_number(attempt.pool_number),
                        pool_tel=callauth.tel_uri(attempt.pool_number),
@@ -99,14 +105,25 @@ def call_status():
         return go(step_url(row.step))
     if row.state is None:
         return go(url_for("flow.call"))
+    status = callauth.status_of(row)
+    if status.final:
+        # The screen itself changes (the call button and 確定する go or move): the whole of ④ comes
+        # back in place of #screen, once; it has no poll, so polling ends here.
+        flow = state.load()
+        if flow is None:
+            return render_exact("flow/partials/call_gone.html", message=messages.NO_FLOW)
+        response = _render(flow, callauth.attempt_for(db.session(), flow.id), FlaskForm())
+        response.headers["HX-Retarget"] = "#screen"
+        response.headers["HX-Reswap"] = "outerHTML"
+        return response
     return render_exact("flow/partials/call_status.html",
-                           **_status_context(row, pressed=request.args.get("pressed") == "1"))
+                        **_status_context(row, pressed=request.args.get("pressed") == "1"))
 
 
 # What state.load() reads, joined with the attempt, as one statement on a short connection: a poll
 # every 2 s from every waiting customer costs one indexed lookup (see bench/bench_poll.py).
 _POLL = (select(Flow.id, Flow.step, Flow.created_at, Flow.updated_at, Flow.ended_at,
-                CallAttempt.state, CallAttempt.expires_at, CallAttempt.withheld_call_at)
+                CallAttempt.state, CallAttempt.expires_at, CallAttempt.withheld_call_at, CallAttempt.attempts)
          .outerjoin(CallAttempt, CallAttempt.flow_id == Flow.id)
          .where(Flow.handle_hash == bindparam("handle_hash"), Flow.tenant == bindparam("tenant")))
 
@@ -124,6 +141,18 @@ def _posted_attempt(flow):
     """The flow's call attempt, for a POST whose CSRF token holds; else None."""
     form = FlaskForm()  # CSRF only
     return callauth.attempt_for(db.session(), flow.id) if form.validate_on_submit() else None
+
+
+@bp.route("/call/retry", methods=["POST"])
+@flow_step("call")
+def call_retry():
+    """「もう一度電話番号認証を行う」: after the window, a new pool number and a fresh window on ④
+    itself, without ① ② again; at most callauth.MAX_ATTEMPTS windows per flow."""
+    flow = g.flow
+    attempt = _posted_attempt(flow)
+    if attempt is not None:
+        callauth.renew_attempt(db.session(), flow, g.tenant, attempt)  # False: ④ shows why not
+    return go(url_for("flow.call"))
 
 
 @bp.route("/call/restart", methods=["POST"])

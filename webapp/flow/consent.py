@@ -41,7 +41,7 @@ def consent():
                                        describe=lambda granted: granted.log_detail)
         except AccountLocked:
             log_step(flow, "consent", "locked", detail="B84")
-            alert = {"message": messages.LOCKED, "reason": messages.LOCKED_REASON}
+            alert = messages.lock_alert(just_locked=False)
         except ClientGone as gone:
             # its redirect URI can no longer be trusted: no way back, no code
             end_flow(flow, "client_gone", event="consent", result="refused", detail=f"client gone: {gone}"[:200])

@@ -12,7 +12,7 @@ from ..corebanking import AccountCheck, core
 from ..render import render_page
 from .blueprint import bp
 from .forms import CustomerForm, missing_required
-from .identity import check_with_lockout
+from .identity import check_with_lockout, standing_lock
 from .state import touch
 from .steps import back_to, finish_step, flow_step
 
@@ -26,7 +26,7 @@ def e164(national: str) -> str:
 def customer():
     flow = g.flow
     form = CustomerForm()
-    alert = None
+    alert = None if form.is_submitted() else standing_lock(flow)
     if form.validate_on_submit():
         touch(flow, name_kana=form.name_kana.data, email=form.email.data)
         result, alert = check_with_lockout(

@@ -23,6 +23,14 @@ def account_key(flow) -> AccountKey:
     return AccountKey(flow.tenant, flow.branch, flow.account_type, flow.account_number)
 
 
+def standing_lock(flow) -> dict | None:
+    """The lock screen (B84) for an account locked already, so a locked customer is not offered the
+    form again (② and ⑤ on GET); None when it is not locked."""
+    if lockout.is_locked(db.session(), account_key(flow), g.tenant.lock_threshold):
+        return messages.lock_alert(just_locked=False)
+    return None
+
+
 def check_with_lockout(flow, event: str, check, *, completes_authentication: bool = False):
     """Run one identity `check` (a callable returning AccountCheck) under the account's lock.
 
@@ -46,7 +54,7 @@ def check_with_lockout(flow, event: str, check, *, completes_authentication: boo
     attempt = lockout.reserve_attempt(s, key, g.tenant.lock_threshold)  # commits the budgets' slots too
     if not attempt.allowed:
         log_step(flow, event, "locked", detail="B84")
-        return None, {"message": messages.LOCKED, "reason": messages.LOCKED_REASON}
+        return None, messages.lock_alert(just_locked=False)
     try:
         result = check(key)
     except CoreUnavailable:
@@ -76,7 +84,7 @@ def check_with_lockout(flow, event: str, check, *, completes_authentication: boo
         log.warning("account locked until midnight JST: %s %s-%s-%s by address %s", flow.tenant, key.branch,
                     key.account_type, key.number, request.remote_addr)
     s.commit()
-    return result, {"message": messages.LOCKED_NOW if locked_now else messages.IDENTITY_MISMATCH}
+    return result, messages.lock_alert(just_locked=True) if locked_now else {"message": messages.IDENTITY_MISMATCH}
 
 
 STARTED_AT = "renkei.started_at"  # WSGI environ keys: when the request came in,

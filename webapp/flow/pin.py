@@ -22,7 +22,7 @@ from .steps import finish_step, flow_step
 def pin():
     flow = g.flow
     form = PinForm()
-    alert = None
+    alert = None if form.is_submitted() else identity.standing_lock(flow)
     if form.validate_on_submit():
         entered = form.pin.data
         result, alert = identity.check_with_lockout(flow, "pin_check", lambda key: core().check_pin(key, entered),

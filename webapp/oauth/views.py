@@ -49,21 +49,21 @@ def _error_redirect(redirect_uri: str, client_id: str, error: str, description: 
 
 @bp.route("/authorize", methods=["GET"])
 def authorize():
-    if service_hours.maintenance_window_at(maintenance.rules_for(g.tenant)) is not None:
-        return render_notice(messages.MAINTENANCE, 503)
+    window = service_hours.maintenance_window_at(maintenance.rules_for(g.tenant))
+    client, redirect_uri, refused = _client_and_redirect_uri(request.args)
+    state = request.args.get("state")
+    if window is not None:
+        # Closed: the notice with when service resumes; for a known app and its registered redirect
+        # URI also the way back to it (temporarily_unavailable), for anything else no link.
+        _refused("maintenance", client.client_id if client else None)
+        back = None if refused else authorization_response_url(
+            redirect_uri, g.tenant.id, [("error", "temporarily_unavailable"), ("error_description", "maintenance")],
+            state)
+        return render_notice(messages.MAINTENANCE, 503, resumes=service_hours.resumes_text(window), return_url=back)
+    if refused:
+        _refused(refused[0], client.client_id if client else None)
+        return error_page(refused[1])
     args = request.args
-    if any(len(args.getlist(name)) > 1 for name in ("client_id", "redirect_uri")):
-        _refused("duplicate client_id or redirect_uri")
-        return error_page(messages.BAD_AUTHORIZATION_REQUEST)
-    client = query_client(args.get("client_id"))
-    if client is None:
-        _refused("unknown client")
-        return error_page(messages.UNKNOWN_CLIENT)
-    redirect_uri = args.get("redirect_uri")
-    if not redirect_uri or not client.check_redirect_uri(redirect_uri):
-        _refused("unregistered redirect_uri", client.client_id)
-        return error_page(messages.UNKNOWN_REDIRECT)
-    state = args.get("state")
     if args.get("response_type") not in RESPONSE_TYPES:
         return _error_redirect(redirect_uri, client.client_id, "unsupported_response_type",
                                "Only response_type=code is supported.", state)
@@ -78,6 +78,20 @@ def authorize():
     params["scope"] = grant.request.scope
     flow_state.start(g.tenant.id, client.client_id, redirect_uri, params)
     return redirect(url_for("flow.account"), code=303)
+
+
+def _client_and_redirect_uri(args):
+    """(client, redirect_uri, None) for a known app and its registered redirect URI; otherwise
+    (client or None, None, (log detail, error page message)): such a request gets no redirect."""
+    if any(len(args.getlist(name)) > 1 for name in ("client_id", "redirect_uri")):
+        return None, None, ("duplicate client_id or redirect_uri", messages.BAD_AUTHORIZATION_REQUEST)
+    client = query_client(args.get("client_id"))
+    if client is None:
+        return None, None, ("unknown client", messages.UNKNOWN_CLIENT)
+    redirect_uri = args.get("redirect_uri")
+    if not redirect_uri or not client.check_redirect_uri(redirect_uri):
+        return client, None, ("unregistered redirect_uri", messages.UNKNOWN_REDIRECT)
+    return client, redirect_uri, None
 
 
 def _finish(response, endpoint: str):

@@ -34,9 +34,45 @@ def test_missing_fields_dialog_on_customer_screen(at_customer):
     assert under_fields == ["name_kana", "birth_year", "phone", "email", "email_confirm"]
 
 
-def test_birth_month_and_day_default_to_01(at_customer):
+def test_birth_month_and_day_start_unchosen(at_customer):
     html = text_of(at_customer.get("flow/customer"))
-    assert '<option value="01" selected>01</option>' in html
+    assert '<option value="" selected>--</option>' in html
+    assert '<option value="01" selected>' not in html
+
+
+def test_untouched_month_and_day_are_required_not_an_identity_check(at_customer):
+    """Only the year typed: 「必ず入力して下さい。」 for month and day, the 「エラー」 dialog naming
+    them, and nothing counted toward the lock (core banking is not asked)."""
+    html = text_of(at_customer.customer(birth_month="", birth_day=""))
+    assert "入力されていない項目があります。" in html
+    assert '<p class="field-error" id="birth_month-error">必ず入力して下さい。</p>' in html
+    assert '<p class="field-error" id="birth_day-error">必ず入力して下さい。</p>' in html
+    assert re.search(r'<select id="birth_month"[^>]*aria-invalid="true"', html)
+    assert re.search(r'<select id="birth_day"[^>]*aria-invalid="true"', html)
+    assert '<li><a href="#birth_month">生年月日（月）</a></li>' in html
+    with at_customer.app.app_context():
+        assert db.session().exec(select(OperationLog).where(OperationLog.event == "identity_check")).all() == []
+
+
+@pytest.mark.parametrize("typed, western", [
+    ("昭和55", "1980"), ("S55", "1980"), ("s55", "1980"), ("昭和５５年", "1980"), ("平成2", "1990"),
+    ("平成元年", "1989"), ("H1", "1989"), ("令和3", "2021"), ("1980", "1980"), ("１９８０", "1980"),
+])
+def test_birth_year_accepts_japanese_era_years(typed, western):
+    from webapp.fields import western_year
+
+    assert western_year(typed) == western
+
+
+def test_a_japanese_era_year_passes_two(at_customer):
+    """The demo customer was born in 1980 (昭和55): typed as 和暦, ② passes."""
+    assert at_customer.customer(birth_year="昭和55").status_code == 303
+
+
+def test_kana_hint_says_hiragana_and_katakana_are_fine(at_customer):
+    html = text_of(at_customer.get("flow/customer"))
+    assert "ひらがな・カタカナで入力できます (例) ﾃﾞｰﾀ ﾀﾛｳ" in html
+    assert "昭和55・S55 のような和暦でも入力できます" in html
 
 
 @pytest.mark.parametrize("name", ["データ タロウ", "でーた たろう", "ﾃﾞｰﾀ ﾀﾛｳ", "データ　タロウ"])
@@ -85,7 +121,7 @@ def test_birth_month_or_day_not_on_the_list_gets_field_message(at_customer, mont
 
 
 def test_birth_year_four_digits(at_customer):
-    assert "西暦を半角数字4桁で入力して下さい。" in text_of(at_customer.customer(birth_year="80"))
+    assert "西暦（半角数字4桁）、または昭和55のような和暦で入力して下さい。" in text_of(at_customer.customer(birth_year="80"))
 
 
 @pytest.mark.parametrize("phone", ["090111133", "090111133334", "0901111333a"])

@@ -48,7 +48,7 @@ COPIES = [
      "a field's column length: fields.<FIELD>.max_length"),
     (r"""maxlength=["']?\d""", "an <input maxlength>: fields.<FIELD>.maxlength"),
     (r"半角|文字以内|桁|入力して下さい", "a field's hint or message: messages.py"),
-    (r"flow\.forms import|from \.forms import (?!AccountForm|CustomerForm|PinForm)", "the loader/models reading WTForms"),
+    (r"flow\.forms import", "the loader/models reading WTForms (lint-imports' no-forms-below-views says the rest)"),
     (r"\b30 days\b|30日|consent_days\", 30|\"lock_threshold\", 5", "a union's 認可期間 / lock threshold: tenants/<id>.toml"),
     (r"普通預金|貯蓄預金", "a union's account types: tenants/<id>.toml"),
     (r"120 ?(s\b|秒|seconds)", "the call window: PHONE_AUTH_WINDOW_SECONDS (config.py)"),
@@ -74,7 +74,7 @@ def test_every_field_message_and_hint_quotes_its_specs_numbers():
     assert NAME_KANA.too_long == "48文字以内で入力して下さい。" and NAME_KANA.message == "半角カタカナで入力して下さい。"
     assert EMAIL.too_long == EMAIL_CONFIRM.too_long == "64文字以内で入力して下さい。"
     assert PHONE.message == "半角数字10桁または11桁で入力して下さい。"
-    assert BIRTH_YEAR.message == "西暦を半角数字4桁で入力して下さい。"
+    assert BIRTH_YEAR.message == "西暦（半角数字4桁）、または昭和55のような和暦で入力して下さい。"
     assert PIN.message == "半角数字4桁で入力して下さい。" and PIN.hint == "(半角数字4桁)"
     assert messages.AGREE_REQUIRED == ("「許可する」の前に、API利用規定をご確認のうえ「当信用組合のAPI利用規定を確認し、"
                                        "同意します。」にチェックを入れて下さい。")

@@ -62,8 +62,8 @@ def test_account_search_goes_to_the_account_page(staff):
 def test_account_search_with_a_bad_number_says_so(staff):
     response = staff.get("accounts", query_string={"branch": "11", "account_type": "1", "number": "abc"})
     assert response.status_code == 200
-    assert "店番は3桁の数字で入力してください。" in text_of(response)
-    assert "口座番号は7桁以内の数字で入力してください。" in text_of(response)
+    assert "半角数字3桁で入力して下さい。" in text_of(response)
+    assert "半角数字7桁以内で入力して下さい。" in text_of(response)
 
 
 def test_account_page_shows_name_lock_consents_and_log(staff, amami):
@@ -119,7 +119,7 @@ def test_unlock_needs_a_reason(app, staff, amami):
     lock(amami)
     staff.get(ACCOUNT)
     response = staff.post(f"{ACCOUNT}/unlock", {"reason": "  "})
-    assert response.status_code == 400 and "理由を入力してください。" in text_of(response)
+    assert response.status_code == 400 and "必ず入力して下さい。" in text_of(response)
     assert "B84" in text_of(amami.customer())  # still locked
     assert log_rows(app, OperationLog.event == "unlock") == []
 
@@ -218,7 +218,7 @@ def test_window_needs_a_reason_and_dates(staff):
     staff.get("maintenance")
     response = staff.post("maintenance", {"start_date": "2026-13-01", "reason": ""})
     assert response.status_code == 400
-    assert "理由を入力してください。" in text_of(response)
+    assert "必ず入力して下さい。" in text_of(response)
 
 
 def test_one_unions_window_does_not_close_the_other(app, staff, maruhachi):

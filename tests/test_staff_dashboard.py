@@ -36,7 +36,7 @@ def test_flows_started_abandoned_and_in_progress_per_step(app, staff, amami, mar
     amami.start()
     amami.account()                    # flow 2 (same browser, a new flow): at ②
     amami.get("flow/customer")
-    amami.post("flow/cancel", {})      # … cancelled at ②
+    amami.post("flow/cancel", {"confirm": "yes"})  # … cancelled at ②
     maruhachi.start()                  # the other union's: never counted here
     page = text_of(staff.get(""))
     assert figure(page, "開始") == 2 and figure(page, "完了（許可）") == 0

@@ -52,6 +52,27 @@ def half_width_kana(value):
     return re.sub(r"\s+", " ", value)
 
 
+# 和暦 (Japanese era) years as people born in them write them: 昭和55, S55, 平成2, 平成元年.
+# The first western year of each era; a new era is one line here.
+ERAS = {"明治": 1868, "大正": 1912, "昭和": 1926, "平成": 1989, "令和": 2019}
+_ERA_LETTERS = {"M": "明治", "T": "大正", "S": "昭和", "H": "平成", "R": "令和"}
+_ERA_YEAR = re.compile(r"^(明治|大正|昭和|平成|令和|[MTSHR])\.?(元|[0-9]{1,2})年?$", re.IGNORECASE)
+
+
+def western_year(value):
+    """The birth year as 西暦: 4 digits as typed (full-width too), or a 和暦 year converted
+    (昭和55 → 1980, S55 → 1980, 平成元年 → 1989). Anything else is left for the format check."""
+    value = digits(value)
+    if not value:
+        return value
+    era = _ERA_YEAR.match(value)
+    if era is None:
+        return value
+    name = _ERA_LETTERS.get(era.group(1).upper(), era.group(1))
+    number = 1 if era.group(2) == "元" else int(era.group(2))
+    return str(ERAS[name] + number - 1) if number >= 1 else value
+
+
 # --- the spec ---------------------------------------------------------------------------------
 
 HALF_KANA = re.compile(r"^[\uFF61-\uFF9F ]+$")  # half-width katakana (with its marks) and spaces
@@ -114,7 +135,9 @@ ACCOUNT_NUMBER = _digits("口座番号", 7, at_least=1, example="1234567")
 # ② SOA202 お客様情報入力
 NAME_KANA = _text("お名前", half_width_kana, 48, pattern=HALF_KANA, message=messages.HALF_WIDTH_KANA_ONLY,
                   hint=messages.HINT_KANA)
-BIRTH_YEAR = _digits("生年月日（西暦 年）", 4, wording=messages.year_digits, hint=messages.HINT_DIGITS)
+BIRTH_YEAR = dataclasses.replace(
+    _digits("生年月日（西暦 年）", 4, wording=messages.year_digits, hint=messages.HINT_BIRTH_YEAR, typed_max=6),
+    normalise=western_year)  # 昭和55年 as typed
 EARLIEST_BIRTH_YEAR = 1900
 PHONE = _digits("電話番号", 11, at_least=10, hint=messages.HINT_DIGITS_NO_HYPHEN,
                 typed_max=13)  # 090-1234-5678 as typed
@@ -123,6 +146,12 @@ EMAIL_CONFIRM = dataclasses.replace(EMAIL, label="メールアドレス（確認
 
 # ⑤ SOA211 キャッシュカード暗証番号認証
 PIN = _digits("キャッシュカードの暗証番号", 4)
+
+
+# The staff console (webapp/staff): its own fields, with the same one home
+STAFF_EMAIL = _text("メールアドレス", text, 254)  # RFC 5321's longest address
+TOTP_CODE = _digits("確認コード", 6, hint=messages.hint_totp(6))  # RFC 6238 as pyotp makes them
+STAFF_REASON = _text("理由", text, 100)
 
 
 def padded_account_number(number: str) -> str:

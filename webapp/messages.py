@@ -26,7 +26,11 @@ def digits_either(low: int, high: int) -> str:
 
 
 def year_digits(n: int) -> str:
-    return f"西暦を半角数字{n}桁で入力して下さい。"
+    return f"西暦（半角数字{n}桁）、または昭和55のような和暦で入力して下さい。"
+
+
+BIRTH_MONTH_LABEL = "生年月日（月）"
+BIRTH_DAY_LABEL = "生年月日（日）"
 
 
 def at_most_characters(n: int) -> str:
@@ -56,8 +60,11 @@ def hint_with_example(hint: str, example: str) -> str:
 
 
 HINT_DIGITS = "(半角数字)"
+def hint_totp(n: int) -> str:
+    return f"登録した認証アプリに表示されている{n}桁の数字"
 HINT_DIGITS_NO_HYPHEN = "(半角数字ハイフン無し)"
-HINT_KANA = "(半角カタカナ) (例) ﾃﾞｰﾀ ﾀﾛｳ"
+HINT_KANA = "ひらがな・カタカナで入力できます (例) ﾃﾞｰﾀ ﾀﾛｳ"
+HINT_BIRTH_YEAR = "西暦4桁（例 1980）。昭和55・S55 のような和暦でも入力できます"
 HINT_EMAIL = "(半角英数字記号)"
 HINT_EMAIL_CONFIRM = "(半角英数字記号) 確認のため2回入力してください"
 
@@ -162,3 +169,16 @@ CALL_GUIDANCE = (
 
 def call_time_ran_out(seconds: int) -> str:
     return f"お電話の受付時間（{seconds}秒）が過ぎました。"
+
+
+# The staff console (for a union's staff, not customers; kept here with the rest)
+STAFF_REQUIRED = "入力してください。"
+STAFF_PASSWORD_LABEL = "パスワード（{n}文字以上）"
+STAFF_PASSWORD_TOO_SHORT = "{n}文字以上で入力してください。"
+STAFF_PASSWORD_MISMATCH = "パスワードが一致しません。"
+STAFF_LOG_ACCOUNT_FORMAT = "店番-科目-口座番号の形で入力してください（例 115-1-1100026）。"
+STAFF_DATE_ORDER = "終了日は開始日以降にしてください。"
+STAFF_BAD_CODE = "確認コードが正しくありません。認証アプリに表示されている{digits}桁の数字を入力してください。"
+STAFF_CODE_LEAD = "認証アプリに表示されている{digits}桁の確認コードを入力してください。"
+STAFF_TOTP_HOWTO = ("スマートフォンの認証アプリ（Google Authenticator、Microsoft Authenticator など）で次のQRコードを"
+                    "読み取ってください。読み取れない場合は、下のキーを手入力してください（時間ベース、{digits}桁、30秒）。")

@@ -9,29 +9,11 @@ import datetime as dt
 
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, SelectChoice, SelectField, StringField, TelField
-from wtforms.validators import DataRequired, Email, EqualTo, Length, Regexp, ValidationError
+from wtforms.validators import Email, EqualTo, ValidationError
 
 from .. import clock, fields, messages
+from ..forms import from_spec, required
 from ..fields import ACCOUNT_NUMBER, ACCOUNT_TYPE, BIRTH_YEAR, BRANCH, EMAIL, EMAIL_CONFIRM, NAME_KANA, PHONE, PIN
-
-
-def required():
-    return DataRequired(message=messages.REQUIRED)
-
-
-def checks(spec: fields.Spec, *more) -> list:
-    """Required, then the spec's length (free text) and character class, then `more`."""
-    rules = [required()]
-    if spec.too_long:
-        rules.append(Length(max=spec.max_length, message=spec.too_long))
-    if spec.pattern is not None:
-        rules.append(Regexp(spec.pattern, message=spec.message))
-    return rules + list(more)
-
-
-def from_spec(kind, spec: fields.Spec, *more):
-    """A form field of `kind` (StringField, TelField, …) with the spec's label, normaliser and checks."""
-    return kind(spec.label, filters=[spec.normalise], validators=checks(spec, *more))
 
 
 class AccountForm(FlaskForm):
@@ -52,6 +34,7 @@ class AccountForm(FlaskForm):
 
 MONTHS = [SelectChoice(f"{m:02d}") for m in range(1, 13)]
 DAYS = [SelectChoice(f"{d:02d}") for d in range(1, 32)]
+UNCHOSEN = [SelectChoice("", "--")]
 
 
 def _chosen(field: SelectField) -> bool:
@@ -64,8 +47,10 @@ class CustomerForm(FlaskForm):
 
     name_kana = from_spec(StringField, NAME_KANA)
     birth_year = from_spec(StringField, BIRTH_YEAR)
-    birth_month = SelectField("月", choices=MONTHS, default="01", validators=[required()])
-    birth_day = SelectField("日", choices=DAYS, default="01", validators=[required()])
+    # Month and day start unchosen (「--」): a customer who types only the year gets 「必ず入力して
+    # 下さい。」, not a mismatch that counts toward the lock (issue 11).
+    birth_month = SelectField(messages.BIRTH_MONTH_LABEL, choices=UNCHOSEN + MONTHS, default="", validators=[required()])
+    birth_day = SelectField(messages.BIRTH_DAY_LABEL, choices=UNCHOSEN + DAYS, default="", validators=[required()])
     phone = from_spec(TelField, PHONE)
     email = from_spec(EmailField, EMAIL, Email(message=EMAIL.message, check_deliverability=False))
     email_confirm = from_spec(EmailField, EMAIL_CONFIRM, EqualTo("email", message=messages.EMAIL_MISMATCH))
@@ -78,6 +63,8 @@ class CustomerForm(FlaskForm):
         """
         if not BIRTH_YEAR.accepts(field.data):
             return
+        if not (self.birth_month.data and self.birth_day.data):
+            return  # their own required-field message says what is missing
         if not (_chosen(self.birth_month) and _chosen(self.birth_day)):
             raise ValidationError(messages.NO_SUCH_DATE)
         try:

@@ -3,45 +3,34 @@
 classes only."""
 from __future__ import annotations
 
-import re
-import unicodedata
-
 from flask_wtf import FlaskForm
 from wtforms import DateField, PasswordField, SelectChoice, SelectField, StringField, TextAreaField, TimeField
 from wtforms.validators import DataRequired, EqualTo, InputRequired, Length, Optional, Regexp, ValidationError
 
-REQUIRED = "入力してください。"
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+from .. import fields, messages
+from ..fields import STAFF_EMAIL, STAFF_REASON, TOTP_CODE, text
+from ..forms import from_spec
 
-
-def text(value):
-    if value is None:
-        return None
-    return _CONTROL.sub(" ", unicodedata.normalize("NFKC", str(value))).strip()
-
-
-def digits(value):
-    value = text(value)
-    return re.sub(r"[-‐－ー\s]", "", value) if value else value
+REQUIRED = messages.STAFF_REQUIRED
+PASSWORD_MIN = 12
 
 
 class LoginForm(FlaskForm):
-    email = StringField("メールアドレス", filters=[text], validators=[DataRequired(REQUIRED), Length(max=254)])
+    email = from_spec(StringField, STAFF_EMAIL)
     password = PasswordField("パスワード", validators=[DataRequired(REQUIRED), Length(max=200)])
 
 
 class CodeForm(FlaskForm):
-    code = StringField("確認コード（6桁）", filters=[digits], validators=[
-        DataRequired(REQUIRED), Regexp(r"[0-9]{6}\Z", message="6桁の数字を入力してください。")])
+    code = from_spec(StringField, TOTP_CODE)
 
 
 class SetupForm(FlaskForm):
-    password = PasswordField("パスワード（12文字以上）", validators=[
-        DataRequired(REQUIRED), Length(min=12, max=200, message="12文字以上で入力してください。")])
+    password = PasswordField(messages.STAFF_PASSWORD_LABEL.format(n=PASSWORD_MIN), validators=[
+        DataRequired(REQUIRED),
+        Length(min=PASSWORD_MIN, max=200, message=messages.STAFF_PASSWORD_TOO_SHORT.format(n=PASSWORD_MIN))])
     password_confirm = PasswordField("パスワード（確認）", validators=[
-        DataRequired(REQUIRED), EqualTo("password", message="パスワードが一致しません。")])
-    code = StringField("確認コード（6桁）", filters=[digits], validators=[
-        DataRequired(REQUIRED), Regexp(r"[0-9]{6}\Z", message="6桁の数字を入力してください。")])
+        DataRequired(REQUIRED), EqualTo("password", message=messages.STAFF_PASSWORD_MISMATCH)])
+    code = from_spec(StringField, TOTP_CODE)
 
 
 class AccountSearchForm(FlaskForm):
@@ -49,17 +38,18 @@ class AccountSearchForm(FlaskForm):
     class Meta:
         csrf = False
 
-    branch = StringField("店番", filters=[digits], validators=[
-        DataRequired(REQUIRED), Regexp(r"[0-9]{3}\Z", message="店番は3桁の数字で入力してください。")])
+    branch = from_spec(StringField, fields.BRANCH)
     account_type = SelectField("科目", validators=[InputRequired(REQUIRED)])
-    number = StringField("口座番号", filters=[digits], validators=[
-        DataRequired(REQUIRED), Regexp(r"[0-9]{1,7}\Z", message="口座番号は7桁以内の数字で入力してください。")])
+    number = from_spec(StringField, fields.ACCOUNT_NUMBER)
+
+    @property
+    def padded_number(self) -> str:
+        return fields.padded_account_number(self.number.data)
 
 
 class ReasonForm(FlaskForm):
     """Every action asks why; the reason goes to the operation log with the staff id."""
-    reason = StringField("理由", filters=[text], validators=[
-        DataRequired("理由を入力してください。"), Length(max=100, message="理由は100文字以内で入力してください。")])
+    reason = from_spec(StringField, STAFF_REASON)
 
 
 class MaintenanceForm(ReasonForm):
@@ -69,6 +59,11 @@ class MaintenanceForm(ReasonForm):
     end_time = TimeField("終了時刻", validators=[InputRequired(REQUIRED)])
 
 
+# 店番-科目-口座番号, each part by its field's rule
+LOG_ACCOUNT = (rf"{fields.BRANCH.pattern.pattern.strip('^$')}-[0-9]{{1,{fields.ACCOUNT_TYPE.max_length}}}"
+               rf"-{fields.ACCOUNT_NUMBER.pattern.pattern.strip('^$')}\Z")
+
+
 class LogSearchForm(FlaskForm):
     class Meta:
         csrf = False
@@ -76,7 +71,7 @@ class LogSearchForm(FlaskForm):
     date_from = DateField("開始日", validators=[Optional()])
     date_to = DateField("終了日", validators=[Optional()])
     account = StringField("口座（店番-科目-口座番号）", filters=[text], validators=[
-        Optional(), Regexp(r"[0-9]{3}-[0-9]{1,2}-[0-9]{1,7}\Z", message="店番-科目-口座番号の形で入力してください（例 115-1-1100026）。")])
+        Optional(), Regexp(LOG_ACCOUNT, message=messages.STAFF_LOG_ACCOUNT_FORMAT)])
     event = StringField("イベント", filters=[text], validators=[Optional(), Length(max=40)])
     client_id = StringField("アプリ（client_id）", filters=[text], validators=[Optional(), Length(max=64)])
     result = SelectField("結果", choices=[SelectChoice("", "すべて")] + [
@@ -84,7 +79,7 @@ class LogSearchForm(FlaskForm):
 
     def validate_date_to(self, field):
         if field.data and self.date_from.data and field.data < self.date_from.data:
-            raise ValidationError("終了日は開始日以降にしてください。")
+            raise ValidationError(messages.STAFF_DATE_ORDER)
 
 
 class ClientForm(ReasonForm):

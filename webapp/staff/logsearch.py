@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 from sqlalchemy import and_, or_, select
 
-from .. import clock
+from .. import clock, fields
 from ..oplog import OperationLog
 
 PAGE_SIZE = 100
@@ -56,7 +56,7 @@ class Query:
         if self.account:
             branch, account_type, number = self.account
             where += [OperationLog.branch == branch, OperationLog.account_type == account_type,
-                      OperationLog.account_number == number.zfill(7)]
+                      OperationLog.account_number == fields.padded_account_number(number)]
         if self.event:
             where.append(OperationLog.event == self.event)
         if self.client_id:

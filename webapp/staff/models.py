@@ -14,6 +14,7 @@ from sqlalchemy import Column, Index, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from ..db import UTCDateTime
+from ..fields import STAFF_EMAIL
 
 ROLES = ("operator", "admin")
 
@@ -24,7 +25,7 @@ class StaffAccount(SQLModel, table=True):
 
     id: Optional[int] = Field(default=None, primary_key=True)
     tenant: str = Field(max_length=32, index=True)
-    email: str = Field(sa_column=Column(String(254), nullable=False))
+    email: str = Field(sa_column=Column(String(STAFF_EMAIL.max_length), nullable=False))
     role: str = Field(max_length=16)  # operator | admin
     password_hash: Optional[str] = Field(default=None, sa_column=Column(String(200), nullable=True))
     totp_secret: Optional[str] = Field(default=None, max_length=64)  # base32, RFC 6238

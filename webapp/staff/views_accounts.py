@@ -6,7 +6,7 @@ import re
 from wtforms import SelectChoice
 from flask import abort, g, redirect, render_template, request, url_for
 
-from .. import db, lockout
+from .. import db, fields, lockout
 from ..corebanking import AccountKey
 from ..oauth.consents import revoke_consent
 from . import accounts
@@ -30,7 +30,7 @@ def _key(branch: str, account_type: str, number: str) -> AccountKey:
     if not (re.fullmatch(r"[0-9]{3}", branch) and re.fullmatch(r"[0-9]{1,7}", number)
             and g.tenant.account_type_name(account_type)):
         abort(404)
-    return AccountKey(g.tenant.id, branch, account_type, number.zfill(7))
+    return AccountKey(g.tenant.id, branch, account_type, fields.padded_account_number(number))
 
 
 def _account_url(key: AccountKey, **params) -> str:
@@ -42,7 +42,7 @@ def account_search():
     form = _search_form()
     if request.args and form.validate():
         return redirect(url_for("staff.account", branch=form.branch.data, account_type=form.account_type.data,
-                                number=form.number.data.zfill(7)))
+                                number=form.padded_number))
     return render_template("staff/account_search.html", form=form, searched=bool(request.args))
 
 

@@ -6,7 +6,7 @@ from flask import g, redirect, render_template, request, url_for
 from markupsafe import Markup
 from sqlmodel import select
 
-from .. import db, oplog
+from .. import db, fields, messages, oplog
 from ..extensions import limiter
 from . import auth
 from .blueprint import TIMED_OUT, bp, set_cookie
@@ -14,7 +14,7 @@ from .forms import CodeForm, LoginForm, SetupForm
 from .models import StaffAccount
 
 BAD_LOGIN = "メールアドレスまたはパスワードが正しくありません。"
-BAD_CODE = "確認コードが正しくありません。認証アプリに表示されている6桁の数字を入力してください。"
+BAD_CODE = messages.STAFF_BAD_CODE.format(digits=fields.TOTP_CODE.max_length)
 LOCKED = "ログインに続けて失敗したため、このアカウントは一時的にロックされています。{until} 以降に再度お試しください。"
 TIMEOUT = "一定時間操作がなかったか、ログインから8時間が経過したため、ログアウトしました。再度ログインしてください。"
 LINK_GONE = "このリンクは無効です（使用済み、または有効期限の24時間を過ぎています）。管理者に新しいリンクの発行を依頼してください。"

@@ -103,28 +103,28 @@ class Spec:
                 and (self.pattern is None or self.pattern.fullmatch(value) is not None))
 
 
-def _digits(label: str, length: int, *, at_least: int | None = None, wording: Callable[[int], str] | None = None,
+def _digits(label: str, length: int, *, at_least: int | None = None, wording: str | None = None,
             hint: str | None = None, example: str | None = None, **extra) -> Spec:
     """ASCII digits only (after normalisation): `length` of them, or `at_least` to `length`."""
     low, high = at_least or length, length
     if wording is not None:
-        message = wording(high)
+        message = wording.format(n=high)
     elif low == high:
-        message = messages.digits_exactly(high)
+        message = messages.DIGITS_EXACTLY.format(n=high)
     elif high == low + 1:
-        message = messages.digits_either(low, high)
+        message = messages.DIGITS_EITHER.format(low=low, high=high)
     else:
-        message = messages.digits_at_most(high)
+        message = messages.DIGITS_AT_MOST.format(n=high)
     if hint is None:
-        hint = messages.hint_digits(high) if low == high else messages.hint_digits_at_most(high)
+        hint = (messages.HINT_DIGITS_EXACTLY if low == high else messages.HINT_DIGITS_AT_MOST).format(n=high)
     if example is not None:  # an example beside the field, never a placeholder that looks filled in
-        hint = messages.hint_with_example(hint, example)
+        hint = messages.HINT_WITH_EXAMPLE.format(hint=hint, example=example)
     return Spec(label, digits, max_length=high, min_length=low, pattern=re.compile(rf"^[0-9]{{{low},{high}}}$"),
                 message=message, hint=hint, **extra)
 
 
 def _text(label: str, normalise, max_length: int, **extra) -> Spec:
-    return Spec(label, normalise, max_length=max_length, too_long=messages.at_most_characters(max_length), **extra)
+    return Spec(label, normalise, max_length=max_length, too_long=messages.AT_MOST_CHARACTERS.format(n=max_length), **extra)
 
 
 # ① SOA201 ご利用口座情報入力
@@ -136,7 +136,7 @@ ACCOUNT_NUMBER = _digits("口座番号", 7, at_least=1, example="1234567")
 NAME_KANA = _text("お名前", half_width_kana, 48, pattern=HALF_KANA, message=messages.HALF_WIDTH_KANA_ONLY,
                   hint=messages.HINT_KANA)
 BIRTH_YEAR = dataclasses.replace(
-    _digits("生年月日（西暦 年）", 4, wording=messages.year_digits, hint=messages.HINT_BIRTH_YEAR, typed_max=6),
+    _digits("生年月日（西暦 年）", 4, wording=messages.YEAR_DIGITS, hint=messages.HINT_BIRTH_YEAR.format(n=4), typed_max=6),
     normalise=western_year)  # 昭和55年 as typed
 EARLIEST_BIRTH_YEAR = 1900
 PHONE = _digits("電話番号", 11, at_least=10, hint=messages.HINT_DIGITS_NO_HYPHEN,
@@ -150,7 +150,7 @@ PIN = _digits("キャッシュカードの暗証番号", 4)
 
 # The staff console (webapp/staff): its own fields, with the same one home
 STAFF_EMAIL = _text("メールアドレス", text, 254)  # RFC 5321's longest address
-TOTP_CODE = _digits("確認コード", 6, hint=messages.hint_totp(6))  # RFC 6238 as pyotp makes them
+TOTP_CODE = _digits("確認コード", 6, hint=messages.HINT_TOTP.format(n=6))  # RFC 6238 as pyotp makes them
 STAFF_REASON = _text("理由", text, 100)
 
 

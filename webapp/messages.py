@@ -1,6 +1,6 @@
 """Every customer-facing message, verbatim from the manuals (SPEC.md), in one place.
 
-Texts that state a field's length are functions of that length: the numbers themselves live in
+Texts that state a field's length have `{n}` in place of it: the numbers themselves live in
 webapp/fields.py, so a message can never state a length the rule does not keep.
 """
 
@@ -10,33 +10,14 @@ DIALOG_TITLE = "エラー"
 ERROR_SUMMARY_TITLE = "入力内容をご確認ください"
 ERROR_TITLE_PREFIX = "エラー："
 
-# Field rules (screens ①, ②, ⑤): webapp/fields.py binds them to each field's numbers
-
-
-def digits_exactly(n: int) -> str:
-    return f"半角数字{n}桁で入力して下さい。"
-
-
-def digits_at_most(n: int) -> str:
-    return f"半角数字{n}桁以内で入力して下さい。"
-
-
-def digits_either(low: int, high: int) -> str:
-    return f"半角数字{low}桁または{high}桁で入力して下さい。"
-
-
-def year_digits(n: int) -> str:
-    return f"西暦（半角数字{n}桁）、または昭和55のような和暦で入力して下さい。"
-
-
+# Field rules (screens ①, ②, ⑤): filled in with the numbers webapp/fields.py keeps
+DIGITS_EXACTLY = "半角数字{n}桁で入力して下さい。"
+DIGITS_AT_MOST = "半角数字{n}桁以内で入力して下さい。"
+DIGITS_EITHER = "半角数字{low}桁または{high}桁で入力して下さい。"
+YEAR_DIGITS = "西暦（半角数字{n}桁）、または昭和55のような和暦で入力して下さい。"
+AT_MOST_CHARACTERS = "{n}文字以内で入力して下さい。"
 BIRTH_MONTH_LABEL = "生年月日（月）"
 BIRTH_DAY_LABEL = "生年月日（日）"
-
-
-def at_most_characters(n: int) -> str:
-    return f"{n}文字以内で入力して下さい。"
-
-
 HALF_WIDTH_KANA_ONLY = "半角カタカナで入力して下さい。"
 EMAIL_FORMAT = "メールアドレスの形式が正しくありません。"
 EMAIL_MISMATCH = "メールアドレスが一致しません。確認のため同じメールアドレスを入力して下さい。"
@@ -45,26 +26,14 @@ FUTURE_DATE = "未来の日付は入力できません。生年月日を確認�
 CHECK_BIRTH_DATE = "生年月日を確認して下さい。"
 
 # Field hints (the grey line under a label)
-
-
-def hint_digits(n: int) -> str:
-    return f"(半角数字{n}桁)"
-
-
-def hint_digits_at_most(n: int) -> str:
-    return f"(半角数字{n}桁以内)"
-
-
-def hint_with_example(hint: str, example: str) -> str:
-    return f"{hint} (例) {example}"
-
-
+HINT_DIGITS_EXACTLY = "(半角数字{n}桁)"
+HINT_DIGITS_AT_MOST = "(半角数字{n}桁以内)"
+HINT_WITH_EXAMPLE = "{hint} (例) {example}"
 HINT_DIGITS = "(半角数字)"
-def hint_totp(n: int) -> str:
-    return f"登録した認証アプリに表示されている{n}桁の数字"
+HINT_TOTP = "登録した認証アプリに表示されている{n}桁の数字"
 HINT_DIGITS_NO_HYPHEN = "(半角数字ハイフン無し)"
 HINT_KANA = "ひらがな・カタカナで入力できます (例) ﾃﾞｰﾀ ﾀﾛｳ"
-HINT_BIRTH_YEAR = "西暦4桁（例 1980）。昭和55・S55 のような和暦でも入力できます"
+HINT_BIRTH_YEAR = "西暦{n}桁（例 1980）。昭和55・S55 のような和暦でも入力できます"
 HINT_EMAIL = "(半角英数字記号)"
 HINT_EMAIL_CONFIRM = "(半角英数字記号) 確認のため2回入力してください"
 
@@ -115,11 +84,6 @@ CALL_SUPERSEDED_SHORT = "別の画面で電話番号認証が開始されたた�
 SUPERSEDED_TEXT = CALL_SUPERSEDED_SHORT + "API連携認証の最初に戻って操作してください。"
 
 
-def expired_text(seconds: int) -> str:
-    """The manual's message, with the configured window (`PHONE_AUTH_WINDOW_SECONDS`)."""
-    return (f"{seconds}秒経過後の架電・「確定する」ボタン選択は無効となります。"
-            "API連携認証の最初に戻って操作してください。")
-
 
 # ⑥ SOA206 情報連携認可
 AGREE_LABEL = "当信用組合のAPI利用規定を確認し、同意します。"
@@ -165,10 +129,7 @@ CALL_GUIDANCE = (
     "別の端末でこの画面を開いている場合は、この画面を開いたまま、お届け出電話番号の電話から上記の番号にお電話ください。",
     "アプリを閉じてしまった場合は、アプリから最初に操作してください。",
 )
-
-
-def call_time_ran_out(seconds: int) -> str:
-    return f"お電話の受付時間（{seconds}秒）が過ぎました。"
+CALL_TIME_RAN_OUT = "お電話の受付時間（{seconds}秒）が過ぎました。"
 
 
 # The staff console (for a union's staff, not customers; kept here with the rest)

@@ -14,6 +14,12 @@ from .problems import CATALOGUE
 JSON = "application/json"
 
 
+def _list_of(key: str, item: str) -> dict:
+    """An answer that is one list: {"<key>": [<item>, …]}."""
+    return {"type": "object", "additionalProperties": False, "required": [key],
+            "properties": {key: {"type": "array", "items": _ref(item)}}}
+
+
 def _ref(name: str) -> dict:
     return {"$ref": f"#/components/schemas/{name}"}
 
@@ -238,10 +244,7 @@ def document(tenant, page_size: int, rate_limit: str) -> dict:
                                         "description": "口座名義 (half-width kana)"},
                     },
                 },
-                "AccountsResponse": {
-                    "type": "object", "additionalProperties": False, "required": ["accounts"],
-                    "properties": {"accounts": {"type": "array", "items": _ref("Account")}},
-                },
+                "AccountsResponse": _list_of("accounts", "Account"),
                 "Balance": {
                     "type": "object", "additionalProperties": False,
                     "required": ["accountId", "balance", "withdrawableAmount", "currencyCode", "baseDate",
@@ -256,10 +259,7 @@ def document(tenant, page_size: int, rate_limit: str) -> dict:
                                      "description": "hh:mm:ss+09:00 (JST), e.g. 14:00:00+09:00"},
                     },
                 },
-                "BalancesResponse": {
-                    "type": "object", "additionalProperties": False, "required": ["balances"],
-                    "properties": {"balances": {"type": "array", "items": _ref("Balance")}},
-                },
+                "BalancesResponse": _list_of("balances", "Balance"),
                 "Transaction": {
                     "type": "object", "additionalProperties": False,
                     "required": ["itemKey", "transactionDate", "valueDate", "transactionType", "amount", "remarks",

@@ -36,7 +36,7 @@ from .. import clock, oplog
 from ..flow import state as flow_state
 from .. import db as dbmod
 from ..messages import (  # noqa: F401  what the customer reads on ④ (SOA209); flow/call.py reads them here
-    CALL_SEEN, PRESSED_TOO_EARLY, SUPERSEDED_TEXT, WAITING_TEXT, WITHHELD_SEEN, expired_text)
+    CALL_SEEN, PRESSED_TOO_EARLY, SUPERSEDED_TEXT, WAITING_TEXT, WITHHELD_SEEN)
 from .models import CONFIRMED, EXPIRED, MAX_ATTEMPTS, SUPERSEDED, USED, WAITING, CallAttempt, InboundCall
 
 # --- the window ---------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ def _lines(status: callauth.Status, attempt) -> list[str]:
     if status.kind == CONFIRMED:
         return [callauth.CALL_SEEN]
     if status.kind in (EXPIRED, SUPERSEDED):
-        first = (messages.call_time_ran_out(callauth.window_seconds()) if status.kind == EXPIRED
+        first = (messages.CALL_TIME_RAN_OUT.format(seconds=callauth.window_seconds()) if status.kind == EXPIRED
                  else messages.CALL_SUPERSEDED_SHORT)
         return [first, messages.CALL_RETRY_HOW if callauth.renewals_left(attempt) else messages.CALL_NO_RETRY_LEFT]
     lines = [callauth.WAITING_TEXT]

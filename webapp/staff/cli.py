@@ -41,12 +41,21 @@ def add(tenant, email, role):
     """Create a staff account; prints {"setup_url"}: a one-time link (24 h) to set the password and TOTP."""
     tenant, email = _tenant(tenant), _normal_email(email)
     s = db.session()
-    if s.exec(select(StaffAccount).where(StaffAccount.tenant == tenant, StaffAccount.email == email)).first():
+    if _account(s, tenant, email):
         raise click.UsageError(f"{email} already has an account at {tenant}; `flask staff reset` issues a new link")
     account = StaffAccount(tenant=tenant, email=email, role=role, created_at=clock.now())
     s.add(account)
     s.flush()
-    oplog.record(s, tenant=tenant, screen="STAFF", event="staff_added", result="ok", detail=role).staff_id = account.id
+    _new_setup_link(s, tenant, account, "staff_added", role)
+
+
+def _account(s, tenant: str, email: str) -> StaffAccount | None:
+    return s.exec(select(StaffAccount).where(StaffAccount.tenant == tenant, StaffAccount.email == email)).first()
+
+
+def _new_setup_link(s, tenant: str, account: StaffAccount, event: str, detail: str | None = None) -> None:
+    """Log `event` with the staff id, then print {"setup_url"}: a one-time link (24 h)."""
+    oplog.record(s, tenant=tenant, screen="STAFF", event=event, result="ok", detail=detail).staff_id = account.id
     token = auth.issue_setup_link(s, account)
     click.echo(json.dumps({"setup_url": _setup_url(tenant, token)}))
 
@@ -59,15 +68,13 @@ def reset(tenant, email):
     sessions stop at once; prints {"setup_url"}."""
     tenant, email = _tenant(tenant), _normal_email(email)
     s = db.session()
-    account = s.exec(select(StaffAccount).where(StaffAccount.tenant == tenant, StaffAccount.email == email)).first()
+    account = _account(s, tenant, email)
     if account is None:
         raise click.UsageError(f"no staff account {email} at {tenant}")
     account.password_hash, account.enrolled_at, account.disabled_at = None, None, None
     account.failures, account.locked_until = 0, None
     auth.end_sessions(s, account.id)
-    oplog.record(s, tenant=tenant, screen="STAFF", event="staff_reset", result="ok").staff_id = account.id
-    token = auth.issue_setup_link(s, account)
-    click.echo(json.dumps({"setup_url": _setup_url(tenant, token)}))
+    _new_setup_link(s, tenant, account, "staff_reset")
 
 
 @staff_cli.command("disable")
@@ -77,7 +84,7 @@ def disable(tenant, email):
     """Close a staff account (they left): its sessions end at once."""
     tenant, email = _tenant(tenant), _normal_email(email)
     s = db.session()
-    account = s.exec(select(StaffAccount).where(StaffAccount.tenant == tenant, StaffAccount.email == email)).first()
+    account = _account(s, tenant, email)
     if account is None:
         raise click.UsageError(f"no staff account {email} at {tenant}")
     account.disabled_at = clock.now()

@@ -3,6 +3,7 @@
 classes only."""
 from __future__ import annotations
 
+from flask import abort
 from flask_wtf import FlaskForm
 from wtforms import DateField, PasswordField, SelectChoice, SelectField, StringField, TextAreaField, TimeField
 from wtforms.validators import DataRequired, EqualTo, InputRequired, Length, Optional, Regexp, ValidationError
@@ -45,6 +46,18 @@ class AccountSearchForm(FlaskForm):
     @property
     def padded_number(self) -> str:
         return fields.padded_account_number(self.number.data)
+
+
+def errors_text(form) -> str:
+    """A form's messages in one line, for the page's error box."""
+    return " ".join(e for errors in form.errors.values() for e in errors)
+
+
+def reason_for(found) -> "ReasonForm":
+    """The posted reason for an action on `found`; 404 when there is nothing to act on."""
+    if found is None:
+        abort(404)
+    return ReasonForm()
 
 
 class ReasonForm(FlaskForm):

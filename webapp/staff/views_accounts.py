@@ -11,7 +11,7 @@ from ..corebanking import AccountKey
 from ..oauth.consents import revoke_consent
 from . import accounts
 from .blueprint import audit, bp
-from .forms import AccountSearchForm, ReasonForm
+from .forms import AccountSearchForm, ReasonForm, errors_text
 
 UNLOCKED = "ロックを解除しました。お客様は本日中にもう一度お手続きいただけます。"
 NOTHING_TO_UNLOCK = "この口座にロックの記録はありませんでした（解除の記録のみ残しました）。"
@@ -65,7 +65,7 @@ def _reason_or_page(key: AccountKey):
         return form, None
     s = db.session()
     name, reachable = accounts.kana_name(key)
-    error = " ".join(e for errors in form.errors.values() for e in errors)
+    error = errors_text(form)
     page = render_template("staff/account.html", key=key, type_name=g.tenant.account_type_name(key.account_type),
                            name_kana=name, core_reachable=reachable, lock=accounts.lock_state(s, g.tenant, key),
                            consents=accounts.consents(s, key), log=accounts.recent_log(s, key),

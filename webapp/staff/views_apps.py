@@ -1,13 +1,13 @@
 """連携アプリ (role admin only): list, register (the secret shown once), disable."""
 from __future__ import annotations
 
-from flask import abort, g, redirect, render_template, request, url_for
+from flask import g, redirect, render_template, request, url_for
 
 from .. import db
 from ..oauth.cli import redirect_uri_allowed, register_client
 from . import apps
 from .blueprint import admin_only, audit, bp
-from .forms import ClientForm, ReasonForm
+from .forms import ClientForm, ReasonForm, errors_text, reason_for
 
 BAD_URI = "戻り先URIは https:// で始まる完全なURI（# を含まないもの）を1行に1つ入力してください。"
 DISABLED = "連携アプリを停止しました。このアプリのトークンはすべて無効になり、新たな連携もできません。"
@@ -46,12 +46,9 @@ def apps_page():
 @admin_only
 def disable_app(client_id: str):
     s = db.session()
-    if apps.find(s, g.tenant.id, client_id) is None:
-        abort(404)
-    form = ReasonForm()
+    form = reason_for(apps.find(s, g.tenant.id, client_id))
     if not form.validate_on_submit():
-        return _page(ClientForm(formdata=None), 400,
-                     error=" ".join(e for errors in form.errors.values() for e in errors))
+        return _page(ClientForm(formdata=None), 400, error=errors_text(form))
     revoked = apps.disable(s, g.tenant.id, client_id)
     if revoked is None:
         return redirect(url_for("staff.apps", done="already"), code=303)

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import abort, g, redirect, render_template, request, url_for
+from flask import g, redirect, render_template, request, url_for
 
 from .. import clock, db
 from .. import maintenance
 from .blueprint import audit, bp
-from .forms import MaintenanceForm, ReasonForm
+from .forms import MaintenanceForm, ReasonForm, errors_text, reason_for
 
 ADDED = "臨時メンテナンスを登録しました。開始時刻からお客様の画面にメンテナンス中の案内が表示されます。"
 CANCELLED = "臨時メンテナンスを取り消しました。"
@@ -48,12 +48,9 @@ def maintenance_page():
 @bp.route("/maintenance/<int:window_id>/cancel", methods=["POST"])
 def cancel_maintenance(window_id: int):
     s = db.session()
-    if maintenance.find(s, g.tenant.id, window_id) is None:
-        abort(404)
-    form = ReasonForm()
+    form = reason_for(maintenance.find(s, g.tenant.id, window_id))
     if not form.validate_on_submit():
-        return _page(MaintenanceForm(formdata=None), form, 400,
-                     error=" ".join(e for errors in form.errors.values() for e in errors))
+        return _page(MaintenanceForm(formdata=None), form, 400, error=errors_text(form))
     if not maintenance.cancel(s, g.tenant.id, window_id, g.staff.account.id):
         return redirect(url_for("staff.maintenance", done="already"), code=303)
     audit(s, "maintenance_cancelled", reason=f"window {window_id}: {form.reason.data}"[:200])

@@ -535,8 +535,16 @@ def page(browser, javascript, live_server):
     context.close()
 
 
-def screenshot(page: Page, name: str) -> pathlib.Path:
-    """A full-page PNG in e2e/artifacts/, to look at."""
+DOCS_SCREENS = ROOT / "docs" / "screens"
+
+
+def screenshot(page: Page, name: str, *, docs: str | None = None) -> pathlib.Path:
+    """A full-page PNG in e2e/artifacts/, to look at. With E2E_SCREENS=1 (`make screens`), a shot
+    named `docs` also goes to docs/screens/<docs>.png, the phone's first screen as the customer
+    sees it: the README's pictures come from the browser tests themselves."""
     path = ARTIFACTS / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}.png"
     page.screenshot(path=str(path), full_page=True)
+    if docs and os.environ.get("E2E_SCREENS") == "1":
+        DOCS_SCREENS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(DOCS_SCREENS / f"{docs}.png"))
     return path

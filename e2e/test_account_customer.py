@@ -7,7 +7,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from conftest import enter_account, enter_customer, screenshot, start_flow_in, title
+from conftest import Customer, enter_account, enter_customer, screenshot, start_flow_in, title
 
 TITLE = {
     "SOA201": "API連携認証（ご利用口座情報入力）",
@@ -120,10 +120,12 @@ def test_missing_customer_fields_get_error_dialog_and_keep_entries(page, start_f
         expect(empty).to_have_accessible_description(re.compile(REQUIRED))
     expect(page.get_by_label("お名前")).to_have_value(c.name_kana)
     expect(page.get_by_label("電話番号")).to_have_value(c.phone)
-    screenshot(page, f"{tenant}-SOA202-missing-{'js' if javascript else 'nojs'}")
+    screenshot(page, f"{tenant}-SOA202-missing-{'js' if javascript else 'nojs'}",
+               docs=f"{tenant}-error-required" if javascript else None)
 
     # the dialog names what is missing; with JavaScript it is modal and each name takes the customer there
-    expect(dialog.get_by_role("link")).to_have_text(["生年月日（西暦 年）", "メールアドレス", "メールアドレス（確認用）"])
+    expect(dialog.get_by_role("link")).to_have_text(["生年月日（西暦 年）", "生年月日（月）", "生年月日（日）", "メールアドレス",
+                                                     "メールアドレス（確認用）"])
     if javascript:
         assert page.evaluate("document.querySelector('dialog.error-dialog').matches(':modal')"), "not modal"
         dialog.get_by_role("link", name="メールアドレス", exact=True).click()
@@ -162,7 +164,8 @@ def test_wrong_birth_date_gets_error_two(page, start_flow, customers, tenant, ja
     expect(page.locator(".alert").get_by_text(MISMATCH)).to_be_visible()
     assert_swapped_in_place(page, javascript, url)
     expect(title(page)).to_have_text(TITLE["SOA202"])
-    screenshot(page, f"{tenant}-SOA202-mismatch-{'js' if javascript else 'nojs'}")
+    screenshot(page, f"{tenant}-SOA202-mismatch-{'js' if javascript else 'nojs'}",
+               docs=f"{tenant}-error-mismatch" if javascript else None)
 
 
 def test_footer_on_one_and_two(page, start_flow, customers, live_server, tenant):
@@ -194,3 +197,40 @@ def test_one_and_two_work_in_a_desktop_browser(browser, live_server, fintech_app
         screenshot(page, f"{tenant}-SOA202-desktop")
     finally:
         context.close()
+
+
+LOCKABLE = {"amami": ("120", "1200018"), "maruhachi": ("201", "0012353")}  # demo customers no other test locks
+
+
+@pytest.fixture
+def lockable(live_server, tenant):
+    """A demo customer of `tenant` to lock; unlocked again afterwards (`flask locks unlock`)."""
+    from webapp import demo
+
+    branch, number = LOCKABLE[tenant]
+    a = next(a for a in demo.customers(tenant) if a["branch"] == branch and a["number"] == number)
+    yield Customer(tenant, branch, a["type"], number, a["name_kana"], a["birth_date"], a["phone"])
+    live_server.flask("locks", "unlock", "--tenant", tenant, "--branch", branch, "--type", a["type"], "--number", number)
+
+
+def test_fifth_wrong_entry_locks_and_the_lock_screen_says_what_now(page, start_flow, lockable, tenant, javascript):
+    """No.3 as a customer meets it: when the lock lifts, the union's contact in the main content, no
+    form to try again (issue 11); coming back to ② shows the lock (B84), not the form."""
+    c = lockable
+    start_flow(tenant)
+    enter_account(page, c)
+    for attempt in range(5):
+        expect(title(page)).to_have_text(TITLE["SOA202"])
+        enter_customer(page, c, year="1901")
+        if attempt < 4:
+            page.get_by_role("alertdialog").get_by_role("button", name="OK").click()
+    main = page.get_by_role("main")
+    expect(main).to_contain_text("お取扱いができなくなりました。")
+    expect(main).to_contain_text("このロックは翌日の0時に自動で解除されます。")
+    expect(main.get_by_role("link", name=re.compile("に電話をかける$"))).to_be_visible()
+    expect(page.get_by_label("お名前")).to_have_count(0)  # no form to try again
+    screenshot(page, f"{tenant}-locked-{'js' if javascript else 'nojs'}",
+               docs=f"{tenant}-error-locked" if javascript else None)
+    page.goto(page.url)
+    expect(main).to_contain_text("理由コードはB84です。")
+    expect(page.get_by_label("お名前")).to_have_count(0)

@@ -172,7 +172,8 @@ def test_after_the_window_neither_call_nor_confirm_counts_and_screen_one_is_offe
         page.get_by_role("button", name="確定する").click()
         expect(status(page)).to_contain_text(EXPIRED)
         expect(page.get_by_role("button", name="確定する")).to_have_count(0)
-    screenshot(page, f"{tenant}-SOA209-expired-{mode(javascript)}")
+    screenshot(page, f"{tenant}-SOA209-expired-{mode(javascript)}",
+               docs=f"{tenant}-error-call-expired" if javascript else None)
     expect(page.get_by_role("main").locator("a[href^='tel:']")).to_have_count(0)  # nothing left to call
     page.get_by_role("button", name="最初に戻る").click()
     expect(title(page)).to_have_text("API連携認証（ご利用口座情報入力）")

@@ -23,7 +23,7 @@ def test_cancel_asks_first_and_back_keeps_the_flow(page: Page, start_flow, custo
         expect(dialog).to_contain_text("中止してよろしいですか")
         expect(dialog.get_by_role("button", name="戻る")).to_be_focused()
         assert page.evaluate("document.querySelector('dialog.confirm-dialog').matches(':modal')"), "not modal"
-        screenshot(page, f"{tenant}-cancel-confirm-js")
+        screenshot(page, f"{tenant}-cancel-confirm-js", docs=f"{tenant}-cancel-confirm")
         page.keyboard.press("Tab")
         page.keyboard.press("Tab")
         assert page.evaluate("document.activeElement.closest('dialog') !== null"), "Tab left the dialog"

@@ -12,7 +12,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from conftest import ARTIFACTS, TENANTS, Customer, title
+from conftest import ARTIFACTS, TENANTS, Customer, screenshot, title
 from test_full_flow import pin_of
 
 pytestmark = pytest.mark.parametrize("tenant", TENANTS)
@@ -71,8 +71,9 @@ class Hands:
     """What the customer does, counted: a tap per press or field focused, two per drop-down (open,
     pick), a key per character typed."""
 
-    def __init__(self, page: Page):
+    def __init__(self, page: Page, tenant: str, javascript: bool):
         self.page, self.taps, self.keys = page, 0, 0
+        self.tenant, self.javascript = tenant, javascript
         self.smallest: tuple[float, str, str] | None = None
         self.problems: list[str] = []
 
@@ -90,7 +91,9 @@ class Hands:
         locator.select_option(value)
         self.taps += 2
 
-    def check_screen(self, name: str) -> None:
+    def check_screen(self, name: str, docs: str | None = None) -> None:
+        if docs and self.javascript:
+            screenshot(self.page, f"{self.tenant}-{docs}", docs=f"{self.tenant}-{docs}")
         for t in self.page.evaluate(_TARGETS_JS):
             side = min(t["width"], t["height"])
             if self.smallest is None or side < self.smallest[0]:
@@ -114,9 +117,9 @@ def first_field_top(page: Page) -> float:
 def test_a_prepared_customer_taps_big_targets_and_reads_clear_hints_from_1_to_6(
         page, start_flow, customers, tenant, javascript):
     c: Customer = customers[tenant]
-    hands = Hands(page)
+    hands = Hands(page, tenant, javascript)
     start_flow(tenant)
-    hands.check_screen("①")
+    hands.check_screen("①", "1-account")
     field_y = first_field_top(page)
     field_bottom = field_y + page.get_by_label("店番").bounding_box()["height"]
 
@@ -125,7 +128,7 @@ def test_a_prepared_customer_taps_big_targets_and_reads_clear_hints_from_1_to_6(
     hands.type(page.get_by_label("口座番号"), c.number)
     hands.tap(page.get_by_role("button", name="次へ"))
     expect(title(page)).to_have_text("API連携認証（お客様情報入力）")
-    hands.check_screen("②")
+    hands.check_screen("②", "2-customer")
 
     year, month, day = c.birth_date.split("-")
     hands.type(page.get_by_label("お名前"), c.name_kana)
@@ -137,24 +140,24 @@ def test_a_prepared_customer_taps_big_targets_and_reads_clear_hints_from_1_to_6(
     hands.type(page.get_by_label("メールアドレス（確認用）"), "taro@example.jp")
     hands.tap(page.get_by_role("button", name="次へ"))
     expect(title(page)).to_have_text("API連携認証（電話番号の確認）")
-    hands.check_screen("③")
+    hands.check_screen("③", "3-phone")
 
     hands.tap(page.get_by_role("button", name="電話番号の決定"))
     expect(title(page)).to_have_text("API連携認証（電話番号認証）")
-    hands.check_screen("④")
+    hands.check_screen("④", "4-call")
     # The call itself: the customer taps the toll-free number (the sandbox's button stands in for
     # the phone's dialler and the carrier), then 確定する.
     hands.tap(page.get_by_role("button", name="（デモ）この番号から発信する"))
     expect(page.get_by_role("status")).to_contain_text("着信を確認しました。")
-    hands.check_screen("④ 着信確認")
+    hands.check_screen("④ 着信確認", "4-call-confirmed")
     hands.tap(page.get_by_role("button", name="確定する"))
     expect(title(page)).to_have_text("API連携認証（キャッシュカード暗証番号認証）")
-    hands.check_screen("⑤")
+    hands.check_screen("⑤", "5-pin")
 
     hands.type(page.get_by_label("キャッシュカードの暗証番号"), pin_of(c))
     hands.tap(page.get_by_role("button", name="次へ"))
     expect(title(page)).to_have_text("API連携認証（情報連携認可）")
-    hands.check_screen("⑥")
+    hands.check_screen("⑥", "6-consent")
     hands.tap(page.get_by_label("当信用組合のAPI利用規定を確認し、同意します。"))
     hands.tap(page.get_by_role("button", name="許可する"))
     page.wait_for_url("**/demo/callback**")

@@ -1,7 +1,9 @@
 """Database engine and the per-request session.
 
 One engine per app (pooled connections), one SQLModel session per request, closed at teardown.
-SQLite gets WAL and a busy timeout so parallel writers queue instead of failing.
+SQLite gets WAL and a busy timeout so parallel writers queue instead of failing. A SQLite transaction
+takes the write lock (BEGIN IMMEDIATE) from its first write on, and a read-only one none at all, so
+readers (every screen GET, the ④ poll) never queue behind writers or each other.
 """
 from __future__ import annotations
 
@@ -33,6 +35,19 @@ class UTCDateTime(TypeDecorator):
         return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
 
 
+_SQLITE_TXN = "renkei_sqlite_txn"  # pending | deferred | immediate, while a transaction is open
+_SQLITE_READS = ("SELECT", "WITH", "PRAGMA", "EXPLAIN")
+
+
+def _sqlite_writes(statement: str, context) -> bool:
+    """Whether `statement` writes, or reads to write (FOR UPDATE: SQLite's SQL has no such clause,
+    so the compiled statement tells; only the write lock gives it its meaning there)."""
+    if not statement.lstrip()[:7].upper().startswith(_SQLITE_READS):
+        return True
+    compiled = getattr(context, "compiled", None)
+    return getattr(getattr(compiled, "statement", None), "_for_update_arg", None) is not None
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True)
@@ -47,9 +62,35 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         @event.listens_for(engine, "begin")
-        def _sqlite_begin_immediate(conn):
-            # IMMEDIATE takes the write lock up front: no deadlock when two readers upgrade.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        def _sqlite_begin_later(conn):
+            # The BEGIN itself waits for the transaction's first statement (below), which decides its kind.
+            conn.info[_SQLITE_TXN] = "pending"
+
+        @event.listens_for(engine, "before_cursor_execute")
+        def _sqlite_begin(conn, cursor, statement, parameters, context, executemany):
+            state = conn.info.get(_SQLITE_TXN)
+            if state is None or state == "immediate" or not conn.in_transaction():
+                return
+            write = _sqlite_writes(statement, context)
+            if state == "pending":
+                # A transaction that starts by reading takes no lock (WAL: readers never wait); one
+                # that starts by writing takes the write lock up front (IMMEDIATE: no deadlock).
+                cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                conn.info[_SQLITE_TXN] = "immediate" if write else "deferred"
+            elif write:
+                # The first write after reads: end the read-only part (it changed nothing) and take
+                # the write lock, rather than upgrade in place, which under WAL fails at once
+                # (SQLITE_BUSY_SNAPSHOT) when another writer committed meanwhile. What was read
+                # before may have changed since, as under PostgreSQL's READ COMMITTED, where the
+                # same code runs: every check-then-write is an atomic UPDATE or a unique index.
+                cursor.execute("COMMIT")
+                cursor.execute("BEGIN IMMEDIATE")
+                conn.info[_SQLITE_TXN] = "immediate"
+
+        @event.listens_for(engine, "commit")
+        @event.listens_for(engine, "rollback")
+        def _sqlite_end(conn):
+            conn.info.pop(_SQLITE_TXN, None)
 
         return engine
     if url.startswith("postgres://"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, g, render_template
 
 from . import assets, maintenance, messages, service_hours, tenants
+from .render import themed
 
 bp = Blueprint("pages", __name__, url_prefix="/<tenant>")
 bp.url_value_preprocessor(tenants.pull_tenant)
@@ -14,7 +15,7 @@ bp.url_defaults(tenants.add_tenant)
 def faq():
     locked_advice = g.tenant.faq.get("locked_advice") or None
     identity_errors = [*messages.IDENTITY_ERRORS[:-1], (*messages.IDENTITY_ERRORS[-1][:2], locked_advice)]
-    return render_template(g.tenant.templates("faq.html"), screen_id=None,
+    return render_template(themed("faq.html"), screen_id=None,
                            service_hours=service_hours.describe(maintenance.rules_for(g.tenant)),
                            identity_errors=identity_errors, service_errors=messages.SERVICE_ERRORS)
 

@@ -5,6 +5,7 @@ from flask import Flask, g
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import fields, messages
+from .render import themed
 
 HTMX_VERSION = "2.0.11"
 
@@ -39,10 +40,7 @@ def init_app(app: Flask) -> None:
     @app.template_global()
     def theme(name: str) -> str:
         """The union's override of template `name` if it has one, else `name` itself."""
-        tenant = getattr(g, "tenant", None)
-        if tenant is None:
-            return name
-        return app.jinja_env.select_template(tenant.templates(name)).name
+        return themed(name)
 
     @app.context_processor
     def brand():

@@ -1,0 +1,295 @@
+"""Benchmark: complete customer flows ①→⑥, the telephony webhook, the token and one API call.
+
+    python bench/bench_flow.py [--seconds 10] [--customers 8] [--engines sqlite postgres]
+                               [--workers 2] [--threads 8]
+
+Against the Procfile's web command (gunicorn gthread 2×8 by default), --customers client processes,
+each one customer of its own (own account and registered phone, so their calls never share a pool
+number) going through whole flows for --seconds: the authorization request, ① GET+POST, ② GET+POST,
+③ GET+POST, ④ GET, the provider's signed webhook, ④ 確定する, ⑤ GET+POST, ⑥ GET+POST (許可する),
+the code exchanged at the token endpoint, and `/accounts` with the access token. Every answer is
+checked (the status a customer expects); a wrong one counts as an error and starts a new flow.
+
+Printed: flows/s, errors, p50/p99 per step, the clients' own CPU share, and each worker's RSS after
+the run. `--engines postgres` runs on PostgreSQL + Redis (RENKEI_BENCH_PG, default
+postgresql://postgres@127.0.0.1:5432/test, and RENKEI_BENCH_REDIS, default redis://127.0.0.1:6379/0):
+a scratch database is created beside that one for the run and dropped after it.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime as dt
+import hashlib
+import json
+import multiprocessing
+import os
+import re
+import resource
+import secrets
+import statistics
+import subprocess
+import sys
+import time
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import harness
+
+TENANT = "amami"
+REDIRECT_URI = "https://app.example/cb"
+BIRTH = dt.date(1980, 1, 1)
+PIN = "1234"
+NAME = "ﾃﾞｰﾀ ﾀﾛｳ"
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+TEL = re.compile(r'class="button call-button" href="tel:([0-9]+)"')
+UNLIMITED = "100000000 per 10 minutes"
+STEPS = ["authorize", "① GET", "① POST", "② GET", "② POST", "③ GET", "③ POST", "④ GET", "webhook", "④ POST",
+         "⑤ GET", "⑤ POST", "⑥ GET", "⑥ POST", "token", "API /accounts"]
+
+
+def arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--customers", type=int, default=8, help="concurrent customers (client processes)")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--worker-class", default="gthread", choices=("gthread", "sync"))
+    parser.add_argument("--engines", nargs="+", default=["sqlite"], choices=("sqlite", "postgres"))
+    return parser.parse_args()
+
+
+def customer(i: int) -> dict:
+    return {"branch": "115", "account_type": "1", "number": f"{2000000 + i:07d}", "phone": f"090{5000_0000 + i:08d}"}
+
+
+def seed(config: dict, n: int) -> dict:
+    """n customers and one registered app; returns the app's credentials."""
+    from sqlmodel import Session
+
+    from webapp import create_app, db
+    from webapp.corebanking import AccountKey, pin_hash
+    from webapp.corebanking.models import SandboxAccount
+
+    app = create_app(config)
+    db.create_all(app)
+    with app.app_context(), Session(db.engine()) as s:
+        for i in range(n):
+            c = customer(i)
+            key = AccountKey(TENANT, c["branch"], c["account_type"], c["number"])
+            s.add(SandboxAccount(tenant=TENANT, branch=c["branch"], account_type=c["account_type"], number=c["number"],
+                                 name_kana=NAME, birth_date=BIRTH, phone=c["phone"], pin_hash=pin_hash(key, PIN),
+                                 cash_card=True, status="active", balance=1_000_000))
+        s.commit()
+    result = app.test_cli_runner().invoke(args=["clients", "add", "--tenant", TENANT, "--name", "Bench App",
+                                                "--operator", "Bench K.K.", "--redirect-uri", REDIRECT_URI])
+    app.extensions["db_engine"].dispose()
+    return json.loads(result.output)
+
+
+class Failed(Exception):
+    pass
+
+
+def one_flow(http, origin: str, client: dict, c: dict, timings: dict) -> None:
+    import requests
+
+    from webapp.callauth.twilio import compute_signature
+
+    csrf = {"v": None}
+
+    def timed(step, method, path, expect, **kw):
+        started = time.perf_counter()
+        response = http.request(method, path if path.startswith("http") else origin + path, timeout=30,
+                                allow_redirects=False, **kw)
+        timings.setdefault(step, []).append(time.perf_counter() - started)
+        if response.status_code != expect:
+            raise Failed(f"{step}: {response.status_code} {response.text[:200]!r}")
+        found = CSRF.search(response.text)
+        if found:
+            csrf["v"] = found.group(1)
+        return response
+
+    def post(step, path, data=None):
+        return timed(step, "POST", path, 303, data={"csrf_token": csrf["v"], **(data or {})})
+
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    query = urlencode({"response_type": "code", "client_id": client["client_id"], "redirect_uri": REDIRECT_URI,
+                       "scope": "accounts", "state": "st", "code_challenge": challenge, "code_challenge_method": "S256"})
+    flow = f"/{TENANT}/flow"
+    timed("authorize", "GET", f"/{TENANT}/oauth/authorize?{query}", 303)
+    timed("① GET", "GET", f"{flow}/account", 200)
+    post("① POST", f"{flow}/account", {"branch": c["branch"], "account_type": c["account_type"],
+                                       "account_number": c["number"]})
+    timed("② GET", "GET", f"{flow}/customer", 200)
+    post("② POST", f"{flow}/customer", {"name_kana": NAME, "birth_year": str(BIRTH.year), "birth_month": "01",
+                                        "birth_day": "01", "phone": c["phone"], "email": "b@example.jp",
+                                        "email_confirm": "b@example.jp"})
+    timed("③ GET", "GET", f"{flow}/phone", 200)
+    post("③ POST", f"{flow}/phone")
+    page = timed("④ GET", "GET", f"{flow}/call", 200)
+    pool = TEL.search(page.text).group(1)
+    url = origin + "/telephony/inbound"
+    params = {"CallSid": "CA" + secrets.token_hex(16), "AccountSid": "AC" + "0" * 32, "From": "+81" + c["phone"][1:],
+              "To": "+81" + pool[1:], "CallStatus": "ringing", "Direction": "inbound"}
+    started = time.perf_counter()
+    hook = requests.post(url, data=params, headers={"X-Twilio-Signature": compute_signature(url, params.items(),
+                                                                                              harness.TOKEN)}, timeout=30)
+    timings.setdefault("webhook", []).append(time.perf_counter() - started)
+    if hook.status_code != 200:
+        raise Failed(f"webhook: {hook.status_code}")
+    post("④ POST", f"{flow}/call")
+    timed("⑤ GET", "GET", f"{flow}/pin", 200)
+    post("⑤ POST", f"{flow}/pin", {"pin": PIN})
+    timed("⑥ GET", "GET", f"{flow}/consent", 200)
+    allowed = post("⑥ POST", f"{flow}/consent", {"agree": "y"})
+    code = parse_qs(urlsplit(allowed.headers["Location"]).query)["code"][0]
+    token = timed("token", "POST", f"/{TENANT}/oauth/token", 200, auth=(client["client_id"], client["client_secret"]),
+                  data={"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI,
+                        "code_verifier": verifier}).json()["access_token"]
+    timed("API /accounts", "GET", f"/{TENANT}/api/v1/accounts", 200, headers={"Authorization": f"Bearer {token}"})
+
+
+def _customer(origin: str, client: dict, i: int, deadline: float, queue) -> None:
+    import requests
+
+    timings: dict = {}
+    done = errors = 0
+    messages = []
+    while time.monotonic() < deadline:
+        http = requests.Session()  # a fresh browser for each flow
+        try:
+            one_flow(http, origin, client, customer(i), timings)
+            done += 1
+        except Exception as e:  # noqa: BLE001 - counted and shown, never hidden
+            errors += 1
+            if len(messages) < 3:
+                messages.append(str(e)[:300])
+        finally:
+            http.close()
+    queue.put((done, errors, messages, timings))
+
+
+def rss_of_workers(master_pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(master_pid)], capture_output=True, text=True).stdout.split()
+    sizes = []
+    for pid in out:
+        try:
+            for line in open(f"/proc/{pid}/status"):
+                if line.startswith("VmRSS:"):
+                    sizes.append(int(line.split()[1]) // 1024)
+        except OSError:
+            pass
+    return sizes
+
+
+def run(args, engine: str) -> int:
+    settings = dict(PHONE_AUTH_WINDOW_SECONDS=3600, IDENTITY_CHECKS_PER_IP=UNLIMITED,
+                    IDENTITY_FAILURES_PER_CLIENT=UNLIMITED, IDENTITY_FAILURES_PER_UNION=UNLIMITED,
+                    LOG_LEVEL="WARNING")
+    ns = argparse.Namespace(**vars(args))
+    ns.database_url = None
+    if engine == "postgres":
+        ns.database_url = scratch_database(os.environ.get("RENKEI_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test"))
+        settings["REDIS_URL"] = os.environ.get("RENKEI_BENCH_REDIS", "redis://127.0.0.1:6379/0")
+        settings["RATELIMIT_KEY_PREFIX"] = "renkei-bench-" + secrets.token_hex(6)
+    try:
+        return _run(args, engine, ns, settings)
+    finally:
+        if engine == "postgres":
+            drop_database(ns.database_url)
+
+
+def scratch_database(url: str) -> str:
+    import psycopg
+
+    name = "renkei_bench_" + secrets.token_hex(4)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return url.rsplit("/", 1)[0] + "/" + name
+
+
+def drop_database(url: str) -> None:
+    import psycopg
+
+    base, name = url.rsplit("/", 1)
+    with psycopg.connect(base + "/postgres", autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+class Sink:
+    """An SMTP server that takes every completion mail and keeps nothing (aiosmtpd, in a thread)."""
+
+    async def handle_DATA(self, server, session, envelope):
+        return "250 OK"
+
+
+def _run(args, engine: str, ns, settings: dict) -> int:
+    from aiosmtpd.controller import Controller
+
+    mail_port = harness.free_port()
+    smtp = Controller(Sink(), hostname="127.0.0.1", port=mail_port)
+    smtp.start()
+    settings = {**settings, "MAIL_SERVER": "127.0.0.1", "MAIL_PORT": mail_port}
+    try:
+        with harness.workspace(ns, **settings) as ws:
+            return _measure(args, engine, ns, ws)
+    finally:
+        smtp.stop()
+
+
+def _measure(args, engine: str, ns, ws) -> int:
+    import requests
+
+    client = seed(ws.app_config(), args.customers)
+    if True:
+        with harness.serve(ws, ns) as server:
+            for i in range(min(args.customers, 4)):  # warm the workers (imports, templates, pools): not counted
+                with requests.Session() as http:
+                    one_flow(http, ws.origin, client, customer(i), {})
+            queue = multiprocessing.Queue()
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            started = time.monotonic()
+            deadline = started + args.seconds
+            procs = [multiprocessing.Process(target=_customer, args=(ws.origin, client, i, deadline, queue))
+                     for i in range(args.customers)]
+            for p in procs:
+                p.start()
+            results = [queue.get() for _ in procs]
+            for p in procs:
+                p.join()
+            elapsed = time.monotonic() - started
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            rss = rss_of_workers(server.pid)
+    done = sum(r[0] for r in results)
+    errors = sum(r[1] for r in results)
+    timings: dict = {}
+    for r in results:
+        for step, values in r[3].items():
+            timings.setdefault(step, []).extend(values)
+    client_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    print(f"# {engine}{' + Redis' if engine == 'postgres' else ''}, gunicorn {args.worker_class} "
+          f"{args.workers}x{args.threads}, {args.customers} concurrent customers (Python clients), {elapsed:.1f} s")
+    print(f"flows/s: {done / elapsed:.1f} ({done} complete flows), errors: {errors}")
+    for r in results:
+        for m in r[2]:
+            print(f"  error: {m}")
+    print("| step | n | p50 | p99 |")
+    print("|---|---|---|---|")
+    for step in STEPS:
+        values = sorted(timings.get(step, []))
+        if values:
+            print(f"| {step} | {len(values)} | {statistics.median(values) * 1000:.0f} ms | "
+                  f"{harness.percentile(values, 0.99) * 1000:.0f} ms |")
+    print(f"clients' own CPU: {client_cpu / elapsed:.0%} of one core ({client_cpu / elapsed / (os.cpu_count() or 1):.0%} "
+          f"of the machine); worker RSS after: {', '.join(f'{x} MB' for x in rss)}")
+    return errors
+
+
+def main() -> int:
+    args = arguments()
+    return 1 if sum(run(args, engine) for engine in args.engines) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

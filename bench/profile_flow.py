@@ -1,0 +1,140 @@
+"""Profile, in one process (Flask's test client, no server), the requests issue 13 names: ① GET, ②'s
+POST, ④'s status poll and the token endpoint; prints cProfile's top lines for each.
+
+    python bench/profile_flow.py [--flows 60] [--top 25] [--sort tottime|cumulative] [--only poll ...]
+
+Each flow goes ①→⑥ and the token as a customer would; only the named requests run under the
+profiler (① GET 3 times a flow, the poll 5 times). ②'s identity check answers without its 0.1 s
+floor (IDENTITY_CHECK_SECONDS=0) so the profile shows the work, not the sleep. Per request times
+are the profiler's wall clock divided by the calls, so they include its own overhead.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import cProfile
+import hashlib
+import io
+import pstats
+import re
+import secrets
+import sys
+import tempfile
+import time
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import harness
+from bench_flow import BIRTH, NAME, PIN, REDIRECT_URI, TENANT, customer, seed
+
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+TEL = re.compile(r'class="button call-button" href="tel:([0-9]+)"')
+KINDS = ("account", "customer_post", "poll", "token")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--flows", type=int, default=60)
+    parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--sort", default="tottime")
+    parser.add_argument("--only", nargs="+", default=KINDS, choices=KINDS)
+    parser.add_argument("--database-url", default=None)
+    args = parser.parse_args()
+
+    from webapp import clock, create_app
+    from webapp.callauth.twilio import compute_signature
+
+    clock.set_now(None)
+    with tempfile.TemporaryDirectory() as tmp, harness.workspace(args, PHONE_AUTH_WINDOW_SECONDS=3600,
+                                                                 IDENTITY_CHECK_SECONDS=0, LOG_LEVEL="WARNING",
+                                                                 MAIL_SUPPRESS_SEND=True) as ws:
+        config = ws.app_config(GLOBAL_REQUEST_LIMIT="100000000 per second", REQUESTS_PER_IP="100000000 per second",
+                               TOKEN_REQUESTS_PER_CLIENT="100000000 per second",
+                               IDENTITY_CHECKS_PER_IP="100000000 per minute",
+                               IDENTITY_FAILURES_PER_CLIENT="100000000 per minute",
+                               IDENTITY_FAILURES_PER_UNION="100000000 per minute")
+        client_app = seed(config, args.flows)
+        app = create_app(config)
+        profiles = {k: cProfile.Profile() for k in KINDS}
+        spent = {k: [0.0, 0] for k in KINDS}
+
+        def profiled(kind, call):
+            if kind not in args.only:
+                return call()
+            p = profiles[kind]
+            started = time.perf_counter()
+            p.enable()
+            try:
+                return call()
+            finally:
+                p.disable()
+                spent[kind][0] += time.perf_counter() - started
+                spent[kind][1] += 1
+
+        for i in range(args.flows):
+            c = customer(i)
+            web = app.test_client()
+            csrf = {}
+
+            def get(path, **kw):
+                r = web.get(path, **kw)
+                m = CSRF.search(r.get_data(as_text=True))
+                if m:
+                    csrf["v"] = m.group(1)
+                return r
+
+            def post(path, data=None, **kw):
+                r = web.post(path, data={"csrf_token": csrf.get("v"), **(data or {})}, **kw)
+                assert r.status_code == 303, (path, r.status_code, r.get_data(as_text=True)[:300])
+                return r
+
+            verifier = secrets.token_urlsafe(48)
+            challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+            web.get(f"/{TENANT}/oauth/authorize?" + urlencode({
+                "response_type": "code", "client_id": client_app["client_id"], "redirect_uri": REDIRECT_URI,
+                "scope": "accounts", "state": "st", "code_challenge": challenge, "code_challenge_method": "S256"}))
+            flow = f"/{TENANT}/flow"
+            for _ in range(3):
+                assert profiled("account", lambda: get(f"{flow}/account")).status_code == 200
+            post(f"{flow}/account", {"branch": c["branch"], "account_type": c["account_type"],
+                                     "account_number": c["number"]})
+            get(f"{flow}/customer")
+            profiled("customer_post", lambda: post(f"{flow}/customer", {
+                "name_kana": NAME, "birth_year": str(BIRTH.year), "birth_month": "01", "birth_day": "01",
+                "phone": c["phone"], "email": "b@example.jp", "email_confirm": "b@example.jp"}))
+            get(f"{flow}/phone")
+            post(f"{flow}/phone")
+            page = get(f"{flow}/call")
+            pool = TEL.search(page.get_data(as_text=True)).group(1)
+            for _ in range(5):
+                assert profiled("poll", lambda: web.get(f"{flow}/call/status",
+                                                        headers={"HX-Request": "true"})).status_code == 200
+            url = ws.origin + "/telephony/inbound"
+            params = {"CallSid": "CA" + secrets.token_hex(16), "AccountSid": "AC" + "0" * 32,
+                      "From": "+81" + c["phone"][1:], "To": "+81" + pool[1:], "CallStatus": "ringing",
+                      "Direction": "inbound"}
+            hook = app.test_client().post("/telephony/inbound", data=params, headers={
+                "X-Twilio-Signature": compute_signature(url, params.items(), harness.TOKEN)})
+            assert hook.status_code == 200, hook.status_code
+            post(f"{flow}/call")
+            get(f"{flow}/pin")
+            post(f"{flow}/pin", {"pin": PIN})
+            get(f"{flow}/consent")
+            allowed = post(f"{flow}/consent", {"agree": "y"})
+            code = parse_qs(urlsplit(allowed.headers["Location"]).query)["code"][0]
+            basic = base64.b64encode(f"{client_app['client_id']}:{client_app['client_secret']}".encode()).decode()
+            token = profiled("token", lambda: app.test_client().post(f"/{TENANT}/oauth/token", headers={
+                "Authorization": f"Basic {basic}"}, data={"grant_type": "authorization_code", "code": code,
+                                                          "redirect_uri": REDIRECT_URI, "code_verifier": verifier}))
+            assert token.status_code == 200, token.get_data(as_text=True)
+        for kind in args.only:
+            total, calls = spent[kind]
+            print(f"=== {kind}: {calls} requests, {total / max(calls, 1) * 1000:.2f} ms a request (profiled)")
+            out = io.StringIO()
+            pstats.Stats(profiles[kind], stream=out).strip_dirs().sort_stats(args.sort).print_stats(args.top)
+            text = out.getvalue()
+            print(text[text.find("   ncalls"):].rstrip())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

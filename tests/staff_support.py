@@ -4,6 +4,8 @@ Codes come from pyotp with the seed the setup page shows; each code moves the te
 next 30 s step first (a code is accepted once, and the clock is frozen)."""
 from __future__ import annotations
 
+import pytest
+
 import datetime as dt
 import html
 import json
@@ -96,3 +98,15 @@ def signed_in(app, client, tenant: str, role: str = "operator", email: str | Non
     staff.set_up()
     staff.log_in()
     return staff
+
+
+@pytest.fixture
+def app_config():
+    """Staff tests hash passwords with cheap argon2 parameters."""
+    return dict(FAST_HASHING)
+
+
+@pytest.fixture
+def staff(app):
+    """An operator of 奄美 signed in (password and TOTP) in a browser of their own."""
+    return signed_in(app, app.test_client(), "amami")

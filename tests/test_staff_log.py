@@ -14,17 +14,7 @@ from webapp import clock, db
 from webapp.oplog import OperationLog
 
 from conftest import text_of
-from staff_support import FAST_HASHING, signed_in
-
-
-@pytest.fixture
-def app_config():
-    return dict(FAST_HASHING)
-
-
-@pytest.fixture
-def staff(app):
-    return signed_in(app, app.test_client(), "amami")
+from staff_support import app_config, staff  # noqa: F401  (fixtures: fast hashing, amami's operator signed in)
 
 
 def add_rows(app, n: int, *, tenant="amami", same_time_every=1, **fields):

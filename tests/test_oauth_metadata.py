@@ -20,14 +20,19 @@ def test_metadata_has_the_contract_fields(client, tenant):
     assert meta["response_types_supported"] == ["code"]
     assert set(meta["grant_types_supported"]) == {"authorization_code", "refresh_token"}
     assert meta["code_challenge_methods_supported"] == ["S256"]
-    assert set(meta["token_endpoint_auth_methods_supported"]) == {"client_secret_basic", "client_secret_post"}
+    assert set(meta["token_endpoint_auth_methods_supported"]) == {"client_secret_basic", "client_secret_post",
+                                                                  "private_key_jwt"}
     assert meta["authorization_response_iss_parameter_supported"] is True
+    assert meta["pushed_authorization_request_endpoint"] == f"{iss}/oauth/par"
+    assert meta["require_pushed_authorization_requests"] is False  # per client: a fapi2 client must
+    assert {"ES256", "PS256"} <= set(meta["dpop_signing_alg_values_supported"])
     AuthorizationServerMetadata(meta).validate()
 
 
 def test_metadata_endpoints_are_the_real_ones(client):
     meta = client.get("/.well-known/oauth-authorization-server/amami").get_json()
-    for key in ("token_endpoint", "revocation_endpoint", "introspection_endpoint"):
+    for key in ("token_endpoint", "revocation_endpoint", "introspection_endpoint",
+                "pushed_authorization_request_endpoint"):
         path = meta[key].removeprefix("https://renkei.test")
         assert client.post(path, data={}).status_code in (400, 401)  # exists, wants client authentication
 

@@ -13,7 +13,9 @@ from sqlmodel import select
 
 from .. import clock, db, oplog
 from ..fields import padded_account_number
+from .client_keys import KeysUnavailable, public_key_set
 from .models import Consent, OAuthClient, secret_hash
+from .server import FAPI2
 
 clients_cli = AppGroup("clients", help="Fintech apps (OAuth clients) of each union.")
 consents_cli = AppGroup("consents", help="Customers' authorizations (認可) of fintech apps (staff).")
@@ -46,20 +48,60 @@ def register_client(s, tenant: str, name: str, operator: str, redirect_uris: lis
     return client_id, client_secret
 
 
+def register_fapi2_client(s, tenant: str, name: str, operator: str, redirect_uris: list[str], *,
+                          jwks: dict | None = None, jwks_uri: str | None = None) -> str:
+    """Add a FAPI 2.0 client (in the caller's transaction): no secret, its public keys by value or
+    by reference; returns the client_id."""
+    client_id = secrets.token_urlsafe(18)
+    s.add(OAuthClient(client_id=client_id, client_secret_hash="", tenant=tenant, name=name, operator=operator,
+                      redirect_uris=list(redirect_uris), profile=FAPI2, jwks=jwks, jwks_uri=jwks_uri,
+                      created_at=clock.now()))
+    return client_id
+
+
+def _read_jwks_file(path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        public_key_set(data)
+    except (OSError, ValueError, KeysUnavailable) as e:
+        raise click.BadParameter(f"{path}: a JWK Set of public keys is required ({e})", param_hint="--jwks-file")
+    return data
+
+
 @clients_cli.command("add")
 @click.option("--tenant", required=True, help="the union's id, e.g. amami")
 @click.option("--name", required=True, help="the app's name shown to customers")
 @click.option("--operator", required=True, help="the company operating the app (shown on ① and ⑥)")
 @click.option("--redirect-uri", "redirect_uris", multiple=True, required=True)
-def add(tenant, name, operator, redirect_uris):
-    """Register a client; prints {"client_id", "client_secret"} as JSON (the secret is shown only once)."""
+@click.option("--profile", type=click.Choice(["oauth2", FAPI2]), default="oauth2", show_default=True,
+              help="fapi2: FAPI 2.0 Security Profile (private_key_jwt, PAR, DPoP), no secret")
+@click.option("--jwks-file", default=None, help="fapi2: a file holding the client's JWK Set (public keys)")
+@click.option("--jwks-uri", default=None, help="fapi2: the https URL of the client's JWK Set")
+def add(tenant, name, operator, redirect_uris, profile, jwks_file, jwks_uri):
+    """Register a client; prints {"client_id", "client_secret"} as JSON (the secret is shown only
+    once), or {"client_id"} for a FAPI 2.0 client (--profile fapi2 with --jwks-file or --jwks-uri)."""
     if tenant not in current_app.extensions["tenants"]:
         raise click.BadParameter(f"unknown tenant {tenant!r}", param_hint="--tenant")
     uris = [_check_redirect_uri(u) for u in redirect_uris]
+    if profile != FAPI2:
+        if jwks_file or jwks_uri:
+            raise click.BadParameter("only a fapi2 client has a JWK Set", param_hint="--profile")
+        s = db.session()
+        client_id, client_secret = register_client(s, tenant, name, operator, uris)
+        s.commit()
+        click.echo(json.dumps({"client_id": client_id, "client_secret": client_secret}))
+        return
+    if bool(jwks_file) == bool(jwks_uri):
+        raise click.BadParameter("a fapi2 client needs exactly one of --jwks-file and --jwks-uri", param_hint="--jwks-file")
+    jwks = _read_jwks_file(jwks_file) if jwks_file else None
+    if jwks_uri and not redirect_uri_allowed(jwks_uri):
+        raise click.BadParameter(f"{jwks_uri}: an absolute https URL is required (http only for localhost "
+                                 "or in sandbox mode)", param_hint="--jwks-uri")
     s = db.session()
-    client_id, client_secret = register_client(s, tenant, name, operator, uris)
+    client_id = register_fapi2_client(s, tenant, name, operator, uris, jwks=jwks, jwks_uri=jwks_uri)
     s.commit()
-    click.echo(json.dumps({"client_id": client_id, "client_secret": client_secret}))
+    click.echo(json.dumps({"client_id": client_id}))
 
 
 @clients_cli.command("list")
@@ -71,7 +113,7 @@ def list_clients(tenant):
         query = query.where(OAuthClient.tenant == tenant)
     for c in db.session().exec(query):
         click.echo(json.dumps({"client_id": c.client_id, "tenant": c.tenant, "name": c.name,
-                               "operator": c.operator, "redirect_uris": c.redirect_uris,
+                               "operator": c.operator, "redirect_uris": c.redirect_uris, "profile": c.profile,
                                "created_at": c.created_at.isoformat(),
                                "revoked_at": c.revoked_at.isoformat() if c.revoked_at else None},
                               ensure_ascii=False))

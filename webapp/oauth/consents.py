@@ -8,6 +8,9 @@ flow began and validated again now: a client revoked meanwhile gets nothing), an
 mail in the outbox. The account's lock is checked again inside that transaction: a lock taken by a
 parallel flow after ⑤ still stops the grant (reason B84).
 
+A flow started from a pushed request (PAR) spends it here, in the same transaction: of two flows
+opened from one `request_uri`, only the first 許可する gets a code.
+
 `revoke_consent` ends an authorization at once (the customer asked the union; staff): the consent
 and every token issued under it.
 """
@@ -23,7 +26,7 @@ from sqlalchemy import update
 from .. import clock, lockout
 from ..corebanking import AccountKey
 from ..mail import queue_completion_mail
-from . import issuer
+from . import issuer, par
 from .models import Consent, OAuthClient, Token
 from .server import DEFAULT_SCOPE, revoke_tokens, server
 
@@ -56,6 +59,7 @@ def grant_consent(s, flow, tenant, client: OAuthClient) -> Granted:
     if lockout.is_locked(s, key, tenant.lock_threshold):
         raise AccountLocked()
     params = dict(flow.oauth_request or {})
+    pushed_request_id = params.pop(par.FLOW_KEY, None)
     consent = Consent(tenant=flow.tenant, client_id=flow.client_id, branch=flow.branch,
                       account_type=flow.account_type, account_number=flow.account_number,
                       scope=params.get("scope") or DEFAULT_SCOPE, flow_id=flow.id, granted_at=now,
@@ -68,6 +72,8 @@ def grant_consent(s, flow, tenant, client: OAuthClient) -> Granted:
         _status, _body, headers = grant.create_authorization_response(redirect_uri, consent)
     except OAuth2Error as error:
         raise ClientGone(error.error) from error
+    if pushed_request_id is not None and not par.spend(s, pushed_request_id):
+        raise ClientGone("request_uri_used")  # another flow from the same pushed request got the code
     location = add_params_to_uri(dict(headers)["Location"], [("iss", issuer(flow.tenant))])
     outbox = queue_completion_mail(s, tenant=tenant, flow=flow, consent=consent, client=client)
     return Granted(location=location, consent=consent, outbox_id=getattr(outbox, "id", None))

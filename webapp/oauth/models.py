@@ -23,6 +23,12 @@ class OAuthClient(SQLModel, table=True):
     name: str = Field(max_length=100)
     operator: str = Field(max_length=100)
     redirect_uris: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # "oauth2": client_secret_basic/post, Bearer tokens. "fapi2" (FAPI 2.0 Security Profile): no
+    # secret (client_secret_hash is ""), private_key_jwt with its JWK Set (`jwks`, or fetched from
+    # `jwks_uri`), PAR required, DPoP-bound tokens.
+    profile: str = Field(default="oauth2", sa_column=Column(String(16), nullable=False, server_default="oauth2"))
+    jwks: Optional[dict] = Field(default=None, sa_column=Column(JSON, nullable=True))
+    jwks_uri: Optional[str] = Field(default=None, max_length=2000)
     created_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     revoked_at: Optional[dt.datetime] = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
 
@@ -95,3 +101,34 @@ class Token(SQLModel, table=True):
     refresh_expires_at: Optional[dt.datetime] = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
     refresh_used_at: Optional[dt.datetime] = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
     revoked_at: Optional[dt.datetime] = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    # DPoP (RFC 9449): the JWK SHA-256 thumbprint of the key both tokens are bound to; None for Bearer
+    dpop_jkt: Optional[str] = Field(default=None, max_length=64)
+
+
+class PushedRequest(SQLModel, table=True):
+    """A pushed authorization request (RFC 9126): the validated parameters behind one `request_uri`.
+
+    It may open the authorization endpoint until `expires_at` (60 s) and be spent once, when the
+    customer's 許可する issues a code (`used_at`, one atomic UPDATE); after that it opens nothing."""
+
+    __tablename__ = "oauth_pushed_request"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    request_uri_hash: str = Field(sa_column=Column(String(64), unique=True, nullable=False))
+    tenant: str = Field(max_length=32)
+    client_id: str = Field(max_length=64)
+    params: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    expires_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
+    used_at: Optional[dt.datetime] = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+
+
+class SeenJti(SQLModel, table=True):
+    """The replay cache of one-time JWTs (a DPoP proof's or a client assertion's `jti`): a row per
+    (kind, issuer of the JWT, jti) as SHA-256, kept until no such JWT could be accepted anyway."""
+
+    __tablename__ = "oauth_seen_jti"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    key_hash: str = Field(sa_column=Column(String(64), unique=True, nullable=False))
+    expires_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))

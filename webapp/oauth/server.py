@@ -16,6 +16,11 @@ The rules, FAPI 2.0-grade, each set here explicitly because Authlib's defaults a
   and none outlives the consent (the union's 認可期間, `consent_days`);
 - client authentication `client_secret_basic` or `client_secret_post` at the token, revocation
   (RFC 7009) and introspection (RFC 7662) endpoints;
+- a FAPI 2.0 client (`profile` "fapi2") authenticates with `private_key_jwt` only
+  (`client_assertion.py`), must push its authorization requests (`par.py`), and gets DPoP-bound
+  tokens: its token requests carry a DPoP proof with a nonce of ours (`dpop.py`), the tokens are
+  bound to the proof's key (`Token.dpop_jkt`, `token_type` "DPoP"), and a refresh needs a proof
+  with that same key. Any client may send a DPoP proof and get bound tokens the same way;
 - codes, tokens and secrets are stored only as SHA-256 (`models.secret_hash`); values are 256-bit.
 
 The "user" Authlib hands around is the `Consent` row: what a token may read is exactly what the
@@ -32,6 +37,7 @@ import secrets
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Payload
+from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import (ClientMixin, InvalidGrantError, InvalidRequestError, OAuth2Request,
                                     TokenMixin, grants)
 from authlib.oauth2.rfc6749.authenticate_client import authenticate_client_secret_basic as _authlib_basic
@@ -46,7 +52,8 @@ from sqlalchemy import update
 from sqlmodel import select
 
 from .. import clock, db, oplog
-from . import issuer
+from . import dpop, issuer
+from .client_assertion import PrivateKeyJWT
 from .models import AuthorizationCode, Consent, OAuthClient, Token, secret_hash
 
 log = logging.getLogger("renkei.oauth")
@@ -55,10 +62,16 @@ SCOPES = ("accounts",)  # 口座情報・明細情報へのアクセス
 DEFAULT_SCOPE = "accounts"
 CODE_SECONDS = 60
 ACCESS_TOKEN_SECONDS = 600
-CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+SECRET_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+FAPI2_AUTH_METHODS = ["private_key_jwt"]
+CLIENT_AUTH_METHODS = SECRET_AUTH_METHODS + FAPI2_AUTH_METHODS
+FAPI2 = "fapi2"  # OAuthClient.profile of a FAPI 2.0 client
 GRANT_TYPES = ("authorization_code", "refresh_token")
 RESPONSE_TYPES = ("code",)
 CODE_CHALLENGE_METHODS = ("S256",)
+# what a flow keeps of the authorization request (replayed through Authlib on ⑥), and what PAR takes
+AUTHORIZATION_PARAMS = ("response_type", "client_id", "redirect_uri", "scope", "state",
+                        "code_challenge", "code_challenge_method")
 
 
 def new_secret() -> str:
@@ -81,6 +94,10 @@ class Client(ClientMixin):
     def get_client_id(self):
         return self.row.client_id
 
+    @property
+    def is_fapi2(self) -> bool:
+        return self.row.profile == FAPI2
+
     def get_default_redirect_uri(self):
         return None  # redirect_uri is always required, and matched exactly
 
@@ -93,10 +110,11 @@ class Client(ClientMixin):
         return redirect_uri in self.row.redirect_uris
 
     def check_client_secret(self, client_secret):
-        return hmac.compare_digest(self.row.client_secret_hash, secret_hash(client_secret))
+        return bool(self.row.client_secret_hash) and hmac.compare_digest(self.row.client_secret_hash,
+                                                                          secret_hash(client_secret))
 
     def check_endpoint_auth_method(self, method, endpoint):
-        return method in CLIENT_AUTH_METHODS
+        return method in (FAPI2_AUTH_METHODS if self.is_fapi2 else SECRET_AUTH_METHODS)
 
     def check_response_type(self, response_type):
         return response_type in RESPONSE_TYPES
@@ -247,8 +265,46 @@ class S256Required(CodeChallenge):
         super().validate_code_challenge(grant, redirect_uri)
 
 
-class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
+class DPoPProofError(OAuth2Error):
+    """A token request's DPoP proof is missing or bad (RFC 9449 §5, §8): 400 with `error`
+    invalid_dpop_proof or use_dpop_nonce (the view adds a fresh `DPoP-Nonce` header)."""
+
+    status_code = 400
+
+    def __init__(self, error: dpop.ProofError):
+        super().__init__(description=error.description, error=error.error)
+
+
+def token_request_jkt(required: bool) -> str | None:
+    """The key the token request's DPoP proof proves (None without a proof, unless `required`)."""
+    proofs = flask_request.headers.getlist("DPoP")
+    if not proofs and not required:
+        return None
+    try:
+        return dpop.verify(proofs, "POST", dpop.public_url(flask_request.path), nonce_for=g.tenant.id)
+    except dpop.ProofError as error:
+        raise DPoPProofError(error) from None
+
+
+class DPoPBoundTokens:
+    """Grant mixin: tokens bound to `request.dpop_jkt` are of type DPoP (RFC 9449 §5)."""
+
+    def generate_token(self, *args, **kwargs):
+        token = super().generate_token(*args, **kwargs)
+        if getattr(self.request, "dpop_jkt", None):
+            token["token_type"] = "DPoP"
+        return token
+
+
+class AuthorizationCodeGrant(DPoPBoundTokens, grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
+
+    def validate_token_request(self):
+        super().validate_token_request()
+        # after the code and PKCE checks, before the code is spent: a use_dpop_nonce answer leaves
+        # the code for the retry with the nonce
+        # a FAPI 2.0 client must prove a key; another client may
+        self.request.dpop_jkt = token_request_jkt(required=self.request.client.is_fapi2)
 
     def generate_authorization_code(self):
         return new_secret()
@@ -305,9 +361,17 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         return consent if consent_is_live(consent) else None
 
 
-class RefreshTokenGrant(grants.RefreshTokenGrant):
+class RefreshTokenGrant(DPoPBoundTokens, grants.RefreshTokenGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
     INCLUDE_NEW_REFRESH_TOKEN = True  # rotation: every use returns a new refresh token
+
+    def validate_token_request(self):
+        super().validate_token_request()
+        bound = self.request.refresh_token.row.dpop_jkt
+        jkt = token_request_jkt(required=bool(bound) or self.request.client.is_fapi2)
+        if bound and jkt != bound:
+            raise DPoPProofError(dpop.ProofError("The DPoP proof's key is not the one the refresh token is bound to."))
+        self.request.dpop_jkt = bound  # the family keeps the binding it was issued with
 
     def authenticate_refresh_token(self, refresh_token):
         token = find_token(refresh_token, "refresh_token")
@@ -358,7 +422,7 @@ def save_token(token: dict, request) -> None:
         scope=token["scope"], access_token_hash=secret_hash(token["access_token"]),
         refresh_token_hash=secret_hash(refresh) if refresh else None, issued_at=now,
         access_expires_at=now + dt.timedelta(seconds=token["expires_in"]),
-        refresh_expires_at=consent.expires_at if refresh else None))
+        refresh_expires_at=consent.expires_at if refresh else None, dpop_jkt=getattr(request, "dpop_jkt", None)))
 
 
 # --- revocation and introspection ----------------------------------------------------------------
@@ -393,10 +457,14 @@ class Introspection(IntrospectionEndpoint):
         return token.check_client(client)
 
     def introspect_token(self, token):
-        return {"active": True, "client_id": token.row.client_id, "scope": token.row.scope,
-                "token_type": "Bearer" if token.kind == "access_token" else "refresh_token",
+        access_type = "DPoP" if token.row.dpop_jkt else "Bearer"
+        body = {"active": True, "client_id": token.row.client_id, "scope": token.row.scope,
+                "token_type": access_type if token.kind == "access_token" else "refresh_token",
                 "exp": int(token.expires_at().timestamp()), "iat": int(token.row.issued_at.timestamp()),
                 "iss": issuer(g.tenant.id)}
+        if token.row.dpop_jkt:
+            body["cnf"] = {"jkt": token.row.dpop_jkt}  # RFC 9449 §6.2
+        return body
 
 
 # --- the server -----------------------------------------------------------------------------------
@@ -425,6 +493,7 @@ class Server(AuthorizationServer):
         super().__init__(query_client=query_client, save_token=save_token)
         self.scopes_supported = list(SCOPES)
         self.register_client_auth_method("client_secret_basic", authenticate_client_secret_basic)
+        self.register_client_auth_method("private_key_jwt", PrivateKeyJWT())
         self.register_token_generator("default", generate_bearer_token)
         self.register_grant(AuthorizationCodeGrant, [S256Required(required=True)])
         self.register_grant(RefreshTokenGrant)

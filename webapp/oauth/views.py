@@ -3,21 +3,24 @@
 The authorization endpoint validates the whole request before any screen is shown. What cannot be
 trusted as a destination (an unknown client, a redirect URI not registered exactly) gets an error
 page and never a redirect; every other error goes back to that redirect URI with `state` and `iss`.
-Only a valid request starts a flow (screen ①). The token, revocation and introspection endpoints
-are called by the fintech's server, not a browser: no CSRF token, client authentication instead.
+Only a valid request starts a flow (screen ①). A request may come pushed (RFC 9126: `client_id`
+and `request_uri` only, the parameters from `par.py`); a FAPI 2.0 client's must. The PAR, token,
+revocation and introspection endpoints are called by the fintech's server, not a browser: no CSRF
+token, client authentication instead.
 """
 from __future__ import annotations
 
 from authlib.oauth2 import OAuth2Error
 from flask import Blueprint, g, jsonify, redirect, render_template, request, url_for
+from werkzeug.datastructures import MultiDict
 
 from .. import db, maintenance, messages, oplog, service_hours, tenants
 from ..errors import render_notice
 from ..extensions import csrf
 from ..flow import state as flow_state
-from . import authorization_response_url, issuer
-from .server import (CLIENT_AUTH_METHODS, CODE_CHALLENGE_METHODS, GRANT_TYPES, RESPONSE_TYPES, SCOPES,
-                     query_client, server)
+from . import authorization_response_url, client_assertion, dpop, issuer, par
+from .server import (AUTHORIZATION_PARAMS, CLIENT_AUTH_METHODS, CODE_CHALLENGE_METHODS, GRANT_TYPES,
+                     RESPONSE_TYPES, SCOPES, query_client, server)
 
 bp = Blueprint("oauth", __name__, url_prefix="/<tenant>/oauth")
 bp.url_value_preprocessor(tenants.pull_tenant)
@@ -25,9 +28,6 @@ bp.url_defaults(tenants.add_tenant)
 
 metadata_bp = Blueprint("oauth_metadata", __name__)
 
-# what a flow keeps of the authorization request (replayed through Authlib on ⑥)
-AUTHORIZATION_PARAMS = ("response_type", "client_id", "redirect_uri", "scope", "state",
-                        "code_challenge", "code_challenge_method")
 
 
 def error_page(message: str, status: int = 400):
@@ -49,9 +49,15 @@ def _error_redirect(redirect_uri: str, client_id: str, error: str, description: 
 
 @bp.route("/authorize", methods=["GET"])
 def authorize():
+    pushed = None
+    if "request_uri" in request.args:
+        pushed = _pushed_request()
+        if pushed is None:
+            return error_page(messages.BAD_AUTHORIZATION_REQUEST)
+    args = MultiDict(pushed.params) if pushed else request.args
     window = service_hours.maintenance_window_at(maintenance.rules_for(g.tenant))
-    client, redirect_uri, refused = _client_and_redirect_uri(request.args)
-    state = request.args.get("state")
+    client, redirect_uri, refused = _client_and_redirect_uri(args)
+    state = args.get("state")
     if window is not None:
         # Closed: the notice with when service resumes; for a known app and its registered redirect
         # URI also the way back to it (temporarily_unavailable), for anything else no link.
@@ -63,12 +69,15 @@ def authorize():
     if refused:
         _refused(refused[0], client.client_id if client else None)
         return error_page(refused[1])
-    args = request.args
+    if client.is_fapi2 and pushed is None:
+        return _error_redirect(redirect_uri, client.client_id, "invalid_request",
+                               "This client must push its authorization requests (PAR, RFC 9126).", state)
     if args.get("response_type") not in RESPONSE_TYPES:
         return _error_redirect(redirect_uri, client.client_id, "unsupported_response_type",
                                "Only response_type=code is supported.", state)
     try:
-        grant = server.get_consent_grant(end_user=None)
+        grant = server.get_consent_grant(request=server.stored_request(pushed.params) if pushed else None,
+                                         end_user=None)
     except OAuth2Error as error:
         if error.redirect_uri:
             return _error_redirect(error.redirect_uri, client.client_id, error.error, error.description, state)
@@ -76,8 +85,24 @@ def authorize():
         return error_page(messages.BAD_AUTHORIZATION_REQUEST)
     params = {name: args[name] for name in AUTHORIZATION_PARAMS if args.get(name)}
     params["scope"] = grant.request.scope
+    if pushed is not None:
+        params[par.FLOW_KEY] = pushed.id
     flow_state.start(g.tenant.id, client.client_id, redirect_uri, params)
     return redirect(url_for("flow.account"), code=303)
+
+
+def _pushed_request():
+    """The pushed request `request_uri` names, for `client_id` (RFC 9126 §4); None (logged) when
+    unknown, another client's, expired or spent. Other parameters beside them are ignored."""
+    args = request.args
+    if any(len(args.getlist(name)) > 1 for name in ("client_id", "request_uri")):
+        _refused("duplicate client_id or request_uri")
+        return None
+    client = query_client(args.get("client_id"))
+    pushed = par.pending(g.tenant.id, client.client_id if client else None, args.get("request_uri"))
+    if pushed is None:
+        _refused("unknown, expired or used request_uri", client.client_id if client else None)
+    return pushed
 
 
 def _client_and_redirect_uri(args):
@@ -97,7 +122,7 @@ def _client_and_redirect_uri(args):
 def _finish(response, endpoint: str):
     """Commit what the endpoint wrote when it succeeded; otherwise roll back and log the refusal."""
     s = db.session()
-    if response.status_code == 200:
+    if response.status_code in (200, 201):
         s.commit()
     else:
         s.rollback()
@@ -108,10 +133,19 @@ def _finish(response, endpoint: str):
     return response
 
 
+@bp.route("/par", methods=["POST"])
+@csrf.exempt
+def pushed_authorization_request():
+    return _finish(par.create_par_response(), "par")
+
+
 @bp.route("/token", methods=["POST"])
 @csrf.exempt
 def token():
-    return _finish(server.create_token_response(), "token")
+    response = _finish(server.create_token_response(), "token")
+    if "DPoP" in request.headers:
+        response.headers["DPoP-Nonce"] = dpop.new_nonce(g.tenant.id)  # RFC 9449 §8.2: the nonce for the next proof
+    return response
 
 
 @bp.route("/revoke", methods=["POST"])
@@ -144,7 +178,14 @@ def metadata(tenant):
         "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
         "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
         "introspection_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        "token_endpoint_auth_signing_alg_values_supported": client_assertion.ALGORITHMS,
+        "revocation_endpoint_auth_signing_alg_values_supported": client_assertion.ALGORITHMS,
+        "introspection_endpoint_auth_signing_alg_values_supported": client_assertion.ALGORITHMS,
         "authorization_response_iss_parameter_supported": True,
+        # FAPI 2.0 (per client: only a fapi2 client must push its requests)
+        "pushed_authorization_request_endpoint": f"{iss}/oauth/par",
+        "require_pushed_authorization_requests": False,
+        "dpop_signing_alg_values_supported": dpop.ALGORITHMS,
     })
     response.headers["Cache-Control"] = "public, max-age=300"
     return response

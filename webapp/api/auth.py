@@ -1,6 +1,9 @@
-"""Bearer tokens for the account API (RFC 6750 §2.1, §3).
+"""Bearer and DPoP-bound tokens for the account API (RFC 6750 §2.1, §3; RFC 9449 §7).
 
-A request carries `Authorization: Bearer <access token>`; the token is found by its SHA-256
+A request carries `Authorization: Bearer <access token>`, or, for a token bound to a DPoP key (a
+FAPI 2.0 client's), `Authorization: DPoP <access token>` with one `DPoP` proof header made for this
+request (`webapp.oauth.dpop`: htm, htu at the public URL, iat, jti not seen before, `ath` of the
+token, signed by the key the token is bound to). The token is found by its SHA-256
 (`Token.access_token_hash`). It is good only while, at `clock.now()`:
 the token is neither expired nor revoked; its consent is neither expired (認可期間) nor revoked;
 its client is registered and not revoked; and the consent belongs to the union in the URL.
@@ -9,6 +12,9 @@ its client is registered and not revoked; and the consent belongs to the union i
 - a malformed Bearer header, or a token in the query string or form (not accepted: URLs end up
   in logs) → 400 `error="invalid_request"`;
 - any failed condition above → 401 `error="invalid_token"`, the same answer whichever one failed;
+- a DPoP-bound token sent as Bearer, or without a good proof, or with a proof of another key; a
+  Bearer token sent as DPoP → 401, `WWW-Authenticate: DPoP realm="…", error="invalid_token"` (or
+  `error="invalid_dpop_proof"` for a bad proof), `algs="ES256 PS256"`;
 - a good token whose scope lacks the endpoint's → 403 `error="insufficient_scope"`;
 - an address that presented too many invalid tokens (API_AUTH_FAILURES_PER_IP, default 60 a
   minute) → 429 until its window passes: guessing tokens, or flooding the log, stops there.
@@ -27,7 +33,7 @@ from sqlmodel import select
 
 from .. import clock, db
 from ..corebanking import AccountKey
-from ..oauth import issuer
+from ..oauth import dpop, issuer
 from ..oauth.models import Consent, OAuthClient, Token, secret_hash
 from ..extensions import limiter
 from .problems import ApiError
@@ -35,8 +41,8 @@ from .problems import ApiError
 # Invalid tokens one address may present before it is refused (API_AUTH_FAILURES_PER_IP).
 DEFAULT_AUTH_FAILURES_PER_IP = "60 per minute"
 
-# RFC 6750 §2.1: credentials = "Bearer" 1*SP b64token
-_BEARER = re.compile(r"Bearer +([A-Za-z0-9\-._~+/]+=*)", re.IGNORECASE)
+# RFC 6750 §2.1: credentials = "Bearer" 1*SP b64token; RFC 9449 §7.1: the same with "DPoP"
+_CREDENTIALS = re.compile(r"(Bearer|DPoP) +([A-Za-z0-9\-._~+/]+=*)", re.IGNORECASE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,27 +56,32 @@ class Grant:
     account: AccountKey
 
 
-def _challenge(error: str | None = None, scope: str | None = None) -> dict:
+def _challenge(error: str | None = None, scope: str | None = None, scheme: str = "Bearer") -> dict:
     parts = [f'realm="{issuer(g.tenant.id)}"']
     if error:
         parts.append(f'error="{error}"')
     if scope:
         parts.append(f'scope="{scope}"')
-    return {"WWW-Authenticate": "Bearer " + ", ".join(parts)}
+    if scheme == "DPoP":
+        parts.append('algs="' + " ".join(dpop.ALGORITHMS) + '"')
+    return {"WWW-Authenticate": scheme + " " + ", ".join(parts)}
 
 
-def _bearer_token() -> str | None:
-    """The token from the Authorization header; None when the request carries no credentials."""
+def _credentials() -> tuple[str, str] | None:
+    """(scheme, token) from the Authorization header, the scheme "Bearer" or "DPoP"; None when the
+    request carries no credentials."""
     if "access_token" in request.args or "access_token" in request.form:
         raise ApiError("invalid_request", "アクセストークンはAuthorizationヘッダーで送信してください。",
                        _challenge("invalid_request"))
     header = request.headers.get("Authorization", "").strip()
-    if not header or not header.lower().startswith("bearer"):
+    scheme = header[:6].lower()
+    if not header or not (scheme.startswith("bearer") or scheme.startswith("dpop")):
         return None  # no credentials, or an unsupported scheme (RFC 6750 §3.1)
-    match = _BEARER.fullmatch(header)
+    match = _CREDENTIALS.fullmatch(header)
     if match is None:
-        raise ApiError("invalid_request", "Authorizationヘッダーの形式が正しくありません。", _challenge("invalid_request"))
-    return match.group(1)
+        challenge = _challenge("invalid_request", scheme="DPoP" if scheme.startswith("dpop") else "Bearer")
+        raise ApiError("invalid_request", "Authorizationヘッダーの形式が正しくありません。", challenge)
+    return ("DPoP" if match.group(1).lower() == "dpop" else "Bearer"), match.group(2)
 
 
 def _failure_limit():
@@ -83,18 +94,36 @@ def _refuse_guessing() -> None:
         raise ApiError("too_many_requests", headers={"Retry-After": "60"})
 
 
-def _invalid(reason: str) -> ApiError:
+def _invalid(reason: str, scheme: str = "Bearer", error: str = "invalid_token") -> ApiError:
     g.api_auth_failure = reason  # for the operation log only; the client gets one answer for all
     limiter.hit(_failure_limit(), "api-auth-failures", request.remote_addr or "")
-    return ApiError("invalid_token", headers=_challenge("invalid_token"))
+    return ApiError(error, headers=_challenge(error, scheme=scheme))
+
+
+def _check_binding(scheme: str, token: str, tok: Token) -> None:
+    """A DPoP-bound token only as DPoP with a good proof of its key; a Bearer token only as Bearer."""
+    if tok.dpop_jkt is None:
+        if scheme == "DPoP":
+            raise _invalid("bearer_token_as_dpop", "DPoP")
+        return
+    if scheme != "DPoP":
+        raise _invalid("dpop_token_as_bearer", "DPoP")
+    try:
+        jkt = dpop.verify(request.headers.getlist("DPoP"), request.method, dpop.public_url(request.path),
+                          access_token=token)
+    except dpop.ProofError as error:
+        raise _invalid("dpop_proof: " + error.description, "DPoP", "invalid_dpop_proof") from None
+    if jkt != tok.dpop_jkt:
+        raise _invalid("dpop_proof_other_key", "DPoP")
 
 
 def authenticate(scope: str) -> Grant:
     """The grant of the request's token, or an ApiError to answer with."""
     _refuse_guessing()
-    token = _bearer_token()
-    if token is None:
+    credentials = _credentials()
+    if credentials is None:
         raise ApiError("unauthorized", headers=_challenge())
+    scheme, token = credentials
     row = db.session().exec(
         select(Token, Consent, OAuthClient)
         .join(Consent, Consent.id == Token.consent_id)
@@ -102,28 +131,29 @@ def authenticate(scope: str) -> Grant:
         .where(Token.access_token_hash == secret_hash(token))
     ).first()
     if row is None:
-        raise _invalid("unknown")
+        raise _invalid("unknown", scheme)
     tok, consent, client = row
     g.api_client_id = tok.client_id  # known from here on, for the log and the rate limit
     now = clock.now()
     if tok.revoked_at is not None:
-        raise _invalid("token_revoked")
+        raise _invalid("token_revoked", scheme)
     if clock.as_utc(tok.access_expires_at) <= now:
-        raise _invalid("token_expired")
+        raise _invalid("token_expired", scheme)
     if consent.revoked_at is not None:
-        raise _invalid("consent_revoked")
+        raise _invalid("consent_revoked", scheme)
     if clock.as_utc(consent.expires_at) <= now:
-        raise _invalid("consent_expired")
+        raise _invalid("consent_expired", scheme)
     if consent.tenant != g.tenant.id or consent.client_id != tok.client_id:
-        raise _invalid("other_tenant")
+        raise _invalid("other_tenant", scheme)
     if client is None or client.revoked_at is not None or client.tenant != consent.tenant:
-        raise _invalid("client_revoked")
+        raise _invalid("client_revoked", scheme)
+    _check_binding(scheme, token, tok)
     scopes = frozenset(tok.scope.split())
     grant = Grant(client_id=tok.client_id, consent_id=consent.id, token_id=tok.id, scopes=scopes,
                   account=AccountKey(consent.tenant, consent.branch, consent.account_type, consent.account_number))
     g.api_grant = grant
     if scope not in scopes:
-        raise ApiError("insufficient_scope", headers=_challenge("insufficient_scope", scope))
+        raise ApiError("insufficient_scope", headers=_challenge("insufficient_scope", scope, scheme))
     return grant
 
 

@@ -97,7 +97,7 @@ def document(tenant, page_size: int, rate_limit: str) -> dict:
             ),
         },
         "servers": [{"url": f"{base}/api/v1"}],
-        "security": [{"bearerAuth": []}],
+        "security": [{"bearerAuth": []}, {"dpopAuth": []}],
         "paths": {
             "/accounts": {
                 "get": {
@@ -166,6 +166,12 @@ def document(tenant, page_size: int, rate_limit: str) -> dict:
                     "description": "An access token (scope `accounts`) from the union's OAuth 2.0 token endpoint "
                                    f"`{base}/oauth/token` (RFC 6750).",
                 },
+                "dpopAuth": {
+                    "type": "http", "scheme": "DPoP",
+                    "description": "A DPoP-bound access token (a FAPI 2.0 client's, `token_type` DPoP) as "
+                                   "`Authorization: DPoP <token>`, with a `DPoP` proof header for each request "
+                                   "(RFC 9449: `htm`, `htu`, `iat`, a fresh `jti`, `ath`; ES256 or PS256).",
+                },
             },
             "parameters": {
                 "InteractionId": {
@@ -183,14 +189,17 @@ def document(tenant, page_size: int, rate_limit: str) -> dict:
                 },
                 "WWWAuthenticate": {
                     "description": "RFC 6750 challenge: `Bearer realm=\"…\"`, with `error=\"invalid_token\"`, "
-                                   "`\"invalid_request\"` or `\"insufficient_scope\"` when it applies.",
+                                   "`\"invalid_request\"` or `\"insufficient_scope\"` when it applies "
+                                   "(`DPoP realm=\"…\", …` for a DPoP-bound token, RFC 9449 §7.1).",
                     "schema": {"type": "string"},
                 },
                 "WWWAuthenticateChallenge": {
                     "description": "RFC 6750 challenge: `Bearer realm=\"…\"` when no token was sent, with "
-                                   "`error=\"invalid_token\"` when the token is not good.",
+                                   "`error=\"invalid_token\"` when the token is not good; `DPoP realm=\"…\", "
+                                   "error=\"invalid_token\" | \"invalid_dpop_proof\", algs=\"ES256 PS256\"` "
+                                   "for a DPoP-bound token without its proof (RFC 9449 §7.1).",
                     "required": True,
-                    "schema": {"type": "string", "pattern": "^Bearer "},
+                    "schema": {"type": "string", "pattern": "^(Bearer|DPoP) "},
                 },
                 "RetryAfter": {
                     "description": "Seconds to wait before trying again.",

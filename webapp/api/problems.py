@@ -25,6 +25,7 @@ CATALOGUE: dict[str, tuple[int, str]] = {
     "invalid_next_item_key": (400, "nextItemKeyが正しくありません。最初のページから照会し直してください。"),
     "unauthorized": (401, "アクセストークンが必要です。"),
     "invalid_token": (401, "アクセストークンが無効です（期限切れ・取消済みを含む）。"),
+    "invalid_dpop_proof": (401, "DPoPプルーフが無効です（DPoPヘッダーを確認してください）。"),
     "insufficient_scope": (403, "アクセストークンの権限（scope）が不足しています。"),
     "account_closed": (403, "ご指定の口座は解約されています。"),
     "account_moved": (403, "ご指定の口座は店舗移管されたため、ご利用いただけません。お客様による再度の連携が必要です。"),

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from flask import current_app
 from joserfc import jws, jwt
+from joserfc.jws import JWSRegistry
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, RSAKey, import_key
 
@@ -35,6 +36,8 @@ ALGORITHMS = ["ES256", "PS256"]
 IAT_WINDOW = 60
 NONCE_SECONDS = 300
 MAX_PROOF_LENGTH = 8000
+# header parameters a proof may carry beyond typ, alg, jwk are ignored (RFC 9449 §4.2), not refused
+_REGISTRY = JWSRegistry(algorithms=ALGORITHMS, strict_check_header=False)
 
 
 class ProofError(Exception):
@@ -100,7 +103,7 @@ def verify(headers: list[str], method: str, url: str, *, access_token: str | Non
         raise ProofError("The DPoP proof's 'alg' must be one of " + " ".join(ALGORITHMS) + ".")
     key = _key_from_header(header)
     try:
-        claims = jwt.decode(proof, key, algorithms=ALGORITHMS).claims
+        claims = jwt.decode(proof, key, algorithms=ALGORITHMS, registry=_REGISTRY).claims
     except (JoseError, ValueError, TypeError, UnicodeError):
         raise ProofError("The DPoP proof's signature does not verify.") from None
     _check_claims(claims, method, url)

@@ -1,0 +1,661 @@
+"""FAPI 2.0 Security Profile for `fapi2` clients (CONTRACT §4–§6): PAR (RFC 9126), private_key_jwt
+(RFC 7523), DPoP-bound tokens (RFC 9449).
+
+The negative cases are those of the OpenID Foundation's FAPI 2.0 Security Profile conformance plan
+(fapi2-security-profile-final-test-plan) that apply to a server with unsigned PAR requests,
+private_key_jwt and DPoP; each test names its module where there is one.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from sqlmodel import Session, select
+
+from conftest import DEMO, FlowActions, register_client, text_of
+from fapi2_support import BASE, FapiApp, FapiFlowActions, new_key, public_jwks, register_fapi2_client
+from test_oauth_support import REDIRECT_URI, allow, at_consent, authorized, basic, later, query
+from webapp import clock, db
+from webapp.oauth import par
+from webapp.oauth.models import OAuthClient, PushedRequest, Token
+
+BAD_REQUEST_PAGE = "連携元アプリからの要求を受け付けられませんでした"
+
+
+@pytest.fixture
+def fapi(app, client, customers, tmp_path):
+    return FapiApp(app, client, "amami", tmp_path)
+
+
+@pytest.fixture
+def walk(fapi):
+    return FapiFlowActions(fapi)
+
+
+def tokens(fapi, walk) -> dict:
+    response = fapi.exchange(authorized(walk)["code"])
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response.get_json()
+
+
+def error_of(response) -> str:
+    return response.get_json()["error"]
+
+
+def assert_dpop_refusal(response, error: str = "invalid_token"):
+    assert response.status_code == 401, response.get_data(as_text=True)
+    challenge = response.headers["WWW-Authenticate"]
+    assert challenge.startswith('DPoP realm="https://renkei.test/amami"'), challenge
+    assert f'error="{error}"' in challenge and 'algs="ES256 PS256"' in challenge
+    assert response.get_json()["errorCode"] == error
+
+
+# --- the positive path ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("tenant", ["amami", "maruhachi"])
+@pytest.mark.parametrize("alg", ["ES256", "PS256"])
+def test_fapi2_happy_flow_par_private_key_jwt_dpop_bound_api_call(app, client, customers, tmp_path, tenant, alg):
+    fapi = FapiApp(app, client, tenant, tmp_path, alg=alg)
+    walk = FapiFlowActions(fapi)
+    redirect = authorized(walk)
+    assert redirect["iss"] == f"{BASE}/{tenant}" and redirect["state"] == "xyz"
+    response = fapi.exchange(redirect["code"])
+    assert response.status_code == 200, response.get_data(as_text=True)
+    body = response.get_json()
+    assert body["token_type"] == "DPoP" and body["scope"] == "accounts" and body["expires_in"] == 600
+    assert response.headers["DPoP-Nonce"]
+    accounts = fapi.api("accounts", body["access_token"])
+    assert accounts.status_code == 200, accounts.get_data(as_text=True)
+    assert accounts.get_json()["accounts"][0]["accountNo"] == DEMO[tenant]["number"]
+    with app.app_context(), Session(db.engine()) as s:
+        (row,) = s.exec(select(Token)).all()
+    assert row.dpop_jkt == fapi.dpop_key.thumbprint()
+
+
+# --- registration (CONTRACT §4) -----------------------------------------------------------------------
+
+def test_fapi2_client_registration_prints_only_a_client_id_and_keeps_the_public_keys(app, tmp_path):
+    key = new_key()
+    printed = register_fapi2_client(app, "amami", tmp_path, key)
+    assert set(printed) == {"client_id"}
+    with app.app_context(), Session(db.engine()) as s:
+        row = s.exec(select(OAuthClient)).one()
+    assert row.profile == "fapi2" and row.client_secret_hash == "" and row.jwks == public_jwks(key)
+    listed = json.loads(app.test_cli_runner().invoke(args=["clients", "list"]).output)
+    assert listed["profile"] == "fapi2"
+
+
+def test_fapi2_registration_refuses_a_private_key_a_missing_key_set_or_both(app, runner, tmp_path):
+    private = tmp_path / "private.json"
+    private.write_text(json.dumps({"keys": [new_key().as_dict(private=True)]}))
+    base = ["clients", "add", "--tenant", "amami", "--name", "x", "--operator", "y",
+            "--redirect-uri", REDIRECT_URI, "--profile", "fapi2"]
+    assert runner.invoke(args=base + ["--jwks-file", str(private)]).exit_code != 0
+    assert runner.invoke(args=base).exit_code != 0
+    assert runner.invoke(args=base + ["--jwks-file", str(private), "--jwks-uri", "https://a.example/jwks"]).exit_code != 0
+    assert runner.invoke(args=base + ["--jwks-uri", "http://a.example/jwks"]).exit_code == 0  # sandbox allows http
+    with app.app_context(), Session(db.engine()) as s:
+        assert len(s.exec(select(OAuthClient)).all()) == 1
+
+
+def test_existing_clients_keep_client_secret_basic_and_bearer_tokens(amami):
+    from test_oauth_support import tokens as bearer_tokens
+
+    body = bearer_tokens(amami)
+    assert body["token_type"] == "Bearer"
+    with amami.app.app_context(), Session(db.engine()) as s:
+        assert s.exec(select(OAuthClient)).one().profile == "oauth2"
+
+
+# --- PAR (RFC 9126) -----------------------------------------------------------------------------------
+
+def test_fapi2_par_returns_a_request_uri_for_at_most_60_seconds(fapi):
+    response = fapi.push()
+    assert response.status_code == 201
+    body = response.get_json()
+    assert body["request_uri"].startswith("urn:ietf:params:oauth:request_uri:") and len(body["request_uri"]) > 70
+    assert 0 < body["expires_in"] <= 60
+    assert response.headers["Cache-Control"] == "no-store"
+    with fapi.app.app_context(), Session(db.engine()) as s:
+        row = s.exec(select(PushedRequest)).one()
+    assert row.request_uri_hash == hashlib.sha256(body["request_uri"].encode()).hexdigest()  # stored hashed only
+    assert row.params["code_challenge_method"] == "S256" and row.params["redirect_uri"] == REDIRECT_URI
+
+
+def test_fapi2_par_needs_client_authentication(fapi):
+    response = fapi.push(auth={})
+    assert response.status_code in (400, 401) and error_of(response) == "invalid_client"
+
+
+def test_fapi2_par_without_pkce_is_refused(fapi):
+    """fapi2-security-profile-final-par-ensure-pkce-required"""
+    response = fapi.push(code_challenge=None, code_challenge_method=None)
+    assert response.status_code == 400 and error_of(response) == "invalid_request"
+    assert "PKCE" in response.get_json()["error_description"]
+    assert "Location" not in response.headers
+
+
+def test_fapi2_par_with_plain_pkce_is_refused(fapi):
+    """fapi2-security-profile-final-par-ensure-plain-pkce-rejected"""
+    response = fapi.push(code_challenge="x" * 43, code_challenge_method="plain")
+    assert response.status_code == 400 and error_of(response) == "invalid_request"
+
+
+def test_fapi2_par_with_an_unregistered_redirect_uri_is_refused(fapi):
+    response = fapi.push(redirect_uri="https://evil.example/cb")
+    assert response.status_code == 400 and error_of(response) == "invalid_request"
+
+
+def test_fapi2_par_refuses_a_request_uri_among_the_pushed_parameters(fapi):
+    """fapi2-security-profile-final-par-reject-request-uri-in-par-authorization-form-params"""
+    response = fapi.push(request_uri="urn:ietf:params:oauth:request_uri:abc")
+    assert response.status_code == 400 and error_of(response) == "invalid_request"
+
+
+def test_fapi2_par_refuses_a_get(fapi):
+    """fapi2-security-profile-final-par-reject-invalid-http-verb"""
+    assert fapi.client.get("/amami/oauth/par").status_code == 405
+
+
+def test_fapi2_authorization_without_par_is_refused(fapi):
+    """fapi2-security-profile-final-ensure-unsigned-authorization-request-without-using-par-fails"""
+    walk = FlowActions.__new__(FlowActions)
+    walk.__dict__.update(app=fapi.app, client=fapi.client, tenant="amami", oauth_client={"client_id": fapi.client_id})
+    response = fapi.client.get("/amami/oauth/authorize", query_string=walk.authorize_params())
+    assert response.status_code == 303
+    params = query(response.headers["Location"])
+    assert params["error"] == "invalid_request" and "PAR" in params["error_description"] and "code" not in params
+
+
+def test_fapi2_par_expired_request_uri(fapi):
+    """fapi2-security-profile-final-par-attempt-to-use-expired-request_uri"""
+    request_uri = fapi.request_uri()
+    later(seconds=61)
+    response = fapi.authorize(request_uri)
+    assert response.status_code == 400 and BAD_REQUEST_PAGE in text_of(response)
+    assert "Location" not in response.headers
+
+
+def test_fapi2_par_request_uri_still_opens_at_59_seconds(fapi):
+    request_uri = fapi.request_uri()
+    later(seconds=59)
+    assert fapi.authorize(request_uri).status_code == 303
+
+
+def test_fapi2_par_request_uri_reuse_is_refused(fapi, walk):
+    """fapi2-security-profile-final-par-attempt-reuse-request_uri: once 許可する issued a code, the
+    request_uri opens nothing."""
+    assert authorized(walk)["code"]
+    response = fapi.authorize(walk.last_request_uri)
+    assert response.status_code == 400 and BAD_REQUEST_PAGE in text_of(response)
+
+
+def test_fapi2_par_request_uri_reused_before_completion_succeeds(fapi, walk):
+    """fapi2-security-profile-final-par-ensure-reused-request-uri-prior-to-auth-completion-succeeds:
+    a reload of the authorization page is no second authorization."""
+    request_uri = fapi.request_uri()
+    assert fapi.authorize(request_uri).status_code == 303
+    assert fapi.authorize(request_uri).status_code == 303
+
+
+def test_fapi2_par_request_uri_gives_one_code_even_to_two_flows(fapi):
+    """Two flows opened from one request_uri (two tabs): the first 許可する spends it, the second
+    gets no code."""
+    request_uri = fapi.request_uri()
+    first, second = FapiFlowActions(fapi), FapiFlowActions(fapi, browser=fapi.app.test_client())
+    at_consent(first, request_uri=request_uri)
+    at_consent(second, request_uri=request_uri)
+    granted = allow(first)
+    assert granted.status_code == 303 and "code=" in granted.headers["Location"]
+    refused = allow(second)
+    assert refused.status_code == 400 and "Location" not in refused.headers
+
+
+def test_fapi2_par_request_uri_is_bound_to_client(app, client, customers, tmp_path):
+    """fapi2-security-profile-final-par-ensure-request-uri-is-bound-to-client"""
+    ours, theirs = FapiApp(app, client, "amami", tmp_path), FapiApp(app, client, "amami", tmp_path)
+    request_uri = ours.request_uri()
+    assert theirs.authorize(request_uri).status_code == 400
+    assert client.get(f"/amami/oauth/authorize?request_uri={request_uri}").status_code == 400
+    assert client.get(f"/maruhachi/oauth/authorize?client_id={ours.client_id}&request_uri={request_uri}").status_code == 400
+    assert ours.authorize(request_uri).status_code == 303
+
+
+def test_fapi2_authorization_takes_only_the_pushed_parameters(fapi):
+    """fapi2-security-profile-final-par-without-duplicate-parameters: client_id and request_uri are
+    enough, and anything else beside them is not used."""
+    request_uri = fapi.request_uri(state="pushed")
+    response = fapi.authorize(request_uri, state="tampered", redirect_uri="https://evil.example/cb")
+    assert response.status_code == 303
+    from test_oauth_support import latest_flow
+
+    flow = latest_flow(fapi.app)
+    assert flow.oauth_request["state"] == "pushed" and flow.redirect_uri == REDIRECT_URI
+
+
+def _parallel_spends(app, n: int = 8) -> list[bool]:
+    with app.test_request_context("/amami/"):
+        from flask import g
+        from webapp import tenants
+
+        g.tenant = tenants.get_tenant("amami")
+        par.push("amami", "some-client", {"response_type": "code"})
+        db.session().commit()
+        pushed_id = db.session().exec(select(PushedRequest)).one().id
+    barrier = threading.Barrier(n)
+
+    def attempt(_):
+        with app.app_context(), Session(db.engine()) as s:
+            barrier.wait()
+            won = par.spend(s, pushed_id)
+            s.commit()
+            return won
+
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        return list(pool.map(attempt, range(n)))
+
+
+def test_fapi2_par_request_uri_is_spent_once_under_parallel_requests_on_sqlite(app):
+    assert _parallel_spends(app).count(True) == 1
+
+
+@pytest.mark.postgres
+def test_fapi2_par_request_uri_is_spent_once_under_parallel_requests_on_postgres(pg_app):
+    assert _parallel_spends(pg_app).count(True) == 1
+
+
+def test_par_is_open_to_other_clients_with_their_secret(app, client, customers):
+    creds = register_client(app, "amami")
+    data = {"response_type": "code", "client_id": creds["client_id"], "redirect_uri": REDIRECT_URI,
+            "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", "code_challenge_method": "S256"}
+    response = client.post("/amami/oauth/par", data=data, headers=basic(creds["client_id"], creds["client_secret"]))
+    assert response.status_code == 201
+    request_uri = response.get_json()["request_uri"]
+    assert client.get(f"/amami/oauth/authorize?client_id={creds['client_id']}&request_uri={request_uri}").status_code == 303
+
+
+# --- private_key_jwt (RFC 7523) -----------------------------------------------------------------------
+
+def _pushed_with(fapi, assertion):
+    return fapi.push(auth=fapi.auth(assertion))
+
+
+def assert_invalid_client(response):
+    assert response.status_code in (400, 401), response.get_data(as_text=True)
+    assert error_of(response) == "invalid_client"
+
+
+def test_fapi2_client_assertion_wrong_aud(fapi):
+    """fapi2-security-profile-final-ensure-client-assertion-with-wrong-aud-fails"""
+    assert_invalid_client(_pushed_with(fapi, fapi.assertion(aud="https://renkei.test/maruhachi")))
+
+
+@pytest.mark.parametrize("aud", ["oauth/token", "oauth/par"])
+def test_fapi2_client_assertion_with_an_endpoint_as_aud_is_refused(fapi, aud):
+    """fapi2-security-profile-final-par-token-endpoint-as-audience-fails, -par-endpoint-as-audience-fails"""
+    assert_invalid_client(_pushed_with(fapi, fapi.assertion(aud=fapi.url(aud))))
+
+
+def test_fapi2_client_assertion_with_an_array_aud_is_refused(fapi):
+    """fapi2-security-profile-final-par-endpoint-as-array-audience-fails (FAPI 2.0 §5.3.2.1: a string)"""
+    assert_invalid_client(_pushed_with(fapi, fapi.assertion(aud=[fapi.issuer, fapi.url("oauth/par")])))
+
+
+def test_fapi2_client_assertion_reused_jti(fapi):
+    assertion = fapi.assertion()
+    assert _pushed_with(fapi, assertion).status_code == 201
+    assert_invalid_client(_pushed_with(fapi, assertion))
+
+
+def test_fapi2_client_assertion_reused_jti_in_a_new_assertion(fapi):
+    fapi.push(auth=fapi.auth(fapi.assertion(jti="same-jti-1")))
+    assert_invalid_client(_pushed_with(fapi, fapi.assertion(jti="same-jti-1", iat=None)))
+
+
+def test_fapi2_client_assertion_wrong_key(fapi):
+    assert_invalid_client(_pushed_with(fapi, fapi.assertion(key=new_key())))
+
+
+def test_fapi2_client_assertion_expired(fapi):
+    """fapi2-security-profile-final-ensure-client-assertion-with-exp-is-5-minutes-in-past-fails"""
+    assert_invalid_client(_pushed_with(fapi, fapi.assertion(iat=None, exp=int(clock.now().timestamp()) - 300)))
+
+
+def test_fapi2_client_assertion_without_sub(fapi):
+    """fapi2-security-profile-final-ensure-client-assertion-with-no-sub-fails"""
+    assert_invalid_client(_pushed_with(fapi, fapi.assertion(sub=None)))
+
+
+def test_fapi2_client_assertion_signed_with_rs256_is_refused(app, client, customers, tmp_path):
+    """fapi2-security-profile-final-ensure-signed-client-assertion-with-rs256-fails"""
+    fapi = FapiApp(app, client, "amami", tmp_path, alg="PS256")
+    assert_invalid_client(_pushed_with(fapi, fapi.assertion(alg="RS256")))
+    assert _pushed_with(fapi, fapi.assertion()).status_code == 201
+
+
+def test_fapi2_client_assertion_iat_8_seconds_ahead_is_accepted(fapi):
+    """fapi2-security-profile-final-par-ensure-jwt-client-assertion-with-iat-nbf-8-seconds-in-the-future-is-accepted"""
+    t = int(clock.now().timestamp())
+    assert _pushed_with(fapi, fapi.assertion(iat=t + 8, nbf=t + 8)).status_code == 201
+
+
+def test_fapi2_client_assertion_iat_over_60_seconds_ahead_is_refused(fapi):
+    """fapi2-security-profile-final-par-ensure-jwt-client-assertion-with-iat-nbf-over-60-seconds-in-the-future-fails"""
+    t = int(clock.now().timestamp())
+    assert_invalid_client(_pushed_with(fapi, fapi.assertion(iat=t + 70, nbf=t + 70)))
+
+
+def test_fapi2_client_cannot_use_client_secret_basic(fapi):
+    response = fapi.client.post("/amami/oauth/par", data={"response_type": "code"},
+                                headers=basic(fapi.client_id, ""))
+    assert_invalid_client(response)
+
+
+def test_other_clients_cannot_use_private_key_jwt(app, client, customers, tmp_path):
+    creds = register_client(app, "amami")
+    fapi = FapiApp(app, client, "amami", tmp_path)
+    fapi.client_id = creds["client_id"]  # an assertion for a client that has no keys registered
+    assert_invalid_client(fapi.push())
+
+
+def test_fapi2_odd_client_assertions_never_make_a_500(fapi):
+    for assertion in ("x", "a.b.c", "e30.e30.", "e30." * 3, "日本.語.x", "x" * 9000):
+        assert_invalid_client(_pushed_with(fapi, assertion))
+
+
+# --- the client's keys by reference (jwks_uri) --------------------------------------------------------
+
+class JwksServer:
+    """A client's JWKS on a loopback port, counting fetches; `delay` makes it slow."""
+
+    def __init__(self, jwks: dict, delay: float = 0):
+        import http.server
+
+        outer = self
+        self.hits, self.jwks, self.delay = 0, jwks, delay
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                import time
+
+                outer.hits += 1
+                time.sleep(outer.delay)
+                body = json.dumps(outer.jwks).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/jwks.json"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def jwks_server():
+    servers = []
+
+    def start(jwks, delay=0):
+        servers.append(JwksServer(jwks, delay))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+    from webapp.oauth import client_keys
+
+    client_keys.forget()
+
+
+def test_fapi2_jwks_uri_is_fetched_and_cached(app, client, customers, tmp_path, jwks_server):
+    key = new_key()
+    served = jwks_server(public_jwks(key))
+    fapi = FapiApp(app, client, "amami", tmp_path, jwks_uri=served.url)
+    fapi.signing_key = key
+    assert fapi.push().status_code == 201
+    assert fapi.push().status_code == 201
+    assert served.hits == 1
+
+
+@pytest.mark.parametrize("app_config", [{"JWKS_FETCH_TIMEOUT": 0.3}])
+def test_fapi2_slow_jwks_uri_fails_the_authentication_after_its_timeout(app, client, customers, tmp_path,
+                                                                        jwks_server):
+    import time
+
+    key = new_key()
+    served = jwks_server(public_jwks(key), delay=2)
+    fapi = FapiApp(app, client, "amami", tmp_path, jwks_uri=served.url)
+    fapi.signing_key = key
+    started = time.monotonic()
+    assert_invalid_client(fapi.push())
+    assert time.monotonic() - started < 1.5
+
+
+# --- DPoP at the token endpoint (RFC 9449 §5, §8) -----------------------------------------------------
+
+def test_fapi2_token_request_without_dpop_proof_is_refused(fapi, walk):
+    """fapi2-security-profile-final-ensure-holder-of-key-required"""
+    code = authorized(walk)["code"]
+    response = fapi.exchange(code, proof=None)
+    assert response.status_code == 400 and error_of(response) == "invalid_dpop_proof"
+    assert fapi.exchange(code).status_code == 200  # the refusal did not spend the code
+
+
+def test_fapi2_token_endpoint_asks_for_its_nonce_and_keeps_the_code(fapi, walk):
+    code = authorized(walk)["code"]
+    first = fapi.exchange(code, retry_nonce=False)
+    assert first.status_code == 400 and error_of(first) == "use_dpop_nonce"
+    assert first.headers["DPoP-Nonce"] and fapi.nonce == first.headers["DPoP-Nonce"]
+    assert fapi.exchange(code).status_code == 200
+
+
+def test_fapi2_dpop_nonce_expires_after_5_minutes(fapi, walk):
+    fapi.token_request({"grant_type": "authorization_code", "code": "x"})  # learns a nonce
+    nonce = fapi.nonce
+    later(seconds=301)
+    code = authorized(walk)["code"]
+    response = fapi.exchange(code, proof=fapi.proof("POST", fapi.url("oauth/token"), nonce=nonce))
+    assert error_of(response) == "use_dpop_nonce"
+
+
+def test_fapi2_nonce_of_the_other_union_is_refused(fapi, walk):
+    from webapp.oauth import dpop
+
+    with fapi.app.test_request_context():
+        theirs = dpop.new_nonce("maruhachi")
+    code = authorized(walk)["code"]
+    response = fapi.exchange(code, proof=fapi.proof("POST", fapi.url("oauth/token"), nonce=theirs))
+    assert error_of(response) == "use_dpop_nonce"
+
+
+def _token_error(fapi, walk, **proof_kw) -> str:
+    fapi.token_request({"grant_type": "authorization_code", "code": "x"})  # learns a nonce
+    code = authorized(walk)["code"]
+    response = fapi.exchange(code, proof=fapi.proof(**{"method": "POST", "url": fapi.url("oauth/token"), **proof_kw}))
+    assert response.status_code == 400
+    assert fapi.exchange(code).status_code == 200  # and the code was not spent
+    return error_of(response)
+
+
+def test_fapi2_dpop_proof_wrong_htu(fapi, walk):
+    assert _token_error(fapi, walk, url=fapi.url("oauth/par")) == "invalid_dpop_proof"
+
+
+def test_fapi2_dpop_proof_wrong_htm(fapi, walk):
+    assert _token_error(fapi, walk, method="GET") == "invalid_dpop_proof"
+
+
+def test_fapi2_dpop_expired_proof(fapi, walk):
+    assert _token_error(fapi, walk, iat=int(clock.now().timestamp()) - 3600) == "invalid_dpop_proof"
+
+
+def test_fapi2_dpop_proof_from_the_future(fapi, walk):
+    assert _token_error(fapi, walk, iat=int(clock.now().timestamp()) + 3600) == "invalid_dpop_proof"
+
+
+def test_fapi2_dpop_replayed_jti(fapi, walk):
+    fapi.token_request({"grant_type": "authorization_code", "code": "x"})  # learns a nonce
+    proof = fapi.proof("POST", fapi.url("oauth/token"))
+    first = fapi.exchange(authorized(walk)["code"], proof=proof)
+    assert first.status_code == 200
+    replay = fapi.exchange(authorized(FapiFlowActions(fapi))["code"], proof=proof)
+    assert replay.status_code == 400 and error_of(replay) == "invalid_dpop_proof"
+
+
+def test_fapi2_dpop_refresh_needs_a_proof_of_the_same_key(fapi, walk):
+    first = tokens(fapi, walk)
+    assert error_of(fapi.refresh(first["refresh_token"], proof=None)) == "invalid_dpop_proof"
+    other = fapi.proof("POST", fapi.url("oauth/token"), key=new_key())
+    assert error_of(fapi.refresh(first["refresh_token"], proof=other)) == "invalid_dpop_proof"
+    second = fapi.refresh(first["refresh_token"])
+    assert second.status_code == 200, second.get_data(as_text=True)
+    assert second.get_json()["token_type"] == "DPoP"
+    assert fapi.api("accounts", second.get_json()["access_token"]).status_code == 200
+
+
+def test_fapi2_introspection_shows_the_key_binding(fapi, walk):
+    body = tokens(fapi, walk)
+    response = fapi.client.post("/amami/oauth/introspect", data={"token": body["access_token"], **fapi.auth()})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    info = response.get_json()
+    assert info["active"] is True and info["token_type"] == "DPoP"
+    assert info["cnf"] == {"jkt": fapi.dpop_key.thumbprint()}
+
+
+def test_fapi2_revocation_with_private_key_jwt(fapi, walk):
+    body = tokens(fapi, walk)
+    response = fapi.client.post("/amami/oauth/revoke", data={"token": body["refresh_token"], **fapi.auth()})
+    assert response.status_code == 200
+    assert_dpop_refusal(fapi.api("accounts", body["access_token"]))
+
+
+# --- DPoP at the account API (RFC 9449 §7) -------------------------------------------------------------
+
+@pytest.fixture
+def access_token(fapi, walk) -> str:
+    return tokens(fapi, walk)["access_token"]
+
+
+def test_fapi2_access_token_without_proof(fapi, access_token):
+    assert_dpop_refusal(fapi.api("accounts", access_token, proof=None), "invalid_dpop_proof")
+
+
+def test_fapi2_access_token_used_as_bearer(fapi, access_token):
+    assert_dpop_refusal(fapi.api("accounts", access_token, scheme="Bearer", proof=None))
+    assert_dpop_refusal(fapi.api("accounts", access_token, scheme="Bearer"))
+
+
+def test_fapi2_dpop_proof_wrong_ath(fapi, access_token):
+    proof = fapi.proof("GET", fapi.url("api/v1/accounts"), token=access_token + "x")
+    assert_dpop_refusal(fapi.api("accounts", access_token, proof=proof), "invalid_dpop_proof")
+
+
+def test_fapi2_dpop_proof_without_ath(fapi, access_token):
+    proof = fapi.proof("GET", fapi.url("api/v1/accounts"))
+    assert_dpop_refusal(fapi.api("accounts", access_token, proof=proof), "invalid_dpop_proof")
+
+
+def test_fapi2_dpop_proof_signed_by_another_key(fapi, access_token):
+    proof = fapi.proof("GET", fapi.url("api/v1/accounts"), token=access_token, key=new_key())
+    assert_dpop_refusal(fapi.api("accounts", access_token, proof=proof))
+
+
+def test_fapi2_dpop_proof_wrong_htu_at_the_api(fapi, access_token):
+    proof = fapi.proof("GET", fapi.url("api/v1/accounts/balances"), token=access_token)
+    assert_dpop_refusal(fapi.api("accounts", access_token, proof=proof), "invalid_dpop_proof")
+    internal = fapi.proof("GET", "http://localhost/amami/api/v1/accounts", token=access_token)
+    assert_dpop_refusal(fapi.api("accounts", access_token, proof=internal), "invalid_dpop_proof")
+
+
+def test_fapi2_dpop_replayed_jti_at_the_api(fapi, access_token):
+    proof = fapi.proof("GET", fapi.url("api/v1/accounts"), token=access_token)
+    assert fapi.api("accounts", access_token, proof=proof).status_code == 200
+    assert_dpop_refusal(fapi.api("accounts", access_token, proof=proof), "invalid_dpop_proof")
+
+
+def test_fapi2_dpop_expired_proof_at_the_api(fapi, access_token):
+    proof = fapi.proof("GET", fapi.url("api/v1/accounts"), token=access_token, iat=int(clock.now().timestamp()) - 3600)
+    assert_dpop_refusal(fapi.api("accounts", access_token, proof=proof), "invalid_dpop_proof")
+
+
+@pytest.mark.parametrize("seconds", [-10, 10])
+def test_fapi2_dpop_proof_with_iat_10_seconds_off_succeeds(fapi, access_token, seconds):
+    """fapi2-security-profile-final-ensure-dpop-proof-with-iat-10-seconds-before/after-succeeds"""
+    proof = fapi.proof("GET", fapi.url("api/v1/accounts"), token=access_token,
+                       iat=int(clock.now().timestamp()) + seconds)
+    assert fapi.api("accounts", access_token, proof=proof).status_code == 200
+
+
+@pytest.mark.parametrize("url", ["https://renkei.test/amami/api/v1/accounts?x=1#f",
+                                 "HTTPS://RENKEI.TEST:443/amami/api/v1/accounts"])
+def test_fapi2_dpop_htu_is_compared_without_query_and_normalized(fapi, access_token, url):
+    """fapi2-security-profile-final-dpop-negative-tests: query and fragment ignored (DPoP §4.3 item 9)"""
+    proof = fapi.proof("GET", url, token=access_token)
+    assert fapi.api("accounts", access_token, proof=proof).status_code == 200
+
+
+def test_fapi2_dpop_scheme_is_case_insensitive(fapi, access_token):
+    """fapi2-security-profile-final-access-token-type-header-case-sensitivity"""
+    assert fapi.api("accounts", access_token, scheme="dpop").status_code == 200
+
+
+def _proof_variants(fapi, token):
+    url = fapi.url("api/v1/accounts")
+    private = new_key()
+    return {
+        "typ missing": fapi.proof("GET", url, token=token, header={"typ": None}),
+        "typ wrong": fapi.proof("GET", url, token=token, header={"typ": "jwt"}),
+        "jwk missing": fapi.proof("GET", url, token=token, header={"jwk": None}),
+        "jwk private": fapi.proof("GET", url, token=token, key=private,
+                                  header={"jwk": private.as_dict(private=True)}),
+        "jti missing": fapi.proof("GET", url, token=token, jti=None),
+        "htm missing": fapi.proof("GET", url, token=token, htm=None),
+        "htu missing": fapi.proof("GET", url, token=token, htu=None),
+        "iat missing": fapi.proof("GET", url, token=token, iat=None),
+        "htm PUT": fapi.proof("PUT", url, token=token),
+        "not a JWT": "not-a-jwt",
+        "bad signature": fapi.proof("GET", url, token=token)[:-4] + "AAAA",
+        "none alg": "eyJ0eXAiOiJkcG9wK2p3dCIsImFsZyI6Im5vbmUifQ.e30.",
+        "HS256": "eyJ0eXAiOiJkcG9wK2p3dCIsImFsZyI6IkhTMjU2In0.e30.c2ln",
+    }
+
+
+def test_fapi2_dpop_negative_tests(fapi, access_token):
+    """fapi2-security-profile-final-dpop-negative-tests: every malformed proof gets 401, never a 500"""
+    for name, proof in _proof_variants(fapi, access_token).items():
+        response = fapi.api("accounts", access_token, proof=proof)
+        assert response.status_code == 401, name
+        assert response.headers["WWW-Authenticate"].startswith("DPoP "), name
+
+
+def test_fapi2_two_dpop_headers_are_refused(fapi, access_token):
+    url = "/amami/api/v1/accounts"
+    headers = [("Authorization", f"DPoP {access_token}"),
+               ("DPoP", fapi.proof("GET", fapi.url("api/v1/accounts"), token=access_token)),
+               ("DPoP", fapi.proof("GET", fapi.url("api/v1/accounts"), token=access_token))]
+    assert_dpop_refusal(fapi.client.get(url, headers=headers), "invalid_dpop_proof")
+
+
+def test_fapi2_dpop_proof_with_extra_claims_is_accepted(fapi, access_token):
+    proof = fapi.proof("GET", fapi.url("api/v1/accounts"), token=access_token, header={"x-extra": 1}, extra="y")
+    assert fapi.api("accounts", access_token, proof=proof).status_code == 200
+
+
+def test_bearer_token_sent_as_dpop_is_refused(app, client, customers):
+    from test_api_support import grant_token
+
+    token = grant_token(app, "amami")["token"]
+    response = client.get("/amami/api/v1/accounts", headers={"Authorization": f"DPoP {token}"})
+    assert_dpop_refusal(response)
+    assert client.get("/amami/api/v1/accounts", headers={"Authorization": f"Bearer {token}"}).status_code == 200

@@ -7,6 +7,7 @@ private_key_jwt and DPoP; each test names its module where there is one.
 """
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import threading
@@ -659,3 +660,42 @@ def test_bearer_token_sent_as_dpop_is_refused(app, client, customers):
     response = client.get("/amami/api/v1/accounts", headers={"Authorization": f"DPoP {token}"})
     assert_dpop_refusal(response)
     assert client.get("/amami/api/v1/accounts", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+
+
+def _parallel_first_uses(app, n: int = 8) -> list[bool]:
+    from webapp.oauth import replay
+
+    barrier = threading.Barrier(n)
+    keep_until = clock.now() + dt.timedelta(minutes=2)
+
+    def attempt(_):
+        with app.app_context():
+            barrier.wait()
+            return replay.first_use("dpop", "some-jkt", "one-jti", keep_until)
+
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        return list(pool.map(attempt, range(n)))
+
+
+def test_fapi2_jti_is_accepted_once_under_parallel_requests_on_sqlite(app):
+    assert _parallel_first_uses(app).count(True) == 1
+
+
+@pytest.mark.postgres
+def test_fapi2_jti_is_accepted_once_under_parallel_requests_on_postgres(pg_app):
+    assert _parallel_first_uses(pg_app).count(True) == 1
+
+
+def test_fapi2_parallel_api_calls_with_one_proof_read_once(fapi, access_token):
+    proof = fapi.proof("GET", fapi.url("api/v1/accounts"), token=access_token)
+    barrier = threading.Barrier(6)
+
+    def attempt(_):
+        browser = fapi.app.test_client()
+        barrier.wait()
+        return browser.get("/amami/api/v1/accounts",
+                           headers={"Authorization": f"DPoP {access_token}", "DPoP": proof}).status_code
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        statuses = list(pool.map(attempt, range(6)))
+    assert statuses.count(200) == 1 and statuses.count(401) == 5

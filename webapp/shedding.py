@@ -7,7 +7,7 @@ counted first against its own sender, then against the service-wide ceiling (`GL
 | requests | counted per | limit (config) |
 |---|---|---|
 | screens, FAQ, `/oauth/authorize` | address | `REQUESTS_PER_IP` |
-| `/oauth/token`, `/revoke`, `/introspect` | the app named by the request (else its address) | `TOKEN_REQUESTS_PER_CLIENT` |
+| `/oauth/token`, `/par`, `/revoke`, `/introspect` | the app named by the request (else its address) | `TOKEN_REQUESTS_PER_CLIENT` |
 | account API | the app (Flask-Limiter's `API_RATE_LIMIT`, checked before this hook) | |
 
 A request refused by its own limit never reaches the ceiling's counter. Static files (served
@@ -34,7 +34,7 @@ log = logging.getLogger("renkei.shedding")
 
 SHED_BLUEPRINTS = {"pages", "flow", "oauth", "callauth", "api"}
 NOT_COUNTED = {"pages.theme_css"}
-PER_CLIENT = {"oauth.token", "oauth.revoke", "oauth.introspect"}
+PER_CLIENT = {"oauth.token", "oauth.revoke", "oauth.introspect", "oauth.par"}
 
 
 def _claimed_client_id() -> str | None:

@@ -110,12 +110,17 @@ def test_demo_setup_is_idempotent(app):
     assert counts(app) == first
     assert "amami: 7 accounts loaded (0 new, 0 updated, 7 unchanged)" in again
     clients = first[2]
-    assert [(c[1], c[2]) for c in clients] == [("demo-amami", "amami"), ("demo-maruhachi", "maruhachi")]
+    assert [(c[1], c[2]) for c in clients] == [("demo-amami", "amami"), ("demo-amami-fapi2", "amami"),
+                                               ("demo-maruhachi", "maruhachi"), ("demo-maruhachi-fapi2", "maruhachi")]
     for _, client_id, tenant, secret_hash, redirect_uris, name, operator in clients:
         assert redirect_uris == ["https://renkei.test/demo/callback"]
         assert (name, operator) == ("しんくみアプリwith CRECO（デモ）", "アイ・ティ・リアライズ株式会社")
         with app.app_context():
-            assert secret_hash == hash_secret(demo_client.client_secret(tenant))
+            if client_id.endswith("-fapi2"):
+                assert secret_hash == ""  # a FAPI 2.0 client has keys, no secret
+                assert OAuthClient.by_id(client_id).jwks == demo_client.public_jwks(tenant)
+            else:
+                assert secret_hash == hash_secret(demo_client.client_secret(tenant))
 
 
 def test_demo_client_secret_depends_on_secret_key(app):
@@ -315,3 +320,35 @@ def test_demo_walked_to_consent_shows_tokens_and_the_linked_account(app, client,
     assert page.status_code == 200 and "認可コードを受け取りました。" in html
     assert "トークンエンドポイントの応答（HTTP 200）" in html and "access_token" in html
     assert "の応答（HTTP 200）" in html and '"accountNo": "1100026"' in html
+
+
+@pytest.mark.parametrize("tenant", ["amami", "maruhachi"])
+def test_demo_as_a_fapi2_client_walked_to_consent_shows_dpop_tokens_and_the_linked_account(app, client, demo, tenant):
+    """The FAPI 2.0 switch: PAR (private_key_jwt) → authorize with request_uri only → ⑥ → token
+    request with private_key_jwt and a DPoP proof → DPoP-bound API call."""
+    from conftest import FlowActions
+    from test_oauth_support import allow, set_step
+
+    page = text_of(client.get("/demo/"))
+    csrf_token = CSRF_RE.search(page).group(1)
+    assert "FAPI 2.0 クライアントとして連携する" in page
+    started = client.post(f"/demo/{tenant}/start", data={"csrf_token": csrf_token, "profile": "fapi2"})
+    assert started.status_code == 303
+    authorize = parse_qs(urlsplit(started.headers["Location"]).query)
+    assert set(authorize) == {"client_id", "request_uri"} and authorize["client_id"] == [f"demo-{tenant}-fapi2"]
+    assert client.get(started.headers["Location"]).status_code == 303
+    customer = FlowActions.__new__(FlowActions)
+    customer.app, customer.client, customer.tenant, customer.csrf = app, client, tenant, None
+    customer.get("flow/account")
+    customer.account()
+    assert customer.customer().status_code == 303
+    set_step(app, "pin")
+    customer.get("flow/pin")
+    assert customer.post("flow/pin", {"pin": DEMO[tenant]["pin"]}).status_code == 303
+    customer.get("flow/consent")
+    back = allow(customer)
+    location = urlsplit(back.headers["Location"])
+    html = unescape(text_of(client.get(f"{location.path}?{location.query}")))
+    assert "トークンエンドポイントの応答（HTTP 200）" in html and '"token_type": "DPoP"' in html
+    assert "の応答（HTTP 200）" in html and f'"accountNo": "{DEMO[tenant]["number"]}"' in html
+    assert "DPoP鍵に紐付いています" in html and "curl -H" not in html

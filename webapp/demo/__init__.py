@@ -1,8 +1,9 @@
 """The sandbox demo: each union's demo customers, its demo app, and the launcher pages.
 
 - `<tenant>.json` here are sandbox files (CONTRACT §3) written by `generate.py`; `flask sandbox
-  demo-setup` loads them and registers one demo app per union (`demo-<tenant>`, redirecting to
-  `{BASE_URL}/demo/callback`). Running it again changes nothing.
+  demo-setup` loads them and registers two demo apps per union, redirecting to
+  `{BASE_URL}/demo/callback`: `demo-<tenant>` (client_secret_basic, Bearer tokens) and
+  `demo-<tenant>-fapi2` (FAPI 2.0: PAR, private_key_jwt, DPoP). Running it again changes nothing.
 - `views.py` is the launcher (`/demo/`), registered only when SANDBOX is on: it plays the fintech
   app, so anyone can walk through API連携認証 without writing a client.
 """
@@ -47,23 +48,29 @@ def customers(tenant: str) -> tuple[dict, ...]:
 
 
 def ensure_clients(s: Session) -> list[OAuthClient]:
-    """Make sure each union has its demo app, as configured now (BASE_URL, SECRET_KEY); no commit."""
+    """Make sure each union has its demo apps, as configured now (BASE_URL, SECRET_KEY); no commit."""
     rows = []
     for tenant in tenants_with_data():
-        values = dict(client_secret_hash=hash_secret(client.client_secret(tenant)), tenant=tenant,
-                      name=CLIENT_NAME, operator=CLIENT_OPERATOR, redirect_uris=[client.redirect_uri()],
+        common = dict(tenant=tenant, name=CLIENT_NAME, operator=CLIENT_OPERATOR, redirect_uris=[client.redirect_uri()],
                       revoked_at=None)
-        row = s.exec(select(OAuthClient).where(OAuthClient.client_id == client.client_id(tenant))).first()
-        if row is None:
-            row = OAuthClient(client_id=client.client_id(tenant), created_at=clock.now(), **values)
-            s.add(row)
-        else:
-            for name, value in values.items():
-                if getattr(row, name) != value:
-                    setattr(row, name, value)
-        rows.append(row)
+        rows.append(_ensure(s, client.client_id(tenant), dict(
+            common, client_secret_hash=hash_secret(client.client_secret(tenant)), profile="oauth2", jwks=None)))
+        rows.append(_ensure(s, client.fapi2_client_id(tenant), dict(
+            common, client_secret_hash="", profile=client.FAPI2, jwks=client.public_jwks(tenant))))
     s.flush()
     return rows
+
+
+def _ensure(s: Session, client_id: str, values: dict) -> OAuthClient:
+    row = s.exec(select(OAuthClient).where(OAuthClient.client_id == client_id)).first()
+    if row is None:
+        row = OAuthClient(client_id=client_id, created_at=clock.now(), **values)
+        s.add(row)
+    else:
+        for name, value in values.items():
+            if getattr(row, name) != value:
+                setattr(row, name, value)
+    return row
 
 
 def instructions() -> str:

@@ -10,14 +10,16 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import secrets
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from joserfc import jwt
 from sqlmodel import Session, select
 
 from conftest import DEMO, FlowActions, register_client, text_of
-from fapi2_support import BASE, FapiApp, FapiFlowActions, new_key, public_jwks, register_fapi2_client
+from fapi2_support import BASE, FapiApp, FapiFlowActions, new_key, now, public_jwks, register_fapi2_client
 from test_oauth_support import REDIRECT_URI, allow, at_consent, authorized, basic, later, query
 from webapp import clock, db
 from webapp.oauth import par
@@ -316,6 +318,17 @@ def test_fapi2_client_assertion_reused_jti_in_a_new_assertion(fapi):
     assert_invalid_client(_pushed_with(fapi, fapi.assertion(jti="same-jti-1", iat=None)))
 
 
+def test_fapi2_client_assertion_without_kid_is_verified_against_each_registered_key(app, client, customers, tmp_path):
+    first, second = new_key(), new_key()
+    fapi = FapiApp(app, client, "amami", tmp_path)
+    fapi.client_id = register_fapi2_client(app, "amami", tmp_path, first, second)["client_id"]
+    for key in (first, second):
+        assertion = jwt.encode({"alg": "ES256"}, {"iss": fapi.client_id, "sub": fapi.client_id, "aud": fapi.issuer,
+                                                  "jti": secrets.token_urlsafe(8), "exp": now() + 60}, key)
+        assert _pushed_with(fapi, assertion).status_code == 201
+    assert_invalid_client(_pushed_with(fapi, fapi.assertion(key=new_key())))
+
+
 def test_fapi2_client_assertion_wrong_key(fapi):
     assert_invalid_client(_pushed_with(fapi, fapi.assertion(key=new_key())))
 
@@ -385,16 +398,26 @@ class JwksServer:
                 outer.hits += 1
                 time.sleep(outer.delay)
                 body = json.dumps(outer.jwks).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except OSError:  # the server under test gave up waiting (its timeout)
+                    pass
 
             def log_message(self, *args):
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(http.server.ThreadingHTTPServer):
+            daemon_threads = False  # server_close() waits for a slow answer to end, within the test
+            block_on_close = True
+
+            def handle_error(self, request, client_address):
+                pass
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/jwks.json"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -625,6 +648,8 @@ def _proof_variants(fapi, token):
         "htu missing": fapi.proof("GET", url, token=token, htu=None),
         "iat missing": fapi.proof("GET", url, token=token, iat=None),
         "htm PUT": fapi.proof("PUT", url, token=token),
+        "htu bad port": fapi.proof("GET", "https://renkei.test:x/amami/api/v1/accounts", token=token),
+        "htu not a URL": fapi.proof("GET", "http://[::1", token=token),
         "not a JWT": "not-a-jwt",
         "bad signature": fapi.proof("GET", url, token=token)[:-4] + "AAAA",
         "none alg": "eyJ0eXAiOiJkcG9wK2p3dCIsImFsZyI6Im5vbmUifQ.e30.",

@@ -17,8 +17,9 @@ import datetime as dt
 from authlib.oauth2.rfc6749 import InvalidClientError
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from flask import g
-from joserfc import jwt
+from joserfc import jws, jwt
 from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
 
 from .. import clock
 from . import issuer, replay
@@ -53,12 +54,7 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
             raise InvalidClientError(description="The client's JWK Set is not available.") from None
 
     def process_assertion_claims(self, assertion, resolve_key):
-        try:
-            token = jwt.decode(assertion, resolve_key, algorithms=ALGORITHMS)
-        except (JoseError, ValueError, TypeError):
-            raise InvalidClientError(description="The client assertion's signature does not verify "
-                                                 "with the client's keys (PS256 or ES256).") from None
-        claims = token.claims
+        claims = _verified_claims(assertion, resolve_key)
         if not isinstance(claims.get("aud"), str):
             raise InvalidClientError(description="The client assertion's 'aud' must be the issuer, as a string.")
         self.verify_claims(claims)
@@ -93,3 +89,19 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
 
 def _is_time(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _verified_claims(assertion: str, keys: KeySet) -> dict:
+    """The claims of an assertion signed by one of `keys`: the one its `kid` names, or, without a
+    `kid`, any of them."""
+    try:
+        has_kid = "kid" in jws.extract_compact(assertion.encode()).headers()
+    except (JoseError, ValueError, TypeError, UnicodeError):
+        has_kid = False
+    for candidate in [keys] if has_kid else keys.keys:
+        try:
+            return jwt.decode(assertion, candidate, algorithms=ALGORITHMS).claims
+        except (JoseError, ValueError, TypeError, UnicodeError):
+            continue
+    raise InvalidClientError(description="The client assertion's signature does not verify with the client's "
+                                         "keys (PS256 or ES256).")

@@ -124,12 +124,19 @@ def _check_claims(claims: dict, method: str, url: str) -> None:
         raise ProofError("The DPoP proof needs a 'jti' (8 to 200 characters).")
     if htm != method:
         raise ProofError("The DPoP proof's 'htm' does not match the request's method.")
-    if not isinstance(htu, str) or normalized_url(htu) != normalized_url(url):
+    if not isinstance(htu, str) or not _same_url(htu, url):
         raise ProofError("The DPoP proof's 'htu' does not match the request's URL.")
     if not isinstance(iat, (int, float)) or isinstance(iat, bool):
         raise ProofError("The DPoP proof needs a numeric 'iat'.")
     if abs(clock.now().timestamp() - iat) > IAT_WINDOW:
         raise ProofError("The DPoP proof's 'iat' is too far from the server's time.")
+
+
+def _same_url(htu: str, url: str) -> bool:
+    try:
+        return normalized_url(htu) == normalized_url(url)
+    except ValueError:  # a port that is no number, a broken IPv6 literal
+        return False
 
 
 def _nonce_mac(tenant: str, issued: int) -> bytes:

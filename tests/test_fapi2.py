@@ -724,3 +724,61 @@ def test_fapi2_parallel_api_calls_with_one_proof_read_once(fapi, access_token):
     with ThreadPoolExecutor(max_workers=6) as pool:
         statuses = list(pool.map(attempt, range(6)))
     assert statuses.count(200) == 1 and statuses.count(401) == 5
+
+
+# --- DPoP authorization code binding (RFC 9449 §10) -----------------------------------------------------
+
+def _bound_code(fapi, **push) -> str:
+    walk = FapiFlowActions(fapi)
+    walk.start = lambda **_: (fapi.authorize(fapi_request_uri(fapi, **push)), walk.get("flow/account"))[1]
+    return authorized(walk)["code"]
+
+
+def fapi_request_uri(fapi, headers=None, **params) -> str:
+    data = {"response_type": "code", "client_id": fapi.client_id, "redirect_uri": REDIRECT_URI, "scope": "accounts",
+            "state": "xyz", "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+            "code_challenge_method": "S256", **params, **fapi.auth()}
+    response = fapi.client.post("/amami/oauth/par", data=data, headers=headers or {})
+    assert response.status_code == 201, response.get_data(as_text=True)
+    return response.get_json()["request_uri"]
+
+
+def test_fapi2_dpop_proof_at_par_binds_the_code(fapi):
+    """fapi2-security-profile-final-ensure-dpop-proof-at-par-endpoint-binding-success, and
+    -ensure-token-endpoint-fails-with-mismatched-dpop-proof-jkt"""
+    proof = fapi.proof("POST", fapi.url("oauth/par"))
+    code = _bound_code(fapi, headers={"DPoP": proof})
+    other = new_key()
+    fapi.token_request({"grant_type": "authorization_code", "code": "x"})  # learns a nonce
+    mismatched = fapi.exchange(code, proof=fapi.proof("POST", fapi.url("oauth/token"), key=other))
+    assert mismatched.status_code == 400 and error_of(mismatched) == "invalid_dpop_proof"
+    assert fapi.exchange(code).status_code == 200
+
+
+def test_fapi2_dpop_jkt_parameter_binds_the_code(fapi):
+    """fapi2-security-profile-final-ensure-dpop-auth-code-binding-success, and
+    -ensure-token-endpoint-fails-with-mismatched-dpop-jkt"""
+    code = _bound_code(fapi, dpop_jkt=new_key().thumbprint())
+    response = fapi.exchange(code)
+    assert response.status_code == 400 and error_of(response) == "invalid_dpop_proof"
+    code = _bound_code(fapi, dpop_jkt=fapi.dpop_key.thumbprint())
+    assert fapi.exchange(code).status_code == 200
+
+
+def test_fapi2_par_with_a_dpop_jkt_other_than_its_proof_is_refused(fapi):
+    """fapi2-security-profile-final-ensure-mismatched-dpop-jkt-fails"""
+    response = fapi.client.post(
+        "/amami/oauth/par", headers={"DPoP": fapi.proof("POST", fapi.url("oauth/par"))},
+        data={"response_type": "code", "client_id": fapi.client_id, "redirect_uri": REDIRECT_URI,
+              "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", "code_challenge_method": "S256",
+              "dpop_jkt": new_key().thumbprint(), **fapi.auth()})
+    assert response.status_code == 400 and error_of(response) == "invalid_dpop_proof"
+
+
+def test_fapi2_par_with_a_bad_dpop_proof_or_dpop_jkt_is_refused(fapi):
+    bad_proof = fapi.client.post("/amami/oauth/par", headers={"DPoP": "not-a-proof"}, data={
+        "response_type": "code", "client_id": fapi.client_id, "redirect_uri": REDIRECT_URI,
+        "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", "code_challenge_method": "S256",
+        **fapi.auth()})
+    assert bad_proof.status_code == 400 and error_of(bad_proof) == "invalid_dpop_proof"
+    assert error_of(fapi.push(dpop_jkt="not a thumbprint")) == "invalid_request"

@@ -53,9 +53,15 @@ def upgrade() -> None:
     with op.batch_alter_table('oauth_token', schema=None) as batch_op:
         batch_op.add_column(sa.Column('dpop_jkt', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True))
 
+    with op.batch_alter_table('oauth_code', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('dpop_jkt', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True))
+
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('oauth_code', schema=None) as batch_op:
+        batch_op.drop_column('dpop_jkt')
+
     with op.batch_alter_table('oauth_token', schema=None) as batch_op:
         batch_op.drop_column('dpop_jkt')
 

@@ -82,6 +82,8 @@ class AuthorizationCode(SQLModel, table=True):
     issued_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     expires_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     used_at: Optional[dt.datetime] = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    # DPoP authorization code binding (RFC 9449 §10): only a proof of this key may exchange the code
+    dpop_jkt: Optional[str] = Field(default=None, max_length=64)
 
 
 class Token(SQLModel, table=True):

@@ -2,7 +2,8 @@
 
 The client authenticates (its usual method: `private_key_jwt` for a FAPI 2.0 client) and pushes the
 authorization request's parameters; they are validated exactly as the authorization endpoint would
-(response type, registered redirect URI, PKCE S256, scope) and kept behind a `request_uri`
+(response type, registered redirect URI, PKCE S256, scope; a DPoP proof sent along, or a
+`dpop_jkt`, binds the code to that key, RFC 9449 §10) and kept behind a `request_uri`
 (`urn:ietf:params:oauth:request_uri:` + 256 random bits, stored only as SHA-256) that opens the
 authorization endpoint for REQUEST_URI_SECONDS (60 s, FAPI 2.0 §5.3.2.2 item 5), and only for that
 client at that union. It may be opened again until the customer's 許可する issues a code — a reload
@@ -24,8 +25,9 @@ from sqlalchemy import delete, update
 from sqlmodel import select
 
 from .. import clock, db
+from . import dpop
 from .models import PushedRequest, secret_hash
-from .server import AUTHORIZATION_PARAMS, CLIENT_AUTH_METHODS, RESPONSE_TYPES, server
+from .server import AUTHORIZATION_PARAMS, CLIENT_AUTH_METHODS, RESPONSE_TYPES, DPoPProofError, server
 
 REQUEST_URI_PREFIX = "urn:ietf:params:oauth:request_uri:"
 REQUEST_URI_SECONDS = 60
@@ -41,6 +43,7 @@ def create_par_response():
     try:
         client = server.authenticate_client(request, CLIENT_AUTH_METHODS, endpoint="par")
         params = _pushed_params(client)
+        _bind_code_to_proof(params)
         grant = server.get_consent_grant(request=server.stored_request(params), end_user=None)
         params["scope"] = grant.request.scope
     except OAuth2Error as error:
@@ -66,6 +69,21 @@ def _pushed_params(client) -> dict:
     params = {name: form[name] for name in AUTHORIZATION_PARAMS if form.get(name)}
     params["client_id"] = client.client_id
     return params
+
+
+def _bind_code_to_proof(params: dict) -> None:
+    """A DPoP proof sent with the pushed request binds the code to its key (RFC 9449 §10.1), as a
+    `dpop_jkt` parameter does; both at once must name the same key."""
+    proofs = flask_request.headers.getlist("DPoP")
+    if not proofs:
+        return
+    try:
+        jkt = dpop.verify(proofs, "POST", dpop.public_url(flask_request.path))
+    except dpop.ProofError as error:
+        raise DPoPProofError(error) from None
+    if params.get("dpop_jkt", jkt) != jkt:
+        raise DPoPProofError(dpop.ProofError("'dpop_jkt' is not the key of the DPoP proof."))
+    params["dpop_jkt"] = jkt
 
 
 def push(tenant: str, client_id: str, params: dict) -> str:

@@ -71,7 +71,8 @@ RESPONSE_TYPES = ("code",)
 CODE_CHALLENGE_METHODS = ("S256",)
 # what a flow keeps of the authorization request (replayed through Authlib on ⑥), and what PAR takes
 AUTHORIZATION_PARAMS = ("response_type", "client_id", "redirect_uri", "scope", "state",
-                        "code_challenge", "code_challenge_method")
+                        "code_challenge", "code_challenge_method", "dpop_jkt")
+JKT = re.compile(r"[A-Za-z0-9_-]{43}")  # a JWK SHA-256 thumbprint, base64url
 
 
 def new_secret() -> str:
@@ -265,6 +266,19 @@ class S256Required(CodeChallenge):
         super().validate_code_challenge(grant, redirect_uri)
 
 
+class DPoPCodeBinding:
+    """RFC 9449 §10: an authorization request may name the DPoP key (`dpop_jkt`) that alone may
+    exchange its code (checked at the token endpoint); it must be a JWK SHA-256 thumbprint."""
+
+    def __call__(self, grant):
+        grant.register_hook("after_validate_authorization_request_payload", self.validate_dpop_jkt)
+
+    def validate_dpop_jkt(self, grant, redirect_uri):
+        jkt = grant.request.payload.data.get("dpop_jkt")
+        if jkt is not None and not (isinstance(jkt, str) and JKT.fullmatch(jkt)):
+            raise InvalidRequestError("'dpop_jkt' must be a JWK SHA-256 thumbprint (RFC 9449 section 10).")
+
+
 class DPoPProofError(OAuth2Error):
     """A token request's DPoP proof is missing or bad (RFC 9449 §5, §8): 400 with `error`
     invalid_dpop_proof or use_dpop_nonce (the view adds a fresh `DPoP-Nonce` header)."""
@@ -303,8 +317,12 @@ class AuthorizationCodeGrant(DPoPBoundTokens, grants.AuthorizationCodeGrant):
         super().validate_token_request()
         # after the code and PKCE checks, before the code is spent: a use_dpop_nonce answer leaves
         # the code for the retry with the nonce
-        # a FAPI 2.0 client must prove a key; another client may
-        self.request.dpop_jkt = token_request_jkt(required=self.request.client.is_fapi2)
+        # a FAPI 2.0 client must prove a key; another client may; a code bound to a key needs its proof
+        bound = self.request.authorization_code.row.dpop_jkt
+        jkt = token_request_jkt(required=self.request.client.is_fapi2 or bool(bound))
+        if bound and jkt != bound:
+            raise DPoPProofError(dpop.ProofError("The DPoP proof's key is not the one the code is bound to."))
+        self.request.dpop_jkt = jkt
 
     def generate_authorization_code(self):
         return new_secret()
@@ -327,7 +345,7 @@ class AuthorizationCodeGrant(DPoPBoundTokens, grants.AuthorizationCodeGrant):
             code_hash=secret_hash(code), consent_id=consent.id, client_id=request.client.get_client_id(),
             redirect_uri=request.payload.redirect_uri, scope=request.scope or DEFAULT_SCOPE,
             code_challenge=data["code_challenge"], code_challenge_method=data["code_challenge_method"],
-            issued_at=now, expires_at=now + dt.timedelta(seconds=CODE_SECONDS)))
+            issued_at=now, expires_at=now + dt.timedelta(seconds=CODE_SECONDS), dpop_jkt=data.get("dpop_jkt")))
 
     def query_authorization_code(self, code, client):
         if not isinstance(code, str) or len(code) > 200:
@@ -495,7 +513,7 @@ class Server(AuthorizationServer):
         self.register_client_auth_method("client_secret_basic", authenticate_client_secret_basic)
         self.register_client_auth_method("private_key_jwt", PrivateKeyJWT())
         self.register_token_generator("default", generate_bearer_token)
-        self.register_grant(AuthorizationCodeGrant, [S256Required(required=True)])
+        self.register_grant(AuthorizationCodeGrant, [S256Required(required=True), DPoPCodeBinding()])
         self.register_grant(RefreshTokenGrant)
         self.register_endpoint(Revocation)
         self.register_endpoint(Introspection)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Optional
 
-from sqlalchemy import JSON, Column, String
+from sqlalchemy import JSON, Column, Index, String
 from sqlmodel import Field, SQLModel, select
 
 from .. import db
@@ -23,6 +23,8 @@ class OAuthClient(SQLModel, table=True):
     name: str = Field(max_length=100)
     operator: str = Field(max_length=100)
     redirect_uris: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # where the union POSTs signed events about this app's consents (webapp/webhooks); None: no events
+    webhook_url: Optional[str] = Field(default=None, sa_column=Column(String(2000), nullable=True))
     created_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     revoked_at: Optional[dt.datetime] = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
 
@@ -46,6 +48,7 @@ class Consent(SQLModel, table=True):
     """
 
     __tablename__ = "oauth_consent"
+    __table_args__ = (Index("ix_oauth_consent_expires_at", "expires_at"),)  # the expiry reminders' scan
 
     id: Optional[int] = Field(default=None, primary_key=True)
     tenant: str = Field(max_length=32, index=True)

@@ -12,6 +12,7 @@ from authlib.oauth2 import OAuth2Error
 from flask import Blueprint, g, jsonify, redirect, render_template, request, url_for
 
 from .. import db, maintenance, messages, oplog, service_hours, tenants
+from ..webhooks.keys import public_jwks
 from ..errors import render_notice
 from ..extensions import csrf
 from ..flow import state as flow_state
@@ -145,6 +146,15 @@ def metadata(tenant):
         "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
         "introspection_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
         "authorization_response_iss_parameter_supported": True,
+        "jwks_uri": f"{iss}/jwks.json",
     })
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+@metadata_bp.route("/<tenant>/jwks.json", methods=["GET"])
+def jwks(tenant):
+    """The union's public keys (RFC 7517): they verify the events it POSTs to apps' webhooks."""
+    response = jsonify(public_jwks(tenants.get_tenant(tenant).id))
     response.headers["Cache-Control"] = "public, max-age=300"
     return response

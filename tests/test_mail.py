@@ -361,7 +361,7 @@ def test_retries_are_not_sent_before_they_are_due(app, smtp):
 
 
 def test_cli_send_pending_every_keeps_sending_until_stopped(app, smtp, runner, monkeypatch):
-    from webapp.mail import cli as mail_cli_module
+    from webapp import deliveries
 
     queue(app, completed_flow(app))
     naps = []
@@ -373,7 +373,7 @@ def test_cli_send_pending_every_keeps_sending_until_stopped(app, smtp, runner, m
             return
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(mail_cli_module, "time", types.SimpleNamespace(sleep=nap))
+    monkeypatch.setattr(deliveries, "time", types.SimpleNamespace(sleep=nap))
     result = runner.invoke(args=["mail", "send-pending", "--every", "60"])
 
     assert result.exit_code == 0, result.output

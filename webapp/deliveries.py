@@ -20,6 +20,7 @@ import dataclasses
 import datetime as dt
 import logging
 import secrets
+import time
 from typing import Callable
 
 from sqlalchemy import and_, or_, update
@@ -177,3 +178,15 @@ def _count_failure(s: Session, table, claim: Claim, error: DeliveryFailure, max_
         report.retrying += 1
         log.warning("%s %s attempt %s failed, next at %s: %s", name, claim.id, claim.attempts,
                     outcome.next_attempt_at.isoformat(), error.description)
+
+
+def keep_running(run_once: Callable[[], None], every: int | None) -> None:
+    """Run once (cron), or once every `every` seconds until interrupted (a worker process)."""
+    while True:
+        run_once()
+        if every is None:
+            return
+        try:
+            time.sleep(every)
+        except KeyboardInterrupt:
+            return

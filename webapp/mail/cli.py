@@ -2,10 +2,10 @@
 or a worker process (the Procfile's `mail:`)."""
 from __future__ import annotations
 
-import time
-
 import click
 from flask.cli import AppGroup
+
+from ..deliveries import keep_running
 
 mail_cli = AppGroup("mail", help="Completion mail and expiry reminder outbox.")
 
@@ -21,19 +21,15 @@ def send_pending_cmd(limit: int, every: int | None, remind: bool) -> None:
     from .reminders import queue_expiry_reminders
     from .sender import send_pending
 
-    while True:
+    def run_once() -> None:
         queued = queue_expiry_reminders() if remind else 0
         if queued:
             click.echo(f"queued {queued} reminder(s)")
         report = send_pending(limit=limit)
         if every is None or report.sent or report.retrying or report.failed:
             click.echo(str(report))
-        if every is None:
-            return
-        try:
-            time.sleep(every)
-        except KeyboardInterrupt:
-            return
+
+    keep_running(run_once, every)
 
 
 @mail_cli.command("remind")

@@ -2,10 +2,10 @@
 `webhooks:`) or a scheduler."""
 from __future__ import annotations
 
-import time
-
 import click
 from flask.cli import AppGroup
+
+from ..deliveries import keep_running
 
 webhooks_cli = AppGroup("webhooks", help="Signed events to fintech apps' webhook URLs.")
 
@@ -18,13 +18,9 @@ def send_pending_cmd(limit: int, every: int | None) -> None:
     """POST the events that are due; failures are retried later with back-off."""
     from .sender import send_pending
 
-    while True:
+    def run_once() -> None:
         report = send_pending(limit=limit)
         if every is None or report.sent or report.retrying or report.failed:
             click.echo(str(report))
-        if every is None:
-            return
-        try:
-            time.sleep(every)
-        except KeyboardInterrupt:
-            return
+
+    keep_running(run_once, every)

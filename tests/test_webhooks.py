@@ -537,3 +537,19 @@ def test_a_public_name_is_called_at_the_address_that_was_checked(production, req
     assert send(app).sent == 1
     assert calls == [("93.184.215.14", 443, "hooks.app.example", "hooks.app.example", "POST", "/renkei",
                       "hooks.app.example", False)]
+
+
+def test_metrics_show_the_webhook_backlog(request):
+    token = "metrics-token-for-tests-0123456789"
+    app = make_app(request.getfixturevalue("database_url"), METRICS_TOKEN=token)
+    receiver_down = Receiver(free_port())
+    revoke(app, linked(app, receiver_down.url))
+    send(app)
+    clock.set_now(QUIET_TIME + 30 * MINUTE)
+
+    text = app.test_client().get("/metrics", headers={"Authorization": f"Bearer {token}"}).get_data(as_text=True)
+
+    assert "renkei_webhook_outbox_pending 1.0" in text.splitlines()
+    assert "renkei_webhook_outbox_due 1.0" in text.splitlines()
+    assert "renkei_webhook_outbox_oldest_pending_seconds 1800.0" in text.splitlines()
+    assert "renkei_mail_outbox_pending 0.0" in text.splitlines()

@@ -11,6 +11,8 @@ expires.
   sender stops the run, the mail server being down for the others too.
 - After MAIL_MAX_ATTEMPTS (20) attempts, or a 5xx refusal of the recipient (a mailbox that
   does not exist will never exist): `state = 'failed'`, logged as an error for staff.
+- Still pending at its `send_before` (a reminder whose consent has ended): `state = 'cancelled'`,
+  at the start of the next run.
 
 The mail server is behind transport.py's interface (SMTP in smtp.py, with a short timeout on every
 socket operation; sandbox.py keeps the mails in memory): its `MailError` says whether a failure is

@@ -7,7 +7,6 @@ retries with back-off). Any 2xx answer is a delivery; anything else, or no answe
 """
 from __future__ import annotations
 
-import socket
 from urllib.parse import urlsplit
 
 import urllib3
@@ -46,9 +45,11 @@ def post(url: str, body: bytes, content_type: str, *, sandbox: bool, timeout: fl
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     try:
         response = pool.urlopen("POST", path, body=body, redirect=False, assert_same_host=False,
+                                preload_content=False,  # the answer's body is never read: only its status counts
                                 headers={"Host": host_header, "Content-Type": content_type,
                                          "User-Agent": USER_AGENT})
-    except (urllib3.exceptions.HTTPError, socket.error) as error:
+        response.close()
+    except (urllib3.exceptions.HTTPError, OSError) as error:
         raise DeliveryFailure(f"{type(error).__name__}: {error}"[:300]) from None
     finally:
         pool.close()

@@ -48,7 +48,7 @@ def config_names() -> set[str]:
 
 
 def test_compose_runs_every_part_of_the_production_shape(compose):
-    assert {"postgres", "redis", "release", "web", "mail", "proxy"} <= compose["services"].keys()
+    assert {"postgres", "redis", "release", "web", "mail", "webhooks", "proxy"} <= compose["services"].keys()
 
 
 def test_compose_runs_the_procfiles_lines(compose):
@@ -56,10 +56,11 @@ def test_compose_runs_the_procfiles_lines(compose):
     assert command(services["web"]) == lines["web"]
     assert command(services["release"]) == lines["release"] == ["flask", "--app", "webapp", "db", "upgrade"]
     assert command(services["mail"]) == lines["mail"]
+    assert command(services["webhooks"]) == lines["webhooks"]
 
 
 def test_web_and_mail_start_only_after_the_release_step_succeeded(compose):
-    for name in ("web", "mail"):
+    for name in ("web", "mail", "webhooks"):
         assert compose["services"][name]["depends_on"]["release"]["condition"] == "service_completed_successfully"
     assert compose["services"]["release"]["restart"] == "no"
 

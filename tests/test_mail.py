@@ -3,149 +3,28 @@ lost while the mail server is down, never sent twice. Against a real SMTP server
 from __future__ import annotations
 
 import datetime as dt
-import email
 import logging
-import secrets
 import socket
 import threading
 import time
 import types
-from email import policy
 from email.utils import parseaddr
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import update
 from sqlmodel import Session, select
 
 from webapp import clock, db
 from webapp.flow.models import Flow
-from webapp.mail import MailOutbox, kick, queue_completion_mail, send_pending
+from webapp.mail import MailOutbox, kick, queue_completion_mail
 from webapp.mail import sender as mail_sender
 from webapp.oauth.models import Consent, OAuthClient
 
 from conftest import DEMO, QUIET_TIME
+from mail_support import app_config, smtp, smtp_port  # noqa: F401  (fixtures: SMTP on loopback)
+from mail_support import completed_flow, outbox, queue, send
 
 MINUTE = dt.timedelta(minutes=1)
-
-
-# --- a real SMTP server on loopback ---------------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Collector:
-    """aiosmtpd handler keeping every delivered message; `refuse_rcpt` makes it refuse recipients."""
-
-    def __init__(self):
-        self.envelopes = []
-        self.refuse_rcpt: str | None = None
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if self.refuse_rcpt:
-            return self.refuse_rcpt
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):
-        self.envelopes.append(envelope)
-        return "250 Message accepted for delivery"
-
-    @property
-    def messages(self) -> list[email.message.EmailMessage]:
-        return [email.message_from_bytes(e.content, policy=policy.default) for e in self.envelopes]
-
-
-class SMTPServer:
-    """A mail server that can go down and come back on the same port."""
-
-    def __init__(self, port: int):
-        self.port = port
-        self.handler = Collector()
-        self.controller: Controller | None = None
-
-    def start(self):
-        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
-        self.controller.start()
-
-    def stop(self):
-        if self.controller is not None:
-            self.controller.stop()
-            self.controller = None
-
-    @property
-    def messages(self):
-        return self.handler.messages
-
-
-@pytest.fixture
-def smtp_port():
-    return free_port()
-
-
-@pytest.fixture
-def app_config(smtp_port):
-    return {"MAIL_SUPPRESS_SEND": False, "MAIL_SERVER": "127.0.0.1", "MAIL_PORT": smtp_port,
-            "MAIL_TIMEOUT_SECONDS": 5}
-
-
-@pytest.fixture
-def smtp(smtp_port):
-    server = SMTPServer(smtp_port)
-    server.start()
-    yield server
-    server.stop()
-
-
-# --- a completed flow, as the consent leaves it ---------------------------------------------------
-
-def completed_flow(app, tenant: str = "amami", email_address: str = "taro@example.jp") -> int:
-    """Insert a flow that reached consent, its client and its consent; returns the flow id."""
-    c = DEMO[tenant]
-    now = clock.now()
-    with app.app_context(), Session(db.engine(), expire_on_commit=False) as s:
-        client = OAuthClient(client_id=secrets.token_hex(8), client_secret_hash="x" * 64, tenant=tenant,
-                             name="しんくみアプリwith CRECO", operator="アイ・ティ・リアライズ株式会社",
-                             redirect_uris=["https://app.example/cb"], created_at=now)
-        flow = Flow(handle_hash=secrets.token_hex(32), tenant=tenant, step="consent", client_id=client.client_id,
-                    redirect_uri="https://app.example/cb", oauth_request={}, branch=c["branch"],
-                    account_type=c["account_type"], account_number=c["number"], name_kana=c["name_kana"],
-                    email=email_address, phone_e164="+81" + c["phone"][1:], created_at=now, updated_at=now)
-        s.add_all([client, flow])
-        s.flush()
-        s.add(Consent(tenant=tenant, client_id=client.client_id, branch=c["branch"], account_type=c["account_type"],
-                      account_number=c["number"], scope="accounts", flow_id=flow.id, granted_at=now,
-                      expires_at=now + dt.timedelta(days=30)))
-        s.commit()
-        return flow.id
-
-
-def queue(app, flow_id: int, *, commit: bool = True) -> int | None:
-    """What the consent does in its transaction: queue the mail (then commit, or roll back)."""
-    with app.app_context(), Session(db.engine(), expire_on_commit=False) as s:
-        flow = s.get(Flow, flow_id)
-        consent = s.exec(select(Consent).where(Consent.flow_id == flow_id)).one()
-        client = s.exec(select(OAuthClient).where(OAuthClient.client_id == flow.client_id)).one()
-        row = queue_completion_mail(s, tenant=app.extensions["tenants"][flow.tenant], flow=flow,
-                                    consent=consent, client=client)
-        if commit:
-            s.commit()
-            return row.id
-        s.rollback()
-        return None
-
-
-def outbox(app) -> list[MailOutbox]:
-    with app.app_context(), Session(db.engine()) as s:
-        return list(s.exec(select(MailOutbox).order_by(MailOutbox.id)))
-
-
-def send(app, limit: int = 50):
-    with app.app_context():
-        return send_pending(limit=limit)
 
 
 # --- what the customer receives ---------------------------------------------------------------------
@@ -482,7 +361,7 @@ def test_retries_are_not_sent_before_they_are_due(app, smtp):
 
 
 def test_cli_send_pending_every_keeps_sending_until_stopped(app, smtp, runner, monkeypatch):
-    from webapp.mail import cli as mail_cli_module
+    from webapp import deliveries
 
     queue(app, completed_flow(app))
     naps = []
@@ -494,7 +373,7 @@ def test_cli_send_pending_every_keeps_sending_until_stopped(app, smtp, runner, m
             return
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(mail_cli_module, "time", types.SimpleNamespace(sleep=nap))
+    monkeypatch.setattr(deliveries, "time", types.SimpleNamespace(sleep=nap))
     result = runner.invoke(args=["mail", "send-pending", "--every", "60"])
 
     assert result.exit_code == 0, result.output

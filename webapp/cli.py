@@ -13,7 +13,8 @@ def init_app(app: Flask) -> None:
     from .lockout import locks_cli
     from .oplog import log_cli
     from .staff.cli import staff_cli
+    from .webhooks.cli import webhooks_cli
 
     for group in (db_cli, sandbox_cli, clients_cli, consents_cli, telephony_cli, mail_cli, locks_cli, log_cli,
-                  staff_cli):
+                  staff_cli, webhooks_cli):
         app.cli.add_command(group)

@@ -22,6 +22,7 @@ Without the variable (tests, `flask run`) the counts are the process's own.
 | `renkei_accounts_locked_total` | tenant | oplog.record (`account_locked`) |
 | `renkei_telephony_webhook_total` | result (forbidden, bad_request, matched, withheld, late, …) | callauth/views.inbound |
 | `renkei_mail_outbox_pending`, `…_due`, `…_failed`, `…_oldest_pending_seconds` | — | computed at scrape time from `mail_outbox` (its (state, next_attempt_at) index) |
+| `renkei_webhook_outbox_pending`, `…_due`, `…_failed`, `…_oldest_pending_seconds` | — | the same, from `webhook_outbox` (the apps' events) |
 
 Flows abandoned at a step, over a window longer than a flow's life (FLOW_MAX_SECONDS, 1 h):
 entries(step) − entries(next step) − ended(step, any outcome); explicit cancels, denials and
@@ -119,32 +120,34 @@ def _note_endpoint(response):
 # --- the scrape ------------------------------------------------------------------------------
 
 class OutboxCollector:
-    """The mail outbox's backlog, read at scrape time: counts over the (state, next_attempt_at) index."""
+    """An outbox's backlog (`renkei_<table>_…`), read at scrape time: counts over its (state,
+    next_attempt_at) index. One for the mail outbox, one for the webhook events."""
 
-    def __init__(self, engine):
-        self.engine = engine
+    def __init__(self, engine, table, noun: str):
+        self.engine, self.table, self.noun = engine, table, noun
 
     def collect(self):
         from sqlalchemy import func, select
 
         from . import clock
-        from .mail.models import FAILED, PENDING, MailOutbox
+        from .deliveries import FAILED, PENDING
 
+        table, noun, prefix = self.table, self.noun, f"renkei_{self.table.__tablename__}"
         now = clock.now()
-        pending = GaugeMetricFamily("renkei_mail_outbox_pending", "Completion mails not yet sent")
-        due = GaugeMetricFamily("renkei_mail_outbox_due", "Pending mails whose next attempt is due now")
-        failed = GaugeMetricFamily("renkei_mail_outbox_failed", "Mails given up (need staff)")
-        oldest = GaugeMetricFamily("renkei_mail_outbox_oldest_pending_seconds", "Age of the oldest pending mail")
-        up = GaugeMetricFamily("renkei_mail_outbox_scrape_ok", "1 when the outbox could be read at this scrape")
+        pending = GaugeMetricFamily(f"{prefix}_pending", f"{noun.capitalize()} not yet sent")
+        due = GaugeMetricFamily(f"{prefix}_due", f"Pending {noun} whose next attempt is due now")
+        failed = GaugeMetricFamily(f"{prefix}_failed", f"{noun.capitalize()} given up (need staff)")
+        oldest = GaugeMetricFamily(f"{prefix}_oldest_pending_seconds", f"Age of the oldest pending {noun}")
+        up = GaugeMetricFamily(f"{prefix}_scrape_ok", "1 when the outbox could be read at this scrape")
         try:
             with self.engine.connect() as conn:
-                n_pending, first = conn.execute(select(func.count(), func.min(MailOutbox.created_at))
-                                                .where(MailOutbox.state == PENDING)).one()
-                n_due = conn.execute(select(func.count()).where(MailOutbox.state == PENDING,
-                                                                MailOutbox.next_attempt_at <= now)).scalar_one()
-                n_failed = conn.execute(select(func.count()).where(MailOutbox.state == FAILED)).scalar_one()
+                n_pending, first = conn.execute(select(func.count(), func.min(table.created_at))
+                                                .where(table.state == PENDING)).one()
+                n_due = conn.execute(select(func.count()).where(table.state == PENDING,
+                                                                table.next_attempt_at <= now)).scalar_one()
+                n_failed = conn.execute(select(func.count()).where(table.state == FAILED)).scalar_one()
         except Exception:  # the database is down: /readyz says so; the scrape still answers
-            current_app.logger.warning("metrics: mail outbox unreadable", exc_info=True)
+            current_app.logger.warning("metrics: %s unreadable", table.__tablename__, exc_info=True)
             up.add_metric([], 0)
             yield up
             return
@@ -186,7 +189,11 @@ def metrics_view():
         multiprocess.MultiProcessCollector(registry, path=path)
     else:
         registry.register(_ThisProcess())
-    registry.register(OutboxCollector(db.engine()))
+    from .mail.models import MailOutbox
+    from .webhooks.models import WebhookOutbox
+
+    registry.register(OutboxCollector(db.engine(), MailOutbox, "mails"))
+    registry.register(OutboxCollector(db.engine(), WebhookOutbox, "webhook events"))
     return current_app.response_class(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
 

@@ -9,3 +9,4 @@ from .oauth.models import AuthorizationCode, Consent, OAuthClient, PushedRequest
 from .oplog import OperationLog  # noqa: F401
 from .maintenance import MaintenanceWindow  # noqa: F401
 from .staff.models import StaffAccount, StaffSession, StaffSetupToken  # noqa: F401
+from .webhooks.models import SigningKey, WebhookOutbox  # noqa: F401

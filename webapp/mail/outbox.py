@@ -1,7 +1,8 @@
 """Queueing: the completion mail is an outbox row added in the consent's own transaction.
 
 So the consent and its mail commit or roll back together, and a retry of the consent finds the row
-already there (unique flow_id, INSERT … ON CONFLICT DO NOTHING) instead of queueing a second one.
+already there (unique flow_id and kind, INSERT … ON CONFLICT DO NOTHING) instead of queueing a
+second one. The expiry reminder (reminders.py) is queued the same way, once per flow.
 The notice names the app and its operator, the masked account (last 3 digits only), the 認可期間 in
 JST and how to revoke; it never carries the PIN or the phone number (the flow row holds no PIN,
 and the template is given no phone but the union's).
@@ -24,6 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..tenants import Tenant
 
 KIND_CONSENT_COMPLETED = "consent_completed"
+KIND_CONSENT_EXPIRING = "consent_expiring"
 
 
 def mask_account_number(number: str) -> str:
@@ -41,18 +43,48 @@ def consent_days(consent: "Consent") -> int:
     return round(seconds / 86400)
 
 
-def compose_completion(*, tenant: "Tenant", flow: "Flow", consent: "Consent", client: "OAuthClient") -> tuple[str, str]:
-    """(subject, body) of the completion notice, from the union's templates (overridable per union)."""
-    context = dict(
+def _context(*, tenant: "Tenant", flow: "Flow", consent: "Consent", client: "OAuthClient") -> dict:
+    return dict(
         tenant=tenant, contact=tenant.contact, client_name=client.name, operator=client.operator,
         branch=flow.branch, account_type_name=tenant.account_type_name(flow.account_type) or "",
         masked_number=mask_account_number(flow.account_number or ""),
         granted=format_jst(consent.granted_at), expires=format_jst(consent.expires_at),
         days=consent_days(consent),
     )
-    subject = render_template(tenant.templates("mail/completion_subject.txt"), **context)
-    body = render_template(tenant.templates("mail/completion_body.txt"), **context)
+
+
+def _compose(tenant: "Tenant", template: str, context: dict) -> tuple[str, str]:
+    """(subject, body) from the union's `mail/<template>_subject.txt` and `_body.txt` (overridable per union)."""
+    subject = render_template(tenant.templates(f"mail/{template}_subject.txt"), **context)
+    body = render_template(tenant.templates(f"mail/{template}_body.txt"), **context)
     return " ".join(subject.split()), body.strip("\n") + "\n"
+
+
+def compose_completion(*, tenant: "Tenant", flow: "Flow", consent: "Consent", client: "OAuthClient") -> tuple[str, str]:
+    """(subject, body) of the completion notice."""
+    return _compose(tenant, "completion", _context(tenant=tenant, flow=flow, consent=consent, client=client))
+
+
+def compose_reminder(*, tenant: "Tenant", flow: "Flow", consent: "Consent", client: "OAuthClient") -> tuple[str, str]:
+    """(subject, body) of the reminder that the consent ends soon: which app, when, how to renew."""
+    return _compose(tenant, "reminder", _context(tenant=tenant, flow=flow, consent=consent, client=client))
+
+
+def _queue(session: Session, *, kind: str, tenant: "Tenant", flow: "Flow", consent: "Consent",
+           message: tuple[str, str], send_before: dt.datetime | None = None) -> bool:
+    """Add one mail of `kind` about `flow` to `session`'s transaction, unless there is one already.
+    True when this call added it."""
+    subject, body = message
+    now = clock.now()
+    domain = parseaddr(tenant.mail_sender)[1].rpartition("@")[2] or tenant.mail_domain or None
+    return db.insert_or_ignore(
+        session, MailOutbox.__table__,
+        dict(tenant=tenant.id, flow_id=flow.id, consent_id=consent.id, kind=kind,
+             sender=tenant.mail_sender, recipient=flow.email, subject=subject, body=body,
+             message_id=make_msgid(domain=domain), state=PENDING, attempts=0, next_attempt_at=now,
+             created_at=now, send_before=send_before),
+        ["flow_id", "kind"],
+    )
 
 
 def queue_completion_mail(session: Session, *, tenant: "Tenant", flow: "Flow", consent: "Consent",
@@ -64,15 +96,16 @@ def queue_completion_mail(session: Session, *, tenant: "Tenant", flow: "Flow", c
     if not flow.email:
         raise ValueError("the flow has no mail address (screen ② stores it)")
     session.flush()  # the flow and consent rows get their ids inside the caller's transaction
-    subject, body = compose_completion(tenant=tenant, flow=flow, consent=consent, client=client)
-    now = clock.now()
-    domain = parseaddr(tenant.mail_sender)[1].rpartition("@")[2] or tenant.mail_domain or None
-    db.insert_or_ignore(
-        session, MailOutbox.__table__,
-        dict(tenant=tenant.id, flow_id=flow.id, consent_id=consent.id, kind=KIND_CONSENT_COMPLETED,
-             sender=tenant.mail_sender, recipient=flow.email, subject=subject, body=body,
-             message_id=make_msgid(domain=domain), state=PENDING, attempts=0, next_attempt_at=now,
-             created_at=now),
-        ["flow_id"],
-    )
-    return session.exec(select(MailOutbox).where(MailOutbox.flow_id == flow.id)).one()
+    _queue(session, kind=KIND_CONSENT_COMPLETED, tenant=tenant, flow=flow, consent=consent,
+           message=compose_completion(tenant=tenant, flow=flow, consent=consent, client=client))
+    return session.exec(select(MailOutbox).where(MailOutbox.flow_id == flow.id,
+                                                 MailOutbox.kind == KIND_CONSENT_COMPLETED)).one()
+
+
+def queue_reminder_mail(session: Session, *, tenant: "Tenant", flow: "Flow", consent: "Consent",
+                        client: "OAuthClient") -> bool:
+    """Add the expiry reminder of `consent` (sent to the address given at ②) to `session`'s
+    transaction, at most once per flow; it is cancelled if still unsent when the consent ends."""
+    return _queue(session, kind=KIND_CONSENT_EXPIRING, tenant=tenant, flow=flow, consent=consent,
+                  message=compose_reminder(tenant=tenant, flow=flow, consent=consent, client=client),
+                  send_before=consent.expires_at)

@@ -19,6 +19,8 @@ import dataclasses
 
 from flask import current_app
 
+from ..deliveries import DeliveryFailure
+
 
 @dataclasses.dataclass(frozen=True)
 class OutgoingMail:
@@ -29,14 +31,9 @@ class OutgoingMail:
     message_id: str  # <…@domain>: a resend after a crash carries the same one
 
 
-class MailError(Exception):
-    """A mail that did not go out."""
-
-    def __init__(self, description: str, *, permanent: bool = False, link_down: bool = False):
-        super().__init__(description)
-        self.description = description  # the error's class and the server's reply, at most 300 characters
-        self.permanent = permanent  # retrying cannot help (a refused mailbox, a header no server can carry)
-        self.link_down = link_down  # the connection itself failed: stop the run
+class MailError(DeliveryFailure):
+    """A mail that did not go out: the error's class and the server's reply (at most 300 characters),
+    `permanent` (a refused mailbox, a header no server can carry), `link_down` (stop the run)."""
 
 
 class MailConnection(abc.ABC):

@@ -13,6 +13,7 @@ from sqlmodel import select
 
 from .. import clock, db, oplog
 from ..fields import padded_account_number
+from ..webhooks.targets import url_problem
 from .client_keys import KeysUnavailable, public_key_set
 from .models import Consent, OAuthClient, secret_hash
 from .server import FAPI2
@@ -38,24 +39,37 @@ def _check_redirect_uri(uri: str) -> str:
     return uri
 
 
-def register_client(s, tenant: str, name: str, operator: str, redirect_uris: list[str]) -> tuple[str, str]:
+def _check_webhook_url(uri: str | None) -> str | None:
+    """The app's webhook URL (webapp/webhooks): https to a public host; http only to localhost in sandbox mode."""
+    if uri is None:
+        return None
+    problem = url_problem(uri, sandbox=bool(current_app.config["SANDBOX"]))
+    if problem:
+        raise click.BadParameter(f"{uri}: {problem}", param_hint="--webhook-url")
+    return uri
+
+
+def register_client(s, tenant: str, name: str, operator: str, redirect_uris: list[str],
+                    webhook_url: str | None = None) -> tuple[str, str]:
     """Add a client (in the caller's transaction); returns (client_id, client_secret). The secret is
     stored only hashed: this is the one time anyone sees it. Used by `clients add` and the staff console."""
     client_id = secrets.token_urlsafe(18)
     client_secret = secrets.token_urlsafe(32)
     s.add(OAuthClient(client_id=client_id, client_secret_hash=secret_hash(client_secret), tenant=tenant,
-                      name=name, operator=operator, redirect_uris=list(redirect_uris), created_at=clock.now()))
+                      name=name, operator=operator, redirect_uris=list(redirect_uris), webhook_url=webhook_url,
+                      created_at=clock.now()))
     return client_id, client_secret
 
 
 def register_fapi2_client(s, tenant: str, name: str, operator: str, redirect_uris: list[str], *,
-                          jwks: dict | None = None, jwks_uri: str | None = None) -> str:
+                          jwks: dict | None = None, jwks_uri: str | None = None,
+                          webhook_url: str | None = None) -> str:
     """Add a FAPI 2.0 client (in the caller's transaction): no secret, its public keys by value or
     by reference; returns the client_id."""
     client_id = secrets.token_urlsafe(18)
     s.add(OAuthClient(client_id=client_id, client_secret_hash="", tenant=tenant, name=name, operator=operator,
                       redirect_uris=list(redirect_uris), profile=FAPI2, jwks=jwks, jwks_uri=jwks_uri,
-                      created_at=clock.now()))
+                      webhook_url=webhook_url, created_at=clock.now()))
     return client_id
 
 
@@ -78,17 +92,19 @@ def _read_jwks_file(path: str) -> dict:
               help="fapi2: FAPI 2.0 Security Profile (private_key_jwt, PAR, DPoP), no secret")
 @click.option("--jwks-file", default=None, help="fapi2: a file holding the client's JWK Set (public keys)")
 @click.option("--jwks-uri", default=None, help="fapi2: the https URL of the client's JWK Set")
-def add(tenant, name, operator, redirect_uris, profile, jwks_file, jwks_uri):
+@click.option("--webhook-url", default=None, help="where the union POSTs signed events (consent revoked); https")
+def add(tenant, name, operator, redirect_uris, profile, jwks_file, jwks_uri, webhook_url):
     """Register a client; prints {"client_id", "client_secret"} as JSON (the secret is shown only
     once), or {"client_id"} for a FAPI 2.0 client (--profile fapi2 with --jwks-file or --jwks-uri)."""
     if tenant not in current_app.extensions["tenants"]:
         raise click.BadParameter(f"unknown tenant {tenant!r}", param_hint="--tenant")
     uris = [_check_redirect_uri(u) for u in redirect_uris]
+    webhook_url = _check_webhook_url(webhook_url)
     if profile != FAPI2:
         if jwks_file or jwks_uri:
             raise click.BadParameter("only a fapi2 client has a JWK Set", param_hint="--profile")
         s = db.session()
-        client_id, client_secret = register_client(s, tenant, name, operator, uris)
+        client_id, client_secret = register_client(s, tenant, name, operator, uris, webhook_url)
         s.commit()
         click.echo(json.dumps({"client_id": client_id, "client_secret": client_secret}))
         return
@@ -99,21 +115,42 @@ def add(tenant, name, operator, redirect_uris, profile, jwks_file, jwks_uri):
         raise click.BadParameter(f"{jwks_uri}: an absolute https URL is required (http only for localhost "
                                  "or in sandbox mode)", param_hint="--jwks-uri")
     s = db.session()
-    client_id = register_fapi2_client(s, tenant, name, operator, uris, jwks=jwks, jwks_uri=jwks_uri)
+    client_id = register_fapi2_client(s, tenant, name, operator, uris, jwks=jwks, jwks_uri=jwks_uri,
+                                      webhook_url=webhook_url)
     s.commit()
     click.echo(json.dumps({"client_id": client_id}))
+
+
+@clients_cli.command("set-webhook")
+@click.option("--client-id", required=True)
+@click.option("--url", default=None, help="the new webhook URL (https)")
+@click.option("--clear", is_flag=True, help="remove the webhook URL: the app gets no more events")
+def set_webhook(client_id, url, clear):
+    """Set or clear an app's webhook URL. Events already queued still go to the URL they were queued for."""
+    if (url is None) == (not clear):
+        raise click.UsageError("give either --url URL or --clear")
+    url = _check_webhook_url(url)
+    s = db.session()
+    client = s.exec(select(OAuthClient).where(OAuthClient.client_id == client_id)).first()
+    if client is None:
+        raise click.BadParameter(f"unknown client {client_id!r}", param_hint="--client-id")
+    client.webhook_url = url
+    s.commit()
+    click.echo(f"webhook URL of {client_id}: {url or 'none'}")
 
 
 @clients_cli.command("list")
 @click.option("--tenant", default=None, help="only this union's clients")
 def list_clients(tenant):
-    """One JSON object per line: client_id, tenant, name, operator, redirect_uris, created_at, revoked_at."""
+    """One JSON object per line: client_id, tenant, name, operator, redirect_uris, webhook_url, created_at,
+    revoked_at."""
     query = select(OAuthClient).order_by(OAuthClient.id)
     if tenant:
         query = query.where(OAuthClient.tenant == tenant)
     for c in db.session().exec(query):
         click.echo(json.dumps({"client_id": c.client_id, "tenant": c.tenant, "name": c.name,
                                "operator": c.operator, "redirect_uris": c.redirect_uris, "profile": c.profile,
+                               "webhook_url": c.webhook_url,
                                "created_at": c.created_at.isoformat(),
                                "revoked_at": c.revoked_at.isoformat() if c.revoked_at else None},
                               ensure_ascii=False))

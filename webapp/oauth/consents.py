@@ -12,7 +12,8 @@ A flow started from a pushed request (PAR) spends it here, in the same transacti
 opened from one `request_uri`, only the first 許可する gets a code.
 
 `revoke_consent` ends an authorization at once (the customer asked the union; staff): the consent
-and every token issued under it.
+and every token issued under it; in the same transaction its expiry reminder, if unsent, is
+cancelled and the app, if it registered a webhook, gets a `consent_revoked` event.
 """
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ from sqlalchemy import update
 
 from .. import clock, lockout
 from ..corebanking import AccountKey
-from ..mail import queue_completion_mail
+from ..mail import cancel_reminder, queue_completion_mail
+from ..webhooks.events import CONSENT_REVOKED, queue_event
 from . import issuer, par
 from .models import Consent, OAuthClient, Token
 from .server import DEFAULT_SCOPE, revoke_tokens, server
@@ -79,8 +81,17 @@ def grant_consent(s, flow, tenant, client: OAuthClient) -> Granted:
     return Granted(location=location, consent=consent, outbox_id=getattr(outbox, "id", None))
 
 
-def revoke_consent(s, consent: Consent) -> None:
-    """End a customer's authorization: it and all its tokens (in the caller's transaction)."""
-    s.execute(update(Consent).where(Consent.id == consent.id, Consent.revoked_at.is_(None))
-              .values(revoked_at=clock.now()))
+def revoke_consent(s, consent: Consent, reason: str = "union") -> bool:
+    """End a customer's authorization: it and all its tokens (in the caller's transaction).
+
+    `reason` is who ended it, for the app's event: `customer` (連携中のアプリ) or `union` (staff).
+    False when it had already been revoked (nothing changes, no second event).
+    """
+    result = s.execute(update(Consent).where(Consent.id == consent.id, Consent.revoked_at.is_(None))
+                       .values(revoked_at=clock.now()))
     revoke_tokens(s, Token.consent_id == consent.id)
+    if result.rowcount != 1:
+        return False
+    cancel_reminder(s, consent.id)
+    queue_event(s, consent, CONSENT_REVOKED, reason)
+    return True

@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Optional
 
-from sqlalchemy import JSON, Column, String
+from sqlalchemy import JSON, Column, Index, String
 from sqlmodel import Field, SQLModel, select
 
 from .. import db
@@ -29,6 +29,8 @@ class OAuthClient(SQLModel, table=True):
     profile: str = Field(default="oauth2", sa_column=Column(String(16), nullable=False, server_default="oauth2"))
     jwks: Optional[dict] = Field(default=None, sa_column=Column(JSON, nullable=True))
     jwks_uri: Optional[str] = Field(default=None, max_length=2000)
+    # where the union POSTs signed events about this app's consents (webapp/webhooks); None: no events
+    webhook_url: Optional[str] = Field(default=None, sa_column=Column(String(2000), nullable=True))
     created_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     revoked_at: Optional[dt.datetime] = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
 
@@ -52,6 +54,7 @@ class Consent(SQLModel, table=True):
     """
 
     __tablename__ = "oauth_consent"
+    __table_args__ = (Index("ix_oauth_consent_expires_at", "expires_at"),)  # the expiry reminders' scan
 
     id: Optional[int] = Field(default=None, primary_key=True)
     tenant: str = Field(max_length=32, index=True)

@@ -52,6 +52,7 @@ from sqlalchemy import update
 from sqlmodel import select
 
 from .. import clock, db, oplog
+from ..webhooks.events import TOKENS_REVOKED, queue_event
 from . import dpop, issuer
 from .client_assertion import PrivateKeyJWT
 from .models import AuthorizationCode, Consent, OAuthClient, Token, secret_hash
@@ -239,12 +240,16 @@ def _log(event: str, result: str, client_id: str | None, detail: str | None = No
                  client_id=client_id, detail=detail)
 
 
-def _revoke_now(event: str, client_id: str, *conditions) -> None:
-    """Replay detected: drop this request's pending writes, revoke, and commit at once."""
+def _revoke_now(event: str, client_id: str, consent_id: int, *conditions) -> None:
+    """Replay detected: drop this request's pending writes, revoke, and commit at once (with the
+    app's `tokens_revoked` event when something was revoked)."""
     s = db.session()
     s.rollback()
     count = revoke_tokens(s, *conditions)
     _log(event, "refused", client_id, detail=f"revoked {count}")
+    consent = s.get(Consent, consent_id)
+    if count and consent is not None:
+        queue_event(s, consent, TOKENS_REVOKED, event)
     s.commit()
     log.warning("%s for client %s: %d tokens revoked", event, client_id, count)
 
@@ -354,7 +359,7 @@ class AuthorizationCodeGrant(DPoPBoundTokens, grants.AuthorizationCodeGrant):
         if row is None or row.client_id != client.get_client_id():
             return None
         if row.used_at is not None:
-            _revoke_now("code_replayed", row.client_id, Token.consent_id == row.consent_id)
+            _revoke_now("code_replayed", row.client_id, row.consent_id, Token.consent_id == row.consent_id)
             return None
         if row.expires_at <= clock.now():
             return None
@@ -370,7 +375,7 @@ class AuthorizationCodeGrant(DPoPBoundTokens, grants.AuthorizationCodeGrant):
                    AuthorizationCode.expires_at > now)
             .values(used_at=now))
         if result.rowcount != 1:
-            _revoke_now("code_replayed", row.client_id, Token.consent_id == row.consent_id)
+            _revoke_now("code_replayed", row.client_id, row.consent_id, Token.consent_id == row.consent_id)
             raise InvalidGrantError("Invalid 'code' in request.")
         _log("code_exchanged", "ok", row.client_id)
 
@@ -396,7 +401,8 @@ class RefreshTokenGrant(DPoPBoundTokens, grants.RefreshTokenGrant):
         if token is None or token.kind != "refresh_token":
             return None
         if token.row.refresh_used_at is not None:
-            _revoke_now("refresh_replayed", token.row.client_id, Token.family == token.row.family)
+            row = token.row
+            _revoke_now("refresh_replayed", row.client_id, row.consent_id, Token.family == row.family)
             return None
         if token.is_revoked() or token.is_expired():
             return None
@@ -412,7 +418,7 @@ class RefreshTokenGrant(DPoPBoundTokens, grants.RefreshTokenGrant):
             update(Token).where(Token.id == row.id, Token.refresh_used_at.is_(None), Token.revoked_at.is_(None))
             .values(refresh_used_at=clock.now()))
         if result.rowcount != 1:
-            _revoke_now("refresh_replayed", row.client_id, Token.family == row.family)
+            _revoke_now("refresh_replayed", row.client_id, row.consent_id, Token.family == row.family)
             raise InvalidGrantError()
         _log("token_refreshed", "ok", row.client_id)
 

@@ -15,6 +15,7 @@ from flask import Blueprint, g, jsonify, redirect, render_template, request, url
 from werkzeug.datastructures import MultiDict
 
 from .. import db, maintenance, messages, oplog, service_hours, tenants
+from ..webhooks.keys import public_jwks
 from ..errors import render_notice
 from ..extensions import csrf
 from ..flow import state as flow_state
@@ -186,6 +187,15 @@ def metadata(tenant):
         "pushed_authorization_request_endpoint": f"{iss}/oauth/par",
         "require_pushed_authorization_requests": False,
         "dpop_signing_alg_values_supported": dpop.ALGORITHMS,
+        "jwks_uri": f"{iss}/jwks.json",
     })
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+@metadata_bp.route("/<tenant>/jwks.json", methods=["GET"])
+def jwks(tenant):
+    """The union's public keys (RFC 7517): they verify the events it POSTs to apps' webhooks."""
+    response = jsonify(public_jwks(tenants.get_tenant(tenant).id))
     response.headers["Cache-Control"] = "public, max-age=300"
     return response

@@ -7,7 +7,7 @@ back-off while the mail server is down. outbox.py says what a notice contains, s
 are claimed, sent and retried.
 """
 from .models import MailOutbox
-from .outbox import queue_completion_mail
+from .outbox import queue_completion_mail, queue_revocation_mail
 from .sender import SendReport, kick, send_one, send_pending
 
-__all__ = ["MailOutbox", "SendReport", "kick", "queue_completion_mail", "send_one", "send_pending"]
+__all__ = ["MailOutbox", "SendReport", "kick", "queue_completion_mail", "queue_revocation_mail", "send_one", "send_pending"]

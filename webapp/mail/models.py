@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Optional
 
-from sqlalchemy import Column, Index, Integer, String, Text
+from sqlalchemy import Column, Index, Integer, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from ..db import UTCDateTime
@@ -15,19 +15,21 @@ class MailOutbox(SQLModel, table=True):
     """One outgoing mail, written in the transaction of what caused it, then sent by the sender.
 
     The message is rendered when queued (a snapshot: later changes to the client or the consent do
-    not rewrite a notice about what happened). `flow_id` is unique: one completion mail per flow.
+    not rewrite a notice about what happened). (`flow_id`, `consent_id`) is unique: one completion
+    mail per flow, one revocation notice per consent ended in a 連携中のアプリ session.
     A sender holds a row while `claimed_until` lies in the future; `claim_token` tells its own claim
     from a later one. `message_id` is fixed at queue time, so a retry carries the same Message-ID.
     """
 
     __tablename__ = "mail_outbox"
-    __table_args__ = (Index("ix_mail_outbox_due", "state", "next_attempt_at"),)
+    __table_args__ = (Index("ix_mail_outbox_due", "state", "next_attempt_at"),
+                      UniqueConstraint("flow_id", "consent_id", name="uq_mail_outbox_flow_consent"))
 
     id: Optional[int] = Field(default=None, primary_key=True)
     tenant: str = Field(max_length=32, index=True)
-    flow_id: int = Field(sa_column=Column(Integer, unique=True, nullable=False))
+    flow_id: int = Field(sa_column=Column(Integer, nullable=False))
     consent_id: Optional[int] = Field(default=None, index=True)
-    kind: str = Field(max_length=32)  # consent_completed
+    kind: str = Field(max_length=32)  # consent_completed | consent_revoked
     sender: str = Field(sa_column=Column(String(200), nullable=False))
     recipient: str = Field(sa_column=Column(String(254), nullable=False))
     subject: str = Field(sa_column=Column(String(200), nullable=False))

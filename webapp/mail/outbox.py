@@ -1,7 +1,9 @@
-"""Queueing: the completion mail is an outbox row added in the consent's own transaction.
+"""Queueing: the completion mail is an outbox row added in the consent's own transaction, and so is
+the notice of a link the customer ended on 連携中のアプリ (in the revocation's transaction).
 
 So the consent and its mail commit or roll back together, and a retry of the consent finds the row
-already there (unique flow_id, INSERT … ON CONFLICT DO NOTHING) instead of queueing a second one.
+already there (unique flow_id and consent_id, INSERT … ON CONFLICT DO NOTHING) instead of queueing
+a second one.
 The notice names the app and its operator, the masked account (last 3 digits only), the 認可期間 in
 JST and how to revoke; it never carries the PIN or the phone number (the flow row holds no PIN,
 and the template is given no phone but the union's).
@@ -12,7 +14,7 @@ import datetime as dt
 from email.utils import make_msgid, parseaddr
 from typing import TYPE_CHECKING
 
-from flask import render_template
+from flask import current_app, render_template
 from sqlmodel import Session, select
 
 from .. import clock, db
@@ -24,6 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..tenants import Tenant
 
 KIND_CONSENT_COMPLETED = "consent_completed"
+KIND_CONSENT_REVOKED = "consent_revoked"
 
 
 def mask_account_number(number: str) -> str:
@@ -41,18 +44,55 @@ def consent_days(consent: "Consent") -> int:
     return round(seconds / 86400)
 
 
-def compose_completion(*, tenant: "Tenant", flow: "Flow", consent: "Consent", client: "OAuthClient") -> tuple[str, str]:
-    """(subject, body) of the completion notice, from the union's templates (overridable per union)."""
+def links_url(tenant: "Tenant") -> str:
+    """Where the customer sees and ends their links (CONTRACT §10)."""
+    return f"{current_app.config['BASE_URL']}/{tenant.id}/my/links"
+
+
+def _compose(name: str, *, tenant: "Tenant", flow: "Flow", consent: "Consent", client: "OAuthClient",
+             **extra) -> tuple[str, str]:
+    """(subject, body) of the notice `name`, from the union's templates (overridable per union)."""
     context = dict(
         tenant=tenant, contact=tenant.contact, client_name=client.name, operator=client.operator,
-        branch=flow.branch, account_type_name=tenant.account_type_name(flow.account_type) or "",
-        masked_number=mask_account_number(flow.account_number or ""),
+        branch=consent.branch, account_type_name=tenant.account_type_name(consent.account_type) or "",
+        masked_number=mask_account_number(consent.account_number or ""),
         granted=format_jst(consent.granted_at), expires=format_jst(consent.expires_at),
-        days=consent_days(consent),
+        days=consent_days(consent), links_url=links_url(tenant), **extra,
     )
-    subject = render_template(tenant.templates("mail/completion_subject.txt"), **context)
-    body = render_template(tenant.templates("mail/completion_body.txt"), **context)
+    subject = render_template(tenant.templates(f"mail/{name}_subject.txt"), **context)
+    body = render_template(tenant.templates(f"mail/{name}_body.txt"), **context)
     return " ".join(subject.split()), body.strip("\n") + "\n"
+
+
+def compose_completion(*, tenant: "Tenant", flow: "Flow", consent: "Consent", client: "OAuthClient") -> tuple[str, str]:
+    """(subject, body) of the completion notice."""
+    return _compose("completion", tenant=tenant, flow=flow, consent=consent, client=client)
+
+
+def compose_revocation(*, tenant: "Tenant", flow: "Flow", consent: "Consent", client: "OAuthClient") -> tuple[str, str]:
+    """(subject, body) of the notice that the customer ended a link on 連携中のアプリ."""
+    return _compose("revoked", tenant=tenant, flow=flow, consent=consent, client=client,
+                    revoked=format_jst(consent.revoked_at or clock.now()))
+
+
+def _queue(session: Session, kind: str, compose, *, tenant: "Tenant", flow: "Flow", consent: "Consent",
+           client: "OAuthClient") -> MailOutbox:
+    if not flow.email:
+        raise ValueError("the flow has no mail address (screen ② stores it)")
+    session.flush()  # the flow and consent rows get their ids inside the caller's transaction
+    subject, body = compose(tenant=tenant, flow=flow, consent=consent, client=client)
+    now = clock.now()
+    domain = parseaddr(tenant.mail_sender)[1].rpartition("@")[2] or tenant.mail_domain or None
+    db.insert_or_ignore(
+        session, MailOutbox.__table__,
+        dict(tenant=tenant.id, flow_id=flow.id, consent_id=consent.id, kind=kind,
+             sender=tenant.mail_sender, recipient=flow.email, subject=subject, body=body,
+             message_id=make_msgid(domain=domain), state=PENDING, attempts=0, next_attempt_at=now,
+             created_at=now),
+        ["flow_id", "consent_id"],
+    )
+    return session.exec(select(MailOutbox).where(MailOutbox.flow_id == flow.id,
+                                                 MailOutbox.consent_id == consent.id)).one()
 
 
 def queue_completion_mail(session: Session, *, tenant: "Tenant", flow: "Flow", consent: "Consent",
@@ -61,18 +101,13 @@ def queue_completion_mail(session: Session, *, tenant: "Tenant", flow: "Flow", c
 
     Queueing the same flow again returns the row already queued, unchanged.
     """
-    if not flow.email:
-        raise ValueError("the flow has no mail address (screen ② stores it)")
-    session.flush()  # the flow and consent rows get their ids inside the caller's transaction
-    subject, body = compose_completion(tenant=tenant, flow=flow, consent=consent, client=client)
-    now = clock.now()
-    domain = parseaddr(tenant.mail_sender)[1].rpartition("@")[2] or tenant.mail_domain or None
-    db.insert_or_ignore(
-        session, MailOutbox.__table__,
-        dict(tenant=tenant.id, flow_id=flow.id, consent_id=consent.id, kind=KIND_CONSENT_COMPLETED,
-             sender=tenant.mail_sender, recipient=flow.email, subject=subject, body=body,
-             message_id=make_msgid(domain=domain), state=PENDING, attempts=0, next_attempt_at=now,
-             created_at=now),
-        ["flow_id"],
-    )
-    return session.exec(select(MailOutbox).where(MailOutbox.flow_id == flow.id)).one()
+    return _queue(session, KIND_CONSENT_COMPLETED, compose_completion, tenant=tenant, flow=flow, consent=consent,
+                  client=client)
+
+
+def queue_revocation_mail(session: Session, *, tenant: "Tenant", flow: "Flow", consent: "Consent",
+                          client: "OAuthClient") -> MailOutbox:
+    """Add the notice that `consent` was ended in the links session `flow` (to the address given at ②
+    of that session) to `session`'s transaction (flushes, never commits); once per consent and flow."""
+    return _queue(session, KIND_CONSENT_REVOKED, compose_revocation, tenant=tenant, flow=flow, consent=consent,
+                  client=client)

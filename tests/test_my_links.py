@@ -322,3 +322,77 @@ def test_the_completion_mail_says_where_to_see_and_end_links(app, client, custom
     for mail in rows(app, MailOutbox, MailOutbox.kind == "consent_completed"):
         assert f"https://renkei.test/{mail.tenant}/my/links" in mail.body
         assert "連携中のアプリを確認し、連携を解除（認可を取り消し）するには" in mail.body
+
+
+class TestTheNoticeThroughARealMailServer:
+    """The notice goes through the completion mail's outbox and sender: sent once after the
+    response, and kept (the link ended all the same) while the mail server is down."""
+
+    @pytest.fixture
+    def smtp_port(self):
+        from test_mail import free_port
+
+        return free_port()
+
+    @pytest.fixture
+    def app_config(self, smtp_port):
+        return {"MAIL_SUPPRESS_SEND": False, "MAIL_SERVER": "127.0.0.1", "MAIL_PORT": smtp_port,
+                "MAIL_TIMEOUT_SECONDS": 5}
+
+    @pytest.fixture
+    def smtp(self, smtp_port):
+        from test_mail import SMTPServer
+
+        server = SMTPServer(smtp_port)
+        server.start()
+        yield server
+        server.stop()
+
+    @staticmethod
+    def flush(app, smtp):
+        """Send what is queued (the link's own completion mail) and forget it."""
+        from webapp.mail import send_pending
+
+        with app.app_context():
+            send_pending()
+        smtp.handler.envelopes.clear()
+
+    def test_the_notice_is_sent_once_after_the_response(self, amami, smtp):
+        linked(amami)
+        at_links(amami, email="owner@example.jp")
+        self.flush(amami.app, smtp)
+        (consent,) = rows(amami.app, Consent)
+        with amami.client.post(f"/amami/my/links/{consent.id}/revoke",
+                               data={"csrf_token": amami.csrf, "confirm": "yes"}) as response:
+            assert response.status_code == 303
+            assert smtp.messages == []  # the page did not wait for the mail server
+        (message,) = smtp.messages
+        assert message["To"] == "owner@example.jp" and "連携解除のお知らせ" in message["Subject"]
+        assert APP_NAME in message.get_content()
+        (row,) = rows(amami.app, MailOutbox, MailOutbox.kind == "consent_revoked")
+        assert row.state == "sent" and message["Message-ID"] == row.message_id
+        with amami.app.app_context():
+            from webapp.mail import send_pending
+
+            assert send_pending().sent == 0
+
+    def test_with_the_mail_server_down_the_link_ends_and_the_notice_waits(self, amami, smtp):
+        tokens = linked(amami)
+        at_links(amami)
+        self.flush(amami.app, smtp)
+        smtp.stop()
+        (consent,) = rows(amami.app, Consent)
+        with revoke(amami, consent.id) as response:
+            assert response.status_code == 303
+        assert api_get(amami, tokens["access_token"]).status_code == 401
+        (row,) = rows(amami.app, MailOutbox, MailOutbox.kind == "consent_revoked")
+        assert row.state == "pending" and row.attempts == 1
+
+        from webapp.mail import send_pending
+
+        smtp.start()
+        later(seconds=120)
+        with amami.app.app_context():
+            assert send_pending().sent == 1
+            assert send_pending().sent == 0
+        assert [m["To"] for m in smtp.messages] == ["links@example.jp"]

@@ -90,6 +90,7 @@ def test_the_customer_sees_their_app_and_ends_the_link(page: Page, live_server, 
     page.goto(f"/{tenant}/my/links")
     expect(title(page)).to_have_text("連携中のアプリ")
     assert page.title().startswith("連携中のアプリ｜")
+    assert_no_axe_violations(page)
     prove_identity(page, c)
 
     app = page.get_by_role("region", name=app_name)

@@ -3,6 +3,7 @@ every app linked to the account and ends one at once (tokens stop, refresh fails
 queued to the address given at ②); only the proven account's links can be ended."""
 from __future__ import annotations
 
+import datetime as dt
 import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -396,3 +397,13 @@ class TestTheNoticeThroughARealMailServer:
             assert send_pending().sent == 1
             assert send_pending().sent == 0
         assert [m["To"] for m in smtp.messages] == ["links@example.jp"]
+
+
+def test_in_a_maintenance_window_the_notice_offers_no_way_back_to_an_app(amami):
+    amami.get("my/links")
+    amami.post("my/links/start", {})
+    clock.set_now(dt.datetime(2026, 11, 18, 4, 2, tzinfo=clock.JST))  # amami: daily 04:00–04:05
+    for path in ("flow/account", "my/links"):
+        response = amami.get(path)
+        assert response.status_code == 503
+        assert messages.MAINTENANCE in text_of(response) and "連携元画面へ" not in text_of(response)

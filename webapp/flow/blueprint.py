@@ -7,6 +7,8 @@ from flask import Blueprint, g, request, url_for
 
 from .. import maintenance, messages, service_hours, tenants
 from ..errors import render_notice
+from . import state
+from .models import LINKS
 
 bp = Blueprint("flow", __name__, url_prefix="/<tenant>/flow")
 my_bp = Blueprint("my", __name__, url_prefix="/<tenant>/my")
@@ -25,4 +27,12 @@ def refuse_outside_service_hours():
     window = service_hours.maintenance_window_at(maintenance.rules_for(g.tenant))
     if window is not None and request.endpoint not in _OPEN_IN_MAINTENANCE:
         return render_notice(messages.MAINTENANCE, 503, resumes=service_hours.resumes_text(window),
-                             leave=url_for("flow.leave"))
+                             leave=_way_back_to_the_app())
+
+
+def _way_back_to_the_app() -> str | None:
+    """連携元画面へ on the notice: only a flow an app started has an app to go back to."""
+    if request.blueprint == my_bp.name:
+        return None
+    flow = state.load()
+    return None if flow is not None and flow.purpose == LINKS else url_for("flow.leave")

@@ -407,3 +407,33 @@ def test_in_a_maintenance_window_the_notice_offers_no_way_back_to_an_app(amami):
         response = amami.get(path)
         assert response.status_code == 503
         assert messages.MAINTENANCE in text_of(response) and "連携元画面へ" not in text_of(response)
+
+
+def _links_flow_at_the_call(actions):
+    actions.get("my/links")
+    actions.post("my/links/start", {})
+    actions.account()
+    assert actions.customer().status_code == 303
+    assert actions.post("flow/phone", {}).headers["Location"].endswith("/flow/call")
+    return actions.get("flow/call")
+
+
+def test_a_links_flow_passes_the_real_call_and_pin_to_the_page(amami):
+    from test_callauth_support import call_from_registered_phone
+
+    page = _links_flow_at_the_call(amami)
+    call_from_registered_phone(amami, page)
+    assert amami.post("flow/call", {}).headers["Location"].endswith("/amami/flow/pin")
+    amami.get("flow/pin")
+    assert pin(amami).headers["Location"].endswith("/amami/my/links")
+    assert f'<h1 class="screen-title">{messages.LINKS_TITLE}</h1>' in text_of(amami.get("my/links"))
+
+
+def test_back_to_the_start_after_the_calls_window_stays_a_links_flow(amami):
+    _links_flow_at_the_call(amami)
+    later(seconds=121)
+    amami.get("flow/call")
+    response = amami.post("flow/call/restart", {})
+    assert response.status_code == 303 and response.headers["Location"].endswith("/amami/flow/account")
+    old, new = sorted(rows(amami.app, Flow), key=lambda f: f.id)
+    assert old.outcome == "expired" and (new.purpose, new.step, new.client_id) == ("links", "account", None)

@@ -437,3 +437,9 @@ def test_back_to_the_start_after_the_calls_window_stays_a_links_flow(amami):
     assert response.status_code == 303 and response.headers["Location"].endswith("/amami/flow/account")
     old, new = sorted(rows(amami.app, Flow), key=lambda f: f.id)
     assert old.outcome == "expired" and (new.purpose, new.step, new.client_id) == ("links", "account", None)
+
+
+@pytest.mark.parametrize("tenant", ["amami", "maruhachi"])
+def test_the_faq_points_to_the_links_page(client, tenant):
+    html = text_of(client.get(f"/{tenant}/faq"))
+    assert f'<a href="/{tenant}/my/links">連携中のアプリ</a>のページ' in html

@@ -94,6 +94,23 @@ CANCEL_CONFIRM = "中止してよろしいですか"
 CANCEL_BACK = "戻る"
 CANCEL_CONFIRM_TITLE = "（中止の確認）"
 
+# 連携中のアプリ (CONTRACT §10)
+LINKS_TITLE = "連携中のアプリ"
+LINKS_START_LEAD = ("お客様の口座と連携しているアプリを確認し、連携を解除することができます。"
+                    "ご本人確認のため、API連携認証と同じ手順（口座情報・お客様情報の入力、電話番号認証、"
+                    "キャッシュカード暗証番号の入力）を行います。")
+LINKS_START = "本人確認へ進む"
+LINKS_LEAD = "お客様の口座と連携しているアプリの一覧です。連携を解除すると、そのアプリは口座情報・明細情報を取得できなくなります。"
+LINKS_NONE = "連携中のアプリはありません。"
+LINKS_NEVER_USED = "まだ利用されていません"
+LINK_REVOKE = "連携を解除する"
+LINK_REVOKE_CONFIRM = "「{app}」との連携を解除してよろしいですか"
+LINK_REVOKE_NOTE = "解除するとすぐに、このアプリは口座情報・明細情報を取得できなくなります。再び連携するには、アプリから改めてAPI連携認証を行ってください。"
+LINK_REVOKED = "「{app}」との連携を解除しました。ご入力いただいたメールアドレスにお知らせをお送りします。"
+LINK_NOT_FOUND = "ご指定の連携は見つかりませんでした。すでに解除されたか、認可期間が過ぎた可能性があります。"
+LINKS_FINISH = "終了する"
+LINKS_FINISHED = "連携中のアプリの確認を終了しました。"
+
 # The manuals' error tables (エラー事例): what each message means and what the customer does
 # (対処方法), for each union's FAQ section 「エラーメッセージが表示されたとき」. A union's own advice
 # for a locked account (奄美: 「お急ぎの場合は…」) is its configuration: [faq] locked_advice.

@@ -16,7 +16,7 @@ def init_app(app: Flask) -> None:
                                 x_proto=1, x_host=1)
 
     from .flow.identity import ConstantTimeAnswers
-    from .flow.views import bp as flow_bp
+    from .flow.views import bp as flow_bp, my_bp
     from .pages import bp as pages_bp
     from .oauth.views import bp as oauth_bp, metadata_bp as oauth_metadata_bp
     from .callauth.views import bp as callauth_bp, telephony_bp
@@ -24,7 +24,7 @@ def init_app(app: Flask) -> None:
     from .staff.views import bp as staff_bp
 
     app.wsgi_app = ConstantTimeAnswers(app.wsgi_app)
-    for bp in (pages_bp, flow_bp, oauth_bp, callauth_bp, api_bp, staff_bp):
+    for bp in (pages_bp, flow_bp, my_bp, oauth_bp, callauth_bp, api_bp, staff_bp):
         app.register_blueprint(bp)
     app.register_blueprint(telephony_bp)
     if app.config["SANDBOX"]:  # the demo app (/demo/) exists only in sandbox mode
@@ -36,6 +36,13 @@ def init_app(app: Flask) -> None:
     # and macros read them from there (a field's hint and maxlength come with its spec).
     app.jinja_env.globals["messages"] = messages
     app.jinja_env.globals["fields"] = fields
+
+    @app.template_global()
+    def jst(at) -> str:
+        """A moment as the screens and mails show it: 2026年11月18日 14:00 (JST)."""
+        from .mail.outbox import format_jst
+
+        return format_jst(at)
 
     @app.template_global()
     def theme(name: str) -> str:

@@ -1,9 +1,9 @@
-"""notifications: expiry reminders share the mail outbox (one mail per flow and kind, `send_before`),
+"""notifications: expiry reminders share the mail outbox (one mail per flow, kind and consent, `send_before`),
 the webhook event outbox, the unions' signing keys, the apps' webhook URLs, and the index of the
 reminders' scan (webapp/mail/reminders.py, webapp/webhooks)
 
 Revision ID: 0008_notifications
-Revises: 0006_fapi
+Revises: 0007_links
 """
 from typing import Sequence, Union
 
@@ -14,20 +14,9 @@ import webapp.db
 
 
 revision: str = '0008_notifications'
-down_revision: Union[str, None] = "0006_fapi"
+down_revision: Union[str, None] = "0007_links"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
-
-# 0001 made mail_outbox.flow_id unique without a name: PostgreSQL named it, SQLite did not. In batch
-# mode (SQLite) this convention names the reflected constraint so that it can be dropped.
-NAMING = {"uq": "uq_%(table_name)s_%(column_0_name)s"}
-
-
-def _flow_id_unique_name() -> str:
-    for constraint in sa.inspect(op.get_bind()).get_unique_constraints('mail_outbox'):
-        if constraint['column_names'] == ['flow_id']:
-            return constraint['name'] or 'uq_mail_outbox_flow_id'
-    raise RuntimeError("mail_outbox: the unique constraint on flow_id is missing")
 
 
 def upgrade() -> None:
@@ -70,11 +59,11 @@ def upgrade() -> None:
         batch_op.create_index('ix_webhook_outbox_due', ['state', 'next_attempt_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_webhook_outbox_tenant'), ['tenant'], unique=False)
 
-    flow_id_unique = _flow_id_unique_name()
-    with op.batch_alter_table('mail_outbox', schema=None, naming_convention=NAMING) as batch_op:
+    # 0007 made (flow_id, consent_id) unique; a reminder shares the completion mail's flow and consent
+    with op.batch_alter_table('mail_outbox', schema=None) as batch_op:
         batch_op.add_column(sa.Column('send_before', webapp.db.UTCDateTime(timezone=True), nullable=True))
-        batch_op.drop_constraint(flow_id_unique, type_='unique')
-        batch_op.create_unique_constraint('uq_mail_outbox_flow_kind', ['flow_id', 'kind'])
+        batch_op.drop_constraint('uq_mail_outbox_flow_consent', type_='unique')
+        batch_op.create_unique_constraint('uq_mail_outbox_flow_kind_consent', ['flow_id', 'kind', 'consent_id'])
 
     with op.batch_alter_table('oauth_client', schema=None) as batch_op:
         batch_op.add_column(sa.Column('webhook_url', sa.String(length=2000), nullable=True))
@@ -90,10 +79,10 @@ def downgrade() -> None:
     with op.batch_alter_table('oauth_client', schema=None) as batch_op:
         batch_op.drop_column('webhook_url')
 
-    op.execute("DELETE FROM mail_outbox WHERE kind <> 'consent_completed'")  # one mail per flow again
+    op.execute("DELETE FROM mail_outbox WHERE kind = 'consent_expiring'")  # one mail per flow and consent again
     with op.batch_alter_table('mail_outbox', schema=None) as batch_op:
-        batch_op.drop_constraint('uq_mail_outbox_flow_kind', type_='unique')
-        batch_op.create_unique_constraint('mail_outbox_flow_id_key', ['flow_id'])
+        batch_op.drop_constraint('uq_mail_outbox_flow_kind_consent', type_='unique')
+        batch_op.create_unique_constraint('uq_mail_outbox_flow_consent', ['flow_id', 'consent_id'])
         batch_op.drop_column('send_before')
 
     with op.batch_alter_table('webhook_outbox', schema=None) as batch_op:

@@ -30,7 +30,7 @@ from ..oauth.models import OAuthClient
 from ..render import go, is_htmx, render_exact, render_page
 from . import state
 from .blueprint import bp
-from .models import Flow
+from .models import LINKS, Flow
 from .steps import end_flow, finish_step, flow_step, log_step, next_step, no_flow_response, step_url
 
 
@@ -85,7 +85,7 @@ def call():
     s.refresh(attempt)
     kind = callauth.status_of(attempt).kind
     if kind == USED:  # a parallel 「確定する」 already went on
-        return go(step_url(next_step("call")))
+        return go(step_url(next_step(flow, "call")))
     log_step(flow, "call_confirm", "fail" if kind == WAITING else "refused", detail=kind)
     return _render(flow, attempt, form, pressed=True)
 
@@ -164,6 +164,9 @@ def call_restart():
     if attempt is None or callauth.status_of(attempt).kind not in (EXPIRED, SUPERSEDED):
         return go(url_for("flow.call"))
     if end_flow(flow, "expired", event="call_restart"):
+        if flow.purpose == LINKS:
+            state.start(flow.tenant, None, None, {}, purpose=LINKS)
+            return go(step_url(state.FIRST_STEP))
         client = OAuthClient.by_id(flow.client_id)
         if client is None or client.revoked_at is not None:
             return no_flow_response()

@@ -2,6 +2,7 @@
 
 Cancelling ends the flow server-side at once; the cancel screen only offers the way back to the
 client app, which learns the customer cancelled (`error=access_denied`, with `state` and `iss`).
+A 連携中のアプリ flow has no app to go back to: its way back is the links page's start.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from .. import db, messages
 from ..oauth import error_redirect_url
 from ..render import go, render_page
 from .blueprint import bp
-from .models import Flow
+from .models import LINKS, Flow
 from .state import STEPS, load
 from .steps import end_flow, no_flow_response, screen_url
 
@@ -47,6 +48,8 @@ def leave():
     if flow is None:
         return no_flow_response()
     end_flow(flow, "maintenance", event="left_in_maintenance")
+    if flow.purpose == LINKS:
+        return go(url_for("my.links"))
     return go(error_redirect_url(flow, "temporarily_unavailable", "maintenance"))
 
 
@@ -56,4 +59,6 @@ def cancelled():
     flow = db.session().get(Flow, flow_id) if flow_id else None
     if flow is None or flow.tenant != g.tenant.id or flow.outcome not in ("cancelled", "denied"):
         return no_flow_response()
+    if flow.purpose == LINKS:
+        return render_page("flow/cancelled.html", return_url=url_for("my.links"), return_label=messages.LINKS_TITLE)
     return render_page("flow/cancelled.html", return_url=error_redirect_url(flow, "access_denied"))

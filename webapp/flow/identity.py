@@ -44,7 +44,8 @@ def check_with_lockout(flow, event: str, check, *, completes_authentication: boo
     request.environ[ANSWER_AT] = started + float(current_app.config["IDENTITY_CHECK_SECONDS"])
     key = account_key(flow)
     s = db.session()
-    spending = budgets.identity_budgets(current_app.config, tenant=flow.tenant, client_id=flow.client_id,
+    spending = budgets.identity_budgets(current_app.config, tenant=flow.tenant,
+                                        client_id=flow.client_id or flow.purpose,
                                         address=request.remote_addr or "")
     spent = budgets.reserve(s, spending)
     if spent is not None:

@@ -10,8 +10,12 @@ from ..db import UTCDateTime
 from ..fields import ACCOUNT_NUMBER, ACCOUNT_TYPE, BRANCH, EMAIL, NAME_KANA
 
 
+AUTHORIZE, LINKS = "authorize", "links"  # what a flow is for: an app's authorization request, or 連携中のアプリ
+
+
 class Flow(SQLModel, table=True):
-    """One customer's pass through API連携認証, from the authorization request to consent or cancel.
+    """One customer's pass through API連携認証, from the authorization request to consent or cancel;
+    or, with purpose `links`, from 連携中のアプリ through the same identity steps to that page.
 
     The browser holds only an opaque handle (in the signed session cookie); this row holds the
     state. `handle_hash` is rotated at each completed stage, so an old cookie is worthless.
@@ -23,9 +27,10 @@ class Flow(SQLModel, table=True):
     handle_hash: str = Field(sa_column=Column(String(64), unique=True, nullable=False))
     tenant: str = Field(max_length=32, index=True)
     step: str = Field(max_length=16)  # see flow.state.STEPS
-    # the authorization request, as validated when the flow began
-    client_id: str = Field(max_length=64)
-    redirect_uri: str = Field(max_length=2000)
+    purpose: str = Field(default=AUTHORIZE, sa_column=Column(String(16), nullable=False, server_default=AUTHORIZE))
+    # the authorization request, as validated when the flow began (none for purpose links)
+    client_id: Optional[str] = Field(default=None, max_length=64)
+    redirect_uri: Optional[str] = Field(default=None, max_length=2000)
     oauth_request: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     # ① and ②
     branch: Optional[str] = Field(default=None, max_length=BRANCH.max_length)
@@ -38,4 +43,4 @@ class Flow(SQLModel, table=True):
     created_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     updated_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     ended_at: Optional[dt.datetime] = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
-    outcome: Optional[str] = Field(default=None, max_length=16)  # consented | cancelled | denied | expired
+    outcome: Optional[str] = Field(default=None, max_length=16)  # consented | cancelled | denied | expired | finished

@@ -18,7 +18,7 @@ from sqlmodel import select
 
 from .. import clock, db, metrics, oplog
 from ..tenants import current as current_tenant
-from .models import Flow
+from .models import AUTHORIZE, LINKS, Flow
 
 
 class Step(NamedTuple):
@@ -28,8 +28,9 @@ class Step(NamedTuple):
     done_event: str | None  # the log row of its completion (None: its passed identity check is that row)
 
 
-# The screens in the order a flow passes them: steps.finish_step moves along this list, and
-# steps.finish_last_step ends the flow on the last one.
+# Every step, by name. ROUTES gives the order a flow of each purpose passes them: steps.finish_step
+# moves along its route, steps.finish_last_step ends an authorization flow on ⑥, and a links flow
+# stays on its last step (連携中のアプリ) until the customer ends it or it expires.
 STEPS = {
     "account": Step("flow.account", "SOA201", "（ご利用口座情報入力）", "account_entered"),
     "customer": Step("flow.customer", "SOA202", "（お客様情報入力）", None),
@@ -37,8 +38,11 @@ STEPS = {
     "call": Step("flow.call", "SOA209", "（電話番号認証）", "call_confirm"),
     "pin": Step("flow.pin", "SOA211", "（キャッシュカード暗証番号認証）", None),
     "consent": Step("flow.consent", "SOA206", "（情報連携認可）", "consented"),
+    "links": Step("my.links", "MYLINKS", "連携中のアプリ", None),
 }
-FIRST_STEP = next(iter(STEPS))
+_IDENTITY = ("account", "customer", "phone", "call", "pin")
+ROUTES = {AUTHORIZE: _IDENTITY + ("consent",), LINKS: _IDENTITY + ("links",)}
+FIRST_STEP = _IDENTITY[0]
 
 _COOKIE_KEY = "flows"  # session["flows"][tenant] = handle
 
@@ -63,12 +67,15 @@ def _remember(tenant_id: str, handle: str | None) -> None:
     session[_COOKIE_KEY] = flows
 
 
-def start(tenant_id: str, client_id: str, redirect_uri: str, oauth_request: dict) -> Flow:
-    """Begin a flow for a validated authorization request; the browser gets its handle."""
+def start(tenant_id: str, client_id: str | None, redirect_uri: str | None, oauth_request: dict,
+          purpose: str = AUTHORIZE) -> Flow:
+    """Begin a flow for a validated authorization request (or, purpose LINKS, with no client, for
+    連携中のアプリ); the browser gets its handle."""
     handle = secrets.token_urlsafe(32)
     now = clock.now()
-    flow = Flow(handle_hash=handle_hash(handle), tenant=tenant_id, step=FIRST_STEP, client_id=client_id,
-                redirect_uri=redirect_uri, oauth_request=oauth_request, created_at=now, updated_at=now)
+    flow = Flow(handle_hash=handle_hash(handle), tenant=tenant_id, step=FIRST_STEP, purpose=purpose,
+                client_id=client_id, redirect_uri=redirect_uri, oauth_request=oauth_request,
+                created_at=now, updated_at=now)
     s = db.session()
     s.add(flow)
     s.flush()

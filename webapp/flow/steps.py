@@ -70,10 +70,10 @@ def flow_step(step: str):
     return decorator
 
 
-def next_step(step: str) -> str:
-    """The step after `step` in STEPS."""
-    order = list(STEPS)
-    return order[order.index(step) + 1]
+def next_step(flow: Flow, step: str | None = None) -> str:
+    """The step after `step` (default: where the flow stands) on the flow's route."""
+    route = state.ROUTES[flow.purpose]
+    return route[route.index(step or flow.step) + 1]
 
 
 def _move(flow: Flow, to_step: str, event: str | None, changes: dict):
@@ -91,10 +91,10 @@ def _move(flow: Flow, to_step: str, event: str | None, changes: dict):
 
 
 def finish_step(flow: Flow, **changes):
-    """The flow's step is done: on to the next step of STEPS, saving `changes` on the way. Commits
+    """The flow's step is done: on to the next step of its route, saving `changes` on the way. Commits
     (with the caller's pending work, e.g. ④'s used call attempt); returns the redirect. (The last
     step has no next one: finish_last_step ends the flow.)"""
-    return _move(flow, next_step(flow.step), STEPS[flow.step].done_event, changes)
+    return _move(flow, next_step(flow), STEPS[flow.step].done_event, changes)
 
 
 def back_to(flow: Flow, step: str, **changes):

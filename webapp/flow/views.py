@@ -4,7 +4,7 @@ Importing this module gives the blueprint with every screen on it, in the order 
 """
 from __future__ import annotations
 
-from . import account, customer, phone, call, pin, consent, cancel  # noqa: F401  (each adds its routes to bp)
-from .blueprint import bp
+from . import account, customer, phone, call, pin, consent, cancel, links  # noqa: F401  (each adds its routes)
+from .blueprint import bp, my_bp
 
-__all__ = ["bp"]
+__all__ = ["bp", "my_bp"]

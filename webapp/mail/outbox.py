@@ -1,8 +1,9 @@
-"""Queueing: the completion mail is an outbox row added in the consent's own transaction.
+"""Queueing: the completion mail is an outbox row added in the consent's own transaction, and so is
+the notice of a link the customer ended on 連携中のアプリ (in the revocation's transaction).
 
 So the consent and its mail commit or roll back together, and a retry of the consent finds the row
-already there (unique flow_id and kind, INSERT … ON CONFLICT DO NOTHING) instead of queueing a
-second one. The expiry reminder (reminders.py) is queued the same way, once per flow.
+already there (unique flow_id, kind and consent_id, INSERT … ON CONFLICT DO NOTHING) instead of
+queueing a second one. The expiry reminder (reminders.py) is queued the same way, once per flow.
 The notice names the app and its operator, the masked account (last 3 digits only), the 認可期間 in
 JST and how to revoke; it never carries the PIN or the phone number (the flow row holds no PIN,
 and the template is given no phone but the union's).
@@ -13,7 +14,7 @@ import datetime as dt
 from email.utils import make_msgid, parseaddr
 from typing import TYPE_CHECKING
 
-from flask import render_template
+from flask import current_app, render_template
 from sqlmodel import Session, select
 
 from .. import clock, db
@@ -26,6 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 KIND_CONSENT_COMPLETED = "consent_completed"
 KIND_CONSENT_EXPIRING = "consent_expiring"
+KIND_CONSENT_REVOKED = "consent_revoked"
 
 
 def mask_account_number(number: str) -> str:
@@ -43,37 +45,47 @@ def consent_days(consent: "Consent") -> int:
     return round(seconds / 86400)
 
 
-def _context(*, tenant: "Tenant", flow: "Flow", consent: "Consent", client: "OAuthClient") -> dict:
-    return dict(
+def links_url(tenant: "Tenant") -> str:
+    """Where the customer sees and ends their links (CONTRACT §10)."""
+    return f"{current_app.config['BASE_URL']}/{tenant.id}/my/links"
+
+
+def _compose(name: str, *, tenant: "Tenant", flow: "Flow", consent: "Consent", client: "OAuthClient",
+             **extra) -> tuple[str, str]:
+    """(subject, body) of the notice `name`, from the union's `mail/<name>_subject.txt` and `_body.txt`
+    (overridable per union)."""
+    context = dict(
         tenant=tenant, contact=tenant.contact, client_name=client.name, operator=client.operator,
-        branch=flow.branch, account_type_name=tenant.account_type_name(flow.account_type) or "",
-        masked_number=mask_account_number(flow.account_number or ""),
+        branch=consent.branch, account_type_name=tenant.account_type_name(consent.account_type) or "",
+        masked_number=mask_account_number(consent.account_number or ""),
         granted=format_jst(consent.granted_at), expires=format_jst(consent.expires_at),
-        days=consent_days(consent),
+        days=consent_days(consent), links_url=links_url(tenant), **extra,
     )
-
-
-def _compose(tenant: "Tenant", template: str, context: dict) -> tuple[str, str]:
-    """(subject, body) from the union's `mail/<template>_subject.txt` and `_body.txt` (overridable per union)."""
-    subject = render_template(tenant.templates(f"mail/{template}_subject.txt"), **context)
-    body = render_template(tenant.templates(f"mail/{template}_body.txt"), **context)
+    subject = render_template(tenant.templates(f"mail/{name}_subject.txt"), **context)
+    body = render_template(tenant.templates(f"mail/{name}_body.txt"), **context)
     return " ".join(subject.split()), body.strip("\n") + "\n"
 
 
 def compose_completion(*, tenant: "Tenant", flow: "Flow", consent: "Consent", client: "OAuthClient") -> tuple[str, str]:
     """(subject, body) of the completion notice."""
-    return _compose(tenant, "completion", _context(tenant=tenant, flow=flow, consent=consent, client=client))
+    return _compose("completion", tenant=tenant, flow=flow, consent=consent, client=client)
 
 
 def compose_reminder(*, tenant: "Tenant", flow: "Flow", consent: "Consent", client: "OAuthClient") -> tuple[str, str]:
     """(subject, body) of the reminder that the consent ends soon: which app, when, how to renew."""
-    return _compose(tenant, "reminder", _context(tenant=tenant, flow=flow, consent=consent, client=client))
+    return _compose("reminder", tenant=tenant, flow=flow, consent=consent, client=client)
+
+
+def compose_revocation(*, tenant: "Tenant", flow: "Flow", consent: "Consent", client: "OAuthClient") -> tuple[str, str]:
+    """(subject, body) of the notice that the customer ended a link on 連携中のアプリ."""
+    return _compose("revoked", tenant=tenant, flow=flow, consent=consent, client=client,
+                    revoked=format_jst(consent.revoked_at or clock.now()))
 
 
 def _queue(session: Session, *, kind: str, tenant: "Tenant", flow: "Flow", consent: "Consent",
            message: tuple[str, str], send_before: dt.datetime | None = None) -> bool:
-    """Add one mail of `kind` about `flow` to `session`'s transaction, unless there is one already.
-    True when this call added it."""
+    """Add one mail of `kind` about `flow` and `consent` to `session`'s transaction, unless there is
+    one already. True when this call added it."""
     subject, body = message
     now = clock.now()
     domain = parseaddr(tenant.mail_sender)[1].rpartition("@")[2] or tenant.mail_domain or None
@@ -83,8 +95,20 @@ def _queue(session: Session, *, kind: str, tenant: "Tenant", flow: "Flow", conse
              sender=tenant.mail_sender, recipient=flow.email, subject=subject, body=body,
              message_id=make_msgid(domain=domain), state=PENDING, attempts=0, next_attempt_at=now,
              created_at=now, send_before=send_before),
-        ["flow_id", "kind"],
+        ["flow_id", "kind", "consent_id"],
     )
+
+
+def _queue_notice(session: Session, kind: str, compose, *, tenant: "Tenant", flow: "Flow", consent: "Consent",
+                  client: "OAuthClient") -> MailOutbox:
+    """Queue the notice `kind` once and return its row (the one already queued, unchanged, on a retry)."""
+    if not flow.email:
+        raise ValueError("the flow has no mail address (screen ② stores it)")
+    session.flush()  # the flow and consent rows get their ids inside the caller's transaction
+    _queue(session, kind=kind, tenant=tenant, flow=flow, consent=consent,
+           message=compose(tenant=tenant, flow=flow, consent=consent, client=client))
+    return session.exec(select(MailOutbox).where(MailOutbox.flow_id == flow.id, MailOutbox.kind == kind,
+                                                 MailOutbox.consent_id == consent.id)).one()
 
 
 def queue_completion_mail(session: Session, *, tenant: "Tenant", flow: "Flow", consent: "Consent",
@@ -93,13 +117,16 @@ def queue_completion_mail(session: Session, *, tenant: "Tenant", flow: "Flow", c
 
     Queueing the same flow again returns the row already queued, unchanged.
     """
-    if not flow.email:
-        raise ValueError("the flow has no mail address (screen ② stores it)")
-    session.flush()  # the flow and consent rows get their ids inside the caller's transaction
-    _queue(session, kind=KIND_CONSENT_COMPLETED, tenant=tenant, flow=flow, consent=consent,
-           message=compose_completion(tenant=tenant, flow=flow, consent=consent, client=client))
-    return session.exec(select(MailOutbox).where(MailOutbox.flow_id == flow.id,
-                                                 MailOutbox.kind == KIND_CONSENT_COMPLETED)).one()
+    return _queue_notice(session, KIND_CONSENT_COMPLETED, compose_completion, tenant=tenant, flow=flow,
+                         consent=consent, client=client)
+
+
+def queue_revocation_mail(session: Session, *, tenant: "Tenant", flow: "Flow", consent: "Consent",
+                          client: "OAuthClient") -> MailOutbox:
+    """Add the notice that `consent` was ended in the links session `flow` (to the address given at ②
+    of that session) to `session`'s transaction (flushes, never commits); once per consent and flow."""
+    return _queue_notice(session, KIND_CONSENT_REVOKED, compose_revocation, tenant=tenant, flow=flow,
+                         consent=consent, client=client)
 
 
 def queue_reminder_mail(session: Session, *, tenant: "Tenant", flow: "Flow", consent: "Consent",

@@ -12,8 +12,14 @@ A flow started from a pushed request (PAR) spends it here, in the same transacti
 opened from one `request_uri`, only the first 許可する gets a code.
 
 `revoke_consent` ends an authorization at once (the customer asked the union; staff): the consent
+`revoke_consent` ends an authorization at once (the customer asked the union; staff): the consent
 and every token issued under it; in the same transaction its expiry reminder, if unsent, is
 cancelled and the app, if it registered a webhook, gets a `consent_revoked` event.
+
+連携中のアプリ (CONTRACT §10): `live_links` lists an account's live consents with the app, its
+operator and the app's last successful API call for the account (read from the operation log, which
+already has a row for every call: no write is added to the API's path); `revoke_for_customer`
+ends one of them, only of the account the customer proved, and queues the notice.
 """
 from __future__ import annotations
 
@@ -22,11 +28,13 @@ import datetime as dt
 
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
-from sqlalchemy import update
+from sqlalchemy import func, update
+from sqlmodel import select
 
 from .. import clock, lockout
 from ..corebanking import AccountKey
-from ..mail import cancel_reminder, queue_completion_mail
+from ..mail import cancel_reminder, queue_completion_mail, queue_revocation_mail
+from ..oplog import OperationLog
 from ..webhooks.events import CONSENT_REVOKED, queue_event
 from . import issuer, par
 from .models import Consent, OAuthClient, Token
@@ -95,3 +103,59 @@ def revoke_consent(s, consent: Consent, reason: str = "union") -> bool:
     cancel_reminder(s, consent.id)
     queue_event(s, consent, CONSENT_REVOKED, reason)
     return True
+
+
+@dataclasses.dataclass(frozen=True)
+class Link:
+    """One app linked to an account, as 連携中のアプリ shows it."""
+
+    consent: Consent
+    app_name: str
+    operator: str
+    last_used_at: dt.datetime | None  # the app's last successful API call for the account since the grant
+
+
+def _live_consents(key: AccountKey):
+    return (select(Consent, OAuthClient).join(OAuthClient, OAuthClient.client_id == Consent.client_id)
+            .where(Consent.tenant == key.tenant, Consent.branch == key.branch,
+                   Consent.account_type == key.account_type, Consent.account_number == key.number,
+                   Consent.revoked_at.is_(None), Consent.expires_at > clock.now(), OAuthClient.revoked_at.is_(None)))
+
+
+def _last_calls(s, key: AccountKey, since: dt.datetime) -> dict[str, dt.datetime]:
+    """Each app's latest successful API call for the account since `since` (one indexed read)."""
+    rows = s.exec(select(OperationLog.client_id, func.max(OperationLog.at))
+                  .where(OperationLog.tenant == key.tenant, OperationLog.branch == key.branch,
+                         OperationLog.account_type == key.account_type, OperationLog.account_number == key.number,
+                         OperationLog.at >= since, OperationLog.screen == "API", OperationLog.result == "ok")
+                  .group_by(OperationLog.client_id)).all()
+    return {client_id: clock.as_utc(at) for client_id, at in rows}
+
+
+def live_links(s, key: AccountKey) -> list[Link]:
+    """The account's live consents (not ended, not expired, app still registered), newest first."""
+    rows = s.exec(_live_consents(key).order_by(Consent.granted_at.desc(), Consent.id.desc())).all()
+    if not rows:
+        return []
+    last = _last_calls(s, key, min(clock.as_utc(consent.granted_at) for consent, _ in rows))
+    links = []
+    for consent, client in rows:
+        used = last.get(consent.client_id)
+        links.append(Link(consent, client.name, client.operator,
+                          used if used is not None and used >= clock.as_utc(consent.granted_at) else None))
+    return links
+
+
+def find_link(s, key: AccountKey, consent_id: int) -> Link | None:
+    """The account's live link `consent_id`; None for any other id (another account's, ended, unknown)."""
+    return next((link for link in live_links(s, key) if link.consent.id == consent_id), None)
+
+
+def revoke_for_customer(s, flow, tenant, link: Link) -> int | None:
+    """連携を解除する on 連携中のアプリ: end `link` and queue its notice to the address the customer
+    gave at ② of `flow`, in the caller's transaction. The notice's outbox id; None when the consent
+    had ended meanwhile (then no notice)."""
+    if not revoke_consent(s, link.consent, "customer"):
+        return None
+    client = s.exec(select(OAuthClient).where(OAuthClient.client_id == link.consent.client_id)).one()
+    return queue_revocation_mail(s, tenant=tenant, flow=flow, consent=link.consent, client=client).id

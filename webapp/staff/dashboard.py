@@ -18,8 +18,8 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from .. import clock, lockout
-from ..flow.models import Flow
-from ..flow.state import STEPS
+from ..flow.models import AUTHORIZE, Flow
+from ..flow.state import ROUTES
 from ..lockout import AccountLock
 from ..mail.models import FAILED, PENDING, MailOutbox
 from ..oplog import OperationLog
@@ -62,9 +62,9 @@ def today(s, tenant) -> Day:
     idle = dt.timedelta(seconds=int(current_app.config["FLOW_IDLE_SECONDS"]))
     stale = (Flow.ended_at.is_(None)) & (Flow.updated_at < now - idle)
     rows = s.exec(select(Flow.step, Flow.outcome, stale, func.count())
-                  .where(Flow.tenant == tenant.id, Flow.created_at >= since)
+                  .where(Flow.tenant == tenant.id, Flow.purpose == AUTHORIZE, Flow.created_at >= since)
                   .group_by(Flow.step, Flow.outcome, stale)).all()
-    order = list(STEPS)
+    order = list(ROUTES[AUTHORIZE])
     steps = {name: StepFigures(name, STEP_NAMES.get(name, name)) for name in order}
     started = completed = abandoned = 0
     for step, outcome, is_stale, count in rows:

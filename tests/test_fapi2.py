@@ -782,3 +782,11 @@ def test_fapi2_par_with_a_bad_dpop_proof_or_dpop_jkt_is_refused(fapi):
         **fapi.auth()})
     assert bad_proof.status_code == 400 and error_of(bad_proof) == "invalid_dpop_proof"
     assert error_of(fapi.push(dpop_jkt="not a thumbprint")) == "invalid_request"
+
+
+@pytest.mark.parametrize("app_config", [{"TOKEN_REQUESTS_PER_CLIENT": "3 per minute"}])
+def test_fapi2_par_and_token_requests_are_counted_per_client_named_by_its_assertion(app, client, customers, tmp_path):
+    noisy, quiet = FapiApp(app, client, "amami", tmp_path), FapiApp(app, client, "amami", tmp_path)
+    statuses = [noisy.push(client_id=None).status_code for _ in range(4)]
+    assert statuses == [201, 201, 201, 429]
+    assert quiet.push(client_id=None).status_code == 201  # same address, another app: its own count

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import logging
 
 from flask import Flask, current_app, request
@@ -34,11 +35,12 @@ log = logging.getLogger("renkei.shedding")
 
 SHED_BLUEPRINTS = {"pages", "flow", "oauth", "callauth", "api"}
 NOT_COUNTED = {"pages.theme_css"}
-PER_CLIENT = {"oauth.token", "oauth.revoke", "oauth.introspect", "oauth.par"}
+PER_CLIENT = {"oauth.token", "oauth.revoke", "oauth.introspect", "oauth.pushed_authorization_request"}
 
 
 def _claimed_client_id() -> str | None:
-    """The client_id a token-endpoint request names (HTTP Basic or form); unauthenticated, a key only."""
+    """The client_id a token-endpoint request names (HTTP Basic, form, or the `sub` of a
+    private_key_jwt assertion); unauthenticated, a key only."""
     header = request.headers.get("Authorization", "")
     if header[:6].lower() == "basic ":
         try:
@@ -46,7 +48,20 @@ def _claimed_client_id() -> str | None:
             return user.decode("utf-8")[:200] or None
         except (binascii.Error, UnicodeDecodeError, ValueError):
             return None
-    return (request.form.get("client_id") or "")[:200] or None
+    return (request.form.get("client_id") or "")[:200] or _assertion_subject(request.form.get("client_assertion"))
+
+
+def _assertion_subject(assertion: str | None) -> str | None:
+    """The `sub` a JWT claims, unverified (the key of a counter, nothing more)."""
+    parts = (assertion or "").split(".")
+    if len(parts) != 3 or len(parts[1]) > 4000:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (binascii.Error, ValueError):
+        return None
+    sub = claims.get("sub") if isinstance(claims, dict) else None
+    return sub[:200] if isinstance(sub, str) and sub else None
 
 
 def _sender() -> tuple[str, str] | None:

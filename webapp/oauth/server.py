@@ -20,7 +20,8 @@ The rules, FAPI 2.0-grade, each set here explicitly because Authlib's defaults a
   (`client_assertion.py`), must push its authorization requests (`par.py`), and gets DPoP-bound
   tokens: its token requests carry a DPoP proof with a nonce of ours (`dpop.py`), the tokens are
   bound to the proof's key (`Token.dpop_jkt`, `token_type` "DPoP"), and a refresh needs a proof
-  with that same key. Any client may send a DPoP proof and get bound tokens the same way;
+  with that same key. Any client may send a DPoP proof and get bound tokens the same way, and an
+  authorization request may bind its code to a DPoP key (`dpop_jkt`, or a proof sent to PAR);
 - codes, tokens and secrets are stored only as SHA-256 (`models.secret_hash`); values are 256-bit.
 
 The "user" Authlib hands around is the `Consent` row: what a token may read is exactly what the
@@ -320,9 +321,9 @@ class AuthorizationCodeGrant(DPoPBoundTokens, grants.AuthorizationCodeGrant):
 
     def validate_token_request(self):
         super().validate_token_request()
-        # after the code and PKCE checks, before the code is spent: a use_dpop_nonce answer leaves
-        # the code for the retry with the nonce
-        # a FAPI 2.0 client must prove a key; another client may; a code bound to a key needs its proof
+        # After the code and PKCE checks, before the code is spent (a use_dpop_nonce answer leaves it
+        # for the retry): a FAPI 2.0 client must prove a key, another client may, and a code bound
+        # to a key (RFC 9449 §10) needs a proof of that key.
         bound = self.request.authorization_code.row.dpop_jkt
         jkt = token_request_jkt(required=self.request.client.is_fapi2 or bool(bound))
         if bound and jkt != bound:

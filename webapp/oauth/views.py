@@ -30,7 +30,6 @@ bp.url_defaults(tenants.add_tenant)
 metadata_bp = Blueprint("oauth_metadata", __name__)
 
 
-
 def error_page(message: str, status: int = 400):
     return render_template(g.tenant.templates("oauth/error.html"), message=message), status
 

@@ -38,6 +38,7 @@ def main() -> int:
     parser.add_argument("--sort", default="tottime")
     parser.add_argument("--only", nargs="+", default=KINDS, choices=KINDS)
     parser.add_argument("--database-url", default=None)
+    parser.add_argument("--dump", metavar="DIR", help="also write each profile to DIR/KIND.prof (pstats, snakeviz)")
     args = parser.parse_args()
 
     from webapp import clock, create_app
@@ -133,6 +134,8 @@ def main() -> int:
             pstats.Stats(profiles[kind], stream=out).strip_dirs().sort_stats(args.sort).print_stats(args.top)
             text = out.getvalue()
             print(text[text.find("   ncalls"):].rstrip())
+            if args.dump:
+                profiles[kind].dump_stats(f"{args.dump}/{kind}.prof")
     return 0
 
 

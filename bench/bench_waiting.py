@@ -28,9 +28,8 @@ import datetime as dt
 import hashlib
 import json
 import os
-import random
 import pathlib
-import resource
+import random
 import secrets
 import shutil
 import subprocess

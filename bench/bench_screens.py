@@ -164,6 +164,7 @@ def _ms(text: str) -> float:
 
 def parse_wrk(out: str) -> dict:
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
     p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))
     p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))
     errors = 0
@@ -173,7 +174,7 @@ def parse_wrk(out: str) -> dict:
     m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     if m:
         errors += sum(int(x) for x in m.groups())
-    return {"rps": rps, "p50_ms": p50, "p99_ms": p99, "errors": errors}
+    return {"rps": rps, "p50_ms": p50, "p99_ms": p99, "errors": errors, "requests": requests}
 
 
 def measure_row(wrk: Wrk, origin: str, bare_origin: str, row: dict, args) -> dict:

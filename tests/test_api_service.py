@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import threading
 import uuid
 
 import pytest
@@ -62,6 +63,32 @@ def test_every_call_is_logged_with_client_account_endpoint_status_and_interactio
     assert (not_found.event, not_found.result) == ("balances", "fail") and "status=404" in not_found.detail
     assert (refused.result, refused.client_id) == ("refused", None)
     assert "status=401" in refused.detail and "reason=unknown" in refused.detail
+
+
+def test_parallel_calls_are_each_logged_once_before_their_answer(api):
+    """Calls that arrive together share the log's commits (webapp/oplog.py _GroupCommit), yet every
+    one is in the log, once, by the time its client has the answer."""
+    calls = 24
+    barrier = threading.Barrier(calls)
+    logged_by_then: list[int] = []
+    sent = [str(uuid.uuid4()) for _ in range(calls)]
+
+    def call(interaction_id):
+        client = api.app.test_client()
+        barrier.wait()
+        response = client.get(f"/{api.tenant}/api/v1/accounts", headers={
+            "Authorization": f"Bearer {api.token}", "x-fapi-interaction-id": interaction_id})
+        assert response.status_code == 200
+        logged_by_then.append(sum(interaction_id in (r.detail or "") for r in api_log(api.app)))
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in sent]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert logged_by_then == [1] * calls
+    details = [r.detail for r in api_log(api.app)]
+    assert sorted(details) == sorted(f"status=200 interaction={i}" for i in sent)
 
 
 def test_the_token_never_reaches_the_log(api):

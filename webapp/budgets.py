@@ -58,6 +58,9 @@ def _window(limit: str) -> tuple[int, int]:
     return item.amount, int(clock.now().timestamp()) // period
 
 
+_BUDGET = CheckBudget.__table__  # Core statements: no budget row is ever loaded as an object to keep in step
+
+
 def reserve(s: Session, budgets: list[Budget]) -> Budget | None:
     """Take one slot of every budget, or none: the first budget that is spent, else None.
 
@@ -66,12 +69,13 @@ def reserve(s: Session, budgets: list[Budget]) -> Budget | None:
     """
     for budget in budgets:
         amount, window = _window(budget.limit)
-        dbmod.insert_or_ignore(s, CheckBudget.__table__, {"key": budget.key, "window": window, "used": 0}, ["key"])
+        dbmod.insert_or_ignore(s, _BUDGET, {"key": budget.key, "window": window, "used": 0}, ["key"])
+        c = _BUDGET.c
         stmt = (
-            update(CheckBudget)
-            .where(CheckBudget.key == budget.key, or_(CheckBudget.window != window, CheckBudget.used < amount))
-            .values(used=case((CheckBudget.window == window, CheckBudget.used + 1), else_=1), window=window)
-            .returning(CheckBudget.used)
+            update(_BUDGET)
+            .where(c.key == budget.key, or_(c.window != window, c.used < amount))
+            .values(used=case((c.window == window, c.used + 1), else_=1), window=window)
+            .returning(c.used)
         )
         if s.execute(stmt).scalar_one_or_none() is None:
             s.rollback()
@@ -84,6 +88,6 @@ def give_back(s: Session, budgets: list[Budget]) -> None:
     for budget in budgets:
         if budget.failures_only:
             _, window = _window(budget.limit)
-            s.execute(update(CheckBudget)
-                      .where(and_(CheckBudget.key == budget.key, CheckBudget.window == window, CheckBudget.used > 0))
-                      .values(used=CheckBudget.used - 1))
+            c = _BUDGET.c
+            s.execute(update(_BUDGET).where(and_(c.key == budget.key, c.window == window, c.used > 0))
+                      .values(used=c.used - 1))

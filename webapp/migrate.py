@@ -1,18 +1,21 @@
-"""`flask --app webapp db …`: Alembic migrations over the SQLModel metadata."""
+"""`flask --app webapp db …`: Alembic migrations over the SQLModel metadata.
+
+Alembic is imported by the commands, not with the app: a web worker never runs them, and Alembic
+with Mako and Pygments is ~100 modules of its memory."""
 from __future__ import annotations
 
 import os
 
 import click
-from alembic import command
-from alembic.config import Config
 from flask import current_app
 from flask.cli import AppGroup
 
 db_cli = AppGroup("db", help="Database schema (Alembic migrations in migrations/).")
 
 
-def alembic_config() -> Config:
+def alembic_config():
+    from alembic.config import Config
+
     root = os.path.dirname(current_app.root_path)
     cfg = Config()
     cfg.set_main_option("script_location", os.path.join(root, "migrations"))
@@ -21,6 +24,8 @@ def alembic_config() -> Config:
 
 
 def upgrade(revision: str = "head") -> None:
+    from alembic import command
+
     command.upgrade(alembic_config(), revision)
 
 
@@ -36,6 +41,8 @@ def upgrade_cmd(revision):
 @click.argument("revision")
 def downgrade_cmd(revision):
     """Step the schema back to REVISION (e.g. -1, base)."""
+    from alembic import command
+
     command.downgrade(alembic_config(), revision)
 
 
@@ -43,11 +50,15 @@ def downgrade_cmd(revision):
 @click.option("-m", "--message", required=True)
 def revision_cmd(message):
     """Write a new migration from the difference between the models and the database."""
+    from alembic import command
+
     command.revision(alembic_config(), message=message, autogenerate=True)
 
 
 @db_cli.command("check")
 def check_cmd():
     """Fail when the models have changes no migration covers."""
+    from alembic import command
+
     command.check(alembic_config())
     click.echo("models and migrations agree")

@@ -82,14 +82,13 @@ def _log_call(tenant_id: str, status: int, interaction_id: str) -> None:
     detail = f"status={status} interaction={interaction_id}"
     if g.get("api_auth_failure"):
         detail += f" reason={g.api_auth_failure}"
-    s = db.session()
-    s.rollback()  # a read-only request: nothing of it is pending, and a failed one must not block the log
-    oplog.record(s, tenant=tenant_id, screen="API", event=(request.endpoint or "unknown").removeprefix("api.")[:40],
-                 result=result, detail=detail, client_id=g.get("api_client_id"),
-                 branch=account.branch if account else None,
-                 account_type=account.account_type if account else None,
-                 account_number=account.number if account else None)
-    s.commit()
+    db.session().rollback()  # a read-only request: nothing of it is pending, and a failed one must not block the log
+    oplog.record_committed(tenant=tenant_id, screen="API",
+                           event=(request.endpoint or "unknown").removeprefix("api.")[:40],
+                           result=result, detail=detail, client_id=g.get("api_client_id"),
+                           branch=account.branch if account else None,
+                           account_type=account.account_type if account else None,
+                           account_number=account.number if account else None)
 
 
 # --- parameters -------------------------------------------------------------------------------

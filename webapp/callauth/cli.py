@@ -8,7 +8,6 @@ form-encoded inbound call signed with TELEPHONY_AUTH_TOKEN over BASE_URL + /tele
 from __future__ import annotations
 
 import click
-import requests
 from flask import current_app
 from flask.cli import AppGroup
 
@@ -29,6 +28,8 @@ def _as_provider_sends(number: str) -> str:
 @click.option("--call-sid", default=None, help="CallSid to send (default: a new one); repeat one to test retries.")
 def simulate_call(caller, dialled, url, call_sid):
     """Post a correctly signed inbound call to the running server (sandbox mode only)."""
+    import requests  # here, not with the app: a web worker never needs it
+
     config = current_app.config
     if not config["SANDBOX"]:
         raise click.ClickException("simulate-call exists only in sandbox mode (FLASK_SANDBOX=true)")

@@ -443,3 +443,23 @@ def test_back_to_the_start_after_the_calls_window_stays_a_links_flow(amami):
 def test_the_faq_points_to_the_links_page(client, tenant):
     html = text_of(client.get(f"/{tenant}/faq"))
     assert f'<a href="/{tenant}/my/links">連携中のアプリ</a>のページ' in html
+
+
+def test_ending_a_link_tells_the_app_through_its_webhook_that_the_customer_ended_it(amami):
+    from sqlalchemy import update
+    from webapp.oauth.models import OAuthClient
+    from webapp.webhooks.models import WebhookOutbox
+
+    linked(amami)
+    (consent,) = rows(amami.app, Consent)
+    with amami.app.app_context(), Session(db.engine()) as s:
+        s.execute(update(OAuthClient).where(OAuthClient.client_id == consent.client_id)
+                  .values(webhook_url="https://app.example/renkei/events"))
+        s.commit()
+    at_links(amami)
+    revoke(amami, consent.id)
+    revoke(amami, consent.id)  # a second press ends nothing more: no second event
+
+    (event,) = rows(amami.app, WebhookOutbox)
+    assert (event.event, event.reason, event.consent_id) == ("consent_revoked", "customer", consent.id)
+    assert event.url == "https://app.example/renkei/events"

@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import dataclasses
+import datetime as dt
 import hashlib
 import json
 import os
@@ -481,6 +482,34 @@ def register_app(server: LiveServer, tenant: str) -> App:
     out = server.flask("clients", "add", "--tenant", tenant, "--name", "しんくみアプリwith CRECO",
                        "--operator", "アイ・ティ・リアライズ株式会社", "--redirect-uri", redirect_uri)
     return App(tenant, json.loads(out)["client_id"], redirect_uri)
+
+
+def linked_token(server: LiveServer, client_id: str, c: Customer) -> str:
+    """A consent of `c` for the app `client_id` and a live access token under it, as ⑥ and the token
+    endpoint leave them, written straight into the server's database (the flow to get there has its
+    own browser tests). Returns the access token."""
+    from sqlmodel import Session
+
+    from webapp import db
+    from webapp.oauth.models import Consent, Token, secret_hash
+
+    token = secrets.token_urlsafe(32)
+    now = dt.datetime.now(dt.timezone.utc)
+    engine = db.make_engine(server.env["DATABASE_URL"])
+    try:
+        with Session(engine) as s:
+            consent = Consent(tenant=c.tenant, client_id=client_id, branch=c.branch, account_type=c.account_type,
+                              account_number=c.number, scope="accounts", granted_at=now,
+                              expires_at=now + dt.timedelta(days=30))
+            s.add(consent)
+            s.flush()
+            s.add(Token(consent_id=consent.id, client_id=client_id, family=secrets.token_hex(8), scope="accounts",
+                        access_token_hash=secret_hash(token), issued_at=now,
+                        access_expires_at=now + dt.timedelta(minutes=10)))
+            s.commit()
+    finally:
+        engine.dispose()
+    return token
 
 
 def pkce_pair() -> tuple[str, str]:

@@ -8,16 +8,14 @@ linked to the same demo account; the whole authorization itself runs in test_ful
 """
 from __future__ import annotations
 
-import datetime as dt
 import re
 import secrets
 
 import pytest
 import requests
 from playwright.sync_api import Page, expect
-from sqlmodel import Session
 
-from conftest import TENANTS, Customer, LiveServer, screenshot, title, to_phone_screen
+from conftest import TENANTS, Customer, LiveServer, linked_token, screenshot, title, to_phone_screen
 from a11y import assert_no_axe_violations
 
 OPERATOR = "e2e連携テスト株式会社"
@@ -28,30 +26,11 @@ pytestmark = pytest.mark.parametrize("tenant", TENANTS)
 
 def link_app(server: LiveServer, c: Customer) -> tuple[str, str]:
     """A newly registered app linked to `c`'s account: (its name, its access token)."""
-    from webapp import db
-    from webapp.oauth.models import Consent, Token, secret_hash
-
     name = f"家計簿アプリ{secrets.token_hex(3)}"
     out = server.flask("clients", "add", "--tenant", c.tenant, "--name", name, "--operator", OPERATOR,
                        "--redirect-uri", f"{server.origin}/demo/callback")
     client_id = re.search(r'"client_id":\s*"([^"]+)"', out).group(1)
-    token = secrets.token_urlsafe(32)
-    now = dt.datetime.now(dt.timezone.utc)
-    engine = db.make_engine(server.env["DATABASE_URL"])
-    try:
-        with Session(engine) as s:
-            consent = Consent(tenant=c.tenant, client_id=client_id, branch=c.branch, account_type=c.account_type,
-                              account_number=c.number, scope="accounts", granted_at=now,
-                              expires_at=now + dt.timedelta(days=30))
-            s.add(consent)
-            s.flush()
-            s.add(Token(consent_id=consent.id, client_id=client_id, family=secrets.token_hex(8), scope="accounts",
-                        access_token_hash=secret_hash(token), issued_at=now,
-                        access_expires_at=now + dt.timedelta(minutes=10)))
-            s.commit()
-    finally:
-        engine.dispose()
-    return name, token
+    return name, linked_token(server, client_id, c)
 
 
 def api_status(server: LiveServer, tenant: str, token: str) -> int:

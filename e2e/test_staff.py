@@ -21,7 +21,7 @@ from playwright.sync_api import Page, expect
 
 from webapp import messages
 
-from conftest import ARTIFACTS, ROOT, Customer, enter_account, enter_customer, start_flow_in, title
+from conftest import ARTIFACTS, ROOT, Customer, enter_account, enter_customer, linked_token, start_flow_in, title
 
 DESKTOP = dict(viewport={"width": 1280, "height": 900}, locale="ja-JP", timezone_id="Asia/Tokyo")
 SCREENS = ROOT / "docs" / "screens"
@@ -139,34 +139,9 @@ def test_unlocked_customer_passes_the_customer_screen(desk, phone, live_server, 
     expect(title(phone)).to_have_text("API連携認証（電話番号の確認）")
 
 
-def seed_consent_and_token(live_server, client_id: str, c: Customer) -> str:
-    """A consent and a live access token for `c`, as ⑥ and the token endpoint leave them (written
-    straight into the server's database: the flow to get there has its own browser tests)."""
-    from sqlmodel import Session
-
-    from webapp import clock, create_app, db
-    from webapp.oauth.models import Consent, Token, secret_hash
-
-    app = create_app({"TESTING": True, "SECRET_KEY": "x" * 40, "DATABASE_URL": live_server.env["DATABASE_URL"]})
-    token = secrets.token_urlsafe(32)
-    now = clock.now()
-    with app.app_context(), Session(db.engine()) as s:
-        consent = Consent(tenant="amami", client_id=client_id, branch=c.branch, account_type=c.account_type,
-                          account_number=c.number, scope="accounts", granted_at=now,
-                          expires_at=now + dt.timedelta(days=30))
-        s.add(consent)
-        s.flush()
-        s.add(Token(consent_id=consent.id, client_id=client_id, family=secrets.token_hex(8), scope="accounts",
-                    access_token_hash=secret_hash(token), issued_at=now,
-                    access_expires_at=now + dt.timedelta(minutes=10)))
-        s.commit()
-    app.extensions["db_engine"].dispose()
-    return token
-
-
 def test_revoked_consent_token_gets_401(desk, live_server, fintech_apps):
     c = other_customer()
-    token = seed_consent_and_token(live_server, fintech_apps["amami"].client_id, c)
+    token = linked_token(live_server, fintech_apps["amami"].client_id, c)
     api = f"{live_server.origin}/amami/api/v1/accounts"
     headers = {"Authorization": f"Bearer {token}"}
     assert requests.get(api, headers=headers, timeout=10, verify=live_server.verify).status_code == 200

@@ -15,6 +15,7 @@ import os
 import re
 import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlmodel import Session, SQLModel
@@ -292,6 +293,21 @@ class FlowActions:
         response = self.client.post(self.url(path), data={"csrf_token": self.csrf, **data}, headers=headers, **kw)
         self._remember_csrf(response)
         return response
+
+    def post_in_parallel(self, path: str, data: dict, n: int = 8) -> list[int]:
+        """The same POST pressed `n` times at once in this customer's session (one test client a
+        thread, released together): the statuses."""
+        cookie = self.client.get_cookie(self.app.config["SESSION_COOKIE_NAME"])
+        barrier = threading.Barrier(n)
+
+        def press(_):
+            c = self.app.test_client()
+            c.set_cookie(cookie.key, cookie.value, domain=cookie.domain, path=cookie.path)
+            barrier.wait()
+            return c.post(self.url(path), data={"csrf_token": self.csrf, **data}).status_code
+
+        with ThreadPoolExecutor(max_workers=n) as pool:
+            return list(pool.map(press, range(n)))
 
     def _remember_csrf(self, response):
         m = CSRF_RE.search(response.get_data(as_text=True))

@@ -5,8 +5,6 @@ import dataclasses
 import datetime as dt
 import hashlib
 import re
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlmodel import Session, select
@@ -148,17 +146,7 @@ def test_allow_ends_the_flow(amami):
 def test_parallel_allow_grants_once(amami):
     at_consent(amami)
     app = amami.app
-    cookie = amami.client.get_cookie(app.config["SESSION_COOKIE_NAME"])
-    barrier = threading.Barrier(8)
-
-    def press(_):
-        c = app.test_client()
-        c.set_cookie(cookie.key, cookie.value, domain=cookie.domain, path=cookie.path)
-        barrier.wait()
-        return c.post("/amami/flow/consent", data={"csrf_token": amami.csrf, "agree": "y"}).status_code
-
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        statuses = list(pool.map(press, range(8)))
+    statuses = amami.post_in_parallel("flow/consent", {"agree": "y"})
     assert statuses.count(303) == 1
     assert len(rows(app, Consent)) == 1 and len(rows(app, AuthorizationCode)) == 1 and len(rows(app, MailOutbox)) == 1
 

@@ -13,7 +13,8 @@ import secrets
 from typing import NamedTuple
 
 from flask import current_app, session
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import select
 
 from .. import clock, db, metrics, oplog
@@ -123,14 +124,12 @@ def move(s, flow: Flow, to_step: str, **changes) -> str | None:
     """
     handle = secrets.token_urlsafe(32)
     values = {"step": to_step, "handle_hash": handle_hash(handle), "updated_at": clock.now(), **changes}
-    result = s.execute(
-        update(Flow).where(Flow.id == flow.id, Flow.step == flow.step, Flow.handle_hash == flow.handle_hash,
-                           Flow.ended_at.is_(None)).values(**values)
-    )
+    result = s.connection().execute(_update("move", values), {
+        **{f"v_{k}": v for k, v in values.items()},
+        "w_id": flow.id, "w_step": flow.step, "w_handle_hash": flow.handle_hash})
     if result.rowcount != 1:
         return None
-    for k, v in values.items():
-        setattr(flow, k, v)
+    _saved(flow, values)
     return handle
 
 
@@ -144,11 +143,36 @@ def moved(flow: Flow, handle: str | None) -> None:
 def touch(flow: Flow, **changes) -> None:
     """Save changes that stay on the same step (e.g. ① values kept for going back). Commits."""
     s = db.session()
-    s.execute(update(Flow).where(Flow.id == flow.id, Flow.ended_at.is_(None))
-              .values(updated_at=clock.now(), **changes))
+    values = {"updated_at": clock.now(), **changes}
+    s.connection().execute(_update("touch", values), {**{f"v_{k}": v for k, v in values.items()}, "w_id": flow.id})
     s.commit()
-    for k, v in changes.items():
-        setattr(flow, k, v)
+    _saved(flow, changes)
+
+
+# The step writes as Core statements on the table, built once per set of changed columns: no
+# statement construction and no ORM bulk-update evaluation on each move. The flow object is told
+# the values as committed state (what the ORM's evaluator did), so no later flush writes them again.
+_FLOWS = Flow.__table__
+_WHERE = {
+    "move": (_FLOWS.c.id == bindparam("w_id"), _FLOWS.c.step == bindparam("w_step"),
+             _FLOWS.c.handle_hash == bindparam("w_handle_hash"), _FLOWS.c.ended_at.is_(None)),
+    "touch": (_FLOWS.c.id == bindparam("w_id"), _FLOWS.c.ended_at.is_(None)),
+}
+_UPDATES: dict[tuple, object] = {}
+
+
+def _update(kind: str, values: dict):
+    key = (kind, tuple(values))
+    stmt = _UPDATES.get(key)
+    if stmt is None:
+        stmt = _UPDATES[key] = update(_FLOWS).where(*_WHERE[kind]).values(
+            {k: bindparam(f"v_{k}", type_=_FLOWS.c[k].type) for k in values})
+    return stmt
+
+
+def _saved(flow: Flow, values: dict) -> None:
+    for k, v in values.items():
+        set_committed_value(flow, k, v)
 
 
 def close(s, flow: Flow, outcome: str, *, at_step: str | None = None) -> bool:

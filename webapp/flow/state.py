@@ -18,6 +18,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import select
 
 from .. import clock, db, metrics, oplog
+from ..oauth.models import OAuthClient
 from ..tenants import current as current_tenant
 from .models import AUTHORIZE, LINKS, Flow
 
@@ -98,18 +99,26 @@ def expired(flow) -> bool:
 
 def load() -> Flow | None:
     """The live flow of this browser for the current union, or None."""
+    return load_with_client()[0]
+
+
+def load_with_client() -> tuple[Flow | None, OAuthClient | None]:
+    """The live flow, as `load`, and its app's client row (None for none) read in the same query:
+    the screens that show the app (①, ⑥) pay one query, not two."""
     tenant = current_tenant()
     hashed = browser_handle_hash(tenant.id)
     if not hashed:
-        return None
+        return None, None
     s = db.session()
-    flow = s.exec(select(Flow).where(Flow.handle_hash == hashed, Flow.tenant == tenant.id)).first()
+    row = s.exec(select(Flow, OAuthClient).outerjoin(OAuthClient, OAuthClient.client_id == Flow.client_id)
+                 .where(Flow.handle_hash == hashed, Flow.tenant == tenant.id)).first()
+    flow, client = row if row is not None else (None, None)
     if flow is None or flow.ended_at is not None:
-        return None
+        return None, None
     if expired(flow):
         end(flow, "expired")
-        return None
-    return flow
+        return None, None
+    return flow, client
 
 
 def by_id(s, flow_id: int | None) -> Flow | None:

@@ -99,26 +99,35 @@ def expired(flow) -> bool:
 
 def load() -> Flow | None:
     """The live flow of this browser for the current union, or None."""
-    return load_with_client()[0]
+    return _live(Flow)[0]
 
 
 def load_with_client() -> tuple[Flow | None, OAuthClient | None]:
     """The live flow, as `load`, and its app's client row (None for none) read in the same query:
     the screens that show the app (①, ⑥) pay one query, not two."""
+    return _live(Flow, OAuthClient)
+
+
+def _live(*entities) -> tuple:
+    none = (None,) * len(entities)
     tenant = current_tenant()
     hashed = browser_handle_hash(tenant.id)
     if not hashed:
-        return None, None
-    s = db.session()
-    row = s.exec(select(Flow, OAuthClient).outerjoin(OAuthClient, OAuthClient.client_id == Flow.client_id)
-                 .where(Flow.handle_hash == hashed, Flow.tenant == tenant.id)).first()
-    flow, client = row if row is not None else (None, None)
-    if flow is None or flow.ended_at is not None:
-        return None, None
+        return none
+    query = select(*entities)
+    if len(entities) > 1:
+        query = query.outerjoin(OAuthClient, OAuthClient.client_id == Flow.client_id)
+    row = db.session().exec(query.where(Flow.handle_hash == hashed, Flow.tenant == tenant.id)).first()
+    if row is None:
+        return none
+    row = tuple(row) if len(entities) > 1 else (row,)
+    flow = row[0]
+    if flow.ended_at is not None:
+        return none
     if expired(flow):
         end(flow, "expired")
-        return None, None
-    return flow, client
+        return none
+    return row
 
 
 def by_id(s, flow_id: int | None) -> Flow | None:

@@ -94,3 +94,22 @@ def test_the_notice_follows_the_same_rule(amami):
         partial = amami.get("flow/no-such-screen", headers={"HX-Request": "true"})
     assert partial.status_code == 404 and names[0] == "partials/notice.html"
     assert "ページが見つかりません。" in text_of(partial) and "<html" not in text_of(partial)
+
+
+def test_a_step_move_leaves_the_flow_clean_so_no_later_flush_writes_it_again(app, amami):
+    """The move is one guarded UPDATE; the flow object then holds the new values as committed state
+    (a later flush must not write them again without the move's WHERE guards)."""
+    from sqlmodel import select
+
+    from webapp import db
+    from webapp.flow import state
+    from webapp.flow.models import Flow
+
+    to_call_screen(amami)
+    with app.app_context():
+        s = db.session()
+        flow = s.exec(select(Flow).where(Flow.step == "call")).one()
+        assert state.move(s, flow, "pin") is not None
+        assert flow.step == "pin" and flow not in s.dirty and not s.dirty
+        s.commit()
+        assert s.exec(select(Flow.step).where(Flow.id == flow.id)).one() == "pin"

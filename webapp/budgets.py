@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 
 from limits import parse
-from sqlalchemy import Column, Integer, String, and_, case, or_, update
+from sqlalchemy import Column, Integer, String, bindparam, case, or_, update
 from sqlmodel import Field, Session, SQLModel
 
 from . import clock
@@ -59,6 +59,16 @@ def _window(limit: str) -> tuple[int, int]:
 
 
 _BUDGET = CheckBudget.__table__  # Core statements: no budget row is ever loaded as an object to keep in step
+_c = _BUDGET.c
+# Built once; each call only binds its values.
+_TAKE = (update(_BUDGET)
+         .where(_c.key == bindparam("b_key"), or_(_c.window != bindparam("b_window"), _c.used < bindparam("b_amount")))
+         .values(used=case((_c.window == bindparam("b_window"), _c.used + 1), else_=1),
+                 window=bindparam("b_window", type_=Integer))
+         .returning(_c.used))
+_GIVE_BACK = (update(_BUDGET)
+              .where(_c.key == bindparam("b_key"), _c.window == bindparam("b_window"), _c.used > 0)
+              .values(used=_c.used - 1))
 
 
 def reserve(s: Session, budgets: list[Budget]) -> Budget | None:
@@ -70,14 +80,8 @@ def reserve(s: Session, budgets: list[Budget]) -> Budget | None:
     for budget in budgets:
         amount, window = _window(budget.limit)
         dbmod.insert_or_ignore(s, _BUDGET, {"key": budget.key, "window": window, "used": 0}, ["key"])
-        c = _BUDGET.c
-        stmt = (
-            update(_BUDGET)
-            .where(c.key == budget.key, or_(c.window != window, c.used < amount))
-            .values(used=case((c.window == window, c.used + 1), else_=1), window=window)
-            .returning(c.used)
-        )
-        if s.execute(stmt).scalar_one_or_none() is None:
+        taken = s.connection().execute(_TAKE, {"b_key": budget.key, "b_window": window, "b_amount": amount})
+        if taken.scalar_one_or_none() is None:
             s.rollback()
             return budget
     return None
@@ -88,6 +92,4 @@ def give_back(s: Session, budgets: list[Budget]) -> None:
     for budget in budgets:
         if budget.failures_only:
             _, window = _window(budget.limit)
-            c = _BUDGET.c
-            s.execute(update(_BUDGET).where(and_(c.key == budget.key, c.window == window, c.used > 0))
-                      .values(used=c.used - 1))
+            s.connection().execute(_GIVE_BACK, {"b_key": budget.key, "b_window": window})

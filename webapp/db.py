@@ -202,14 +202,29 @@ def create_all(app: Flask) -> None:
 
 
 def insert_or_ignore(s: Session, table, values: dict, conflict_columns: list[str]) -> bool:
-    """INSERT … ON CONFLICT DO NOTHING on SQLite and PostgreSQL alike; True when the row was inserted."""
-    name = s.get_bind().dialect.name
-    if name == "postgresql":
+    """INSERT … ON CONFLICT DO NOTHING on SQLite and PostgreSQL alike; True when the row was inserted.
+
+    The statement is built once per (engine, table, columns) and run on the session's connection with
+    `values` as its parameters: no statement construction, no ORM execution step on each call."""
+    connection = s.connection()
+    name = connection.dialect.name
+    key = (name, table.name, tuple(values), tuple(conflict_columns))
+    stmt = _INSERT_OR_IGNORE.get(key)
+    if stmt is None:
+        stmt = _INSERT_OR_IGNORE[key] = _insert_or_ignore(name, table, conflict_columns)
+    # RETURNING, not rowcount: with implicit RETURNING, PostgreSQL drivers report rowcount -1.
+    return connection.execute(stmt, values).first() is not None
+
+
+_INSERT_OR_IGNORE: dict[tuple, object] = {}
+
+
+def _insert_or_ignore(dialect: str, table, conflict_columns: list[str]):
+    if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
-    elif name == "sqlite":
+    elif dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert
     else:  # pragma: no cover - only the two engines are supported
-        raise RuntimeError(f"unsupported database {name}")
-    stmt = insert(table).values(**values).on_conflict_do_nothing(index_elements=conflict_columns)
-    # RETURNING, not rowcount: with implicit RETURNING, PostgreSQL drivers report rowcount -1.
-    return s.execute(stmt.returning(*(table.c[c] for c in conflict_columns))).first() is not None
+        raise RuntimeError(f"unsupported database {dialect}")
+    return (insert(table).on_conflict_do_nothing(index_elements=conflict_columns)
+            .returning(*(table.c[c] for c in conflict_columns)))

@@ -5,9 +5,9 @@ import logging
 import time
 
 import flask_limiter
-from flask import current_app
+from flask import current_app, request
 from flask_compress import Compress
-from flask_limiter.util import get_remote_address
+from flask_limiter.util import get_qualified_name, get_remote_address
 from flask_mail import Mail
 from flask_talisman import Talisman
 from flask_wtf import CSRFProtect
@@ -16,6 +16,7 @@ from limits.storage import MemoryStorage
 from limits.strategies import STRATEGIES
 
 log = logging.getLogger("renkei.ratelimit")
+ALL = object()  # every endpoint may be limited
 
 
 class SweptMemoryStorage(MemoryStorage):
@@ -51,7 +52,32 @@ class Limiter(flask_limiter.Limiter):
     - Going to memory and back to the storage is logged as a warning on `renkei.ratelimit`
       (Flask-Limiter says so only on its own logger, which has a NullHandler, and says
       "recovered" at INFO): the operator learns that limits went per-process, and when they came back.
+    - A request to a view with no limit of its own (every customer screen, the poll) skips
+      Flask-Limiter's per-request resolution (≈0.15 ms of the ④ poll's CPU) while no default,
+      application, blueprint or fall-back limit exists and the storage answers; the screens' own
+      counters are shedding.py's.
     """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.request_filter(self._has_no_limit)
+
+    def _has_no_limit(self) -> bool:
+        if self._storage_dead:  # Flask-Limiter asks the storage again on the requests of unlimited views
+            return False
+        limited = current_app.extensions.get("rate_limited_endpoints")
+        if limited is None:
+            limited = current_app.extensions["rate_limited_endpoints"] = self._limited_endpoints()
+        return limited is not ALL and request.endpoint not in limited
+
+    def _limited_endpoints(self):
+        manager = self.limit_manager
+        if (manager.default_limits or manager.application_limits or manager._blueprint_limits
+                or any(self._in_memory_fallback)):
+            return ALL
+        return frozenset(endpoint for endpoint, view in current_app.view_functions.items()
+                         if get_qualified_name(view) in self._marked_for_limiting
+                         or manager.has_hints(endpoint))
 
     def init_app(self, app) -> None:
         self._storage_options = {}

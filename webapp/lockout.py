@@ -17,7 +17,7 @@ import datetime as dt
 
 import click
 from flask.cli import AppGroup, with_appcontext
-from sqlalchemy import Column, String, and_, case, or_, update
+from sqlalchemy import Column, String, and_, bindparam, case, or_, update
 from sqlmodel import Field, Session, SQLModel, select
 
 from . import clock, metrics
@@ -56,22 +56,36 @@ def _where(key: AccountKey):
                 AccountLock.account_type == key.account_type, AccountLock.number == key.number)
 
 
+# The hot statements as Core on the table, built once (no ORM bulk-update evaluation, no statement
+# construction on each identity check); each call only binds its values.
+_LOCKS = AccountLock.__table__
+_c = _LOCKS.c
+_THIS_ACCOUNT = and_(_c.tenant == bindparam("l_tenant"), _c.branch == bindparam("l_branch"),
+                     _c.account_type == bindparam("l_type"), _c.number == bindparam("l_number"))
+_RESERVE = (update(_LOCKS)
+            .where(_THIS_ACCOUNT, or_(_c.day != bindparam("l_day"), _c.failures < bindparam("l_threshold")))
+            .values(failures=case((_c.day == bindparam("l_day"), _c.failures + 1), else_=1),
+                    day=bindparam("l_day", type_=_c.day.type))
+            .returning(_c.failures))
+_REFUND = (update(_LOCKS).where(_THIS_ACCOUNT, _c.failures > 0, _c.day == bindparam("l_day"))
+           .values(failures=_c.failures - 1))
+
+
+def _account(key: AccountKey) -> dict:
+    return {"l_tenant": key.tenant, "l_branch": key.branch, "l_type": key.account_type, "l_number": key.number}
+
+
 def reserve_attempt(s: Session, key: AccountKey, threshold: int) -> Attempt:
     """Count this attempt as a failure up front; refuse it when the account is locked. Commits."""
     today = clock.today_jst()
     dbmod.insert_or_ignore(
-        s, AccountLock.__table__,
+        s, _LOCKS,
         {"tenant": key.tenant, "branch": key.branch, "account_type": key.account_type,
          "number": key.number, "day": today, "failures": 0},
         ["tenant", "branch", "account_type", "number"],
     )
-    stmt = (
-        update(AccountLock)
-        .where(_where(key), or_(AccountLock.day != today, AccountLock.failures < threshold))
-        .values(failures=case((AccountLock.day == today, AccountLock.failures + 1), else_=1), day=today)
-        .returning(AccountLock.failures)
-    )
-    failures = s.execute(stmt).scalar_one_or_none()
+    failures = s.connection().execute(
+        _RESERVE, {**_account(key), "l_day": today, "l_threshold": threshold}).scalar_one_or_none()
     s.commit()
     if failures is None:
         return Attempt(allowed=False, threshold=threshold)
@@ -85,8 +99,7 @@ def record_success(s: Session, key: AccountKey) -> None:
 
 def refund(s: Session, key: AccountKey) -> None:
     """Give back a reserved slot: the attempt never reached an identity check (in the caller's transaction)."""
-    s.execute(update(AccountLock).where(_where(key), AccountLock.failures > 0, AccountLock.day == clock.today_jst())
-              .values(failures=AccountLock.failures - 1))
+    s.connection().execute(_REFUND, {**_account(key), "l_day": clock.today_jst()})
 
 
 def is_locked(s: Session, key: AccountKey, threshold: int) -> bool:

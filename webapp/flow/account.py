@@ -9,14 +9,8 @@ from .forms import AccountForm, missing_required
 from .steps import finish_step, flow_step
 
 
-def _client():
-    from ..oauth.models import OAuthClient
-
-    return OAuthClient.by_id(g.flow.client_id)
-
-
 @bp.route("/account", methods=["GET", "POST"])
-@flow_step("account")
+@flow_step("account", with_client=True)
 def account():
     flow = g.flow
     form = AccountForm(g.tenant, data={"branch": flow.branch, "account_type": flow.account_type,
@@ -24,7 +18,7 @@ def account():
     if form.validate_on_submit():
         return finish_step(flow, branch=form.branch.data, account_type=form.account_type.data,
                            account_number=form.padded_number)
-    return render_page("flow/account.html", form=form, client=_client(),
+    return render_page("flow/account.html", form=form, client=g.client,
                        missing=missing_required(form), alert=_alert())
 
 

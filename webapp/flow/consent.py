@@ -18,7 +18,6 @@ from .. import messages
 from ..messages import AGREE_LABEL, AGREE_REQUIRED, CLIENT_GONE
 from ..mail import kick
 from ..oauth.consents import AccountLocked, ClientGone, grant_consent
-from ..oauth.models import OAuthClient
 from ..render import go, render_page
 from .blueprint import bp
 from .steps import end_flow, finish_last_step, flow_step, log_step, no_flow_response
@@ -29,10 +28,10 @@ class ConsentForm(FlaskForm):
 
 
 @bp.route("/consent", methods=["GET", "POST"])
-@flow_step("consent")
+@flow_step("consent", with_client=True)
 def consent():
     flow = g.flow
-    client = OAuthClient.by_id(flow.client_id)
+    client = g.client
     form = ConsentForm()
     alert = None
     if form.validate_on_submit():

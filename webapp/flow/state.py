@@ -13,10 +13,12 @@ import secrets
 from typing import NamedTuple
 
 from flask import current_app, session
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import select
 
 from .. import clock, db, metrics, oplog
+from ..oauth.models import OAuthClient
 from ..tenants import current as current_tenant
 from .models import AUTHORIZE, LINKS, Flow
 
@@ -97,18 +99,35 @@ def expired(flow) -> bool:
 
 def load() -> Flow | None:
     """The live flow of this browser for the current union, or None."""
+    return _live(Flow)[0]
+
+
+def load_with_client() -> tuple[Flow | None, OAuthClient | None]:
+    """The live flow, as `load`, and its app's client row (None for none) read in the same query:
+    the screens that show the app (①, ⑥) pay one query, not two."""
+    return _live(Flow, OAuthClient)
+
+
+def _live(*entities) -> tuple:
+    none = (None,) * len(entities)
     tenant = current_tenant()
     hashed = browser_handle_hash(tenant.id)
     if not hashed:
-        return None
-    s = db.session()
-    flow = s.exec(select(Flow).where(Flow.handle_hash == hashed, Flow.tenant == tenant.id)).first()
-    if flow is None or flow.ended_at is not None:
-        return None
+        return none
+    query = select(*entities)
+    if len(entities) > 1:
+        query = query.outerjoin(OAuthClient, OAuthClient.client_id == Flow.client_id)
+    row = db.session().exec(query.where(Flow.handle_hash == hashed, Flow.tenant == tenant.id)).first()
+    if row is None:
+        return none
+    row = tuple(row) if len(entities) > 1 else (row,)
+    flow = row[0]
+    if flow.ended_at is not None:
+        return none
     if expired(flow):
         end(flow, "expired")
-        return None
-    return flow
+        return none
+    return row
 
 
 def by_id(s, flow_id: int | None) -> Flow | None:
@@ -123,14 +142,12 @@ def move(s, flow: Flow, to_step: str, **changes) -> str | None:
     """
     handle = secrets.token_urlsafe(32)
     values = {"step": to_step, "handle_hash": handle_hash(handle), "updated_at": clock.now(), **changes}
-    result = s.execute(
-        update(Flow).where(Flow.id == flow.id, Flow.step == flow.step, Flow.handle_hash == flow.handle_hash,
-                           Flow.ended_at.is_(None)).values(**values)
-    )
+    result = s.connection().execute(_update("move", values), {
+        **{f"v_{k}": v for k, v in values.items()},
+        "w_id": flow.id, "w_step": flow.step, "w_handle_hash": flow.handle_hash})
     if result.rowcount != 1:
         return None
-    for k, v in values.items():
-        setattr(flow, k, v)
+    _saved(flow, values)
     return handle
 
 
@@ -144,11 +161,36 @@ def moved(flow: Flow, handle: str | None) -> None:
 def touch(flow: Flow, **changes) -> None:
     """Save changes that stay on the same step (e.g. ① values kept for going back). Commits."""
     s = db.session()
-    s.execute(update(Flow).where(Flow.id == flow.id, Flow.ended_at.is_(None))
-              .values(updated_at=clock.now(), **changes))
+    values = {"updated_at": clock.now(), **changes}
+    s.connection().execute(_update("touch", values), {**{f"v_{k}": v for k, v in values.items()}, "w_id": flow.id})
     s.commit()
-    for k, v in changes.items():
-        setattr(flow, k, v)
+    _saved(flow, changes)
+
+
+# The step writes as Core statements on the table, built once per set of changed columns: no
+# statement construction and no ORM bulk-update evaluation on each move. The flow object is told
+# the values as committed state (what the ORM's evaluator did), so no later flush writes them again.
+_FLOWS = Flow.__table__
+_WHERE = {
+    "move": (_FLOWS.c.id == bindparam("w_id"), _FLOWS.c.step == bindparam("w_step"),
+             _FLOWS.c.handle_hash == bindparam("w_handle_hash"), _FLOWS.c.ended_at.is_(None)),
+    "touch": (_FLOWS.c.id == bindparam("w_id"), _FLOWS.c.ended_at.is_(None)),
+}
+_UPDATES: dict[tuple, object] = {}
+
+
+def _update(kind: str, values: dict):
+    key = (kind, tuple(values))
+    stmt = _UPDATES.get(key)
+    if stmt is None:
+        stmt = _UPDATES[key] = update(_FLOWS).where(*_WHERE[kind]).values(
+            {k: bindparam(f"v_{k}", type_=_FLOWS.c[k].type) for k in values})
+    return stmt
+
+
+def _saved(flow: Flow, values: dict) -> None:
+    for k, v in values.items():
+        set_committed_value(flow, k, v)
 
 
 def close(s, flow: Flow, outcome: str, *, at_step: str | None = None) -> bool:

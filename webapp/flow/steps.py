@@ -49,13 +49,14 @@ def log_step(flow: Flow, event: str, result: str, *, detail: str | None = None, 
         s.commit()
 
 
-def flow_step(step: str):
-    """Step guard: the view runs only for a live flow standing at `step`; g.flow is that flow."""
+def flow_step(step: str, *, with_client: bool = False):
+    """Step guard: the view runs only for a live flow standing at `step`; g.flow is that flow, and
+    with `with_client` g.client its app's client row (read with the flow, in one query)."""
 
     def decorator(view):
         @functools.wraps(view)
         def wrapped(*args, **kwargs):
-            flow = state.load()
+            flow, g.client = state.load_with_client() if with_client else (state.load(), None)
             if flow is None:
                 return no_flow_response()
             if flow.step != step:

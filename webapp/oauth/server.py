@@ -49,7 +49,8 @@ from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from flask import current_app, g
 from flask import request as flask_request
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import select
 
 from .. import clock, db, oplog
@@ -316,6 +317,13 @@ class DPoPBoundTokens:
         return token
 
 
+_CODES = AuthorizationCode.__table__
+# Spending a code, built once (Core, no ORM bulk-update evaluation): one atomic UPDATE, one winner.
+_SPEND_CODE = (update(_CODES)
+               .where(_CODES.c.id == bindparam("c_id"), _CODES.c.used_at.is_(None), _CODES.c.expires_at > bindparam("c_now"))
+               .values(used_at=bindparam("c_now", type_=_CODES.c.used_at.type)))
+
+
 class AuthorizationCodeGrant(DPoPBoundTokens, grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
 
@@ -370,14 +378,11 @@ class AuthorizationCodeGrant(DPoPBoundTokens, grants.AuthorizationCodeGrant):
         """Spend the code: one atomic UPDATE, so of parallel exchanges exactly one wins."""
         row = authorization_code.row
         now = clock.now()
-        result = db.session().execute(
-            update(AuthorizationCode)
-            .where(AuthorizationCode.id == row.id, AuthorizationCode.used_at.is_(None),
-                   AuthorizationCode.expires_at > now)
-            .values(used_at=now))
+        result = db.session().connection().execute(_SPEND_CODE, {"c_id": row.id, "c_now": now})
         if result.rowcount != 1:
             _revoke_now("code_replayed", row.client_id, row.consent_id, Token.consent_id == row.consent_id)
             raise InvalidGrantError("Invalid 'code' in request.")
+        set_committed_value(row, "used_at", now)
         _log("code_exchanged", "ok", row.client_id)
 
     def authenticate_user(self, authorization_code):

@@ -362,6 +362,13 @@ def test_fapi2_client_assertion_iat_over_60_seconds_ahead_is_refused(fapi):
     assert_invalid_client(_pushed_with(fapi, fapi.assertion(iat=t + 70, nbf=t + 70)))
 
 
+@pytest.mark.parametrize("claim", ["exp", "iat", "nbf"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_fapi2_client_assertion_with_a_time_that_is_no_number_is_refused(fapi, claim, value):
+    """exp/iat/nbf of NaN or Infinity (Python's JSON reads them) are no times: invalid_client, not a 500."""
+    assert_invalid_client(_pushed_with(fapi, fapi.assertion(**{claim: value})))
+
+
 def test_fapi2_client_cannot_use_client_secret_basic(fapi):
     response = fapi.client.post("/amami/oauth/par", data={"response_type": "code"},
                                 headers=basic(fapi.client_id, ""))
@@ -610,6 +617,14 @@ def test_fapi2_dpop_replayed_jti_at_the_api(fapi, access_token):
 
 def test_fapi2_dpop_expired_proof_at_the_api(fapi, access_token):
     proof = fapi.proof("GET", fapi.url("api/v1/accounts"), token=access_token, iat=int(clock.now().timestamp()) - 3600)
+    assert_dpop_refusal(fapi.api("accounts", access_token, proof=proof), "invalid_dpop_proof")
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_fapi2_dpop_proof_with_an_iat_that_is_no_number_is_refused(fapi, access_token, value):
+    """A NaN iat compares false with everything: it must not pass the iat window (and be replayable
+    forever once the replay cache forgets its jti)."""
+    proof = fapi.proof("GET", fapi.url("api/v1/accounts"), token=access_token, iat=value)
     assert_dpop_refusal(fapi.api("accounts", access_token, proof=proof), "invalid_dpop_proof")
 
 

@@ -13,6 +13,7 @@ Anything else is 401/400 `invalid_client`.
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 from authlib.oauth2.rfc6749 import InvalidClientError
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
@@ -88,7 +89,8 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
 
 
 def _is_time(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A number of seconds: not a bool, and not NaN or Infinity (which JSON parsing lets through)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _verified_claims(assertion: str, keys: KeySet) -> dict:

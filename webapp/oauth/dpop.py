@@ -20,6 +20,7 @@ import base64
 import datetime as dt
 import hashlib
 import hmac
+import math
 import struct
 from urllib.parse import urlsplit, urlunsplit
 
@@ -126,7 +127,7 @@ def _check_claims(claims: dict, method: str, url: str) -> None:
         raise ProofError("The DPoP proof's 'htm' does not match the request's method.")
     if not isinstance(htu, str) or not _same_url(htu, url):
         raise ProofError("The DPoP proof's 'htu' does not match the request's URL.")
-    if not isinstance(iat, (int, float)) or isinstance(iat, bool):
+    if not isinstance(iat, (int, float)) or isinstance(iat, bool) or not math.isfinite(iat):
         raise ProofError("The DPoP proof needs a numeric 'iat'.")
     if abs(clock.now().timestamp() - iat) > IAT_WINDOW:
         raise ProofError("The DPoP proof's 'iat' is too far from the server's time.")

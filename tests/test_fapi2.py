@@ -99,7 +99,8 @@ def test_fapi2_registration_refuses_a_private_key_a_missing_key_set_or_both(app,
     assert runner.invoke(args=base + ["--jwks-file", str(private)]).exit_code != 0
     assert runner.invoke(args=base).exit_code != 0
     assert runner.invoke(args=base + ["--jwks-file", str(private), "--jwks-uri", "https://a.example/jwks"]).exit_code != 0
-    assert runner.invoke(args=base + ["--jwks-uri", "http://a.example/jwks"]).exit_code == 0  # sandbox allows http
+    assert runner.invoke(args=base + ["--jwks-uri", "http://a.example/jwks"]).exit_code != 0  # http: only to localhost
+    assert runner.invoke(args=base + ["--jwks-uri", "http://localhost:8080/jwks"]).exit_code == 0  # in sandbox mode
     with app.app_context(), Session(db.engine()) as s:
         assert len(s.exec(select(OAuthClient)).all()) == 1
 
@@ -471,6 +472,145 @@ def test_fapi2_slow_jwks_uri_fails_the_authentication_after_its_timeout(app, cli
     started = time.monotonic()
     assert_invalid_client(fapi.push())
     assert time.monotonic() - started < 1.5
+
+
+class OddJwksServer:
+    """A client's server on a loopback port that answers its JWKS badly: `drip` sends `body` a few
+    bytes at a time, `redirect` answers 302 to `body`. Counts the requests it gets."""
+
+    def __init__(self, body: bytes, *, drip: float = 0, redirect: bool = False):
+        import http.server
+        import time
+
+        outer = self
+        self.hits = 0
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                outer.hits += 1
+                try:
+                    if redirect:
+                        self.send_response(302)
+                        self.send_header("Location", body.decode())
+                        self.end_headers()
+                        return
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.end_headers()  # no Content-Length: the body ends when the connection closes
+                    for i in range(0, len(body), 64 if drip else len(body)):
+                        self.wfile.write(body[i:i + (64 if drip else len(body))])
+                        self.wfile.flush()
+                        time.sleep(drip)
+                except OSError:
+                    pass
+
+            def log_message(self, *args):
+                pass
+
+        class Server(http.server.ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request, client_address):
+                pass
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/jwks.json"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def odd_jwks_server():
+    servers = []
+
+    def start(body, **kw):
+        servers.append(OddJwksServer(body, **kw))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+    from webapp.oauth import client_keys
+
+    client_keys.forget()
+
+
+def _fapi2_with_jwks_uri(app, client, tmp_path, uri: str, key):
+    """A FAPI 2.0 client signing with `key` whose stored jwks_uri is `uri` (set in the database, past
+    the CLI's check)."""
+    fapi = FapiApp(app, client, "amami", tmp_path)
+    fapi.signing_key = key
+    with app.app_context(), Session(db.engine()) as s:
+        row = s.exec(select(OAuthClient).where(OAuthClient.client_id == fapi.client_id)).one()
+        row.jwks, row.jwks_uri = None, uri
+        s.add(row)
+        s.commit()
+    return fapi
+
+
+@pytest.mark.parametrize("app_config", [{"JWKS_FETCH_TIMEOUT": 0.5}])
+def test_fapi2_jwks_uri_dripping_its_answer_fails_within_the_timeout(app, client, customers, tmp_path,
+                                                                     odd_jwks_server):
+    """The timeout is for the whole answer, not for each read: a server sending a few bytes at a time
+    cannot hold a token request (and a worker thread) for long."""
+    import time
+
+    key = new_key()
+    served = odd_jwks_server(json.dumps(public_jwks(key)).encode(), drip=0.2)
+    fapi = _fapi2_with_jwks_uri(app, client, tmp_path, served.url, key)
+    started = time.monotonic()
+    assert_invalid_client(fapi.push())
+    assert time.monotonic() - started < 1.5
+
+
+def test_fapi2_jwks_uri_with_a_huge_answer_is_no_key_set(app, client, customers, tmp_path, odd_jwks_server):
+    key = new_key()
+    served = odd_jwks_server(json.dumps({**public_jwks(key), "pad": "x" * (2 * 1024 * 1024)}).encode())
+    assert_invalid_client(_fapi2_with_jwks_uri(app, client, tmp_path, served.url, key).push())
+
+
+def test_fapi2_jwks_uri_redirect_is_not_followed(app, client, customers, tmp_path, jwks_server, odd_jwks_server):
+    key = new_key()
+    target = jwks_server(public_jwks(key))
+    redirecting = odd_jwks_server(target.url.encode(), redirect=True)
+    assert_invalid_client(_fapi2_with_jwks_uri(app, client, tmp_path, redirecting.url, key).push())
+    assert redirecting.hits == 1 and target.hits == 0
+
+
+def test_fapi2_jwks_uri_nested_without_end_is_no_key_set(app, client, customers, tmp_path, odd_jwks_server):
+    served = odd_jwks_server(b"[" * 60000)
+    assert_invalid_client(_fapi2_with_jwks_uri(app, client, tmp_path, served.url, new_key()).push())
+
+
+@pytest.mark.parametrize("app_config", [{"SANDBOX": False}])
+def test_fapi2_jwks_uri_inside_the_unions_network_is_never_fetched(app, client, customers, tmp_path, jwks_server,
+                                                                   monkeypatch):
+    """SSRF: in production a jwks_uri naming (or resolving to) a loopback, private or link-local
+    address is not fetched, whatever its scheme: the webhooks' guard (webhooks/targets.py)."""
+    import socket
+
+    key = new_key()
+    served = jwks_server(public_jwks(key))
+    port = served.server.server_address[1]
+    real = socket.getaddrinfo
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, *a, **kw: real(
+        "127.0.0.1" if host == "keys.fintech.example" else host, *a, **kw))
+    for uri in (served.url, f"http://localhost:{port}/jwks.json", f"https://keys.fintech.example:{port}/jwks.json"):
+        assert_invalid_client(_fapi2_with_jwks_uri(app, client, tmp_path, uri, key).push())
+    assert served.hits == 0
+
+
+@pytest.mark.parametrize("app_config", [{"SANDBOX": False}])
+@pytest.mark.parametrize("uri", ["http://localhost:8080/jwks.json", "https://169.254.169.254/jwks.json",
+                                 "https://10.0.0.5/jwks.json", "https://[::ffff:127.0.0.1]/jwks.json"])
+def test_fapi2_registration_refuses_a_jwks_uri_inside_the_unions_network(app, uri):
+    result = app.test_cli_runner().invoke(args=[
+        "clients", "add", "--tenant", "amami", "--name", "x", "--operator", "y",
+        "--redirect-uri", REDIRECT_URI, "--profile", "fapi2", "--jwks-uri", uri])
+    assert result.exit_code != 0 and "Invalid value for --jwks-uri" in result.output, result.output
 
 
 # --- DPoP at the token endpoint (RFC 9449 §5, §8) -----------------------------------------------------

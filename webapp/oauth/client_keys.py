@@ -1,21 +1,25 @@
 """A FAPI 2.0 client's public keys (its JWK Set), for verifying its `private_key_jwt` assertions.
 
 Registered either by value (`clients add --jwks-file`, kept in `OAuthClient.jwks`) or by reference
-(`--jwks-uri`): then fetched over https with a timeout (JWKS_FETCH_TIMEOUT, 5 s) and kept for
-JWKS_CACHE_SECONDS (300 s) per process, so a key rotation at the client is seen within minutes and
-a slow client server never holds a token request for long. A set that cannot be had or read is
-no key at all: the client's authentication fails (401 invalid_client), never a 500.
+(`--jwks-uri`): then fetched over https and kept for JWKS_CACHE_SECONDS (300 s) per process, so a
+key rotation at the client is seen within minutes. The fetch is the webhooks' guarded call
+(webhooks/post.py `fetch`): only to a public address, connected to the very address checked (no
+DNS rebinding), no redirects, at most MAX_BYTES, the whole answer within JWKS_FETCH_TIMEOUT (5 s),
+so a client's server can neither reach inside the union's network through us nor hold a token
+request for long. A set that cannot be had or read is no key at all: the client's authentication
+fails (401 invalid_client), never a 500.
 """
 from __future__ import annotations
 
+import json
 import threading
 import time
 
-import requests
 from flask import current_app
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from ..webhooks.post import CallFailed, CallRefused, fetch
 from .models import OAuthClient
 
 DEFAULT_TIMEOUT = 5.0
@@ -60,14 +64,11 @@ def _fetched(uri: str) -> dict:
         return hit[1]
     timeout = float(current_app.config.get("JWKS_FETCH_TIMEOUT", DEFAULT_TIMEOUT))
     try:
-        response = requests.get(uri, timeout=timeout, allow_redirects=False,
-                                headers={"Accept": "application/jwk-set+json, application/json"})
-        response.raise_for_status()
-        if len(response.content) > MAX_BYTES:
-            raise KeysUnavailable("JWK Set too large")
-        data = response.json()
-    except (requests.RequestException, ValueError) as e:
-        raise KeysUnavailable(f"fetching {uri}: {e.__class__.__name__}") from e
+        body = fetch(uri, "application/jwk-set+json, application/json", sandbox=bool(current_app.config["SANDBOX"]),
+                     timeout=timeout, max_bytes=MAX_BYTES)
+        data = json.loads(body)
+    except (CallRefused, CallFailed, ValueError, RecursionError) as e:
+        raise KeysUnavailable(f"fetching {uri}: {e.__class__.__name__}: {e}") from e
     with _lock:
         _cache[uri] = (now, data)
     return data

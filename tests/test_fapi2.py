@@ -129,6 +129,15 @@ def test_fapi2_par_returns_a_request_uri_for_at_most_60_seconds(fapi):
     assert row.params["code_challenge_method"] == "S256" and row.params["redirect_uri"] == REDIRECT_URI
 
 
+@pytest.mark.parametrize("name", ["state", "redirect_uri", "scope", "code_challenge"])
+def test_fapi2_par_refuses_an_oversized_parameter(fapi, name):
+    """A pushed request is not limited by a URL's length: a 100 kB state would come back in ⑥'s
+    Location header, which the proxy cannot pass on (the customer's 許可する would fail)."""
+    response = fapi.push(**{name: "s" * par.MAX_PARAM_LENGTH + "s"})
+    assert response.status_code == 400 and error_of(response) == "invalid_request"
+    assert fapi.push(state="s" * par.MAX_PARAM_LENGTH).status_code == 201
+
+
 def test_fapi2_par_needs_client_authentication(fapi):
     response = fapi.push(auth={})
     assert response.status_code in (400, 401) and error_of(response) == "invalid_client"

@@ -91,6 +91,27 @@ def test_fapi2_client_registration_prints_only_a_client_id_and_keeps_the_public_
     assert listed["profile"] == "fapi2"
 
 
+def small_rsa_key():
+    """A 1024-bit RSA key (joserfc only warns about one; FAPI 2.0 §5.4.1 asks for 2048 bits or more)."""
+    import warnings
+
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from joserfc.jwk import RSAKey
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return RSAKey.import_key(rsa.generate_private_key(65537, 1024))
+
+
+def test_fapi2_registration_refuses_an_rsa_key_under_2048_bits(app, runner, tmp_path):
+    """FAPI 2.0 §5.4.1 item 2: RSA keys of 2048 bits or more."""
+    small = tmp_path / "small.json"
+    small.write_text(json.dumps({"keys": [small_rsa_key().as_dict(private=False)]}))
+    result = runner.invoke(args=["clients", "add", "--tenant", "amami", "--name", "x", "--operator", "y",
+                                 "--redirect-uri", REDIRECT_URI, "--profile", "fapi2", "--jwks-file", str(small)])
+    assert result.exit_code != 0 and "2048" in result.output, result.output
+
+
 def test_fapi2_registration_refuses_a_private_key_a_missing_key_set_or_both(app, runner, tmp_path):
     private = tmp_path / "private.json"
     private.write_text(json.dumps({"keys": [new_key().as_dict(private=True)]}))
@@ -670,6 +691,26 @@ def _token_error(fapi, walk, **proof_kw) -> str:
 
 def test_fapi2_dpop_proof_wrong_htu(fapi, walk):
     assert _token_error(fapi, walk, url=fapi.url("oauth/par")) == "invalid_dpop_proof"
+
+
+def test_fapi2_dpop_proof_with_an_rsa_key_under_2048_bits_is_refused(fapi, walk):
+    """FAPI 2.0 §5.4.1 item 2: the tokens would be bound to a key too weak to hold them."""
+    import warnings
+
+    from joserfc.jws import JWSRegistry
+
+    key = small_rsa_key()
+    fapi.token_request({"grant_type": "authorization_code", "code": "x"})  # learns a nonce
+    code = authorized(walk)["code"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        proof = jwt.encode({"typ": "dpop+jwt", "alg": "PS256", "jwk": key.as_dict(private=False)},
+                           {"jti": secrets.token_urlsafe(16), "htm": "POST", "htu": fapi.url("oauth/token"),
+                            "iat": now(), "nonce": fapi.nonce},
+                           key, algorithms=["PS256"], registry=JWSRegistry(algorithms=["PS256"]))
+    response = fapi.exchange(code, proof=proof)
+    assert response.status_code == 400 and error_of(response) == "invalid_dpop_proof", response.get_data(as_text=True)
+    assert fapi.exchange(code).status_code == 200
 
 
 def test_fapi2_dpop_proof_wrong_htm(fapi, walk):

@@ -11,6 +11,7 @@ fails (401 invalid_client), never a 500.
 """
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
@@ -22,6 +23,7 @@ from joserfc.jwk import KeySet
 from ..webhooks.post import CallFailed, CallRefused, fetch
 from .models import OAuthClient
 
+MIN_RSA_BITS = 2048  # FAPI 2.0 §5.4.1 item 2 (the clients' keys and DPoP keys alike)
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_CACHE_SECONDS = 300
 MAX_BYTES = 64 * 1024
@@ -34,10 +36,25 @@ class KeysUnavailable(Exception):
     """The client's JWK Set could not be had or is not a JWK Set."""
 
 
+def weak_rsa_key(jwk) -> bool:
+    """An RSA JWK whose modulus is shorter than MIN_RSA_BITS (read before joserfc imports it, which
+    would only warn)."""
+    if not isinstance(jwk, dict) or jwk.get("kty") != "RSA":
+        return False
+    n = jwk.get("n")
+    try:
+        modulus = base64.urlsafe_b64decode(n + "=" * (-len(n) % 4)) if isinstance(n, str) else b""
+    except ValueError:
+        return True
+    return int.from_bytes(modulus, "big").bit_length() < MIN_RSA_BITS
+
+
 def public_key_set(data) -> KeySet:
     """A JWK Set of public keys only; KeysUnavailable for anything else (a private key included)."""
     if not isinstance(data, dict) or not isinstance(data.get("keys"), list) or not data["keys"]:
         raise KeysUnavailable("not a JWK Set")
+    if any(weak_rsa_key(jwk) for jwk in data["keys"]):
+        raise KeysUnavailable(f"an RSA key of fewer than {MIN_RSA_BITS} bits")
     try:
         keys = KeySet.import_key_set(data)
     except (JoseError, ValueError, TypeError, KeyError) as e:

@@ -2,7 +2,8 @@
 
 A proof is a JWT in the one `DPoP` header of the request, and is good only when (§4.3):
 - its header has `typ` "dpop+jwt", an `alg` of ALGORITHMS (FAPI 2.0 §5.4: PS256 or ES256; never
-  `none`, never a MAC) and a `jwk` that is a public key, and the signature verifies with that key;
+  `none`, never a MAC) and a `jwk` that is a public key (RSA: 2048 bits or more, §5.4.1), and the
+  signature verifies with that key;
 - its claims have `jti`, `htm` (the request's method), `htu` (the request's URL as the client sent
   it: `BASE_URL` + path, since TLS ends before this app; query and fragment ignored, scheme and
   host compared case-insensitively, a default port dropped) and `iat` within IAT_WINDOW seconds
@@ -32,6 +33,7 @@ from joserfc.jwk import ECKey, RSAKey, import_key
 
 from .. import clock
 from . import replay
+from .client_keys import MIN_RSA_BITS, weak_rsa_key
 
 ALGORITHMS = ["ES256", "PS256"]
 IAT_WINDOW = 60
@@ -76,6 +78,8 @@ def _key_from_header(header: dict):
     data = header.get("jwk")
     if not isinstance(data, dict):
         raise ProofError("The DPoP proof has no 'jwk' header.")
+    if weak_rsa_key(data):
+        raise ProofError(f"The DPoP proof's RSA key must have at least {MIN_RSA_BITS} bits.")
     try:
         key = import_key(data)
     except (JoseError, ValueError, TypeError, KeyError):

@@ -400,6 +400,27 @@ def test_fapi2_client_assertion_with_a_time_that_is_no_number_is_refused(fapi, c
     assert_invalid_client(_pushed_with(fapi, fapi.assertion(**{claim: value})))
 
 
+def test_fapi2_client_assertion_is_single_use_across_par_token_revocation_and_introspection(fapi):
+    """One replay cache for every endpoint: an assertion spent at PAR opens none of the others."""
+    assertion = fapi.assertion()
+    assert _pushed_with(fapi, assertion).status_code == 201
+    for endpoint in ("oauth/token", "oauth/revoke", "oauth/introspect"):
+        response = fapi.client.post(f"/amami/{endpoint}", data={"grant_type": "refresh_token", "refresh_token": "x",
+                                                                "token": "x", **fapi.auth(assertion)})
+        assert_invalid_client(response)
+
+
+@pytest.mark.parametrize("endpoint", ["oauth/token", "oauth/revoke", "oauth/introspect"])
+def test_fapi2_a_client_id_beside_the_assertion_must_be_its_sub(app, client, customers, tmp_path, fapi, endpoint):
+    """RFC 7521 §4.2: a client_id sent with a client assertion MUST identify the same client."""
+    other = FapiApp(app, client, "amami", tmp_path)
+    response = fapi.client.post(f"/amami/{endpoint}", data={"grant_type": "refresh_token", "refresh_token": "x",
+                                                            "token": "x", **fapi.auth(), "client_id": other.client_id})
+    assert_invalid_client(response)
+    response = fapi.client.post(f"/amami/{endpoint}", data={"token": "x", **fapi.auth(), "client_id": fapi.client_id})
+    assert response.status_code != 401 and (response.get_json() or {}).get("error") != "invalid_client"
+
+
 def test_fapi2_client_cannot_use_client_secret_basic(fapi):
     response = fapi.client.post("/amami/oauth/par", data={"response_type": "code"},
                                 headers=basic(fapi.client_id, ""))

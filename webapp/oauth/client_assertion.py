@@ -7,7 +7,9 @@ The assertion is a JWT the client signed with a key of its registered JWK Set, a
   (FAPI 2.0 §5.3.2.1 item 8: not the token or PAR endpoint's URL, not an array);
 - `exp` has not passed and is at most MAX_LIFETIME ahead; `iat`/`nbf`, when present, are not more
   than LEEWAY seconds ahead;
-- its `jti` has not been seen before from that client (`replay.first_use`, kept until `exp`).
+- its `jti` has not been seen before from that client (`replay.first_use`, kept until `exp`), at
+  any endpoint;
+- a `client_id` sent beside it names the same client (RFC 7521 §4.2).
 Anything else is 401/400 `invalid_client`.
 """
 from __future__ import annotations
@@ -43,7 +45,11 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         assertion = request.form.get("client_assertion")
         if isinstance(assertion, str) and len(assertion) > MAX_ASSERTION_LENGTH:
             raise InvalidClientError(description="The client assertion is too long.")
-        return super().__call__(query_client, request)
+        client = super().__call__(query_client, request)
+        if client is not None and request.form.get("client_id") not in (None, client.client_id):
+            # RFC 7521 §4.2: a client_id beside the assertion MUST name the client its `sub` names
+            raise InvalidClientError(description="'client_id' is not the client of the assertion.")
+        return client
 
     def get_audiences(self):
         return [issuer(g.tenant.id)]

@@ -631,6 +631,16 @@ def test_fapi2_jwks_uri_redirect_is_not_followed(app, client, customers, tmp_pat
     assert redirecting.hits == 1 and target.hits == 0
 
 
+def test_fapi2_jwks_uri_that_failed_is_not_fetched_again_at_once(app, client, customers, tmp_path, odd_jwks_server):
+    """Anyone can send an unsigned assertion naming a client: while its server fails, each such
+    request must not cost a fetch (and a wait) of its own."""
+    served = odd_jwks_server(b"not json")
+    fapi = _fapi2_with_jwks_uri(app, client, tmp_path, served.url, new_key())
+    for _ in range(3):
+        assert_invalid_client(fapi.push())
+    assert served.hits == 1
+
+
 def test_fapi2_jwks_uri_nested_without_end_is_no_key_set(app, client, customers, tmp_path, odd_jwks_server):
     served = odd_jwks_server(b"[" * 60000)
     assert_invalid_client(_fapi2_with_jwks_uri(app, client, tmp_path, served.url, new_key()).push())

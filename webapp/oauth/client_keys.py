@@ -6,8 +6,9 @@ key rotation at the client is seen within minutes. The fetch is the webhooks' gu
 (webhooks/post.py `fetch`): only to a public address, connected to the very address checked (no
 DNS rebinding), no redirects, at most MAX_BYTES, the whole answer within JWKS_FETCH_TIMEOUT (5 s),
 so a client's server can neither reach inside the union's network through us nor hold a token
-request for long. A set that cannot be had or read is no key at all: the client's authentication
-fails (401 invalid_client), never a 500.
+request for long; a failed fetch is tried again only after JWKS_RETRY_SECONDS (10 s). A set that
+cannot be had or read is no key at all: the client's authentication fails (401 invalid_client),
+never a 500.
 """
 from __future__ import annotations
 
@@ -26,9 +27,10 @@ from .models import OAuthClient
 MIN_RSA_BITS = 2048  # FAPI 2.0 §5.4.1 item 2 (the clients' keys and DPoP keys alike)
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_CACHE_SECONDS = 300
+DEFAULT_RETRY_SECONDS = 10
 MAX_BYTES = 64 * 1024
 
-_cache: dict[str, tuple[float, dict]] = {}
+_cache: dict[str, tuple[float, dict | None, str | None]] = {}  # uri → (when, the set or None, why not)
 _lock = threading.Lock()
 
 
@@ -73,21 +75,31 @@ def key_set(client: OAuthClient) -> KeySet:
 
 
 def _fetched(uri: str) -> dict:
-    ttl = float(current_app.config.get("JWKS_CACHE_SECONDS", DEFAULT_CACHE_SECONDS))
+    """The JWK Set document at `uri`, from the cache while it is fresh. A failed fetch is remembered
+    for JWKS_RETRY_SECONDS: requests naming a client whose server is down (anyone can send an
+    unsigned assertion naming it) do not each wait out a fetch of their own."""
+    config = current_app.config
     now = time.monotonic()
     with _lock:
         hit = _cache.get(uri)
-    if hit is not None and now - hit[0] < ttl:
-        return hit[1]
-    timeout = float(current_app.config.get("JWKS_FETCH_TIMEOUT", DEFAULT_TIMEOUT))
+    if hit is not None:
+        at, data, error = hit
+        if data is not None and now - at < float(config.get("JWKS_CACHE_SECONDS", DEFAULT_CACHE_SECONDS)):
+            return data
+        if data is None and now - at < float(config.get("JWKS_RETRY_SECONDS", DEFAULT_RETRY_SECONDS)):
+            raise KeysUnavailable(f"fetching {uri} failed a moment ago: {error}")
+    timeout = float(config.get("JWKS_FETCH_TIMEOUT", DEFAULT_TIMEOUT))
     try:
-        body = fetch(uri, "application/jwk-set+json, application/json", sandbox=bool(current_app.config["SANDBOX"]),
+        body = fetch(uri, "application/jwk-set+json, application/json", sandbox=bool(config["SANDBOX"]),
                      timeout=timeout, max_bytes=MAX_BYTES)
         data = json.loads(body)
     except (CallRefused, CallFailed, ValueError, RecursionError) as e:
-        raise KeysUnavailable(f"fetching {uri}: {e.__class__.__name__}: {e}") from e
+        error = f"{e.__class__.__name__}: {e}"[:300]
+        with _lock:
+            _cache[uri] = (now, None, error)
+        raise KeysUnavailable(f"fetching {uri}: {error}") from e
     with _lock:
-        _cache[uri] = (now, data)
+        _cache[uri] = (now, data, None)
     return data
 
 

@@ -1026,3 +1026,16 @@ def test_fapi2_par_and_token_requests_are_counted_per_client_named_by_its_assert
     statuses = [noisy.push(client_id=None).status_code for _ in range(4)]
     assert statuses == [201, 201, 201, 429]
     assert quiet.push(client_id=None).status_code == 201  # same address, another app: its own count
+
+
+@pytest.mark.parametrize("app_config", [{"TOKEN_REQUESTS_PER_CLIENT": "3 per minute"}])
+def test_an_assertion_nested_without_end_does_not_switch_load_shedding_off(app, client):
+    """Reading the unverified `sub` of `[[[[…` raised RecursionError, which the hook took for its
+    storage being down: the request then skipped its sender's limit and the service-wide ceiling."""
+    import base64
+
+    payload = base64.urlsafe_b64encode(b"[" * 2900).decode().rstrip("=")
+    data = {"grant_type": "authorization_code", "client_assertion": f"e30.{payload}.x",
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}
+    statuses = [client.post("/amami/oauth/token", data=data).status_code for _ in range(4)]
+    assert statuses == [400, 400, 400, 429], statuses

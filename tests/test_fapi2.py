@@ -435,7 +435,12 @@ def test_other_clients_cannot_use_private_key_jwt(app, client, customers, tmp_pa
 
 
 def test_fapi2_odd_client_assertions_never_make_a_500(fapi):
-    for assertion in ("x", "a.b.c", "e30.e30.", "e30." * 3, "日本.語.x", "x" * 9000):
+    import base64
+
+    nested = base64.urlsafe_b64encode(b"[" * 2000).decode().rstrip("=")  # json.loads: RecursionError
+    header = base64.urlsafe_b64encode(b'{"alg":"ES256"}').decode().rstrip("=")
+    for assertion in ("x", "a.b.c", "e30.e30.", "e30." * 3, "日本.語.x", "x" * 9000, f"{nested}.e30.x",
+                      f"{header}.{nested}.x"):
         assert_invalid_client(_pushed_with(fapi, assertion))
 
 
@@ -890,6 +895,8 @@ def _proof_variants(fapi, token):
         "bad signature": fapi.proof("GET", url, token=token)[:-4] + "AAAA",
         "none alg": "eyJ0eXAiOiJkcG9wK2p3dCIsImFsZyI6Im5vbmUifQ.e30.",
         "HS256": "eyJ0eXAiOiJkcG9wK2p3dCIsImFsZyI6IkhTMjU2In0.e30.c2ln",
+        "header nested without end": "W1tb" * 600 + ".e30.x",
+        "claims nested without end": "eyJ0eXAiOiJkcG9wK2p3dCIsImFsZyI6IkVTMjU2In0." + "W1tb" * 600 + ".x",
     }
 
 

@@ -45,7 +45,10 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         assertion = request.form.get("client_assertion")
         if isinstance(assertion, str) and len(assertion) > MAX_ASSERTION_LENGTH:
             raise InvalidClientError(description="The client assertion is too long.")
-        client = super().__call__(query_client, request)
+        try:
+            client = super().__call__(query_client, request)
+        except RecursionError:  # Authlib reads the claims with json.loads: a payload of `[[[[…`
+            raise InvalidClientError(description="The client assertion is not a JWT.") from None
         if client is not None and request.form.get("client_id") not in (None, client.client_id):
             # RFC 7521 §4.2: a client_id beside the assertion MUST name the client its `sub` names
             raise InvalidClientError(description="'client_id' is not the client of the assertion.")

@@ -80,6 +80,20 @@ def test_fapi2_happy_flow_par_private_key_jwt_dpop_bound_api_call(app, client, c
 
 # --- registration (CONTRACT §4) -----------------------------------------------------------------------
 
+def test_fapi2_dpop_with_a_ps256_key_the_metadata_advertises(fapi, walk):
+    """dpop_signing_alg_values_supported lists PS256: a proof carrying a 2048-bit RSA key in its
+    header (longer than joserfc's default 512-byte header limit) binds tokens and calls the API."""
+    fapi.dpop_key = new_key("PS256")
+    es256_proof = fapi.proof
+    fapi.proof = lambda method, url, **kw: es256_proof(method, url, **{"alg": "PS256", **kw})
+    response = fapi.exchange(authorized(walk)["code"])
+    assert response.status_code == 200, response.get_data(as_text=True)
+    body = response.get_json()
+    assert body["token_type"] == "DPoP"
+    assert fapi.api("accounts", body["access_token"]).status_code == 200
+    assert fapi.refresh(body["refresh_token"]).status_code == 200
+
+
 def test_fapi2_client_registration_prints_only_a_client_id_and_keeps_the_public_keys(app, tmp_path):
     key = new_key()
     printed = register_fapi2_client(app, "amami", tmp_path, key)

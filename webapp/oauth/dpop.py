@@ -39,8 +39,16 @@ ALGORITHMS = ["ES256", "PS256"]
 IAT_WINDOW = 60
 NONCE_SECONDS = 300
 MAX_PROOF_LENGTH = 8000
+
+
+class _ProofRegistry(JWSRegistry):
+    # a proof's header carries its public key: a 2048-bit RSA JWK (PS256) alone is ~700 bytes of
+    # base64url, over joserfc's default 512; MAX_PROOF_LENGTH still bounds the whole proof
+    max_header_length = 3000
+
+
 # header parameters a proof may carry beyond typ, alg, jwk are ignored (RFC 9449 §4.2), not refused
-_REGISTRY = JWSRegistry(algorithms=ALGORITHMS, strict_check_header=False)
+_REGISTRY = _ProofRegistry(algorithms=ALGORITHMS, strict_check_header=False)
 
 
 class ProofError(Exception):
@@ -99,8 +107,8 @@ def verify(headers: list[str], method: str, url: str, *, access_token: str | Non
     if not proof or len(proof) > MAX_PROOF_LENGTH:
         raise ProofError("The DPoP header is empty or too long.")
     try:
-        header = jws.extract_compact(proof.encode()).headers()
-    except (JoseError, ValueError, TypeError, UnicodeError):
+        header = jws.extract_compact(proof.encode(), registry=_REGISTRY).headers()
+    except (JoseError, ValueError, TypeError, UnicodeError, RecursionError):  # RecursionError: `[[[[…`
         raise ProofError("The DPoP proof is not a JWT.") from None
     if header.get("typ") != "dpop+jwt":
         raise ProofError("The DPoP proof's 'typ' must be dpop+jwt.")
@@ -109,7 +117,7 @@ def verify(headers: list[str], method: str, url: str, *, access_token: str | Non
     key = _key_from_header(header)
     try:
         claims = jwt.decode(proof, key, algorithms=ALGORITHMS, registry=_REGISTRY).claims
-    except (JoseError, ValueError, TypeError, UnicodeError):
+    except (JoseError, ValueError, TypeError, UnicodeError, RecursionError):
         raise ProofError("The DPoP proof's signature does not verify.") from None
     _check_claims(claims, method, url)
     if access_token is not None and claims.get("ath") != access_token_hash(access_token):

@@ -9,6 +9,7 @@ body is never read; a GET's is read up to a size limit and a deadline, then give
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from urllib.parse import urlsplit
 
@@ -30,8 +31,10 @@ class CallFailed(Exception):
     """No good answer this time: the name did not resolve, no connection, a timeout, too big."""
 
 
-def _open(url: str, method: str, headers: dict, *, body: bytes | None, sandbox: bool, timeout: float):
-    """The answer (body not read yet) of one request to the checked address; raises CallRefused/CallFailed."""
+@contextlib.contextmanager
+def _opened(url: str, method: str, headers: dict, *, body: bytes | None, sandbox: bool, timeout: float):
+    """The answer (body not read yet) of one request to the checked address, its connection closed
+    on leaving; raises CallRefused/CallFailed."""
     problem = url_problem(url, sandbox=sandbox)
     if problem:
         raise CallRefused(problem)
@@ -56,32 +59,37 @@ def _open(url: str, method: str, headers: dict, *, body: bytes | None, sandbox: 
         host_header = f"[{parts.hostname}]" + (f":{parts.port}" if parts.port else "")
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     try:
-        return pool.urlopen(method, path, body=body, redirect=False, assert_same_host=False, preload_content=False,
-                            headers={"Host": host_header, "User-Agent": USER_AGENT, **headers})
+        response = pool.urlopen(method, path, body=body, redirect=False, assert_same_host=False,
+                                preload_content=False, headers={"Host": host_header, "User-Agent": USER_AGENT, **headers})
+        try:
+            yield response
+        finally:
+            response.close()
     except (urllib3.exceptions.HTTPError, OSError) as error:
-        pool.close()
         raise CallFailed(f"{type(error).__name__}: {error}"[:300]) from None
+    finally:
+        pool.close()
 
 
 def post(url: str, body: bytes, content_type: str, *, sandbox: bool, timeout: float) -> None:
     """Deliver `body` or raise DeliveryFailure (permanent when the URL may never be called)."""
     try:
-        response = _open(url, "POST", {"Content-Type": content_type}, body=body, sandbox=sandbox, timeout=timeout)
+        with _opened(url, "POST", {"Content-Type": content_type}, body=body, sandbox=sandbox,
+                     timeout=timeout) as response:
+            status = response.status  # the answer's body is never read: only its status counts
     except CallRefused as refused:
         raise DeliveryFailure(f"refused: {refused}", permanent=True) from None
     except CallFailed as failed:
         raise DeliveryFailure(str(failed)) from None
-    response.close()  # the answer's body is never read: only its status counts
-    if not 200 <= response.status < 300:
-        raise DeliveryFailure(f"HTTP {response.status} from the app's server")
+    if not 200 <= status < 300:
+        raise DeliveryFailure(f"HTTP {status} from the app's server")
 
 
 def fetch(url: str, accept: str, *, sandbox: bool, timeout: float, max_bytes: int) -> bytes:
     """The body of a 200 answer to a GET of `url`, at most `max_bytes`, all of it within `timeout`
     seconds; CallRefused or CallFailed otherwise."""
     deadline = time.monotonic() + timeout
-    response = _open(url, "GET", {"Accept": accept}, body=None, sandbox=sandbox, timeout=timeout)
-    try:
+    with _opened(url, "GET", {"Accept": accept}, body=None, sandbox=sandbox, timeout=timeout) as response:
         if response.status != 200:
             raise CallFailed(f"HTTP {response.status}")
         body = bytearray()
@@ -92,8 +100,3 @@ def fetch(url: str, accept: str, *, sandbox: bool, timeout: float, max_bytes: in
             if time.monotonic() > deadline:
                 raise CallFailed(f"no whole answer within {timeout} s")
         return bytes(body)
-    except (urllib3.exceptions.HTTPError, OSError) as error:
-        raise CallFailed(f"{type(error).__name__}: {error}"[:300]) from None
-    finally:
-        response.release_conn()
-        response.close()

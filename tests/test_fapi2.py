@@ -395,6 +395,25 @@ def test_fapi2_client_assertion_signed_with_rs256_is_refused(app, client, custom
     assert _pushed_with(fapi, fapi.assertion()).status_code == 201
 
 
+def test_fapi2_client_assertion_with_alg_none_or_hs256_keyed_by_the_public_key_is_refused(fapi):
+    """Algorithm confusion: `none`, and HS256 with the registered public key's bytes as its secret."""
+    import base64
+    import hmac
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+    claims = b64(json.dumps({"iss": fapi.client_id, "sub": fapi.client_id, "aud": fapi.issuer,
+                             "jti": secrets.token_urlsafe(8), "exp": now() + 60}).encode())
+    public = json.dumps(fapi.signing_key.as_dict(private=False)).encode()
+    none = b64(b'{"alg":"none"}') + "." + claims + "."
+    signing_input = (b64(b'{"alg":"HS256"}') + "." + claims).encode()
+    for secret in (public, fapi.signing_key.as_pem(private=False)):
+        hs256 = signing_input.decode() + "." + b64(hmac.new(secret, signing_input, hashlib.sha256).digest())
+        assert_invalid_client(_pushed_with(fapi, hs256))
+    assert_invalid_client(_pushed_with(fapi, none))
+
+
 def test_fapi2_client_assertion_iat_8_seconds_ahead_is_accepted(fapi):
     """fapi2-security-profile-final-par-ensure-jwt-client-assertion-with-iat-nbf-8-seconds-in-the-future-is-accepted"""
     t = int(clock.now().timestamp())

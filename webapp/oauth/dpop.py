@@ -147,6 +147,8 @@ def _check_claims(claims: dict, method: str, url: str) -> None:
 
 def _same_url(htu: str, url: str) -> bool:
     try:
+        if urlsplit(htu).username is not None:  # normalized_url keeps only the host: userinfo is no part of ours
+            return False
         return normalized_url(htu) == normalized_url(url)
     except ValueError:  # a port that is no number, a broken IPv6 literal
         return False

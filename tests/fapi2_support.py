@@ -87,7 +87,8 @@ class FapiApp:
         head = {"typ": "dpop+jwt", "alg": alg, "jwk": key.as_dict(private=False)}
         head.update(header or {})
         head = {k: v for k, v in head.items() if v is not None}
-        return jwt.encode(head, body, key, algorithms=[alg], registry=JWSRegistry(strict_check_header=False))
+        return jwt.encode(head, body, key, algorithms=[alg],
+                          registry=JWSRegistry(algorithms=[alg], strict_check_header=False))
 
     # --- the endpoints ---
 

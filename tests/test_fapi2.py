@@ -80,6 +80,20 @@ def test_fapi2_happy_flow_par_private_key_jwt_dpop_bound_api_call(app, client, c
 
 # --- registration (CONTRACT §4) -----------------------------------------------------------------------
 
+def test_fapi2_dpop_with_a_ps256_key_the_metadata_advertises(fapi, walk):
+    """dpop_signing_alg_values_supported lists PS256: a proof carrying a 2048-bit RSA key in its
+    header (longer than joserfc's default 512-byte header limit) binds tokens and calls the API."""
+    fapi.dpop_key = new_key("PS256")
+    es256_proof = fapi.proof
+    fapi.proof = lambda method, url, **kw: es256_proof(method, url, **{"alg": "PS256", **kw})
+    response = fapi.exchange(authorized(walk)["code"])
+    assert response.status_code == 200, response.get_data(as_text=True)
+    body = response.get_json()
+    assert body["token_type"] == "DPoP"
+    assert fapi.api("accounts", body["access_token"]).status_code == 200
+    assert fapi.refresh(body["refresh_token"]).status_code == 200
+
+
 def test_fapi2_client_registration_prints_only_a_client_id_and_keeps_the_public_keys(app, tmp_path):
     key = new_key()
     printed = register_fapi2_client(app, "amami", tmp_path, key)
@@ -91,6 +105,27 @@ def test_fapi2_client_registration_prints_only_a_client_id_and_keeps_the_public_
     assert listed["profile"] == "fapi2"
 
 
+def small_rsa_key():
+    """A 1024-bit RSA key (joserfc only warns about one; FAPI 2.0 §5.4.1 asks for 2048 bits or more)."""
+    import warnings
+
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from joserfc.jwk import RSAKey
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return RSAKey.import_key(rsa.generate_private_key(65537, 1024))
+
+
+def test_fapi2_registration_refuses_an_rsa_key_under_2048_bits(app, runner, tmp_path):
+    """FAPI 2.0 §5.4.1 item 2: RSA keys of 2048 bits or more."""
+    small = tmp_path / "small.json"
+    small.write_text(json.dumps({"keys": [small_rsa_key().as_dict(private=False)]}))
+    result = runner.invoke(args=["clients", "add", "--tenant", "amami", "--name", "x", "--operator", "y",
+                                 "--redirect-uri", REDIRECT_URI, "--profile", "fapi2", "--jwks-file", str(small)])
+    assert result.exit_code != 0 and "2048" in result.output, result.output
+
+
 def test_fapi2_registration_refuses_a_private_key_a_missing_key_set_or_both(app, runner, tmp_path):
     private = tmp_path / "private.json"
     private.write_text(json.dumps({"keys": [new_key().as_dict(private=True)]}))
@@ -99,7 +134,8 @@ def test_fapi2_registration_refuses_a_private_key_a_missing_key_set_or_both(app,
     assert runner.invoke(args=base + ["--jwks-file", str(private)]).exit_code != 0
     assert runner.invoke(args=base).exit_code != 0
     assert runner.invoke(args=base + ["--jwks-file", str(private), "--jwks-uri", "https://a.example/jwks"]).exit_code != 0
-    assert runner.invoke(args=base + ["--jwks-uri", "http://a.example/jwks"]).exit_code == 0  # sandbox allows http
+    assert runner.invoke(args=base + ["--jwks-uri", "http://a.example/jwks"]).exit_code != 0  # http: only to localhost
+    assert runner.invoke(args=base + ["--jwks-uri", "http://localhost:8080/jwks"]).exit_code == 0  # in sandbox mode
     with app.app_context(), Session(db.engine()) as s:
         assert len(s.exec(select(OAuthClient)).all()) == 1
 
@@ -126,6 +162,15 @@ def test_fapi2_par_returns_a_request_uri_for_at_most_60_seconds(fapi):
         row = s.exec(select(PushedRequest)).one()
     assert row.request_uri_hash == hashlib.sha256(body["request_uri"].encode()).hexdigest()  # stored hashed only
     assert row.params["code_challenge_method"] == "S256" and row.params["redirect_uri"] == REDIRECT_URI
+
+
+@pytest.mark.parametrize("name", ["state", "redirect_uri", "scope", "code_challenge"])
+def test_fapi2_par_refuses_an_oversized_parameter(fapi, name):
+    """A pushed request is not limited by a URL's length: a 100 kB state would come back in ⑥'s
+    Location header, which the proxy cannot pass on (the customer's 許可する would fail)."""
+    response = fapi.push(**{name: "s" * par.MAX_PARAM_LENGTH + "s"})
+    assert response.status_code == 400 and error_of(response) == "invalid_request"
+    assert fapi.push(state="s" * par.MAX_PARAM_LENGTH).status_code == 201
 
 
 def test_fapi2_par_needs_client_authentication(fapi):
@@ -350,6 +395,25 @@ def test_fapi2_client_assertion_signed_with_rs256_is_refused(app, client, custom
     assert _pushed_with(fapi, fapi.assertion()).status_code == 201
 
 
+def test_fapi2_client_assertion_with_alg_none_or_hs256_keyed_by_the_public_key_is_refused(fapi):
+    """Algorithm confusion: `none`, and HS256 with the registered public key's bytes as its secret."""
+    import base64
+    import hmac
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+    claims = b64(json.dumps({"iss": fapi.client_id, "sub": fapi.client_id, "aud": fapi.issuer,
+                             "jti": secrets.token_urlsafe(8), "exp": now() + 60}).encode())
+    public = json.dumps(fapi.signing_key.as_dict(private=False)).encode()
+    none = b64(b'{"alg":"none"}') + "." + claims + "."
+    signing_input = (b64(b'{"alg":"HS256"}') + "." + claims).encode()
+    for secret in (public, fapi.signing_key.as_pem(private=False)):
+        hs256 = signing_input.decode() + "." + b64(hmac.new(secret, signing_input, hashlib.sha256).digest())
+        assert_invalid_client(_pushed_with(fapi, hs256))
+    assert_invalid_client(_pushed_with(fapi, none))
+
+
 def test_fapi2_client_assertion_iat_8_seconds_ahead_is_accepted(fapi):
     """fapi2-security-profile-final-par-ensure-jwt-client-assertion-with-iat-nbf-8-seconds-in-the-future-is-accepted"""
     t = int(clock.now().timestamp())
@@ -360,6 +424,34 @@ def test_fapi2_client_assertion_iat_over_60_seconds_ahead_is_refused(fapi):
     """fapi2-security-profile-final-par-ensure-jwt-client-assertion-with-iat-nbf-over-60-seconds-in-the-future-fails"""
     t = int(clock.now().timestamp())
     assert_invalid_client(_pushed_with(fapi, fapi.assertion(iat=t + 70, nbf=t + 70)))
+
+
+@pytest.mark.parametrize("claim", ["exp", "iat", "nbf"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_fapi2_client_assertion_with_a_time_that_is_no_number_is_refused(fapi, claim, value):
+    """exp/iat/nbf of NaN or Infinity (Python's JSON reads them) are no times: invalid_client, not a 500."""
+    assert_invalid_client(_pushed_with(fapi, fapi.assertion(**{claim: value})))
+
+
+def test_fapi2_client_assertion_is_single_use_across_par_token_revocation_and_introspection(fapi):
+    """One replay cache for every endpoint: an assertion spent at PAR opens none of the others."""
+    assertion = fapi.assertion()
+    assert _pushed_with(fapi, assertion).status_code == 201
+    for endpoint in ("oauth/token", "oauth/revoke", "oauth/introspect"):
+        response = fapi.client.post(f"/amami/{endpoint}", data={"grant_type": "refresh_token", "refresh_token": "x",
+                                                                "token": "x", **fapi.auth(assertion)})
+        assert_invalid_client(response)
+
+
+@pytest.mark.parametrize("endpoint", ["oauth/token", "oauth/revoke", "oauth/introspect"])
+def test_fapi2_a_client_id_beside_the_assertion_must_be_its_sub(app, client, customers, tmp_path, fapi, endpoint):
+    """RFC 7521 §4.2: a client_id sent with a client assertion MUST identify the same client."""
+    other = FapiApp(app, client, "amami", tmp_path)
+    response = fapi.client.post(f"/amami/{endpoint}", data={"grant_type": "refresh_token", "refresh_token": "x",
+                                                            "token": "x", **fapi.auth(), "client_id": other.client_id})
+    assert_invalid_client(response)
+    response = fapi.client.post(f"/amami/{endpoint}", data={"token": "x", **fapi.auth(), "client_id": fapi.client_id})
+    assert response.status_code != 401 and (response.get_json() or {}).get("error") != "invalid_client"
 
 
 def test_fapi2_client_cannot_use_client_secret_basic(fapi):
@@ -376,7 +468,12 @@ def test_other_clients_cannot_use_private_key_jwt(app, client, customers, tmp_pa
 
 
 def test_fapi2_odd_client_assertions_never_make_a_500(fapi):
-    for assertion in ("x", "a.b.c", "e30.e30.", "e30." * 3, "日本.語.x", "x" * 9000):
+    import base64
+
+    nested = base64.urlsafe_b64encode(b"[" * 2000).decode().rstrip("=")  # json.loads: RecursionError
+    header = base64.urlsafe_b64encode(b'{"alg":"ES256"}').decode().rstrip("=")
+    for assertion in ("x", "a.b.c", "e30.e30.", "e30." * 3, "日本.語.x", "x" * 9000, f"{nested}.e30.x",
+                      f"{header}.{nested}.x"):
         assert_invalid_client(_pushed_with(fapi, assertion))
 
 
@@ -466,6 +563,155 @@ def test_fapi2_slow_jwks_uri_fails_the_authentication_after_its_timeout(app, cli
     assert time.monotonic() - started < 1.5
 
 
+class OddJwksServer:
+    """A client's server on a loopback port that answers its JWKS badly: `drip` sends `body` a few
+    bytes at a time, `redirect` answers 302 to `body`. Counts the requests it gets."""
+
+    def __init__(self, body: bytes, *, drip: float = 0, redirect: bool = False):
+        import http.server
+        import time
+
+        outer = self
+        self.hits = 0
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                outer.hits += 1
+                try:
+                    if redirect:
+                        self.send_response(302)
+                        self.send_header("Location", body.decode())
+                        self.end_headers()
+                        return
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.end_headers()  # no Content-Length: the body ends when the connection closes
+                    for i in range(0, len(body), 64 if drip else len(body)):
+                        self.wfile.write(body[i:i + (64 if drip else len(body))])
+                        self.wfile.flush()
+                        time.sleep(drip)
+                except OSError:
+                    pass
+
+            def log_message(self, *args):
+                pass
+
+        class Server(http.server.ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request, client_address):
+                pass
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/jwks.json"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def odd_jwks_server():
+    servers = []
+
+    def start(body, **kw):
+        servers.append(OddJwksServer(body, **kw))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+    from webapp.oauth import client_keys
+
+    client_keys.forget()
+
+
+def _fapi2_with_jwks_uri(app, client, tmp_path, uri: str, key):
+    """A FAPI 2.0 client signing with `key` whose stored jwks_uri is `uri` (set in the database, past
+    the CLI's check)."""
+    fapi = FapiApp(app, client, "amami", tmp_path)
+    fapi.signing_key = key
+    with app.app_context(), Session(db.engine()) as s:
+        row = s.exec(select(OAuthClient).where(OAuthClient.client_id == fapi.client_id)).one()
+        row.jwks, row.jwks_uri = None, uri
+        s.add(row)
+        s.commit()
+    return fapi
+
+
+@pytest.mark.parametrize("app_config", [{"JWKS_FETCH_TIMEOUT": 0.5}])
+def test_fapi2_jwks_uri_dripping_its_answer_fails_within_the_timeout(app, client, customers, tmp_path,
+                                                                     odd_jwks_server):
+    """The timeout is for the whole answer, not for each read: a server sending a few bytes at a time
+    cannot hold a token request (and a worker thread) for long."""
+    import time
+
+    key = new_key()
+    served = odd_jwks_server(json.dumps(public_jwks(key)).encode(), drip=0.2)
+    fapi = _fapi2_with_jwks_uri(app, client, tmp_path, served.url, key)
+    started = time.monotonic()
+    assert_invalid_client(fapi.push())
+    assert time.monotonic() - started < 1.5
+
+
+def test_fapi2_jwks_uri_with_a_huge_answer_is_no_key_set(app, client, customers, tmp_path, odd_jwks_server):
+    key = new_key()
+    served = odd_jwks_server(json.dumps({**public_jwks(key), "pad": "x" * (2 * 1024 * 1024)}).encode())
+    assert_invalid_client(_fapi2_with_jwks_uri(app, client, tmp_path, served.url, key).push())
+
+
+def test_fapi2_jwks_uri_redirect_is_not_followed(app, client, customers, tmp_path, jwks_server, odd_jwks_server):
+    key = new_key()
+    target = jwks_server(public_jwks(key))
+    redirecting = odd_jwks_server(target.url.encode(), redirect=True)
+    assert_invalid_client(_fapi2_with_jwks_uri(app, client, tmp_path, redirecting.url, key).push())
+    assert redirecting.hits == 1 and target.hits == 0
+
+
+def test_fapi2_jwks_uri_that_failed_is_not_fetched_again_at_once(app, client, customers, tmp_path, odd_jwks_server):
+    """Anyone can send an unsigned assertion naming a client: while its server fails, each such
+    request must not cost a fetch (and a wait) of its own."""
+    served = odd_jwks_server(b"not json")
+    fapi = _fapi2_with_jwks_uri(app, client, tmp_path, served.url, new_key())
+    for _ in range(3):
+        assert_invalid_client(fapi.push())
+    assert served.hits == 1
+
+
+def test_fapi2_jwks_uri_nested_without_end_is_no_key_set(app, client, customers, tmp_path, odd_jwks_server):
+    served = odd_jwks_server(b"[" * 60000)
+    assert_invalid_client(_fapi2_with_jwks_uri(app, client, tmp_path, served.url, new_key()).push())
+
+
+@pytest.mark.parametrize("app_config", [{"SANDBOX": False}])
+def test_fapi2_jwks_uri_inside_the_unions_network_is_never_fetched(app, client, customers, tmp_path, jwks_server,
+                                                                   monkeypatch):
+    """SSRF: in production a jwks_uri naming (or resolving to) a loopback, private or link-local
+    address is not fetched, whatever its scheme: the webhooks' guard (webhooks/targets.py)."""
+    import socket
+
+    key = new_key()
+    served = jwks_server(public_jwks(key))
+    port = served.server.server_address[1]
+    real = socket.getaddrinfo
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, *a, **kw: real(
+        "127.0.0.1" if host == "keys.fintech.example" else host, *a, **kw))
+    for uri in (served.url, f"http://localhost:{port}/jwks.json", f"https://keys.fintech.example:{port}/jwks.json"):
+        assert_invalid_client(_fapi2_with_jwks_uri(app, client, tmp_path, uri, key).push())
+    assert served.hits == 0
+
+
+@pytest.mark.parametrize("app_config", [{"SANDBOX": False}])
+@pytest.mark.parametrize("uri", ["http://localhost:8080/jwks.json", "https://169.254.169.254/jwks.json",
+                                 "https://10.0.0.5/jwks.json", "https://[::ffff:127.0.0.1]/jwks.json"])
+def test_fapi2_registration_refuses_a_jwks_uri_inside_the_unions_network(app, uri):
+    result = app.test_cli_runner().invoke(args=[
+        "clients", "add", "--tenant", "amami", "--name", "x", "--operator", "y",
+        "--redirect-uri", REDIRECT_URI, "--profile", "fapi2", "--jwks-uri", uri])
+    assert result.exit_code != 0 and "Invalid value for --jwks-uri" in result.output, result.output
+
+
 # --- DPoP at the token endpoint (RFC 9449 §5, §8) -----------------------------------------------------
 
 def test_fapi2_token_request_without_dpop_proof_is_refused(fapi, walk):
@@ -514,6 +760,26 @@ def _token_error(fapi, walk, **proof_kw) -> str:
 
 def test_fapi2_dpop_proof_wrong_htu(fapi, walk):
     assert _token_error(fapi, walk, url=fapi.url("oauth/par")) == "invalid_dpop_proof"
+
+
+def test_fapi2_dpop_proof_with_an_rsa_key_under_2048_bits_is_refused(fapi, walk):
+    """FAPI 2.0 §5.4.1 item 2: the tokens would be bound to a key too weak to hold them."""
+    import warnings
+
+    from joserfc.jws import JWSRegistry
+
+    key = small_rsa_key()
+    fapi.token_request({"grant_type": "authorization_code", "code": "x"})  # learns a nonce
+    code = authorized(walk)["code"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        proof = jwt.encode({"typ": "dpop+jwt", "alg": "PS256", "jwk": key.as_dict(private=False)},
+                           {"jti": secrets.token_urlsafe(16), "htm": "POST", "htu": fapi.url("oauth/token"),
+                            "iat": now(), "nonce": fapi.nonce},
+                           key, algorithms=["PS256"], registry=JWSRegistry(algorithms=["PS256"]))
+    response = fapi.exchange(code, proof=proof)
+    assert response.status_code == 400 and error_of(response) == "invalid_dpop_proof", response.get_data(as_text=True)
+    assert fapi.exchange(code).status_code == 200
 
 
 def test_fapi2_dpop_proof_wrong_htm(fapi, walk):
@@ -613,6 +879,14 @@ def test_fapi2_dpop_expired_proof_at_the_api(fapi, access_token):
     assert_dpop_refusal(fapi.api("accounts", access_token, proof=proof), "invalid_dpop_proof")
 
 
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_fapi2_dpop_proof_with_an_iat_that_is_no_number_is_refused(fapi, access_token, value):
+    """A NaN iat compares false with everything: it must not pass the iat window (and be replayable
+    forever once the replay cache forgets its jti)."""
+    proof = fapi.proof("GET", fapi.url("api/v1/accounts"), token=access_token, iat=value)
+    assert_dpop_refusal(fapi.api("accounts", access_token, proof=proof), "invalid_dpop_proof")
+
+
 @pytest.mark.parametrize("seconds", [-10, 10])
 def test_fapi2_dpop_proof_with_iat_10_seconds_off_succeeds(fapi, access_token, seconds):
     """fapi2-security-profile-final-ensure-dpop-proof-with-iat-10-seconds-before/after-succeeds"""
@@ -650,10 +924,16 @@ def _proof_variants(fapi, token):
         "htm PUT": fapi.proof("PUT", url, token=token),
         "htu bad port": fapi.proof("GET", "https://renkei.test:x/amami/api/v1/accounts", token=token),
         "htu not a URL": fapi.proof("GET", "http://[::1", token=token),
+        "htu with userinfo": fapi.proof("GET", "https://user@renkei.test/amami/api/v1/accounts", token=token),
+        "htu with a trailing slash": fapi.proof("GET", url + "/", token=token),
+        "htu at another port": fapi.proof("GET", "https://renkei.test:8443/amami/api/v1/accounts", token=token),
+        "htu over http": fapi.proof("GET", "http://renkei.test/amami/api/v1/accounts", token=token),
         "not a JWT": "not-a-jwt",
         "bad signature": fapi.proof("GET", url, token=token)[:-4] + "AAAA",
         "none alg": "eyJ0eXAiOiJkcG9wK2p3dCIsImFsZyI6Im5vbmUifQ.e30.",
         "HS256": "eyJ0eXAiOiJkcG9wK2p3dCIsImFsZyI6IkhTMjU2In0.e30.c2ln",
+        "header nested without end": "W1tb" * 600 + ".e30.x",
+        "claims nested without end": "eyJ0eXAiOiJkcG9wK2p3dCIsImFsZyI6IkVTMjU2In0." + "W1tb" * 600 + ".x",
     }
 
 
@@ -790,3 +1070,16 @@ def test_fapi2_par_and_token_requests_are_counted_per_client_named_by_its_assert
     statuses = [noisy.push(client_id=None).status_code for _ in range(4)]
     assert statuses == [201, 201, 201, 429]
     assert quiet.push(client_id=None).status_code == 201  # same address, another app: its own count
+
+
+@pytest.mark.parametrize("app_config", [{"TOKEN_REQUESTS_PER_CLIENT": "3 per minute"}])
+def test_an_assertion_nested_without_end_does_not_switch_load_shedding_off(app, client):
+    """Reading the unverified `sub` of `[[[[…` raised RecursionError, which the hook took for its
+    storage being down: the request then skipped its sender's limit and the service-wide ceiling."""
+    import base64
+
+    payload = base64.urlsafe_b64encode(b"[" * 2900).decode().rstrip("=")
+    data = {"grant_type": "authorization_code", "client_assertion": f"e30.{payload}.x",
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}
+    statuses = [client.post("/amami/oauth/token", data=data).status_code for _ in range(4)]
+    assert statuses == [400, 400, 400, 429], statuses

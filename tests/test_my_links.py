@@ -246,6 +246,21 @@ def test_another_accounts_consent_cannot_be_ended(app, client, customers):
     assert rows(app, OperationLog, OperationLog.event == "consent_revoke", OperationLog.result == "refused")
 
 
+def test_odd_consent_ids_get_the_page_with_its_message_and_change_nothing(amami):
+    """A full-width digit is no id (Flask's int converter reads '１' as 1, SECURITY.md's Unicode
+    digits); nor is a negative, a huge or a non-numeric one: each gets the page again, 404, with
+    the link-not-found message, never a 500 or a bare 404."""
+    linked(amami)
+    at_links(amami)
+    (consent,) = rows(amami.app, Consent)
+    full_width = str(consent.id).translate(str.maketrans("0123456789", "０１２３４５６７８９"))
+    for odd in (full_width, "-1", "0", "99999999999999999999999999", "abc", "1.5", "%00", "%E3%83%BB"):
+        response = revoke(amami, odd)
+        assert response.status_code == 404, odd
+        assert messages.LINK_NOT_FOUND in text_of(response), odd
+    assert rows(amami.app, Consent)[0].revoked_at is None
+
+
 def test_a_revoke_without_its_csrf_token_changes_nothing(amami):
     linked(amami)
     at_links(amami)

@@ -481,6 +481,28 @@ def test_production_refuses_webhook_urls_that_are_not_https_to_a_public_host(pro
         assert s.exec(select(OAuthClient)).all() == []
 
 
+@pytest.mark.parametrize("address", [
+    "64:ff9b::a00:8",  # NAT64 (RFC 6052): on an IPv6-only network with NAT64 this is 10.0.0.8
+    "2002:a00:8::1",  # 6to4 of 10.0.0.8
+    "::a00:8",  # IPv4-compatible IPv6 of 10.0.0.8
+    "2001:0:4136:e378:8000:63bf:f5ff:fff7",  # Teredo, client 10.0.0.8
+    "fec0::1",  # site-local (deprecated, still routed inside some networks)
+])
+def test_ipv6_forms_of_internal_addresses_are_refused(address):
+    """Python calls these global; each carries an internal IPv4 address or is site-local."""
+    from webapp.webhooks.targets import address_allowed, url_problem
+
+    assert not address_allowed(address, sandbox=False)
+    assert url_problem(f"https://[{address}]/hook", sandbox=False) is not None
+
+
+def test_ipv6_forms_of_public_addresses_are_allowed():
+    from webapp.webhooks.targets import address_allowed
+
+    assert address_allowed("2606:4700::6810:84e5", sandbox=False)
+    assert address_allowed("64:ff9b::5db8:d70e", sandbox=False)  # NAT64 of 93.184.215.14
+
+
 def test_sandbox_allows_http_only_to_localhost(app):
     assert add_client(app, "--webhook-url", "http://127.0.0.1:8080/hook").exit_code == 0
     assert add_client(app, "--webhook-url", "http://localhost:8080/hook").exit_code == 0

@@ -58,7 +58,7 @@ def _assertion_subject(assertion: str | None) -> str | None:
         return None
     try:
         claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except (binascii.Error, ValueError):
+    except (binascii.Error, ValueError, RecursionError):  # RecursionError: `[[[[…`
         return None
     sub = claims.get("sub") if isinstance(claims, dict) else None
     return sub[:200] if isinstance(sub, str) and sub else None
@@ -83,8 +83,8 @@ def _spent(setting: str, scope: str, key: str) -> bool:
 def shed_load() -> None:
     if request.blueprint not in SHED_BLUEPRINTS or request.endpoint in NOT_COUNTED:
         return
+    sender = _sender()  # from the request alone: a failure here is no reason to skip the limits
     try:
-        sender = _sender()
         if sender is not None and _spent(sender[0], "sender", sender[1]):
             log.info("sender limit reached: %s on %s", sender[1], request.endpoint)
             raise TooManyRequests()

@@ -10,9 +10,12 @@ to an account, and 「連携を解除する」.
 - 「連携を解除する」: first 「…との連携を解除してよろしいですか」 (a dialog with htmx, a page without),
   then `confirm=yes` ends the consent and its tokens at once and queues the notice to the address
   given at ② of this session, in one transaction with its log row. Only a consent of the proven
-  account can be ended: any other id gets the page again with 404 and nothing is touched.
+  account can be ended: any other id (another account's, ended, unknown, or not ASCII digits at all)
+  gets the page again with 404 and nothing is touched.
 """
 from __future__ import annotations
+
+import re
 
 from flask import flash, g, get_flashed_messages, redirect, request, url_for
 from flask_wtf import FlaskForm
@@ -28,7 +31,8 @@ from .models import LINKS
 from .state import STEPS
 from .steps import end_flow, flow_step, screen_url
 
-_DONE = "links-done"  # flash category of what the last action did
+_DONE = "links-done"
+_CONSENT_ID = re.compile(r"[0-9]{1,18}")  # flash category of what the last action did
 
 
 def _links_flow():
@@ -66,18 +70,20 @@ def start():
     return go(url_for("my.links"))
 
 
-@my_bp.route("/links/<int:consent_id>/revoke", methods=["POST"])
+@my_bp.route("/links/<path:consent_id>/revoke", methods=["POST"])
 @flow_step("links")
-def revoke(consent_id: int):
+def revoke(consent_id: str):
     flow = g.flow
     form = FlaskForm()  # CSRF only
     if not form.validate_on_submit():
         return go(url_for("my.links"))
     s = db.session()
-    link = find_link(s, account_key(flow), consent_id)
+    # ASCII digits only: Flask's int converter (and int()) would read '１' as 1
+    number = int(consent_id) if _CONSENT_ID.fullmatch(consent_id) else None
+    link = find_link(s, account_key(flow), number) if number is not None else None
     if link is None:
         oplog.record(s, tenant=flow.tenant, screen=STEPS["links"].screen_id, event="consent_revoke",
-                     result="refused", flow=flow, detail=f"not this account's live consent {consent_id}"[:200])
+                     result="refused", flow=flow, detail=f"not this account's live consent {number}")
         s.commit()
         return _page(flow, form, status=404, alert=messages.LINK_NOT_FOUND)
     if request.form.get("confirm") != "yes":

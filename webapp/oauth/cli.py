@@ -111,9 +111,9 @@ def add(tenant, name, operator, redirect_uris, profile, jwks_file, jwks_uri, web
     if bool(jwks_file) == bool(jwks_uri):
         raise click.BadParameter("a fapi2 client needs exactly one of --jwks-file and --jwks-uri", param_hint="--jwks-file")
     jwks = _read_jwks_file(jwks_file) if jwks_file else None
-    if jwks_uri and not redirect_uri_allowed(jwks_uri):
-        raise click.BadParameter(f"{jwks_uri}: an absolute https URL is required (http only for localhost "
-                                 "or in sandbox mode)", param_hint="--jwks-uri")
+    problem = jwks_uri and url_problem(jwks_uri, sandbox=bool(current_app.config["SANDBOX"]))
+    if problem:  # the webhooks' rule: fetched from the union's servers, it must not point inside
+        raise click.BadParameter(f"{jwks_uri}: {problem}", param_hint="--jwks-uri")
     s = db.session()
     client_id = register_fapi2_client(s, tenant, name, operator, uris, jwks=jwks, jwks_uri=jwks_uri,
                                       webhook_url=webhook_url)

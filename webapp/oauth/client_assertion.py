@@ -7,12 +7,15 @@ The assertion is a JWT the client signed with a key of its registered JWK Set, a
   (FAPI 2.0 §5.3.2.1 item 8: not the token or PAR endpoint's URL, not an array);
 - `exp` has not passed and is at most MAX_LIFETIME ahead; `iat`/`nbf`, when present, are not more
   than LEEWAY seconds ahead;
-- its `jti` has not been seen before from that client (`replay.first_use`, kept until `exp`).
+- its `jti` has not been seen before from that client (`replay.first_use`, kept until `exp`), at
+  any endpoint;
+- a `client_id` sent beside it names the same client (RFC 7521 §4.2).
 Anything else is 401/400 `invalid_client`.
 """
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 from authlib.oauth2.rfc6749 import InvalidClientError
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
@@ -42,7 +45,14 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         assertion = request.form.get("client_assertion")
         if isinstance(assertion, str) and len(assertion) > MAX_ASSERTION_LENGTH:
             raise InvalidClientError(description="The client assertion is too long.")
-        return super().__call__(query_client, request)
+        try:
+            client = super().__call__(query_client, request)
+        except RecursionError:  # Authlib reads the claims with json.loads: a payload of `[[[[…`
+            raise InvalidClientError(description="The client assertion is not a JWT.") from None
+        if client is not None and request.form.get("client_id") not in (None, client.client_id):
+            # RFC 7521 §4.2: a client_id beside the assertion MUST name the client its `sub` names
+            raise InvalidClientError(description="'client_id' is not the client of the assertion.")
+        return client
 
     def get_audiences(self):
         return [issuer(g.tenant.id)]
@@ -88,7 +98,8 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
 
 
 def _is_time(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A number of seconds: not a bool, and not NaN or Infinity (which JSON parsing lets through)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _verified_claims(assertion: str, keys: KeySet) -> dict:

@@ -2,7 +2,8 @@
 
 A proof is a JWT in the one `DPoP` header of the request, and is good only when (§4.3):
 - its header has `typ` "dpop+jwt", an `alg` of ALGORITHMS (FAPI 2.0 §5.4: PS256 or ES256; never
-  `none`, never a MAC) and a `jwk` that is a public key, and the signature verifies with that key;
+  `none`, never a MAC) and a `jwk` that is a public key (RSA: 2048 bits or more, §5.4.1), and the
+  signature verifies with that key;
 - its claims have `jti`, `htm` (the request's method), `htu` (the request's URL as the client sent
   it: `BASE_URL` + path, since TLS ends before this app; query and fragment ignored, scheme and
   host compared case-insensitively, a default port dropped) and `iat` within IAT_WINDOW seconds
@@ -20,6 +21,7 @@ import base64
 import datetime as dt
 import hashlib
 import hmac
+import math
 import struct
 from urllib.parse import urlsplit, urlunsplit
 
@@ -31,13 +33,22 @@ from joserfc.jwk import ECKey, RSAKey, import_key
 
 from .. import clock
 from . import replay
+from .client_keys import MIN_RSA_BITS, weak_rsa_key
 
 ALGORITHMS = ["ES256", "PS256"]
 IAT_WINDOW = 60
 NONCE_SECONDS = 300
 MAX_PROOF_LENGTH = 8000
+
+
+class _ProofRegistry(JWSRegistry):
+    # a proof's header carries its public key: a 2048-bit RSA JWK (PS256) alone is ~700 bytes of
+    # base64url, over joserfc's default 512; MAX_PROOF_LENGTH still bounds the whole proof
+    max_header_length = 3000
+
+
 # header parameters a proof may carry beyond typ, alg, jwk are ignored (RFC 9449 §4.2), not refused
-_REGISTRY = JWSRegistry(algorithms=ALGORITHMS, strict_check_header=False)
+_REGISTRY = _ProofRegistry(algorithms=ALGORITHMS, strict_check_header=False)
 
 
 class ProofError(Exception):
@@ -75,6 +86,8 @@ def _key_from_header(header: dict):
     data = header.get("jwk")
     if not isinstance(data, dict):
         raise ProofError("The DPoP proof has no 'jwk' header.")
+    if weak_rsa_key(data):
+        raise ProofError(f"The DPoP proof's RSA key must have at least {MIN_RSA_BITS} bits.")
     try:
         key = import_key(data)
     except (JoseError, ValueError, TypeError, KeyError):
@@ -94,8 +107,8 @@ def verify(headers: list[str], method: str, url: str, *, access_token: str | Non
     if not proof or len(proof) > MAX_PROOF_LENGTH:
         raise ProofError("The DPoP header is empty or too long.")
     try:
-        header = jws.extract_compact(proof.encode()).headers()
-    except (JoseError, ValueError, TypeError, UnicodeError):
+        header = jws.extract_compact(proof.encode(), registry=_REGISTRY).headers()
+    except (JoseError, ValueError, TypeError, UnicodeError, RecursionError):  # RecursionError: `[[[[…`
         raise ProofError("The DPoP proof is not a JWT.") from None
     if header.get("typ") != "dpop+jwt":
         raise ProofError("The DPoP proof's 'typ' must be dpop+jwt.")
@@ -104,7 +117,7 @@ def verify(headers: list[str], method: str, url: str, *, access_token: str | Non
     key = _key_from_header(header)
     try:
         claims = jwt.decode(proof, key, algorithms=ALGORITHMS, registry=_REGISTRY).claims
-    except (JoseError, ValueError, TypeError, UnicodeError):
+    except (JoseError, ValueError, TypeError, UnicodeError, RecursionError):
         raise ProofError("The DPoP proof's signature does not verify.") from None
     _check_claims(claims, method, url)
     if access_token is not None and claims.get("ath") != access_token_hash(access_token):
@@ -126,7 +139,7 @@ def _check_claims(claims: dict, method: str, url: str) -> None:
         raise ProofError("The DPoP proof's 'htm' does not match the request's method.")
     if not isinstance(htu, str) or not _same_url(htu, url):
         raise ProofError("The DPoP proof's 'htu' does not match the request's URL.")
-    if not isinstance(iat, (int, float)) or isinstance(iat, bool):
+    if not isinstance(iat, (int, float)) or isinstance(iat, bool) or not math.isfinite(iat):
         raise ProofError("The DPoP proof needs a numeric 'iat'.")
     if abs(clock.now().timestamp() - iat) > IAT_WINDOW:
         raise ProofError("The DPoP proof's 'iat' is too far from the server's time.")
@@ -134,6 +147,8 @@ def _check_claims(claims: dict, method: str, url: str) -> None:
 
 def _same_url(htu: str, url: str) -> bool:
     try:
+        if urlsplit(htu).username is not None:  # normalized_url keeps only the host: userinfo is no part of ours
+            return False
         return normalized_url(htu) == normalized_url(url)
     except ValueError:  # a port that is no number, a broken IPv6 literal
         return False

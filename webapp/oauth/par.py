@@ -31,6 +31,7 @@ from .server import AUTHORIZATION_PARAMS, CLIENT_AUTH_METHODS, RESPONSE_TYPES, D
 
 REQUEST_URI_PREFIX = "urn:ietf:params:oauth:request_uri:"
 REQUEST_URI_SECONDS = 60
+MAX_PARAM_LENGTH = 2000  # as much as an authorization request's URL could carry; state comes back in a Location
 KEEP_AFTER_EXPIRY = dt.timedelta(days=1)  # longer than any flow lives: ⑥ still finds its row
 FLOW_KEY = "pushed_request_id"  # in a flow's oauth_request: the pushed request ⑥ spends
 # client authentication travels in the same form; it is not part of the authorization request
@@ -58,6 +59,8 @@ def _pushed_params(client) -> dict:
     form = flask_request.form
     if any(len(form.getlist(name)) > 1 for name in form):
         raise InvalidRequestError("A parameter is repeated.")
+    if any(len(form[name]) > MAX_PARAM_LENGTH for name in AUTHORIZATION_PARAMS if name in form):
+        raise InvalidRequestError(f"A parameter is longer than {MAX_PARAM_LENGTH} characters.")
     if "request_uri" in form:
         raise InvalidRequestError("'request_uri' cannot be pushed (RFC 9126 section 2.1).")
     if "request" in form:

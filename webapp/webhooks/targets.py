@@ -22,20 +22,36 @@ def _is_local_name(host: str) -> bool:
     return host in LOCAL_NAMES or host.endswith(".localhost")
 
 
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052: the IPv4 address in the last 32 bits
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
 def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address `host` is, if it is one: an IPv6 address that carries an IPv4 one (mapped,
+    NAT64, 6to4, Teredo's client, IPv4-compatible) is that IPv4 address, which Python's `is_global`
+    does not look into (64:ff9b::a00:8 is "global", and is 10.0.0.8 behind a NAT64 gateway)."""
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:
         return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+    if not isinstance(ip, ipaddress.IPv6Address):
+        return ip
+    if ip.ipv4_mapped is not None:
         return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip.teredo is not None:
+        return ip.teredo[1]
+    if ip in _NAT64 or ip in _IPV4_COMPATIBLE and int(ip) > 0xFFFF:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     return ip
 
 
 def address_allowed(address: str, *, sandbox: bool) -> bool:
     """A public (globally routed) address; in sandbox mode loopback too."""
     ip = _address(address.split("%", 1)[0])
-    return ip is not None and (ip.is_global and not ip.is_multicast or sandbox and ip.is_loopback)
+    return ip is not None and (ip.is_global and not ip.is_multicast and not getattr(ip, "is_site_local", False)
+                               or sandbox and ip.is_loopback)
 
 
 def url_problem(url: str, *, sandbox: bool) -> str | None:

@@ -2,7 +2,7 @@
 import pytest
 
 from conftest import TEST_SECRET, make_app, text_of
-from webapp import create_app
+from webapp import create_app, messages
 
 
 def test_post_without_csrf_token_is_refused(amami):
@@ -10,7 +10,20 @@ def test_post_without_csrf_token_is_refused(amami):
     response = amami.client.post("/amami/flow/account", data={"branch": "115", "account_type": "1",
                                                                "account_number": "1100026"})
     assert response.status_code == 400
+    page = text_of(response)
+    assert messages.FORM_EXPIRED in page and "Bad Request" not in page and "CSRF" not in page
+    assert "奄美信用組合" in page  # the union's own page, not Werkzeug's English one
     assert amami.get("flow/account").status_code == 200  # still on ①
+
+
+@pytest.mark.parametrize("path", ["flow/account", "my/links/start", "flow/cancel"])
+def test_an_htmx_press_with_a_stale_token_reloads_the_screen(amami, path):
+    """htmx drops a 400 (base.html's responseHandling): without HX-Refresh the customer's press would
+    do nothing visible; the reload brings a fresh token or the flow's own notice."""
+    amami.start()
+    response = amami.client.post(f"/amami/{path}", data={"csrf_token": "stale"}, headers={"HX-Request": "true"})
+    assert response.status_code == 400 and response.headers["HX-Refresh"] == "true"
+    assert messages.FORM_EXPIRED in text_of(response)
 
 
 def test_flow_pages_carry_security_headers(amami):

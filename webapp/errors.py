@@ -12,12 +12,13 @@ import logging
 import secrets
 
 from flask import Flask, jsonify, request
+from flask_wtf.csrf import CSRFError
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
 
 from . import messages
 from .corebanking import CoreUnavailable
-from .render import render_page
+from .render import is_htmx, render_page
 
 log = logging.getLogger("renkei.errors")
 
@@ -87,6 +88,19 @@ def init_app(app: Flask) -> None:
         if wants_json():
             return _json_error("service_unavailable", messages.UNAVAILABLE, 503)
         return render_notice(messages.UNAVAILABLE, 503, incident=incident)
+
+    @app.errorhandler(CSRFError)
+    def form_expired(e):
+        """A POST without a valid CSRF token (the session ended, a stale tab, another site): refused
+        and nothing done. An htmx press reloads the screen (a fresh token, or the flow's own notice
+        when the session is gone), since htmx would otherwise drop the 400 and nothing would happen."""
+        log.warning("form refused on %s %s: %s", request.method, request.path, e.description)
+        if wants_json():
+            return _json_http_error(e)
+        response = render_notice(messages.FORM_EXPIRED, 400)
+        if is_htmx():
+            response.headers["HX-Refresh"] = "true"
+        return response
 
     @app.errorhandler(404)
     def not_found(e):

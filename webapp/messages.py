@@ -60,6 +60,8 @@ MAINTENANCE_RESUMES = "サービスの再開は{resumes}の予定です。"
 MAINTENANCE_RETURN = "連携元画面へ"
 UNAVAILABLE = "ご指定のサービスはただ今お取扱できません。なお、お急ぎの場合は本サービスのお問合せ窓口へご照会下さい。"
 PAGE_NOT_FOUND = "ページが見つかりません。"
+# a form sent from a page whose session ended or that another tab replaced (CSRF check failed)
+FORM_EXPIRED = "この画面の有効期限が切れたため、送信できませんでした。お手数ですが、画面を開き直してもう一度操作してください。"
 # the same conditions answered as JSON (API, token endpoints, webhooks): errorMessage
 TOO_MANY_REQUESTS = "リクエストが多すぎます。しばらくしてから再度お試しください。"
 RESOURCE_NOT_FOUND = "指定されたリソースは存在しません。"

@@ -72,7 +72,7 @@ def test_the_customer_sees_their_app_and_ends_the_link(page: Page, live_server, 
     assert_no_axe_violations(page)
     prove_identity(page, c)
 
-    app = page.get_by_role("region", name=app_name)
+    app = page.get_by_role("article", name=app_name)
     expect(app).to_contain_text(OPERATOR)
     expect(app).to_contain_text("連携を許可した日時")
     expect(app).to_contain_text("認可期間の終了")
@@ -98,7 +98,7 @@ def test_the_customer_sees_their_app_and_ends_the_link(page: Page, live_server, 
     question.get_by_role("button", name="連携を解除する").click()
 
     expect(page.get_by_role("status")).to_contain_text(f"「{app_name}」との連携を解除しました。")
-    expect(page.get_by_role("region", name=app_name)).to_have_count(0)
+    expect(page.get_by_role("article", name=app_name)).to_have_count(0)
     assert api_status(live_server, tenant, token) == 401
 
     page.get_by_role("button", name="終了する").click()

@@ -73,10 +73,10 @@ def test_the_page_lists_each_linked_app_with_operator_dates_and_last_use(app, cl
     assert f"<h1 class=\"screen-title\">{messages.LINKS_TITLE}</h1>" in html
     assert f"<title>{messages.LINKS_TITLE}｜" in html
     (consent,) = rows(app, Consent)
-    section = re.search(rf'<section class="box link" aria-labelledby="link-{consent.id}-title">(.*?)</section>',
+    section = re.search(rf'<article class="box link" aria-labelledby="link-{consent.id}-title link-{consent.id}-granted">(.*?)</article>',
                         html, re.S).group(1)
     assert APP_NAME in section and OPERATOR in section
-    assert "連携を許可した日時</dt><dd>2026年11月18日 14:00" in section
+    assert f"連携を許可した日時</dt><dd id=\"link-{consent.id}-granted\">2026年11月18日 14:00" in section
     assert "認可期間の終了</dt><dd>2026年12月18日 14:00" in section
     assert "最後に利用された日時</dt><dd>2026年11月18日 14:01" in section
     assert f">{messages.LINK_REVOKE}</button>" in section
@@ -93,6 +93,20 @@ def test_an_app_not_used_yet_says_so_and_no_other_accounts_links_are_shown(app, 
 
     html = text_of(at_links(FlowActions(app, app.test_client(), "amami"), customer=other))
     assert messages.LINKS_NONE in html and APP_NAME not in html
+
+
+def test_the_same_app_linked_twice_is_told_apart_by_a_screen_reader(amami):
+    """Two links of one app share its name: neither may be a landmark of the same name (axe
+    landmark-unique); each is an article named by the app and its grant time."""
+    linked(amami)
+    later(seconds=300)
+    linked(amami)
+    html = text_of(at_links(amami))
+    assert "<section class=\"box link\"" not in html
+    names = re.findall(r'<article class="box link" aria-labelledby="(link-\d+-title) (link-\d+-granted)">', html)
+    assert len(names) == 2 and len({granted for _, granted in names}) == 2
+    for title_id, granted_id in names:
+        assert f'<h2 id="{title_id}">{APP_NAME}</h2>' in html and f'<dd id="{granted_id}">' in html
 
 
 def test_ended_and_expired_consents_are_not_listed(amami):

@@ -479,28 +479,22 @@ def test_fapi2_odd_client_assertions_never_make_a_500(fapi):
 
 # --- the client's keys by reference (jwks_uri) --------------------------------------------------------
 
-class JwksServer:
-    """A client's JWKS on a loopback port, counting fetches; `delay` makes it slow."""
+class LoopbackServer:
+    """A client's server on a loopback port, counting the requests it gets; `answer` writes the reply."""
 
-    def __init__(self, jwks: dict, delay: float = 0):
+    daemon_threads = True
+
+    def __init__(self):
         import http.server
 
         outer = self
-        self.hits, self.jwks, self.delay = 0, jwks, delay
+        self.hits = 0
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
-                import time
-
                 outer.hits += 1
-                time.sleep(outer.delay)
-                body = json.dumps(outer.jwks).encode()
                 try:
-                    self.send_response(200)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
+                    outer.answer(self)
                 except OSError:  # the server under test gave up waiting (its timeout)
                     pass
 
@@ -508,8 +502,8 @@ class JwksServer:
                 pass
 
         class Server(http.server.ThreadingHTTPServer):
-            daemon_threads = False  # server_close() waits for a slow answer to end, within the test
-            block_on_close = True
+            daemon_threads = outer.daemon_threads
+            block_on_close = not outer.daemon_threads  # server_close() then waits for a slow answer
 
             def handle_error(self, request, client_address):
                 pass
@@ -518,17 +512,20 @@ class JwksServer:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/jwks.json"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
+    def answer(self, handler) -> None:
+        raise NotImplementedError
+
     def close(self):
         self.server.shutdown()
         self.server.server_close()
 
 
-@pytest.fixture
-def jwks_server():
+def loopback_servers(make):
+    """A fixture's body: start servers with `make(...)`, close them all and forget cached keys after."""
     servers = []
 
-    def start(jwks, delay=0):
-        servers.append(JwksServer(jwks, delay))
+    def start(*args, **kw):
+        servers.append(make(*args, **kw))
         return servers[-1]
 
     yield start
@@ -537,6 +534,32 @@ def jwks_server():
     from webapp.oauth import client_keys
 
     client_keys.forget()
+
+
+class JwksServer(LoopbackServer):
+    """A client's JWKS, answered after `delay` seconds."""
+
+    daemon_threads = False  # a slow answer ends within the test
+
+    def __init__(self, jwks: dict, delay: float = 0):
+        self.jwks, self.delay = jwks, delay
+        super().__init__()
+
+    def answer(self, handler) -> None:
+        import time
+
+        time.sleep(self.delay)
+        body = json.dumps(self.jwks).encode()
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+
+@pytest.fixture
+def jwks_server():
+    yield from loopback_servers(JwksServer)
 
 
 def test_fapi2_jwks_uri_is_fetched_and_cached(app, client, customers, tmp_path, jwks_server):
@@ -563,68 +586,34 @@ def test_fapi2_slow_jwks_uri_fails_the_authentication_after_its_timeout(app, cli
     assert time.monotonic() - started < 1.5
 
 
-class OddJwksServer:
-    """A client's server on a loopback port that answers its JWKS badly: `drip` sends `body` a few
-    bytes at a time, `redirect` answers 302 to `body`. Counts the requests it gets."""
+class OddJwksServer(LoopbackServer):
+    """A client's server that answers its JWKS badly: `drip` sends `body` a few bytes at a time,
+    `redirect` answers 302 to `body`."""
 
     def __init__(self, body: bytes, *, drip: float = 0, redirect: bool = False):
-        import http.server
+        self.body, self.drip, self.redirect = body, drip, redirect
+        super().__init__()
+
+    def answer(self, handler) -> None:
         import time
 
-        outer = self
-        self.hits = 0
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                outer.hits += 1
-                try:
-                    if redirect:
-                        self.send_response(302)
-                        self.send_header("Location", body.decode())
-                        self.end_headers()
-                        return
-                    self.send_response(200)
-                    self.send_header("Content-Type", "application/json")
-                    self.end_headers()  # no Content-Length: the body ends when the connection closes
-                    for i in range(0, len(body), 64 if drip else len(body)):
-                        self.wfile.write(body[i:i + (64 if drip else len(body))])
-                        self.wfile.flush()
-                        time.sleep(drip)
-                except OSError:
-                    pass
-
-            def log_message(self, *args):
-                pass
-
-        class Server(http.server.ThreadingHTTPServer):
-            daemon_threads = True
-
-            def handle_error(self, request, client_address):
-                pass
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/jwks.json"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        if self.redirect:
+            handler.send_response(302)
+            handler.send_header("Location", self.body.decode())
+            handler.end_headers()
+            return
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        handler.end_headers()  # no Content-Length: the body ends when the connection closes
+        for i in range(0, len(self.body), 64 if self.drip else len(self.body)):
+            handler.wfile.write(self.body[i:i + (64 if self.drip else len(self.body))])
+            handler.wfile.flush()
+            time.sleep(self.drip)
 
 
 @pytest.fixture
 def odd_jwks_server():
-    servers = []
-
-    def start(body, **kw):
-        servers.append(OddJwksServer(body, **kw))
-        return servers[-1]
-
-    yield start
-    for server in servers:
-        server.close()
-    from webapp.oauth import client_keys
-
-    client_keys.forget()
+    yield from loopback_servers(OddJwksServer)
 
 
 def _fapi2_with_jwks_uri(app, client, tmp_path, uri: str, key):

@@ -21,7 +21,6 @@ import argparse
 import base64
 import datetime as dt
 import hashlib
-import json
 import multiprocessing
 import os
 import re
@@ -80,10 +79,9 @@ def seed(config: dict, n: int) -> dict:
                                  name_kana=NAME, birth_date=BIRTH, phone=c["phone"], pin_hash=pin_hash(key, PIN),
                                  cash_card=True, status="active", balance=1_000_000))
         s.commit()
-    result = app.test_cli_runner().invoke(args=["clients", "add", "--tenant", TENANT, "--name", "Bench App",
-                                                "--operator", "Bench K.K.", "--redirect-uri", REDIRECT_URI])
+    client = harness.register_app(app, TENANT, REDIRECT_URI)
     app.extensions["db_engine"].dispose()
-    return json.loads(result.output)
+    return client
 
 
 class Failed(Exception):

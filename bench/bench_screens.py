@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import hashlib
-import json
 import os
 import pathlib
 import re
@@ -73,10 +72,7 @@ def seed(config: dict) -> dict:
 
     app = create_app(config)
     db.create_all(app)
-    result = app.test_cli_runner().invoke(args=["clients", "add", "--tenant", "amami", "--name", "Bench App",
-                                                "--operator", "Bench K.K.", "--redirect-uri",
-                                                "https://app.example/cb"])
-    client_id = json.loads(result.output)["client_id"]
+    client_id = harness.register_app(app)["client_id"]
     now = clock.now()
     steps = ("account", "customer", "phone", "call", "pin", "consent")
     handles = {step: secrets.token_urlsafe(32) for step in steps}

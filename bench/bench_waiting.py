@@ -26,7 +26,6 @@ import argparse
 import asyncio
 import datetime as dt
 import hashlib
-import json
 import os
 import pathlib
 import random
@@ -65,10 +64,7 @@ def seed(config: dict, n: int) -> list[str]:
 
     app = create_app(config)
     db.create_all(app)
-    result = app.test_cli_runner().invoke(args=["clients", "add", "--tenant", "amami", "--name", "Bench App",
-                                                "--operator", "Bench K.K.", "--redirect-uri",
-                                                "https://app.example/cb"])
-    client_id = json.loads(result.output)["client_id"]
+    client_id = harness.register_app(app)["client_id"]
     now = clock.now()
     handles = [secrets.token_urlsafe(32) for _ in range(n)]
     with app.app_context():

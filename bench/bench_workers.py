@@ -80,10 +80,7 @@ def seed(config: dict) -> dict:
 
     app = create_app(config)
     db.create_all(app)
-    result = app.test_cli_runner().invoke(args=["clients", "add", "--tenant", "amami", "--name", "Bench App",
-                                                "--operator", "Bench K.K.", "--redirect-uri",
-                                                "https://app.example/cb"])
-    client_id = __import__("json").loads(result.output)["client_id"]
+    client_id = harness.register_app(app)["client_id"]
     now = clock.now()
     handles = {step: secrets.token_urlsafe(32) for step in ("account", "call", "customer")}
     with app.app_context(), Session(db.engine(), expire_on_commit=False) as s:

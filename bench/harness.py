@@ -51,6 +51,15 @@ def arguments(doc: str, endpoint: str) -> argparse.Namespace:
     return parser.parse_args()
 
 
+def register_app(app, tenant: str = "amami", redirect_uri: str = "https://app.example/cb") -> dict:
+    """The benchmark's fintech app, registered through the CLI: {"client_id", "client_secret"}."""
+    import json
+
+    result = app.test_cli_runner().invoke(args=["clients", "add", "--tenant", tenant, "--name", "Bench App",
+                                                "--operator", "Bench K.K.", "--redirect-uri", redirect_uri])
+    return json.loads(result.output)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -1,7 +1,7 @@
 """Benchmark: complete customer flows ①→⑥, the telephony webhook, the token and one API call.
 
     python bench/bench_flow.py [--seconds 10] [--customers 8] [--engines sqlite postgres]
-                               [--workers 2] [--threads 8]
+                               [--workers 2] [--threads 8] [--generator python|wrk]
 
 Against the Procfile's web command (gunicorn gthread 2×8 by default), --customers client processes,
 each one customer of its own (own account and registered phone, so their calls never share a pool
@@ -9,6 +9,11 @@ number) going through whole flows for --seconds: the authorization request, ① 
 ③ GET+POST, ④ GET, the provider's signed webhook, ④ 確定する, ⑤ GET+POST, ⑥ GET+POST (許可する),
 the code exchanged at the token endpoint, and `/accounts` with the access token. Every answer is
 checked (the status a customer expects); a wrong one counts as an error and starts a new flow.
+
+`--generator wrk` drives the same flows from bench/flow.lua instead: a wrk thread (one connection) a
+customer, so 32 or 64 customers cost the machine a few per cent of a core where as many Python
+clients would take the CPU the server is measured on. The webhook is signed as the provider signs it
+(HMAC-SHA1 from libcrypto through LuaJIT's FFI), each flow has a fresh PKCE pair.
 
 Printed: flows/s, errors, p50/p99 per step, the clients' own CPU share, and each worker's RSS after
 the run. `--engines postgres` runs on PostgreSQL + Redis (RENKEI_BENCH_PG, default
@@ -54,6 +59,8 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--worker-class", default="gthread", choices=("gthread", "sync"))
     parser.add_argument("--engines", nargs="+", default=["sqlite"], choices=("sqlite", "postgres"))
+    parser.add_argument("--generator", default="python", choices=("python", "wrk"),
+                        help="python: a client process a customer; wrk: bench/flow.lua, a wrk thread a customer")
     return parser.parse_args()
 
 
@@ -245,6 +252,8 @@ def _measure(args, engine: str, ns, ws) -> int:
             for i in range(min(args.customers, 4)):  # warm the workers (imports, templates, pools): not counted
                 with requests.Session() as http:
                     one_flow(http, ws.origin, client, customer(i), {})
+            if args.generator == "wrk":
+                return _measure_wrk(args, engine, ws, client, server)
             queue = multiprocessing.Queue()
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             started = time.monotonic()
@@ -272,6 +281,54 @@ def _measure(args, engine: str, ns, ws) -> int:
     for r in results:
         for m in r[2]:
             print(f"  error: {m}")
+    _print_steps(timings)
+    print(f"clients' own CPU: {client_cpu / elapsed:.0%} of one core ({client_cpu / elapsed / (os.cpu_count() or 1):.0%} "
+          f"of the machine); worker RSS after: {', '.join(f'{x} MB' for x in rss)}")
+    return errors
+
+
+def _measure_wrk(args, engine: str, ws, client: dict, server) -> int:
+    """The same flows driven by wrk (bench/flow.lua): one wrk thread and connection a customer, so many
+    customers cost the machine little; prints what the Python generator prints."""
+    from urllib.parse import quote
+
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="renkei-flow-") as records:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.monotonic()
+        subprocess.run(["wrk", f"-t{args.customers}", f"-c{args.customers}", f"-d{args.seconds:g}s", "--timeout", "30s",
+                        "-s", os.path.join(os.path.dirname(__file__), "flow.lua"), ws.origin, "--", TENANT,
+                        client["client_id"], client["client_secret"], harness.TOKEN, quote(NAME), records],
+                       capture_output=True, text=True, check=True)
+        elapsed = time.monotonic() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        rss = rss_of_workers(server.pid)
+        lines = [line for name in sorted(os.listdir(records)) for line in open(os.path.join(records, name))]
+    done, errors, timings, messages = 0, 0, {}, []
+    for line in lines:  # "lat K SECONDS", "flow", "error K STATUS TEXT" (K: the step's place in STEPS, from 1)
+        kind, *rest = line.rstrip("\n").split(" ", 2)
+        if kind == "flow":
+            done += 1
+        elif kind == "lat":
+            timings.setdefault(STEPS[int(rest[0]) - 1], []).append(float(rest[1]))
+        elif kind == "error":
+            errors += 1
+            if len(messages) < 3:
+                messages.append(f"{STEPS[int(rest[0]) - 1]}: {' '.join(rest[1:])}")
+    wrk_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    print(f"# {engine}{' + Redis' if engine == 'postgres' else ''}, gunicorn {args.worker_class} "
+          f"{args.workers}x{args.threads}, {args.customers} concurrent customers (wrk, bench/flow.lua), {elapsed:.1f} s")
+    print(f"flows/s: {done / args.seconds:.1f} ({done} complete flows), errors: {errors}")
+    for m in messages:
+        print(f"  error: {m}")
+    _print_steps(timings)
+    print(f"wrk's own CPU: {wrk_cpu / elapsed:.0%} of one core ({wrk_cpu / elapsed / (os.cpu_count() or 1):.0%} "
+          f"of the machine); worker RSS after: {', '.join(f'{x} MB' for x in rss)}")
+    return errors
+
+
+def _print_steps(timings: dict) -> None:
     print("| step | n | p50 | p99 |")
     print("|---|---|---|---|")
     for step in STEPS:
@@ -279,9 +336,6 @@ def _measure(args, engine: str, ns, ws) -> int:
         if values:
             print(f"| {step} | {len(values)} | {statistics.median(values) * 1000:.0f} ms | "
                   f"{harness.percentile(values, 0.99) * 1000:.0f} ms |")
-    print(f"clients' own CPU: {client_cpu / elapsed:.0%} of one core ({client_cpu / elapsed / (os.cpu_count() or 1):.0%} "
-          f"of the machine); worker RSS after: {', '.join(f'{x} MB' for x in rss)}")
-    return errors
 
 
 def main() -> int:

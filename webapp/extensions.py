@@ -5,15 +5,16 @@ import logging
 import time
 
 import flask_limiter
+import flask_talisman
 from flask import current_app, request
 from flask_compress import Compress
 from flask_limiter.util import get_qualified_name, get_remote_address
 from flask_mail import Mail
-from flask_talisman import Talisman
 from flask_wtf import CSRFProtect
 from limits import RateLimitItem
 from limits.storage import MemoryStorage
 from limits.strategies import STRATEGIES
+from werkzeug.datastructures import Headers
 
 log = logging.getLogger("renkei.ratelimit")
 ALL = object()  # every endpoint may be limited
@@ -65,9 +66,10 @@ class Limiter(flask_limiter.Limiter):
     def _has_no_limit(self) -> bool:
         if self._storage_dead:  # Flask-Limiter asks the storage again on the requests of unlimited views
             return False
-        limited = current_app.extensions.get("rate_limited_endpoints")
+        extensions = current_app.extensions
+        limited = extensions.get("rate_limited_endpoints")
         if limited is None:
-            limited = current_app.extensions["rate_limited_endpoints"] = self._limited_endpoints()
+            limited = extensions["rate_limited_endpoints"] = self._limited_endpoints()
         return limited is not ALL and request.endpoint not in limited
 
     def _limited_endpoints(self):
@@ -94,6 +96,10 @@ class Limiter(flask_limiter.Limiter):
             self._fallback_limiter = STRATEGIES[self._strategy](self._fallback_storage)
 
     def _check_request_limit(self, callable_name=None, in_middleware=True) -> None:
+        if in_middleware and not self._meta_limits and self._has_no_limit():
+            # The stock hook would find this request filtered (the filter above), then still work out
+            # the exemption scope and evaluate an empty list of limits: nothing counted, nothing kept.
+            return
         try:
             super()._check_request_limit(callable_name=callable_name, in_middleware=in_middleware)
         finally:
@@ -131,6 +137,72 @@ class Limiter(flask_limiter.Limiter):
             raise
         finally:
             self._report_storage_state()
+
+
+class Talisman(flask_talisman.Talisman):
+    """Flask-Talisman, with the headers worked out once instead of on every request.
+
+    Stock Talisman resolves its options per request (`_get_local_options`, four times: a new dict
+    and eight `setdefault`s each time) and rebuilds the CSP string, in three hooks. With no per-view
+    options (`@talisman(...)`), no nonce and no forced https, the answer is the same for every
+    response: the headers before HSTS, HSTS when the request came over https (per request, as
+    stock), then Referrer-Policy, set in Talisman's own order by Talisman's own setters, once per
+    app. Any of those three features in use: the stock hooks run (STOCK).
+    tests/test_security_baseline.py compares the headers of several routes with stock Talisman's."""
+
+    STOCK = "stock"
+
+    def _headers_for(self, app):
+        fixed = app.extensions.get("talisman_headers")
+        if fixed is None:
+            fixed = app.extensions["talisman_headers"] = self._work_out_headers(app)
+        return fixed
+
+    def _work_out_headers(self, app):
+        if (self.force_https or self.content_security_policy_nonce_in
+                or any(hasattr(view, "talisman_view_options") for view in app.view_functions.values())):
+            return self.STOCK
+        scratch = Headers()
+        options = self._get_local_options()  # the defaults: no view has options of its own
+        self._set_feature_policy_headers(scratch, options)
+        self._set_permissions_policy_headers(scratch, options)
+        self._set_document_policy_headers(scratch, options)
+        self._set_frame_options_headers(scratch, options)
+        self._set_content_security_policy_headers(scratch, options)
+        hsts = None
+        if self.strict_transport_security:  # the value of stock `_set_hsts_headers`
+            hsts = f"max-age={self.strict_transport_security_max_age}"
+            if self.strict_transport_security_include_subdomains:
+                hsts += "; includeSubDomains"
+            if self.strict_transport_security_preload:
+                hsts += "; preload"
+        return tuple(scratch.items()), hsts, self.referrer_policy
+
+    def _force_https(self):
+        if self._headers_for(current_app._get_current_object()) is self.STOCK:
+            return super()._force_https()
+        if self.session_cookie_secure and not self.app.debug:  # what stock does on every request
+            self.app.config["SESSION_COOKIE_SECURE"] = True
+        return None
+
+    def _make_nonce(self):
+        if self._headers_for(current_app._get_current_object()) is self.STOCK:
+            super()._make_nonce()
+
+    def _set_response_headers(self, response):
+        fixed = self._headers_for(current_app._get_current_object())
+        if fixed is self.STOCK:
+            return super()._set_response_headers(response)
+        before, hsts, referrer = fixed
+        headers = response.headers
+        for name, value in before:
+            headers[name] = value
+        if hsts is not None:
+            r = request._get_current_object()
+            if r.is_secure or r.headers.get("X-Forwarded-Proto", "http") == "https":
+                headers["Strict-Transport-Security"] = hsts
+        headers["Referrer-Policy"] = referrer
+        return response
 
 
 compress = Compress()

@@ -130,3 +130,43 @@ def test_shedding_still_counts_the_poll(database_url, customers):
     assert actions.get("flow/account").status_code == 200
     assert poll(actions).status_code != 429  # the fourth
     assert poll(actions).status_code == 429
+
+
+def test_the_polls_sqlite_read_gives_what_sqlalchemy_gives(amami):
+    """call._sqlite_peek (plain DB-API on SQLite) against the same statement through SQLAlchemy, for
+    a waiting attempt, a confirmed one, an ended flow and no flow at all."""
+    from sqlalchemy import update
+
+    from test_callauth_support import call_from_registered_phone
+    from webapp import clock, db
+    from webapp.flow import call, state
+    from webapp.flow.models import Flow
+
+    page = to_call_screen(amami)
+    cookie = amami.client.get_cookie(amami.app.config["SESSION_COOKIE_NAME"])
+
+    def both():
+        with amami.app.test_request_context("/amami/flow/call/status", headers={"Cookie": f"{cookie.key}={cookie.value}"}):
+            engine = db.engine()
+            if engine.dialect.name != "sqlite":
+                pytest.skip("the plain DB-API read is SQLite's")
+            parameters = {"handle_hash": state.browser_handle_hash("amami"), "tenant": "amami"}
+            with engine.connect() as conn:
+                expected = conn.execute(call._POLL, parameters).first()
+            return call._sqlite_peek(engine, parameters), expected
+
+    seen = []
+    for change in (lambda: None, lambda: call_from_registered_phone(amami, page), "end", "gone"):
+        if change == "end":
+            with amami.app.app_context(), db.engine().begin() as conn:
+                conn.execute(update(Flow).values(ended_at=clock.now()))
+        elif change == "gone":
+            with amami.app.app_context(), db.engine().begin() as conn:
+                conn.execute(update(Flow).values(handle_hash="0" * 64))
+        else:
+            change()
+        ours, expected = both()
+        assert (tuple(ours) if ours is not None else None) == (tuple(expected) if expected is not None else None)
+        assert ours is None or ours._fields == tuple(expected._fields)
+        seen.append(None if ours is None else (ours.state, ours.ended_at is not None))
+    assert seen == [("waiting", False), ("confirmed", False), ("confirmed", True), None]

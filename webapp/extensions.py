@@ -1,12 +1,14 @@
 """Extensions, created unbound here and bound in create_app()."""
 from __future__ import annotations
 
+import functools
 import logging
 import time
 
 import flask_limiter
 import flask_talisman
 from flask import current_app, request
+from flask.globals import request_ctx
 from flask_compress import Compress
 from flask_limiter.util import get_qualified_name, get_remote_address
 from flask_mail import Mail
@@ -94,6 +96,35 @@ class Limiter(flask_limiter.Limiter):
         if type(getattr(self, "_fallback_storage", None)) is MemoryStorage:
             self._fallback_storage = SweptMemoryStorage()
             self._fallback_limiter = STRATEGIES[self._strategy](self._fallback_storage)
+        self._hooks_only_when_kept(app)
+
+    def _hooks_only_when_kept(self, app) -> None:
+        """Flask-Limiter's after-request hook (X-RateLimit-* headers, conditional deductions) and its
+        teardown (forgetting the request's limits) create the request's limiter context just to find
+        it empty when nothing was checked: every request the shortcut above lets through. They are
+        replaced by ones that run the stock hook only when this request has a context to act on."""
+        stock_headers = flask_limiter.Limiter._Limiter__inject_headers
+        after = app.after_request_funcs.get(None, [])
+        for i, hook in enumerate(after):
+            if isinstance(hook, functools.partial) and hook.func is stock_headers and hook.args[0] is self:
+                after[i] = self._inject_headers_when_kept
+        teardown = app.teardown_request_funcs.get(None, [])
+        for i, hook in enumerate(teardown):
+            if hook == self._Limiter__release_context:
+                teardown[i] = self._release_context_when_kept
+
+    def _kept(self) -> bool:
+        contexts = getattr(request_ctx._get_current_object(), "_limiter_request_context", None)
+        return contexts is not None and self in contexts
+
+    def _inject_headers_when_kept(self, response):
+        if self._kept():
+            return flask_limiter.Limiter._Limiter__inject_headers(self, response)
+        return response
+
+    def _release_context_when_kept(self, exc=None) -> None:
+        if self._kept():
+            self._Limiter__release_context(exc)
 
     def _check_request_limit(self, callable_name=None, in_middleware=True) -> None:
         if in_middleware and not self._meta_limits and self._has_no_limit():
@@ -205,8 +236,20 @@ class Talisman(flask_talisman.Talisman):
         return response
 
 
+class CSRF(CSRFProtect):
+    """Flask-WTF's CSRFProtect, asking the request's method first.
+
+    Its before-request hook works out the view's and blueprint's exemptions, then finds a GET has
+    nothing to check; neither step writes anything, so asking the method first answers the same."""
+
+    def protect(self, apply_exemptions=False):
+        if apply_exemptions and request.method not in current_app.config["WTF_CSRF_METHODS"]:
+            return
+        super().protect(apply_exemptions)
+
+
 compress = Compress()
-csrf = CSRFProtect()
+csrf = CSRF()
 limiter = Limiter(key_func=get_remote_address)
 mail = Mail()
 talisman = Talisman()

@@ -179,7 +179,7 @@ class Talisman(flask_talisman.Talisman):
     response: the headers before HSTS, HSTS when the request came over https (per request, as
     stock), then Referrer-Policy, set in Talisman's own order by Talisman's own setters, once per
     app. Any of those three features in use: the stock hooks run (STOCK).
-    tests/test_security_baseline.py compares the headers of several routes with stock Talisman's."""
+    tests/test_request_pipeline.py compares the headers of many routes with stock Talisman's."""
 
     STOCK = "stock"
 

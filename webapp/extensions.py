@@ -1,19 +1,22 @@
 """Extensions, created unbound here and bound in create_app()."""
 from __future__ import annotations
 
+import functools
 import logging
 import time
 
 import flask_limiter
+import flask_talisman
 from flask import current_app, request
+from flask.globals import request_ctx
 from flask_compress import Compress
 from flask_limiter.util import get_qualified_name, get_remote_address
 from flask_mail import Mail
-from flask_talisman import Talisman
 from flask_wtf import CSRFProtect
 from limits import RateLimitItem
 from limits.storage import MemoryStorage
 from limits.strategies import STRATEGIES
+from werkzeug.datastructures import Headers
 
 log = logging.getLogger("renkei.ratelimit")
 ALL = object()  # every endpoint may be limited
@@ -65,9 +68,10 @@ class Limiter(flask_limiter.Limiter):
     def _has_no_limit(self) -> bool:
         if self._storage_dead:  # Flask-Limiter asks the storage again on the requests of unlimited views
             return False
-        limited = current_app.extensions.get("rate_limited_endpoints")
+        extensions = current_app.extensions
+        limited = extensions.get("rate_limited_endpoints")
         if limited is None:
-            limited = current_app.extensions["rate_limited_endpoints"] = self._limited_endpoints()
+            limited = extensions["rate_limited_endpoints"] = self._limited_endpoints()
         return limited is not ALL and request.endpoint not in limited
 
     def _limited_endpoints(self):
@@ -92,8 +96,41 @@ class Limiter(flask_limiter.Limiter):
         if type(getattr(self, "_fallback_storage", None)) is MemoryStorage:
             self._fallback_storage = SweptMemoryStorage()
             self._fallback_limiter = STRATEGIES[self._strategy](self._fallback_storage)
+        self._hooks_only_when_kept(app)
+
+    def _hooks_only_when_kept(self, app) -> None:
+        """Flask-Limiter's after-request hook (X-RateLimit-* headers, conditional deductions) and its
+        teardown (forgetting the request's limits) create the request's limiter context just to find
+        it empty when nothing was checked: every request the shortcut above lets through. They are
+        replaced by ones that run the stock hook only when this request has a context to act on."""
+        stock_headers = flask_limiter.Limiter._Limiter__inject_headers
+        after = app.after_request_funcs.get(None, [])
+        for i, hook in enumerate(after):
+            if isinstance(hook, functools.partial) and hook.func is stock_headers and hook.args[0] is self:
+                after[i] = self._inject_headers_when_kept
+        teardown = app.teardown_request_funcs.get(None, [])
+        for i, hook in enumerate(teardown):
+            if hook == self._Limiter__release_context:
+                teardown[i] = self._release_context_when_kept
+
+    def _kept(self) -> bool:
+        contexts = getattr(request_ctx._get_current_object(), "_limiter_request_context", None)
+        return contexts is not None and self in contexts
+
+    def _inject_headers_when_kept(self, response):
+        if self._kept():
+            return flask_limiter.Limiter._Limiter__inject_headers(self, response)
+        return response
+
+    def _release_context_when_kept(self, exc=None) -> None:
+        if self._kept():
+            self._Limiter__release_context(exc)
 
     def _check_request_limit(self, callable_name=None, in_middleware=True) -> None:
+        if in_middleware and not self._meta_limits and self._has_no_limit():
+            # The stock hook would find this request filtered (the filter above), then still work out
+            # the exemption scope and evaluate an empty list of limits: nothing counted, nothing kept.
+            return
         try:
             super()._check_request_limit(callable_name=callable_name, in_middleware=in_middleware)
         finally:
@@ -133,8 +170,86 @@ class Limiter(flask_limiter.Limiter):
             self._report_storage_state()
 
 
+class Talisman(flask_talisman.Talisman):
+    """Flask-Talisman, with the headers worked out once instead of on every request.
+
+    Stock Talisman resolves its options per request (`_get_local_options`, four times: a new dict
+    and eight `setdefault`s each time) and rebuilds the CSP string, in three hooks. With no per-view
+    options (`@talisman(...)`), no nonce and no forced https, the answer is the same for every
+    response: the headers before HSTS, HSTS when the request came over https (per request, as
+    stock), then Referrer-Policy, set in Talisman's own order by Talisman's own setters, once per
+    app. Any of those three features in use: the stock hooks run (STOCK).
+    tests/test_request_pipeline.py compares the headers of many routes with stock Talisman's."""
+
+    STOCK = "stock"
+
+    def _headers_for(self, app):
+        fixed = app.extensions.get("talisman_headers")
+        if fixed is None:
+            fixed = app.extensions["talisman_headers"] = self._work_out_headers(app)
+        return fixed
+
+    def _work_out_headers(self, app):
+        if (self.force_https or self.content_security_policy_nonce_in
+                or any(hasattr(view, "talisman_view_options") for view in app.view_functions.values())):
+            return self.STOCK
+        scratch = Headers()
+        options = self._get_local_options()  # the defaults: no view has options of its own
+        self._set_feature_policy_headers(scratch, options)
+        self._set_permissions_policy_headers(scratch, options)
+        self._set_document_policy_headers(scratch, options)
+        self._set_frame_options_headers(scratch, options)
+        self._set_content_security_policy_headers(scratch, options)
+        hsts = None
+        if self.strict_transport_security:  # the value of stock `_set_hsts_headers`
+            hsts = f"max-age={self.strict_transport_security_max_age}"
+            if self.strict_transport_security_include_subdomains:
+                hsts += "; includeSubDomains"
+            if self.strict_transport_security_preload:
+                hsts += "; preload"
+        return tuple(scratch.items()), hsts, self.referrer_policy
+
+    def _force_https(self):
+        if self._headers_for(current_app._get_current_object()) is self.STOCK:
+            return super()._force_https()
+        if self.session_cookie_secure and not self.app.debug:  # what stock does on every request
+            self.app.config["SESSION_COOKIE_SECURE"] = True
+        return None
+
+    def _make_nonce(self):
+        if self._headers_for(current_app._get_current_object()) is self.STOCK:
+            super()._make_nonce()
+
+    def _set_response_headers(self, response):
+        fixed = self._headers_for(current_app._get_current_object())
+        if fixed is self.STOCK:
+            return super()._set_response_headers(response)
+        before, hsts, referrer = fixed
+        headers = response.headers
+        for name, value in before:
+            headers[name] = value
+        if hsts is not None:
+            r = request._get_current_object()
+            if r.is_secure or r.headers.get("X-Forwarded-Proto", "http") == "https":
+                headers["Strict-Transport-Security"] = hsts
+        headers["Referrer-Policy"] = referrer
+        return response
+
+
+class CSRF(CSRFProtect):
+    """Flask-WTF's CSRFProtect, asking the request's method first.
+
+    Its before-request hook works out the view's and blueprint's exemptions, then finds a GET has
+    nothing to check; neither step writes anything, so asking the method first answers the same."""
+
+    def protect(self, apply_exemptions=False):
+        if apply_exemptions and request.method not in current_app.config["WTF_CSRF_METHODS"]:
+            return
+        super().protect(apply_exemptions)
+
+
 compress = Compress()
-csrf = CSRFProtect()
+csrf = CSRF()
 limiter = Limiter(key_func=get_remote_address)
 mail = Mail()
 talisman = Talisman()

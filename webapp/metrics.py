@@ -93,6 +93,10 @@ class RequestMetrics:
 
     def __init__(self, wsgi_app):
         self.wsgi_app = wsgi_app
+        # (endpoint, method, status) → its counter and histogram: prometheus_client's `labels()`
+        # takes a lock and checks its arguments on every call, for the same few dozen children;
+        # it hands back the same child each time, so keeping it here changes no count.
+        self._children: dict[tuple[str, str, str], tuple] = {}
 
     def __call__(self, environ, start_response):
         started = time.perf_counter()
@@ -107,13 +111,18 @@ class RequestMetrics:
         finally:
             endpoint = environ.get(ENDPOINT_KEY, "static")
             method = environ.get("REQUEST_METHOD", "")
-            REQUESTS.labels(endpoint, method if method in METHODS else "other", status[0]).inc()
-            LATENCY.labels(endpoint).observe(time.perf_counter() - started)
+            key = (endpoint, method if method in METHODS else "other", status[0])
+            children = self._children.get(key)
+            if children is None:
+                children = self._children[key] = (REQUESTS.labels(*key), LATENCY.labels(endpoint))
+            children[0].inc()
+            children[1].observe(time.perf_counter() - started)
 
 
 def _note_endpoint(response):
     # after_request runs for error handlers' answers too (404, 429, 500), unlike before_request.
-    request.environ[ENDPOINT_KEY] = request.endpoint or "unmatched"
+    r = request._get_current_object()
+    r.environ[ENDPOINT_KEY] = r.endpoint or "unmatched"
     return response
 
 

@@ -45,7 +45,7 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def _no_store(response):
-        if request.endpoint != "static" and "Cache-Control" not in response.headers:
+        if "Cache-Control" not in response.headers and request.endpoint != "static":
             response.headers["Cache-Control"] = "no-store"
             response.headers.setdefault("Pragma", "no-cache")
         return response

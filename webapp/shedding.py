@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import logging
 
@@ -64,32 +65,41 @@ def _assertion_subject(assertion: str | None) -> str | None:
     return sub[:200] if isinstance(sub, str) and sub else None
 
 
-def _sender() -> tuple[str, str] | None:
-    """(setting, key) of the request's own limit; None for the API (its per-app limit is Flask-Limiter's)."""
-    if request.blueprint == "api":
+def _sender(r) -> tuple[str, str] | None:
+    """(setting, key) of request `r`'s own limit; None for the API (its per-app limit is Flask-Limiter's)."""
+    if r.blueprint == "api":
         return None
-    address = request.remote_addr or "-"
-    if request.endpoint in PER_CLIENT:
+    address = r.remote_addr or "-"
+    if r.endpoint in PER_CLIENT:
         client = _claimed_client_id()
         return "TOKEN_REQUESTS_PER_CLIENT", f"client:{client}" if client else f"ip:{address}"
     return "REQUESTS_PER_IP", f"ip:{address}"
 
 
-def _spent(setting: str, scope: str, key: str) -> bool:
+@functools.lru_cache(maxsize=64)
+def _limits(text: str) -> tuple:
+    """A limit setting's items, parsed once per text (a setting is read on every counted request)."""
+    return tuple(parse_many(text))
+
+
+def _spent(config, setting: str, scope: str, key: str) -> bool:
     # limiter.hit, not limiter.limiter.hit: the app's key prefix, and memory while Redis is away.
-    return not all(limiter.hit(item, scope, key) for item in parse_many(current_app.config[setting]))
+    return not all(limiter.hit(item, scope, key) for item in _limits(config[setting]))
 
 
 def shed_load() -> None:
-    if request.blueprint not in SHED_BLUEPRINTS or request.endpoint in NOT_COUNTED:
+    r = request._get_current_object()  # one context lookup, not one per attribute
+    endpoint = r.endpoint
+    if r.blueprint not in SHED_BLUEPRINTS or endpoint in NOT_COUNTED:
         return
-    sender = _sender()  # from the request alone: a failure here is no reason to skip the limits
+    sender = _sender(r)  # from the request alone: a failure here is no reason to skip the limits
+    config = current_app.config
     try:
-        if sender is not None and _spent(sender[0], "sender", sender[1]):
-            log.info("sender limit reached: %s on %s", sender[1], request.endpoint)
+        if sender is not None and _spent(config, sender[0], "sender", sender[1]):
+            log.info("sender limit reached: %s on %s", sender[1], endpoint)
             raise TooManyRequests()
-        if _spent("GLOBAL_REQUEST_LIMIT", "service", "all"):
-            log.warning("service-wide ceiling reached on %s", request.endpoint)
+        if _spent(config, "GLOBAL_REQUEST_LIMIT", "service", "all"):
+            log.warning("service-wide ceiling reached on %s", endpoint)
             raise TooManyRequests()
     except TooManyRequests:
         raise

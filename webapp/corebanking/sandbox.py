@@ -94,4 +94,5 @@ class SandboxCoreBanking(CoreBanking):
         if after is not None:
             stmt = _NEXT_PAGE
             params["after_date"], params["after_seq"] = after
-        return [Transaction(*row) for row in db.session().connection().execute(stmt, params)]
+        # .all(): one fetchall, where iterating the result would fetch row by row
+        return list(map(Transaction._make, db.session().connection().execute(stmt, params).all()))

@@ -86,6 +86,28 @@ def test_revoked_client_cannot_use_its_tokens(api):
     assert_invalid_token(api.get("accounts"))
 
 
+def test_token_whose_client_row_is_gone_or_of_another_union_gets_401(api):
+    # The token, its consent and its client are read in one outer join: a missing client row
+    # must refuse as a revoked one does, and so must a client registered under another union.
+    from sqlmodel import Session, delete, select
+    from webapp import db
+
+    with api.app.app_context(), Session(db.engine()) as s:
+        row = s.exec(select(OAuthClient).where(OAuthClient.client_id == api.grant["client_id"])).one()
+        row.tenant = "maruhachi"
+        s.commit()
+    assert_invalid_token(api.get("accounts"))
+    with api.app.app_context(), Session(db.engine()) as s:
+        s.exec(delete(OAuthClient).where(OAuthClient.client_id == api.grant["client_id"]))
+        s.commit()
+    assert_invalid_token(api.get("accounts"))
+
+
+def test_consent_of_another_client_refuses_the_token(api):
+    update_row(api.app, Consent, api.grant["consent_id"], client_id="someone-else")
+    assert_invalid_token(api.get("accounts"))
+
+
 def test_token_without_accounts_scope_gets_403_insufficient_scope(app, client, customers):
     api = ApiActions(app, client, "amami", scope="openid")
     response = api.get("accounts")

@@ -42,6 +42,18 @@ def test_default_window_is_three_months_to_today_newest_first(api):
                                        "remarks": "取引5", "balance": 1000005}
 
 
+def test_the_stdlib_encoder_writes_the_same_page_as_orjson(api, monkeypatch):
+    # The rows' dates reach json_response as date objects; without orjson (or when it refuses a
+    # value) json.dumps must write them, and every other byte, exactly as orjson does.
+    from webapp.api import problems
+
+    add_transactions(api.app, sandbox_account_id(api.app), [(dt.date(2026, 10, 1), 1), (TODAY, 2)])
+    fast = api.transactions().get_data()
+    monkeypatch.setattr(problems, "orjson", None)
+    assert api.transactions().get_data() == fast
+    assert b'"transactionDate":"2026-11-18","valueDate":"2026-11-18"' in fast
+
+
 def test_explicit_window_is_inclusive(api):
     add_transactions(api.app, sandbox_account_id(api.app),
                      [(dt.date(2026, 9, 30), 1), (dt.date(2026, 10, 1), 2), (dt.date(2026, 10, 31), 3),

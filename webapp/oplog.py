@@ -98,7 +98,7 @@ def _row(*, tenant, screen, event, result, flow=None, detail=None, client_id=Non
     )
     if has_request_context():
         row["ip"] = (request.remote_addr or "")[:64]
-        row["user_agent"] = (request.user_agent.string or "")[:300]
+        row["user_agent"] = request.headers.get("User-Agent", "")[:300]  # what user_agent.string is, unparsed
     return row
 
 
@@ -107,6 +107,9 @@ def _announce(tenant, screen, event, result, detail, flow_id) -> None:
     events_log.info("%s %s %s", screen, event, result,
                     extra={"tenant": tenant, "screen": screen, "event": event, "result": result,
                            "detail": detail, "flow_id": flow_id})
+
+
+_INSERT = insert(OperationLog.__table__)  # built once: every API call runs it
 
 
 class _Ticket:
@@ -140,10 +143,9 @@ class _GroupCommit:
 
     @staticmethod
     def _commit(engine, batch: list[_Ticket]) -> None:
-        table = OperationLog.__table__
         try:
             with engine.begin() as conn:
-                conn.execute(insert(table), [t.values for t in batch])
+                conn.execute(_INSERT, [t.values for t in batch])
         except Exception as e:
             if len(batch) == 1:
                 batch[0].error = e

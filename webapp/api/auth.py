@@ -29,7 +29,7 @@ import re
 
 from flask import current_app, g, request
 from limits import parse as parse_limit
-from sqlmodel import select
+from sqlalchemy import bindparam, select
 
 from .. import clock, db
 from ..corebanking import AccountKey
@@ -100,9 +100,9 @@ def _invalid(reason: str, scheme: str = "Bearer", error: str = "invalid_token") 
     return ApiError(error, headers=_challenge(error, scheme=scheme))
 
 
-def _check_binding(scheme: str, token: str, tok: Token) -> None:
+def _check_binding(scheme: str, token: str, bound_jkt: str | None) -> None:
     """A DPoP-bound token only as DPoP with a good proof of its key; a Bearer token only as Bearer."""
-    if tok.dpop_jkt is None:
+    if bound_jkt is None:
         if scheme == "DPoP":
             raise _invalid("bearer_token_as_dpop", "DPoP")
         return
@@ -113,8 +113,23 @@ def _check_binding(scheme: str, token: str, tok: Token) -> None:
                           access_token=token)
     except dpop.ProofError as error:
         raise _invalid("dpop_proof: " + error.description, "DPoP", "invalid_dpop_proof") from None
-    if jkt != tok.dpop_jkt:
+    if jkt != bound_jkt:
         raise _invalid("dpop_proof_other_key", "DPoP")
+
+
+# The token, its consent and its client in one statement built once, run as Core on the request
+# session's connection: no statement construction, no ORM objects on every call (bench/profile_api.py).
+_t, _c, _k = Token.__table__.c, Consent.__table__.c, OAuthClient.__table__.c
+_TOKEN_GRANT = (
+    select(_t.id, _t.client_id, _t.scope, _t.revoked_at, _t.access_expires_at, _t.dpop_jkt,
+           _c.id.label("consent_id"), _c.tenant.label("consent_tenant"), _c.client_id.label("consent_client_id"),
+           _c.branch, _c.account_type, _c.account_number, _c.expires_at.label("consent_expires_at"),
+           _c.revoked_at.label("consent_revoked_at"),
+           _k.id.label("client_row_id"), _k.tenant.label("client_tenant"), _k.revoked_at.label("client_revoked_at"))
+    .join_from(Token.__table__, Consent.__table__, _c.id == _t.consent_id)
+    .outerjoin(OAuthClient.__table__, _k.client_id == _t.client_id)
+    .where(_t.access_token_hash == bindparam("access_token_hash"))
+)
 
 
 def authenticate(scope: str) -> Grant:
@@ -124,33 +139,27 @@ def authenticate(scope: str) -> Grant:
     if credentials is None:
         raise ApiError("unauthorized", headers=_challenge())
     scheme, token = credentials
-    row = db.session().exec(
-        select(Token, Consent, OAuthClient)
-        .join(Consent, Consent.id == Token.consent_id)
-        .join(OAuthClient, OAuthClient.client_id == Token.client_id, isouter=True)
-        .where(Token.access_token_hash == secret_hash(token))
-    ).first()
+    row = db.session().connection().execute(_TOKEN_GRANT, {"access_token_hash": secret_hash(token)}).first()
     if row is None:
         raise _invalid("unknown", scheme)
-    tok, consent, client = row
-    g.api_client_id = tok.client_id  # known from here on, for the log and the rate limit
+    g.api_client_id = row.client_id  # known from here on, for the log and the rate limit
     now = clock.now()
-    if tok.revoked_at is not None:
+    if row.revoked_at is not None:
         raise _invalid("token_revoked", scheme)
-    if clock.as_utc(tok.access_expires_at) <= now:
+    if clock.as_utc(row.access_expires_at) <= now:
         raise _invalid("token_expired", scheme)
-    if consent.revoked_at is not None:
+    if row.consent_revoked_at is not None:
         raise _invalid("consent_revoked", scheme)
-    if clock.as_utc(consent.expires_at) <= now:
+    if clock.as_utc(row.consent_expires_at) <= now:
         raise _invalid("consent_expired", scheme)
-    if consent.tenant != g.tenant.id or consent.client_id != tok.client_id:
+    if row.consent_tenant != g.tenant.id or row.consent_client_id != row.client_id:
         raise _invalid("other_tenant", scheme)
-    if client is None or client.revoked_at is not None or client.tenant != consent.tenant:
+    if row.client_row_id is None or row.client_revoked_at is not None or row.client_tenant != row.consent_tenant:
         raise _invalid("client_revoked", scheme)
-    _check_binding(scheme, token, tok)
-    scopes = frozenset(tok.scope.split())
-    grant = Grant(client_id=tok.client_id, consent_id=consent.id, token_id=tok.id, scopes=scopes,
-                  account=AccountKey(consent.tenant, consent.branch, consent.account_type, consent.account_number))
+    _check_binding(scheme, token, row.dpop_jkt)
+    scopes = frozenset(row.scope.split())
+    grant = Grant(client_id=row.client_id, consent_id=row.consent_id, token_id=row.id, scopes=scopes,
+                  account=AccountKey(row.consent_tenant, row.branch, row.account_type, row.account_number))
     g.api_grant = grant
     if scope not in scopes:
         raise ApiError("insufficient_scope", headers=_challenge("insufficient_scope", scope, scheme))

@@ -5,6 +5,7 @@ messages are Japanese, for people reading logs, and may change.
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 try:
@@ -52,8 +53,15 @@ def json_response(body, status: int = 200):
             data = None
         if data is not None:
             return current_app.response_class(data, status=status, mimetype="application/json")
-    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=_iso_date)
     return current_app.response_class(text, status=status, mimetype="application/json")
+
+
+def _iso_date(value):
+    """Dates as orjson writes them (the transactions page hands them over as date objects)."""
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 class ApiError(Exception):

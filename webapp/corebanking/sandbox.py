@@ -9,13 +9,36 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 
-from sqlalchemy import and_, or_
+from sqlalchemy import and_, bindparam, or_
 from sqlmodel import Session, select
 
 from .. import clock, db
 from . import (ACTIVE, AccountCheck, AccountKey, AccountSummary, Balance, CoreBanking, IdentityResult, Transaction,
                pin_hash)
 from .models import SandboxAccount, SandboxTransaction
+
+
+# The account API's reads (one call of a fintech app's schedule each): statements built once and run
+# as Core on the request session's connection, plain columns, no ORM objects (bench/profile_api.py).
+_a, _t = SandboxAccount.__table__.c, SandboxTransaction.__table__.c
+_THIS_ACCOUNT = and_(_a.tenant == bindparam("k_tenant"), _a.branch == bindparam("k_branch"),
+                     _a.account_type == bindparam("k_type"), _a.number == bindparam("k_number"))
+_ACCOUNT_FACTS = select(_a.name_kana, _a.status, _a.balance, _a.withdrawable).where(_THIS_ACCOUNT)
+# One statement on the (account_id, date, seq) index: the account by its key, the window, then (on
+# later pages) the keyset condition (date, seq) < after, newest first.
+_PAGE = (
+    select(_t.seq, _t.date, _t.value_date, _t.type, _t.amount, _t.remarks, _t.balance)
+    .join_from(SandboxTransaction.__table__, SandboxAccount.__table__, _a.id == _t.account_id)
+    .where(_THIS_ACCOUNT, _t.date >= bindparam("date_from"), _t.date <= bindparam("date_to"))
+    .order_by(_t.date.desc(), _t.seq.desc())
+    .limit(bindparam("limit"))
+)
+_NEXT_PAGE = _PAGE.where(or_(_t.date < bindparam("after_date"),
+                             and_(_t.date == bindparam("after_date"), _t.seq < bindparam("after_seq"))))
+
+
+def _key_params(key: AccountKey) -> dict:
+    return {"k_tenant": key.tenant, "k_branch": key.branch, "k_type": key.account_type, "k_number": key.number}
 
 
 class SandboxCoreBanking(CoreBanking):
@@ -32,8 +55,11 @@ class SandboxCoreBanking(CoreBanking):
     def _usable(self, acct: SandboxAccount | None) -> bool:
         return acct is not None and acct.status == ACTIVE and acct.cash_card
 
+    def _facts(self, key: AccountKey):
+        return db.session().connection().execute(_ACCOUNT_FACTS, _key_params(key)).first()
+
     def account(self, key: AccountKey) -> AccountSummary | None:
-        acct = self._find(db.session(), key)
+        acct = self._facts(key)
         return None if acct is None else AccountSummary(name_kana=acct.name_kana, status=acct.status)
 
     def check_identity(self, key: AccountKey, birth_date: dt.date, phone: str) -> IdentityResult:
@@ -54,7 +80,7 @@ class SandboxCoreBanking(CoreBanking):
         return AccountCheck.OK
 
     def balance(self, key: AccountKey) -> Balance | None:
-        acct = self._find(db.session(), key)
+        acct = self._facts(key)
         if acct is None:
             return None
         withdrawable = acct.balance if acct.withdrawable is None else acct.withdrawable
@@ -62,20 +88,11 @@ class SandboxCoreBanking(CoreBanking):
 
     def transactions(self, key: AccountKey, date_from: dt.date, date_to: dt.date,
                      after: tuple[dt.date, int] | None, limit: int) -> list[Transaction]:
-        # One statement on the (account_id, date, seq) index: the account by its key, the window,
-        # then the keyset condition (date, seq) < after, newest first. Plain columns, not ORM
-        # objects: building 500 model instances costs ~10x the query.
-        t = SandboxTransaction
-        stmt = (
-            select(t.seq, t.date, t.value_date, t.type, t.amount, t.remarks, t.balance)
-            .join(SandboxAccount, SandboxAccount.id == t.account_id)
-            .where(SandboxAccount.tenant == key.tenant, SandboxAccount.branch == key.branch,
-                   SandboxAccount.account_type == key.account_type, SandboxAccount.number == key.number,
-                   t.date >= date_from, t.date <= date_to)
-            .order_by(t.date.desc(), t.seq.desc())
-            .limit(limit)
-        )
+        # Plain columns, not ORM objects: building 500 model instances costs ~10x the query.
+        params = {**_key_params(key), "date_from": date_from, "date_to": date_to, "limit": limit}
+        stmt = _PAGE
         if after is not None:
-            after_date, after_seq = after
-            stmt = stmt.where(or_(t.date < after_date, and_(t.date == after_date, t.seq < after_seq)))
-        return [Transaction(*row) for row in db.session().execute(stmt)]
+            stmt = _NEXT_PAGE
+            params["after_date"], params["after_seq"] = after
+        # .all(): one fetchall, where iterating the result would fetch row by row
+        return list(map(Transaction._make, db.session().connection().execute(stmt, params).all()))

@@ -15,7 +15,8 @@ import pytest
 
 import conftest
 
-LAZY = ("joserfc", "cryptography", "requests", "urllib3", "authlib.oauth2.rfc7523", "webapp.oauth.client_assertion")
+LAZY = ("joserfc", "cryptography", "requests", "urllib3", "authlib.oauth2.rfc7523", "webapp.oauth.client_assertion",
+        "segno")  # segno: the QR code of a staff member's TOTP enrolment
 
 SCRIPT = textwrap.dedent("""\
     import base64, json, sys

@@ -26,10 +26,10 @@ from joserfc.jwk import KeySet
 
 from .. import clock
 from . import issuer, replay
+from .client_keys import ASSERTION_ALGORITHMS as ALGORITHMS
 from .client_keys import KeysUnavailable, key_set
 
 METHOD = "private_key_jwt"
-ALGORITHMS = ["ES256", "PS256"]
 LEEWAY = 60
 MAX_LIFETIME = 3600
 MAX_ASSERTION_LENGTH = 8000

@@ -16,15 +16,20 @@ import base64
 import json
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from flask import current_app
-from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
 
 from ..webhooks.post import CallFailed, CallRefused, fetch
 from .models import OAuthClient
 
+if TYPE_CHECKING:  # joserfc is imported where a key set is read: only FAPI 2.0 clients have one
+    from joserfc.jwk import KeySet
+
 MIN_RSA_BITS = 2048  # FAPI 2.0 §5.4.1 item 2 (the clients' keys and DPoP keys alike)
+# what the clients' keys may sign their assertions with (FAPI 2.0 §5.4): here, not in client_assertion.py,
+# so the metadata can name them without importing joserfc
+ASSERTION_ALGORITHMS = ["ES256", "PS256"]
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_CACHE_SECONDS = 300
 DEFAULT_RETRY_SECONDS = 10
@@ -53,6 +58,9 @@ def weak_rsa_key(jwk) -> bool:
 
 def public_key_set(data) -> KeySet:
     """A JWK Set of public keys only; KeysUnavailable for anything else (a private key included)."""
+    from joserfc.errors import JoseError
+    from joserfc.jwk import KeySet
+
     if not isinstance(data, dict) or not isinstance(data.get("keys"), list) or not data["keys"]:
         raise KeysUnavailable("not a JWK Set")
     if any(weak_rsa_key(jwk) for jwk in data["keys"]):

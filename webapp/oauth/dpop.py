@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import math
@@ -26,10 +27,6 @@ import struct
 from urllib.parse import urlsplit, urlunsplit
 
 from flask import current_app
-from joserfc import jws, jwt
-from joserfc.jws import JWSRegistry
-from joserfc.errors import JoseError
-from joserfc.jwk import ECKey, RSAKey, import_key
 
 from .. import clock
 from . import replay
@@ -40,15 +37,22 @@ IAT_WINDOW = 60
 NONCE_SECONDS = 300
 MAX_PROOF_LENGTH = 8000
 
-
-class _ProofRegistry(JWSRegistry):
-    # a proof's header carries its public key: a 2048-bit RSA JWK (PS256) alone is ~700 bytes of
-    # base64url, over joserfc's default 512; MAX_PROOF_LENGTH still bounds the whole proof
-    max_header_length = 3000
+# joserfc (and cryptography under it, ~10 MB of a worker's memory) is imported where a proof is
+# read, not with this module: the token endpoint and the API import it for every client, and most
+# send no proof. Nonces need only hmac.
 
 
-# header parameters a proof may carry beyond typ, alg, jwk are ignored (RFC 9449 §4.2), not refused
-_REGISTRY = _ProofRegistry(algorithms=ALGORITHMS, strict_check_header=False)
+@functools.cache
+def _registry():
+    from joserfc.jws import JWSRegistry
+
+    class ProofRegistry(JWSRegistry):
+        # a proof's header carries its public key: a 2048-bit RSA JWK (PS256) alone is ~700 bytes of
+        # base64url, over joserfc's default 512; MAX_PROOF_LENGTH still bounds the whole proof
+        max_header_length = 3000
+
+    # header parameters a proof may carry beyond typ, alg, jwk are ignored (RFC 9449 §4.2), not refused
+    return ProofRegistry(algorithms=ALGORITHMS, strict_check_header=False)
 
 
 class ProofError(Exception):
@@ -83,6 +87,9 @@ def public_url(path: str) -> str:
 
 
 def _key_from_header(header: dict):
+    from joserfc.errors import JoseError
+    from joserfc.jwk import ECKey, RSAKey, import_key
+
     data = header.get("jwk")
     if not isinstance(data, dict):
         raise ProofError("The DPoP proof has no 'jwk' header.")
@@ -101,13 +108,16 @@ def verify(headers: list[str], method: str, url: str, *, access_token: str | Non
            nonce_for: str | None = None) -> str:
     """The jkt the request's DPoP proof proves, or ProofError. `headers` are the request's DPoP
     header values; `nonce_for` (the union) when the proof must carry a nonce issued here."""
+    from joserfc import jws, jwt
+    from joserfc.errors import JoseError
+
     if len(headers) != 1:
         raise ProofError("Exactly one DPoP header is required.")
     proof = headers[0].strip()
     if not proof or len(proof) > MAX_PROOF_LENGTH:
         raise ProofError("The DPoP header is empty or too long.")
     try:
-        header = jws.extract_compact(proof.encode(), registry=_REGISTRY).headers()
+        header = jws.extract_compact(proof.encode(), registry=_registry()).headers()
     except (JoseError, ValueError, TypeError, UnicodeError, RecursionError):  # RecursionError: `[[[[…`
         raise ProofError("The DPoP proof is not a JWT.") from None
     if header.get("typ") != "dpop+jwt":
@@ -116,7 +126,7 @@ def verify(headers: list[str], method: str, url: str, *, access_token: str | Non
         raise ProofError("The DPoP proof's 'alg' must be one of " + " ".join(ALGORITHMS) + ".")
     key = _key_from_header(header)
     try:
-        claims = jwt.decode(proof, key, algorithms=ALGORITHMS, registry=_REGISTRY).claims
+        claims = jwt.decode(proof, key, algorithms=ALGORITHMS, registry=_registry()).claims
     except (JoseError, ValueError, TypeError, UnicodeError, RecursionError):
         raise ProofError("The DPoP proof's signature does not verify.") from None
     _check_claims(claims, method, url)

@@ -19,7 +19,8 @@ from ..webhooks.keys import public_jwks
 from ..errors import render_notice
 from ..extensions import csrf
 from ..flow import state as flow_state
-from . import authorization_response_url, client_assertion, dpop, issuer, par
+from . import authorization_response_url, dpop, issuer, par
+from .client_keys import ASSERTION_ALGORITHMS
 from .server import (AUTHORIZATION_PARAMS, CLIENT_AUTH_METHODS, CODE_CHALLENGE_METHODS, GRANT_TYPES,
                      RESPONSE_TYPES, SCOPES, query_client, server)
 
@@ -178,9 +179,9 @@ def metadata(tenant):
         "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
         "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
         "introspection_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
-        "token_endpoint_auth_signing_alg_values_supported": client_assertion.ALGORITHMS,
-        "revocation_endpoint_auth_signing_alg_values_supported": client_assertion.ALGORITHMS,
-        "introspection_endpoint_auth_signing_alg_values_supported": client_assertion.ALGORITHMS,
+        "token_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGORITHMS,
+        "revocation_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGORITHMS,
+        "introspection_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGORITHMS,
         "authorization_response_iss_parameter_supported": True,
         # FAPI 2.0 (per client: only a fapi2 client must push its requests)
         "pushed_authorization_request_endpoint": f"{iss}/oauth/par",

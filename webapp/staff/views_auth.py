@@ -1,7 +1,6 @@
 """Staff sign-in: setup link (password + TOTP enrolment), password, code, sign-out."""
 from __future__ import annotations
 
-import segno
 from flask import g, redirect, render_template, request, url_for
 from markupsafe import Markup
 from sqlmodel import select
@@ -136,6 +135,8 @@ def setup(token: str):
             return redirect(url_for("staff.login", reason="setup"), code=303)
         error = BAD_CODE
     uri = auth.provisioning_uri(account.totp_secret, account.email, f"{g.tenant.name} 職員コンソール")
+    import segno  # here: only a staff member's enrolment draws a QR code (~1 MB of every worker otherwise)
+
     qr = Markup(segno.make(uri, error="m").svg_inline(scale=4, title="認証アプリ登録用QRコード"))
     return render_template("staff/setup.html", form=form, error=error, account=account, qr=qr,
                            secret=auth.grouped(account.totp_secret))

@@ -13,13 +13,18 @@ import hashlib
 import hmac
 import json
 
+from typing import TYPE_CHECKING
+
 from flask import current_app
-from joserfc import jwe
-from joserfc.jwk import ECKey, OctKey
 from sqlmodel import Session, select
 
 from .. import clock, db
 from .models import SigningKey
+
+# joserfc (and cryptography, ~10 MB of a worker's memory) is imported where a key is made or
+# opened: the webhooks worker signs, while a web worker only serves the stored public keys.
+if TYPE_CHECKING:
+    from joserfc.jwk import ECKey, OctKey
 
 ALGORITHM = "ES256"
 _WRAP = {"alg": "dir", "enc": "A256GCM"}
@@ -35,6 +40,8 @@ def _secret_id() -> str:
 
 
 def _wrapping_key() -> OctKey:
+    from joserfc.jwk import OctKey
+
     return OctKey.import_key(_derived(b"key-wrap"))
 
 
@@ -44,6 +51,9 @@ def _current(s: Session, tenant: str) -> SigningKey | None:
 
 
 def _create(s: Session, tenant: str) -> None:
+    from joserfc import jwe
+    from joserfc.jwk import ECKey
+
     key = ECKey.generate_key("P-256", auto_kid=True)
     public = {**key.as_dict(private=False), "use": "sig", "alg": ALGORITHM}
     private = jwe.encrypt_compact(_WRAP, json.dumps(key.as_dict(private=True)).encode(), _wrapping_key())
@@ -65,6 +75,9 @@ def _current_or_new(tenant: str) -> SigningKey:
 
 def signing_key(tenant: str) -> ECKey:
     """The union's private key (its `kid` set), made on first use."""
+    from joserfc import jwe
+    from joserfc.jwk import ECKey
+
     row = _current_or_new(tenant)
     plaintext = jwe.decrypt_compact(row.private_jwk_encrypted, _wrapping_key()).plaintext
     return ECKey.import_key(json.loads(plaintext), {"kid": row.kid})

@@ -13,9 +13,6 @@ import contextlib
 import time
 from urllib.parse import urlsplit
 
-import urllib3
-from requests import certs
-
 from ..deliveries import DeliveryFailure
 from .targets import TargetRefused, checked_addresses, url_problem
 
@@ -35,6 +32,11 @@ class CallFailed(Exception):
 def _opened(url: str, method: str, headers: dict, *, body: bytes | None, sandbox: bool, timeout: float):
     """The answer (body not read yet) of one request to the checked address, its connection closed
     on leaving; raises CallRefused/CallFailed."""
+    # Imported here: a web worker calls out only for a FAPI 2.0 client's jwks_uri, and urllib3 with
+    # requests (for its CA bundle) is ~2-6 MB of every worker's memory otherwise.
+    import urllib3
+    from requests import certs
+
     problem = url_problem(url, sandbox=sandbox)
     if problem:
         raise CallRefused(problem)

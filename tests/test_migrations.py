@@ -37,3 +37,17 @@ def test_operation_log_refuses_update_and_delete(migrated_app):
         with pytest.raises(sa.exc.DatabaseError, match="append-only"):
             with engine.begin() as conn:
                 conn.execute(sa.text(statement))
+
+
+def test_models_make_the_waiting_call_index_partial_on_each_engine(app):
+    """create_all (the tests' schema) makes the (phone, pool number) index unique among waiting
+    attempts only, on PostgreSQL as on SQLite, though the model names PostgreSQL's where= only when
+    the table is created there (callauth/models.py: not loading that dialect into SQLite workers)."""
+    from sqlalchemy import text
+
+    engine = app.extensions["db_engine"]
+    catalog = ("SELECT indexdef FROM pg_indexes WHERE indexname = :name" if engine.dialect.name == "postgresql"
+               else "SELECT sql FROM sqlite_master WHERE name = :name")
+    with engine.connect() as conn:
+        definition = conn.execute(text(catalog), {"name": "uq_call_attempt_waiting_phone_number"}).scalar_one()
+    assert "UNIQUE" in definition.upper() and "WHERE" in definition.upper() and "'waiting'" in definition

@@ -8,8 +8,9 @@ names one template. Either way the union's override is used when it has one, and
 from __future__ import annotations
 
 import posixpath
+from typing import NamedTuple
 
-from flask import current_app, g, make_response, redirect, render_template, request
+from flask import current_app, g, has_request_context, make_response, redirect, render_template, request, url_for
 
 
 def is_htmx() -> bool:
@@ -37,23 +38,74 @@ def render_exact(name: str, status: int = 200, **context):
 
 
 def themed(name: str) -> str:
-    """The current union's override of template `name` if it has one, else `name` itself.
+    """The current union's override of template `name` if it has one, else `name` itself."""
+    return themes(getattr(g, "tenant", None))[name]
 
-    Found once per (union, name) and kept: a miss costs Jinja a loader search (a stat and an
-    exception) each time, four or five times a page. Not kept while templates auto-reload (debug),
-    so a new override shows at once there."""
-    tenant = getattr(g, "tenant", None)
-    if tenant is None:
-        return name
-    env = current_app.jinja_env
-    if env.auto_reload:
-        return env.select_template(tenant.templates(name)).name
-    found = current_app.extensions.setdefault("themed_templates", {})
-    key = (tenant.id, name)
-    resolved = found.get(key)
-    if resolved is None:
-        resolved = found[key] = env.select_template(tenant.templates(name)).name
-    return resolved
+
+class Themes(dict):
+    """One union's template names: `name` → its override if the union has one, else `name` itself.
+
+    Found once per name and kept: a miss costs Jinja a loader search (a stat and an exception) each
+    time, four or five times a page. Not kept while templates auto-reload (debug), so a new override
+    shows at once there. Templates call `theme(name)`, which is this dict's own lookup (brand() in
+    web.py hands each page its union's), not a function reaching for `g` and the app on each call."""
+
+    def __init__(self, env, tenant) -> None:
+        super().__init__()
+        self.env, self.tenant = env, tenant
+
+    def __missing__(self, name: str) -> str:
+        if self.tenant is None:
+            return name
+        resolved = self.env.select_template(self.tenant.templates(name)).name
+        if not self.env.auto_reload:
+            self[name] = resolved
+        return resolved
+
+
+def themes(tenant) -> Themes:
+    """The union's (or, for None, no union's) template names, kept per app."""
+    kept = current_app.extensions.setdefault("themed_templates", {})
+    key = tenant.id if tenant is not None else None
+    found = kept.get(key)
+    if found is None:
+        found = kept[key] = Themes(current_app.jinja_env, tenant)
+    return found
+
+
+class Frame(NamedTuple):
+    """The URLs of a page's frame (base.html's head and brand, the footer's FAQ link); "" where the
+    page has no union."""
+
+    stylesheet: str
+    htmx: str
+    script: str
+    theme: str = ""
+    logo: str = ""
+    faq: str = ""
+
+
+def frame(tenant, htmx_version: str) -> Frame:
+    """The frame's URLs for `tenant` (or None), built once per (union, script root) and kept.
+
+    They depend on nothing else: static names are fixed at start-up (assets.py), the theme's
+    version is its content's, and the URLs are paths under the script root. Seven url_for calls
+    (a URL map build each) on every page were a tenth of its rendering."""
+    key = (tenant.id if tenant else None, htmx_version, request.script_root if has_request_context() else None)
+    kept = current_app.extensions.setdefault("page_frames", {})
+    found = kept.get(key)
+    if found is None:
+        found = Frame(
+            stylesheet=url_for("static", filename="app.css"),
+            htmx=url_for("static", filename=f"htmx-{htmx_version}.min.js"),
+            script=url_for("static", filename="screens.js"),
+            **({} if tenant is None else {
+                "theme": url_for("pages.theme_css", tenant=tenant.id, version=tenant.theme_version),
+                "logo": url_for("static", filename=tenant.theme["logo"]),
+                "faq": url_for("pages.faq", tenant=tenant.id)}))
+        if key[2] is not None:
+            kept[key] = found
+    return found
 
 
 def go(url: str):

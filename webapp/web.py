@@ -6,7 +6,7 @@ from flask.sessions import SecureCookieSessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import fields, messages
-from .render import themed
+from .render import frame, themed, themes
 
 HTMX_VERSION = "2.0.11"
 
@@ -55,6 +55,7 @@ def init_app(app: Flask) -> None:
     # and macros read them from there (a field's hint and maxlength come with its spec).
     app.jinja_env.globals["messages"] = messages
     app.jinja_env.globals["fields"] = fields
+    app.jinja_env.globals["frame"] = frame
 
     @app.template_global()
     def jst(at) -> str:
@@ -70,6 +71,7 @@ def init_app(app: Flask) -> None:
 
     @app.context_processor
     def brand():
-        return {"tenant": getattr(g, "tenant", None), "htmx_version": HTMX_VERSION,
+        tenant = getattr(g, "tenant", None)
+        return {"tenant": tenant, "theme": themes(tenant).__getitem__, "htmx_version": HTMX_VERSION,
                 "sandbox": app.config["SANDBOX"], "screen_id": g.get("screen_id"),
                 "title": g.get("screen_title", "")}

@@ -1,0 +1,51 @@
+"""A page's frame (its linked files, logo, FAQ link) and its union's template overrides are found once
+and kept (issue 13); kept per union and per script root, so no page ever shows another's."""
+import re
+
+from jinja2 import ChoiceLoader, DictLoader
+
+from conftest import text_of
+
+LINKS = re.compile(r'(?:href|src)="([^"]+)"')
+
+
+def links(response) -> list[str]:
+    return [u for u in LINKS.findall(text_of(response)) if not u.startswith(("http", "tel:", "mailto:", "#"))]
+
+
+def test_each_union_keeps_its_own_logo_theme_and_faq_link(client):
+    for _ in range(2):  # the second round is served from what the first kept
+        amami, maruhachi = links(client.get("/amami/faq")), links(client.get("/maruhachi/faq"))
+        assert any(u.startswith("/static/tenants/amami/logo.") for u in amami)
+        assert any(u.startswith("/amami/theme.") for u in amami) and "/amami/faq" in amami
+        assert not any("maruhachi" in u for u in amami)
+        assert any(u.startswith("/static/tenants/maruhachi/logo.") for u in maruhachi)
+        assert "/maruhachi/faq" in maruhachi and not any("amami" in u for u in maruhachi)
+
+
+def test_a_page_under_a_script_root_links_its_files_under_that_root(client):
+    plain = links(client.get("/amami/faq"))
+    mounted = links(client.get("/amami/faq", base_url="http://localhost/portal"))
+    assert mounted == ["/portal" + u for u in plain]
+    assert links(client.get("/amami/faq")) == plain  # and the plain root's are not taken over
+
+
+def test_a_new_override_shows_at_once_while_templates_auto_reload(app, amami):
+    app.jinja_env.auto_reload = True
+    assert "RELOADED-OVERRIDE" not in text_of(amami.start())
+    app.jinja_env.loader = ChoiceLoader([
+        DictLoader({"tenants/amami/partials/footer.html": "<footer>RELOADED-OVERRIDE</footer>"}),
+        app.jinja_env.loader,
+    ])
+    assert "RELOADED-OVERRIDE" in text_of(amami.get("flow/account"))
+
+
+def test_without_auto_reload_an_override_is_looked_up_once(app, amami, monkeypatch):
+    app.jinja_env.auto_reload = False
+    amami.start()
+    looked_up = []
+    select = app.jinja_env.select_template
+    monkeypatch.setattr(app.jinja_env, "select_template", lambda names, *a, **k: looked_up.append(names) or
+                        select(names, *a, **k))
+    assert amami.get("flow/account").status_code == 200
+    assert looked_up == []

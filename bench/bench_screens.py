@@ -198,16 +198,30 @@ def canaille_server(venv: pathlib.Path, tmp: pathlib.Path, args) -> tuple[subpro
     (tmp / "canaille_wsgi.py").write_text(CANAILLE_WSGI.format(db=tmp / "canaille.sqlite3"))
     port = harness.free_port()
     threads = 1 if args.worker_class == "sync" else args.threads
-    proc = subprocess.Popen([str(gunicorn), "--workers", str(args.workers), "--worker-class", args.worker_class,
-                             "--threads", str(threads), "--bind", f"127.0.0.1:{port}", "--log-level", "warning",
-                             "canaille_wsgi:app"], cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Its database is migrated once here: both workers migrating it on their first request race.
+    subprocess.run([str(venv / "bin" / "python"), "-c", "import canaille_wsgi"], cwd=tmp, check=False,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = [str(gunicorn), "--workers", str(args.workers), "--worker-class", args.worker_class,
+               "--threads", str(threads), "--bind", f"127.0.0.1:{port}", "--log-level", "warning"]
+    if "--no-control-socket" in subprocess.run([str(gunicorn), "--help"], capture_output=True, text=True).stdout:
+        command.append("--no-control-socket")  # gunicorn 27's one socket a user would clash with ours
+    proc = subprocess.Popen([*command, "canaille_wsgi:app"], cwd=tmp, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     for _ in range(100):
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 break
         except OSError:
             time.sleep(0.1)
-    status, _ = harness.get(port, "/login", {})
+    status = 0
+    for _ in range(40):  # its workers migrate the new database on their first request: one may restart
+        try:
+            status, _ = harness.get(port, "/login", {})
+        except OSError:
+            status = 0
+        if status == 200:
+            break
+        time.sleep(0.5)
     if status != 200:
         proc.terminate()
         return None, 0, f"Canaille's /login answered {status}"

@@ -1,9 +1,10 @@
-"""A web worker imports what only FAPI 2.0 clients, webhooks and the CLI need when they need it
-(issue 13: joserfc with cryptography, urllib3 with requests were ~15 MB of every worker's RSS).
+"""A web worker imports what only FAPI 2.0 clients, webhooks, staff logins and the CLI need when they
+need it (issue 13: joserfc with cryptography, urllib3 with requests were ~15 MB of every worker's RSS;
+argon2 and pyotp, for staff logins only, another 0.5 MB).
 
 Checked in a fresh interpreter, as gunicorn's worker starts: `create_app()` out of sandbox mode (the
 demo app, sandbox only, signs with joserfc), then requests every client makes (metadata, a token
-request, an API call), then a client assertion, which loads them."""
+request, an API call), then a client assertion, which loads them; then a staff password and TOTP code."""
 from __future__ import annotations
 
 import json
@@ -16,7 +17,8 @@ import pytest
 import conftest
 
 LAZY = ("joserfc", "cryptography", "requests", "urllib3", "authlib.oauth2.rfc7523", "webapp.oauth.client_assertion",
-        "segno")  # segno: the QR code of a staff member's TOTP enrolment
+        "segno",  # segno: the QR code of a staff member's TOTP enrolment
+        "argon2", "pyotp")  # staff passwords and TOTP codes: staff logins only
 
 SCRIPT = textwrap.dedent("""\
     import base64, json, sys
@@ -41,11 +43,21 @@ SCRIPT = textwrap.dedent("""\
         "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}).status_code)
     seen["assertion"] = loaded()
     seen["statuses"] = statuses
+    with app.app_context():  # what a staff login does: a password (argon2), then a TOTP code (pyotp)
+        from webapp.staff import auth
+        app.config["STAFF_ARGON2_MEMORY_KIB"] = 1024
+        stored = auth.hash_password("correct horse")
+        secret = auth.new_totp_secret()
+        import pyotp
+        seen["staff_checks"] = [auth.password_matches(stored, "correct horse"), auth.password_matches(stored, "wrong"),
+                                auth.password_matches(None, "correct horse"),
+                                auth.totp_step(secret, pyotp.TOTP(secret).now()) is not None]
+    seen["staff"] = loaded()
     print(json.dumps(seen))
 """)
 
 
-def test_a_web_worker_imports_jose_crypto_and_http_clients_only_when_a_request_needs_them(tmp_path):
+def test_a_web_worker_imports_jose_crypto_http_clients_and_staff_login_only_when_a_request_needs_them(tmp_path):
     if conftest.ENGINES != "sqlite":
         pytest.skip("what a worker imports does not depend on the engine")
     result = subprocess.run([sys.executable, "-c", SCRIPT, f"sqlite:///{tmp_path / 'w.sqlite3'}", json.dumps(LAZY)],
@@ -57,3 +69,6 @@ def test_a_web_worker_imports_jose_crypto_and_http_clients_only_when_a_request_n
     assert seen["served"] == []
     # a client assertion is what needs them: the same answer as before, with joserfc behind it
     assert {"joserfc", "webapp.oauth.client_assertion"} <= set(seen["assertion"])
+    # a staff login is what needs argon2 and pyotp: a right password and code still pass, wrong ones do not
+    assert seen["staff_checks"] == [True, False, False, True]
+    assert {"argon2", "pyotp"} <= set(seen["staff"])

@@ -21,10 +21,8 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
+from typing import TYPE_CHECKING
 
-import pyotp
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
 from sqlalchemy import and_, case, literal, or_, update
 from sqlmodel import select
@@ -32,6 +30,9 @@ from sqlmodel import select
 from .. import clock
 from ..db import UTCDateTime
 from .models import StaffAccount, StaffSession, StaffSetupToken
+
+if TYPE_CHECKING:
+    from argon2 import PasswordHasher
 
 SETUP_LINK_HOURS = 24
 TOTP_STEP_SECONDS = 30
@@ -59,7 +60,12 @@ def token_hash(value: str) -> str:
 
 # --- passwords ------------------------------------------------------------------------------------
 
+# argon2 and pyotp are imported by the functions that use them: only staff logins need them, and a
+# web worker that never sees one does not hold them (issue 13; tests/test_worker_imports.py).
+
 def _hasher() -> PasswordHasher:
+    from argon2 import PasswordHasher
+
     return PasswordHasher(memory_cost=int(setting("STAFF_ARGON2_MEMORY_KIB")))
 
 
@@ -69,6 +75,8 @@ def hash_password(password: str) -> str:
 
 def password_matches(stored: str | None, password: str) -> bool:
     """False for a wrong password; with no stored hash, the same work is done against a dummy."""
+    from argon2.exceptions import InvalidHashError, VerificationError
+
     hasher = _hasher()
     if stored is None:
         stored = current_app.extensions.setdefault("staff_dummy_hash", hasher.hash(secrets.token_hex(16)))
@@ -81,10 +89,14 @@ def password_matches(stored: str | None, password: str) -> bool:
 # --- TOTP -----------------------------------------------------------------------------------------
 
 def new_totp_secret() -> str:
+    import pyotp
+
     return pyotp.random_base32(32)  # 160 bits, RFC 4226's recommendation
 
 
 def provisioning_uri(secret: str, email: str, issuer: str) -> str:
+    import pyotp
+
     return pyotp.TOTP(secret).provisioning_uri(name=email, issuer_name=issuer)
 
 
@@ -97,6 +109,8 @@ def totp_step(secret: str, code: str, at: dt.datetime | None = None) -> int | No
     """The 30 s step whose code `code` is (this one or a neighbour, for clock drift), or None."""
     if not (len(code) == 6 and code.isascii() and code.isdigit()):
         return None
+    import pyotp
+
     totp = pyotp.TOTP(secret)
     now = int((at or clock.now()).timestamp())
     current = now // TOTP_STEP_SECONDS

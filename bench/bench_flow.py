@@ -15,8 +15,8 @@ customer, so 32 or 64 customers cost the machine a few per cent of a core where 
 clients would take the CPU the server is measured on. The webhook is signed as the provider signs it
 (HMAC-SHA1 from libcrypto through LuaJIT's FFI), each flow has a fresh PKCE pair.
 
-Printed: flows/s, errors, p50/p99 per step, the clients' own CPU share, and each worker's RSS after
-the run. `--engines postgres` runs on PostgreSQL + Redis (RENKEI_BENCH_PG, default
+Printed: flows/s, errors, p50/p99 per step, the clients' own CPU share, and each worker's RSS and PSS
+after the warm-up flows and after the run. `--engines postgres` runs on PostgreSQL + Redis (RENKEI_BENCH_PG, default
 postgresql://postgres@127.0.0.1:5432/test, and RENKEI_BENCH_REDIS, default redis://127.0.0.1:6379/0):
 a scratch database is created beside that one for the run and dropped after it.
 """
@@ -175,16 +175,17 @@ def _customer(origin: str, client: dict, i: int, deadline: float, queue) -> None
     queue.put((done, errors, messages, timings))
 
 
-def rss_of_workers(master_pid: int) -> list[int]:
+def rss_of_workers(master_pid: int) -> list[str]:
+    """Each worker's "RSS/PSS MB": RSS counts the pages a worker shares with the master and the other
+    worker (the interpreter, libraries) in full, PSS divides them among the processes sharing them."""
     out = subprocess.run(["pgrep", "-P", str(master_pid)], capture_output=True, text=True).stdout.split()
     sizes = []
     for pid in out:
         try:
-            for line in open(f"/proc/{pid}/status"):
-                if line.startswith("VmRSS:"):
-                    sizes.append(int(line.split()[1]) // 1024)
+            fields = dict(line.split(":", 1) for line in open(f"/proc/{pid}/smaps_rollup") if ":" in line)
         except OSError:
-            pass
+            continue
+        sizes.append(f"{int(fields['Rss'].split()[0]) // 1024}/{int(fields['Pss'].split()[0]) // 1024}")
     return sizes
 
 
@@ -252,8 +253,9 @@ def _measure(args, engine: str, ns, ws) -> int:
             for i in range(min(args.customers, 4)):  # warm the workers (imports, templates, pools): not counted
                 with requests.Session() as http:
                     one_flow(http, ws.origin, client, customer(i), {})
+            warm = rss_of_workers(server.pid)
             if args.generator == "wrk":
-                return _measure_wrk(args, engine, ws, client, server)
+                return _measure_wrk(args, engine, ws, client, server, warm)
             queue = multiprocessing.Queue()
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             started = time.monotonic()
@@ -283,11 +285,12 @@ def _measure(args, engine: str, ns, ws) -> int:
             print(f"  error: {m}")
     _print_steps(timings)
     print(f"clients' own CPU: {client_cpu / elapsed:.0%} of one core ({client_cpu / elapsed / (os.cpu_count() or 1):.0%} "
-          f"of the machine); worker RSS after: {', '.join(f'{x} MB' for x in rss)}")
+          f"of the machine); worker RSS/PSS after warm-up: {', '.join(f'{x} MB' for x in warm)}, "
+          f"after: {', '.join(f'{x} MB' for x in rss)}")
     return errors
 
 
-def _measure_wrk(args, engine: str, ws, client: dict, server) -> int:
+def _measure_wrk(args, engine: str, ws, client: dict, server, warm: list[str]) -> int:
     """The same flows driven by wrk (bench/flow.lua): one wrk thread and connection a customer, so many
     customers cost the machine little; prints what the Python generator prints."""
     from urllib.parse import quote
@@ -324,7 +327,8 @@ def _measure_wrk(args, engine: str, ws, client: dict, server) -> int:
         print(f"  error: {m}")
     _print_steps(timings)
     print(f"wrk's own CPU: {wrk_cpu / elapsed:.0%} of one core ({wrk_cpu / elapsed / (os.cpu_count() or 1):.0%} "
-          f"of the machine); worker RSS after: {', '.join(f'{x} MB' for x in rss)}")
+          f"of the machine); worker RSS/PSS after warm-up: {', '.join(f'{x} MB' for x in warm)}, "
+          f"after: {', '.join(f'{x} MB' for x in rss)}")
     return errors
 
 

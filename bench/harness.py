@@ -125,7 +125,8 @@ def serve(ws: Workspace, args: argparse.Namespace, *extra: str) -> Iterator[subp
     worker_class = getattr(args, "worker_class", "gthread")
     # gunicorn turns a sync worker with more than one thread into gthread: sync means one thread.
     threads = 1 if worker_class == "sync" else args.threads
-    command = [sys.executable, "-m", "gunicorn", "--workers", str(args.workers), "--worker-class", worker_class,
+    # -OO as the Procfile runs it (no docstrings in a worker's memory, issue 13)
+    command = [sys.executable, "-OO", "-m", "gunicorn", "--workers", str(args.workers), "--worker-class", worker_class,
                "--threads", str(threads), "--bind", f"127.0.0.1:{ws.port}", "--log-level", "warning"]
     try:
         from importlib.metadata import version

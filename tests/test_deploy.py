@@ -2,6 +2,7 @@
 Dockerfile and the Caddyfile say what the Procfile and webapp/config.py say."""
 from __future__ import annotations
 
+import ast
 import pathlib
 import re
 import shlex
@@ -125,6 +126,18 @@ def test_caddy_forwards_the_client_scheme_and_host_and_hides_metrics():
                           ("X-Forwarded-Host", "{host}")):
         assert re.search(rf"header_up {header} {re.escape(value)}", caddyfile), header
     assert re.search(r"@metrics path /metrics", caddyfile) and "respond @metrics 404" in caddyfile
+
+
+def test_the_web_runs_under_python_OO_and_webapp_has_no_assert_statements():
+    """`python -OO` leaves docstrings out of a worker's memory (~4 MB of its RSS, issue 13). It also drops
+    every assert statement: a check written as one would silently not run in production. The image
+    compiles that bytecode once; the benchmarks and process tests (bench/harness.py) run it too."""
+    assert procfile()["web"][:4] == ["python", "-OO", "-m", "gunicorn"]
+    assert any(op == "RUN" and args.startswith("python -OO -m compileall") for op, args in dockerfile())
+    assert '"-OO", "-m", "gunicorn"' in (ROOT / "bench" / "harness.py").read_text()
+    asserts = [f"{path.relative_to(ROOT)}:{node.lineno}" for path in sorted((ROOT / "webapp").rglob("*.py"))
+               for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.Assert)]
+    assert asserts == []
 
 
 def test_make_demo_serves_the_procfiles_web_line():

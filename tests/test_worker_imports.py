@@ -57,10 +57,11 @@ SCRIPT = textwrap.dedent("""\
 """)
 
 
-def test_a_web_worker_imports_jose_crypto_http_clients_and_staff_login_only_when_a_request_needs_them(tmp_path):
+@pytest.mark.parametrize("flags", [[], ["-OO"]], ids=["plain", "OO"])  # -OO: as the Procfile runs a worker
+def test_a_web_worker_imports_jose_crypto_http_clients_and_staff_login_only_when_a_request_needs_them(tmp_path, flags):
     if conftest.ENGINES != "sqlite":
         pytest.skip("what a worker imports does not depend on the engine")
-    result = subprocess.run([sys.executable, "-c", SCRIPT, f"sqlite:///{tmp_path / 'w.sqlite3'}", json.dumps(LAZY)],
+    result = subprocess.run([sys.executable, *flags, "-c", SCRIPT, f"sqlite:///{tmp_path / 'w.sqlite3'}", json.dumps(LAZY)],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
     seen = json.loads(result.stdout.strip().splitlines()[-1])

@@ -73,3 +73,25 @@ def test_a_web_worker_imports_jose_crypto_http_clients_and_staff_login_only_when
     # a staff login is what needs argon2 and pyotp: a right password and code still pass, wrong ones do not
     assert seen["staff_checks"] == [True, False, False, True]
     assert {"argon2", "pyotp"} <= set(seen["staff"])
+
+
+DIALECTS = textwrap.dedent("""\
+    import json, sys
+    from webapp import create_app
+
+    create_app({"SECRET_KEY": "s" * 32, "DATABASE_URL": sys.argv[1], "REDIS_URL": sys.argv[2] or None,
+                "BASE_URL": "https://renkei.test", "SANDBOX": False, "TELEPHONY_AUTH_TOKEN": "t" * 20})
+    print(json.dumps(sorted({name.split(".")[2] for name in sys.modules
+                             if name.startswith("sqlalchemy.dialects.") and not name.endswith("._typing")})))
+""")
+
+
+def test_a_worker_loads_only_its_own_engines_sqlalchemy_dialect(database_url):
+    """The other engine's dialect is ~0.6 MB (SQLite's, in a PostgreSQL worker) to ~2.7 MB (PostgreSQL's,
+    in a SQLite worker) of nothing: the partial index names its where= only when the table is created,
+    the SQLite poll is compiled at the first poll (callauth/models.py, flow/call.py)."""
+    result = subprocess.run([sys.executable, "-c", DIALECTS, database_url, conftest.REDIS_URL or ""],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    own = "postgresql" if database_url.startswith("postgres") else "sqlite"
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == [own]

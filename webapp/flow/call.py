@@ -24,7 +24,6 @@ import functools
 from flask import abort, current_app, g, redirect, request, url_for
 from flask_wtf import FlaskForm
 from sqlalchemy import bindparam, select
-from sqlalchemy.dialects import sqlite
 
 from .. import clock, db, messages
 from ..callauth import service as callauth
@@ -132,11 +131,20 @@ _POLL = (select(Flow.id, Flow.step, Flow.created_at, Flow.updated_at, Flow.ended
 
 
 PollRow = collections.namedtuple("PollRow", [c.name for c in _POLL.selected_columns])
-# On SQLite the same statement, compiled once, runs as a plain DB-API SELECT in autocommit, as the
-# maintenance read does (maintenance._sqlite_live_windows): SQLAlchemy's execution, its BEGIN and the
-# ROLLBACK when the connection goes back were ~30 % of the poll's own time, for one indexed read.
-_POLL_SQLITE = _POLL.compile(dialect=sqlite.dialect())
-_POLL_SQLITE_SQL, _POLL_SQLITE_PARAMETERS = str(_POLL_SQLITE), tuple(_POLL_SQLITE.positiontup)
+
+
+@functools.cache
+def _poll_sqlite() -> tuple[str, tuple[str, ...]]:
+    """On SQLite the same statement, compiled once, runs as a plain DB-API SELECT in autocommit, as the
+    maintenance read does (maintenance._sqlite_live_windows): SQLAlchemy's execution, its BEGIN and the
+    ROLLBACK when the connection goes back were ~30 % of the poll's own time, for one indexed read.
+    Compiled at the first poll, not at import: SQLite's dialect stays out of a PostgreSQL worker."""
+    from sqlalchemy.dialects import sqlite
+
+    compiled = _POLL.compile(dialect=sqlite.dialect())
+    return str(compiled), tuple(compiled.positiontup)
+
+
 # UTCDateTime on SQLite: naive UTC text, 'YYYY-MM-DD HH:MM:SS.ffffff'.
 _STORED_UTC = frozenset(i for i, c in enumerate(_POLL.selected_columns) if isinstance(c.type, db.UTCDateTime))
 
@@ -159,8 +167,9 @@ def _sqlite_peek(engine, parameters: dict) -> PollRow | None:
     raw = engine.raw_connection()  # from the pool; back to it on close
     try:
         cursor = raw.cursor()
+        sql, names = _poll_sqlite()
         try:
-            cursor.execute(_POLL_SQLITE_SQL, tuple(parameters[name] for name in _POLL_SQLITE_PARAMETERS))
+            cursor.execute(sql, tuple(parameters[name] for name in names))
             found = cursor.fetchone()
         finally:
             cursor.close()

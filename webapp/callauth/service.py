@@ -247,8 +247,8 @@ def _log_window(s: Session, flow, event: str, number: str, superseded: CallAttem
         detail = f"attempt={attempt_no} " + detail
     if superseded is not None:
         detail += f" superseded={superseded.flow_id}"
-    oplog.record(s, tenant=flow.tenant, screen=flow_state.STEPS["call"].screen_id, event=event, result="ok",
-                 flow=flow, detail=detail)
+    oplog.write(s, tenant=flow.tenant, screen=flow_state.STEPS["call"].screen_id, event=event, result="ok",
+                flow=flow, detail=detail)
 
 
 # --- the state ④ shows ------------------------------------------------------------------------
@@ -346,9 +346,9 @@ def record_inbound_call(s: Session, *, call_sid: str, caller: str | None, dialle
     flow = flow_state.by_id(s, flow_id)
     caller_shown = masked_phone(from_e164) if from_e164 else "withheld"
     to_shown = national_digits(to) if to else "invalid"
-    oplog.record(s, tenant=tenant or "-", screen="CALL", event="inbound_call",
-                 result={MATCHED: "ok", "unknown_number": "refused", "not_inbound": "refused"}.get(outcome, "fail"),
-                 flow=flow, detail=f"{outcome} from={caller_shown} to={to_shown}")
+    oplog.write(s, tenant=tenant or "-", screen="CALL", event="inbound_call",
+                result={MATCHED: "ok", "unknown_number": "refused", "not_inbound": "refused"}.get(outcome, "fail"),
+                flow=flow, detail=f"{outcome} from={caller_shown} to={to_shown}")
     s.commit()
     return outcome
 

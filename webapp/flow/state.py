@@ -81,7 +81,7 @@ def start(tenant_id: str, client_id: str | None, redirect_uri: str | None, oauth
     s = db.session()
     s.add(flow)
     s.flush()
-    oplog.record(s, tenant=tenant_id, screen="OAUTH", event="flow_started", result="ok", flow=flow)
+    oplog.write(s, tenant=tenant_id, screen="OAUTH", event="flow_started", result="ok", flow=flow)
     s.commit()
     metrics.flow_started(tenant_id)
     _remember(tenant_id, handle)

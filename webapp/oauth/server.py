@@ -254,8 +254,8 @@ def revoke_family(s, family: str) -> int:
 
 def _log(event: str, result: str, client_id: str | None, detail: str | None = None) -> None:
     """An OAUTH line in the operation log (in the caller's transaction)."""
-    oplog.record(db.session(), tenant=g.tenant.id, screen="OAUTH", event=event, result=result,
-                 client_id=client_id, detail=detail)
+    oplog.write(db.session(), tenant=g.tenant.id, screen="OAUTH", event=event, result=result,
+                client_id=client_id, detail=detail)
 
 
 def _revoke_now(event: str, client_id: str, consent_id: int, *conditions) -> None:

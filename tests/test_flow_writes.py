@@ -30,3 +30,78 @@ def test_a_written_log_row_holds_what_a_recorded_one_holds(app, client, amami):
                                    .order_by(OperationLog.id)).all()
     assert {k: getattr(written, k) for k in LOGGED} == {k: getattr(recorded, k) for k in LOGGED}
     assert written.ip == "198.51.100.7" and written.flow_id == flow.id and written.branch == flow.branch
+
+
+def _commits_during(app, call):
+    from sqlalchemy import event
+
+    commits = []
+    engine = app.extensions["db_engine"]
+    listener = lambda _conn: commits.append(1)  # noqa: E731
+    event.listen(engine, "commit", listener)
+    try:
+        response = call()
+    finally:
+        event.remove(engine, "commit", listener)
+    return response, len(commits)
+
+
+def _rows(app, model):
+    with Session(app.extensions["db_engine"]) as s:
+        return s.exec(select(model)).all()
+
+
+def test_a_passed_customer_check_is_two_transactions_with_everything_kept(app, amami):
+    """② passed: the slots and the entries in one transaction before core banking is asked, the slots
+    given back, the log row and the move to ③ in one after (it was four commits)."""
+    from webapp.budgets import CheckBudget
+    from webapp.lockout import AccountLock
+
+    amami.start()
+    amami.account()
+    amami.get("flow/customer")
+    response, commits = _commits_during(app, lambda: amami.post("flow/customer", amami.customer_data(
+        name_kana="ﾃﾞｰﾀ ﾀﾛｳ", email="kept@example.jp", email_confirm="kept@example.jp")))
+    assert response.status_code == 303 and response.headers["Location"].endswith("/flow/phone")
+    assert commits == 2
+    flow = _rows(app, Flow)[0]
+    assert (flow.step, flow.name_kana, flow.email, flow.phone_e164) == ("phone", "ﾃﾞｰﾀ ﾀﾛｳ", "kept@example.jp",
+                                                                       "+819011113333")
+    assert {b.key.split(":")[0]: b.used for b in _rows(app, CheckBudget)} == {"ip": 1, "client": 0, "union": 0}
+    assert [lock.failures for lock in _rows(app, AccountLock)] == [0]
+    checked = [r for r in _rows(app, OperationLog) if r.event == "identity_check"]
+    assert [(r.screen, r.result, r.name_kana) for r in checked] == [("SOA202", "ok", "ﾃﾞｰﾀ ﾀﾛｳ")]
+
+
+def test_entries_are_kept_when_the_address_budget_refuses_the_check(app, amami):
+    app.config.update(IDENTITY_CHECKS_PER_IP="1 per 10 minutes")
+    amami.start()
+    amami.account()
+    assert amami.customer(birth_year="1999").status_code == 200  # a mismatch spends the address's one check
+    refused = amami.customer(name_kana="ﾍﾞﾂ ﾅﾏｴ", email="other@example.jp", email_confirm="other@example.jp")
+    assert refused.status_code == 429
+    flow = _rows(app, Flow)[0]
+    assert (flow.step, flow.name_kana, flow.email) == ("customer", "ﾍﾞﾂ ﾅﾏｴ", "other@example.jp")
+    assert [(r.result, r.name_kana) for r in _rows(app, OperationLog) if r.event == "identity_check"] == [
+        ("fail", "ﾃﾞｰﾀ ﾀﾛｳ"), ("refused", "ﾍﾞﾂ ﾅﾏｴ")]
+
+
+def test_a_budget_takes_its_slots_up_to_the_limit_and_starts_again_in_the_next_window(app):
+    from webapp import budgets
+
+    spending = [budgets.Budget("ip", "ip:192.0.2.1", "2 per minute", failures_only=False),
+                budgets.Budget("union", "union:amami", "3 per minute", failures_only=True)]
+    start = dt.datetime(2026, 12, 3, 9, 0, 5, tzinfo=dt.timezone.utc)
+    clock.set_now(start)
+    with app.app_context():
+        s = db.session()
+        taken = [budgets.reserve(s, spending) for _ in range(3)]  # the third finds ip spent
+        s.commit()
+        assert [b and b.name for b in taken] == [None, None, "ip"]
+        assert budgets.reserve(s, [budgets.Budget("none", "ip:192.0.2.9", "0 per minute", False)]).name == "none"
+        clock.set_now(start + dt.timedelta(minutes=1))
+        assert budgets.reserve(s, spending) is None
+        s.commit()
+        s.close()
+    used = {b.key: b.used for b in _rows(app, budgets.CheckBudget)}
+    assert used == {"ip:192.0.2.1": 1, "union:amami": 1}

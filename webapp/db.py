@@ -219,12 +219,33 @@ def insert_or_ignore(s: Session, table, values: dict, conflict_columns: list[str
 _INSERT_OR_IGNORE: dict[tuple, object] = {}
 
 
-def _insert_or_ignore(dialect: str, table, conflict_columns: list[str]):
+def _dialect_insert(dialect: str):
+    """The dialect's own `insert` (the one with ON CONFLICT)."""
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     elif dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert
     else:  # pragma: no cover - only the two engines are supported
         raise RuntimeError(f"unsupported database {dialect}")
-    return (insert(table).on_conflict_do_nothing(index_elements=conflict_columns)
+    return insert
+
+
+def _insert_or_ignore(dialect: str, table, conflict_columns: list[str]):
+    return (_dialect_insert(dialect)(table).on_conflict_do_nothing(index_elements=conflict_columns)
             .returning(*(table.c[c] for c in conflict_columns)))
+
+
+class PerDialect:
+    """A statement built once per database dialect, by `build(insert)` given the dialect's own
+    `insert` (an upsert's ON CONFLICT … DO UPDATE is written with it, on SQLite and PostgreSQL alike)."""
+
+    def __init__(self, build) -> None:
+        self._build = build
+        self._built: dict[str, object] = {}
+
+    def on(self, connection):
+        name = connection.dialect.name
+        stmt = self._built.get(name)
+        if stmt is None:
+            stmt = self._built[name] = self._build(_dialect_insert(name))
+        return stmt

@@ -158,12 +158,14 @@ def moved(flow: Flow, handle: str | None) -> None:
         _remember(flow.tenant, handle)
 
 
-def touch(flow: Flow, **changes) -> None:
-    """Save changes that stay on the same step (e.g. ① values kept for going back). Commits."""
+def touch(flow: Flow, *, commit: bool = True, **changes) -> None:
+    """Save changes that stay on the same step (e.g. ① values kept for going back). Commits, unless
+    `commit=False` (they then go with the caller's transaction)."""
     s = db.session()
     values = {"updated_at": clock.now(), **changes}
     s.connection().execute(_update("touch", values), {**{f"v_{k}": v for k, v in values.items()}, "w_id": flow.id})
-    s.commit()
+    if commit:
+        s.commit()
     _saved(flow, changes)
 
 

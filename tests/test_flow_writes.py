@@ -105,3 +105,35 @@ def test_a_budget_takes_its_slots_up_to_the_limit_and_starts_again_in_the_next_w
         s.close()
     used = {b.key: b.used for b in _rows(app, budgets.CheckBudget)}
     assert used == {"ip:192.0.2.1": 1, "union:amami": 1}
+
+
+def test_a_client_read_by_its_id_holds_what_the_orm_reads(app, amami):
+    from webapp.oauth.models import OAuthClient
+
+    with Session(app.extensions["db_engine"]) as s:
+        stored = s.exec(select(OAuthClient)).one()
+        expected = {k: getattr(stored, k) for k in (c.key for c in OAuthClient.__table__.c)}
+    with app.test_request_context("/amami/oauth/token"):
+        read = OAuthClient.by_id(stored.client_id)
+        assert OAuthClient.by_id("no-such-client") is None
+        db.session().close()
+    assert {k: getattr(read, k) for k in expected} == expected
+    assert read.redirect_uris == ["https://app.example/cb"] and read.created_at.tzinfo is not None
+
+
+def test_the_exchanged_token_row_holds_what_the_orm_wrote(app, amami):
+    """The code exchange writes its token with a Core INSERT: every column as the ORM object had it."""
+    from test_oauth_support import authorized, exchange
+    from webapp.oauth.models import Consent, Token, secret_hash
+
+    response = exchange(amami, authorized(amami)["code"], auth="basic")
+    assert response.status_code == 200
+    body = response.get_json()
+    consent, token = _rows(app, Consent)[0], _rows(app, Token)[0]
+    assert (token.consent_id, token.client_id, token.scope) == (consent.id, amami.oauth_client["client_id"], "accounts")
+    assert token.access_token_hash == secret_hash(body["access_token"])
+    assert token.refresh_token_hash == secret_hash(body["refresh_token"])
+    assert token.access_expires_at - token.issued_at == dt.timedelta(seconds=body["expires_in"])
+    assert token.refresh_expires_at == consent.expires_at and len(token.family) == 32
+    assert token.refresh_used_at is None and token.revoked_at is None and token.dpop_jkt is None
+    assert exchange(amami, authorized(amami)["code"], auth="basic").status_code == 200  # a second consent's

@@ -18,6 +18,7 @@ import threading
 from flask import Flask, current_app, g
 from sqlalchemy import DateTime, TypeDecorator, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, SQLModel, create_engine
 
 
@@ -191,6 +192,26 @@ def _close_session(_exc=None) -> None:
     s = g.pop("db_session", None)
     if s is not None:
         s.close()
+
+
+def column_keys(model) -> tuple[str, ...]:
+    """The model's column attributes, in the mapper's order (what `detached` takes values for)."""
+    return tuple(prop.key for prop in model.__mapper__.column_attrs)
+
+
+def columns(model, keys: tuple[str, ...]) -> list:
+    """The mapped columns of `keys`, for a Core SELECT whose rows `detached` makes into objects."""
+    return [model.__mapper__.c[k] for k in keys]
+
+
+def detached(model, keys: tuple[str, ...], values) -> object:
+    """An instance of `model` holding `values` (of the columns `keys`) as its loaded state, detached
+    (outside any session), made the way the ORM's loader makes one: a prebuilt Core SELECT's row
+    made into an object, without the ORM's execution and identity-map work for that read."""
+    obj = model.__mapper__.class_manager.new_instance()
+    obj.__dict__.update(zip(keys, values))
+    make_transient_to_detached(obj)
+    return obj
 
 
 def create_all(app: Flask) -> None:

@@ -14,7 +14,6 @@ from typing import NamedTuple
 
 from flask import current_app, session
 from sqlalchemy import bindparam, select, update
-from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from .. import clock, db, metrics, oplog
@@ -118,7 +117,7 @@ def _live(*entities) -> tuple:
     row = db.session().connection().execute(_LIVE[with_client], {"handle_hash": hashed, "tenant": tenant.id}).first()
     if row is None:
         return none
-    flow = _detached(Flow, _FLOW_KEYS, row[:len(_FLOW_KEYS)])
+    flow = db.detached(Flow, _FLOW_KEYS, row[:len(_FLOW_KEYS)])
     if flow.ended_at is not None:
         return none
     if expired(flow):
@@ -127,7 +126,7 @@ def _live(*entities) -> tuple:
     if not with_client:
         return (flow,)
     client = row[len(_FLOW_KEYS):]
-    return flow, (_detached(OAuthClient, _CLIENT_KEYS, client) if client[0] is not None else None)
+    return flow, (db.detached(OAuthClient, _CLIENT_KEYS, client) if client[0] is not None else None)
 
 
 def by_id(s, flow_id: int | None) -> Flow | None:
@@ -182,27 +181,18 @@ _UPDATES: dict[tuple, object] = {}
 
 # The screens' flow read (with its app's client row for ① and ⑥): a Core SELECT built once, run on
 # the request session's connection (its transaction, as before), each row made into a detached
-# object as the ORM's loader would (`_detached`). The ORM's own execution and identity-map work
+# object as the ORM's loader would (`db.detached`). The ORM's own execution and identity-map work
 # for this one read was over half of its cost on every screen; nothing keeps a flow in the session
 # (every Flow write is a Core UPDATE above), so nothing needs it there.
 _CLIENTS = OAuthClient.__table__
-_FLOW_KEYS = tuple(prop.key for prop in Flow.__mapper__.column_attrs)
-_CLIENT_KEYS = tuple(prop.key for prop in OAuthClient.__mapper__.column_attrs)
+_FLOW_KEYS = db.column_keys(Flow)
+_CLIENT_KEYS = db.column_keys(OAuthClient)
 _BY_HANDLE = (_FLOWS.c.handle_hash == bindparam("handle_hash"), _FLOWS.c.tenant == bindparam("tenant"))
 _LIVE = {
     False: select(*(Flow.__mapper__.c[k] for k in _FLOW_KEYS)).where(*_BY_HANDLE),
     True: select(*(Flow.__mapper__.c[k] for k in _FLOW_KEYS), *(OAuthClient.__mapper__.c[k] for k in _CLIENT_KEYS))
     .select_from(_FLOWS.outerjoin(_CLIENTS, _CLIENTS.c.client_id == _FLOWS.c.client_id)).where(*_BY_HANDLE),
 }
-
-
-def _detached(model, keys: tuple, values) -> object:
-    """An instance of `model` holding `values` as its loaded state, detached (outside any session),
-    made the way the ORM's loader makes one."""
-    obj = model.__mapper__.class_manager.new_instance()
-    obj.__dict__.update(zip(keys, values))
-    make_transient_to_detached(obj)
-    return obj
 
 
 def _update(kind: str, values: dict):

@@ -137,3 +137,78 @@ def test_the_exchanged_token_row_holds_what_the_orm_wrote(app, amami):
     assert token.refresh_expires_at == consent.expires_at and len(token.family) == 32
     assert token.refresh_used_at is None and token.revoked_at is None and token.dpop_jkt is None
     assert exchange(amami, authorized(amami)["code"], auth="basic").status_code == 200  # a second consent's
+
+
+def _statements_during(app, call):
+    from sqlalchemy import event
+
+    seen = []
+    engine = app.extensions["db_engine"]
+    listener = lambda _conn, _cursor, statement, *_rest: seen.append(" ".join(statement.split()))  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        response = call()
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+    return response, seen
+
+
+def test_confirming_a_called_attempt_spends_it_without_reading_it_first(app, amami):
+    """④'s 「確定する」 after the call: one UPDATE spends the flow's attempt; the attempt is read only when
+    that finds nothing to spend (and the webhook's confirmation is logged with the flow's account)."""
+    from test_callauth_support import call_from_registered_phone, to_call_screen
+    from webapp.callauth.models import USED, CallAttempt
+
+    page = to_call_screen(amami)
+    assert call_from_registered_phone(amami, page).status_code == 200
+    response, statements = _statements_during(app, lambda: amami.post("flow/call", {}))
+    assert response.status_code == 303 and response.headers["Location"].endswith("/flow/pin")
+    assert not [s for s in statements if s.startswith("SELECT") and "FROM call_attempt" in s]
+    assert [a.state for a in _rows(app, CallAttempt)] == [USED]
+    inbound = [r for r in _rows(app, OperationLog) if r.event == "inbound_call"]
+    assert [(r.result, r.branch, r.name_kana) for r in inbound] == [("ok", "115", "ﾃﾞｰﾀ ﾀﾛｳ")]
+
+
+def test_pressing_confirm_before_calling_still_reads_the_attempt_and_says_so(app, amami):
+    from test_callauth_support import to_call_screen
+    from webapp.callauth.models import WAITING, CallAttempt
+
+    to_call_screen(amami)
+    response = amami.post("flow/call", {})
+    assert response.status_code == 200 and [a.state for a in _rows(app, CallAttempt)] == [WAITING]
+    assert [(r.result, r.detail) for r in _rows(app, OperationLog) if r.event == "call_confirm"] == [("fail", WAITING)]
+
+
+def test_a_flow_read_by_id_holds_what_the_orm_reads(app, amami):
+    from webapp.flow import state
+
+    amami.start()
+    amami.account()
+    with Session(app.extensions["db_engine"]) as s:
+        stored = s.exec(select(Flow)).one()
+        expected = {k: getattr(stored, k) for k in (c.key for c in Flow.__table__.c)}
+    with app.app_context():
+        s = db.session()
+        read, nothing = state.by_id(s, stored.id), state.by_id(s, stored.id + 1)
+        s.close()
+    assert {k: getattr(read, k) for k in expected} == expected and nothing is None and state.by_id(None, None) is None
+
+
+def test_closing_a_flow_at_its_step_loses_to_a_move_or_an_earlier_end(app, amami):
+    from webapp.flow import state
+
+    amami.start()
+    with Session(app.extensions["db_engine"]) as s:
+        flow = s.exec(select(Flow)).one()
+        s.expunge(flow)
+    with app.app_context():
+        s = db.session()
+        assert not state.close(s, flow, "consented", at_step="customer")  # it stands at ①
+        stale = Flow(**{k: getattr(flow, k) for k in ("id", "step")}, handle_hash="rotated")
+        assert not state.close(s, stale, "consented", at_step="account")  # another request rotated its handle
+        assert state.close(s, flow, "consented", at_step="account")
+        assert not state.close(s, flow, "cancelled")  # ended already
+        s.commit()
+        s.close()
+    ended = _rows(app, Flow)[0]
+    assert ended.outcome == "consented" and ended.ended_at is not None and ended.updated_at == ended.ended_at

@@ -130,8 +130,10 @@ def _live(*entities) -> tuple:
 
 
 def by_id(s, flow_id: int | None) -> Flow | None:
-    """The flow row `flow_id` (ended or not), read in the caller's session; None for None."""
-    return s.get(Flow, flow_id) if flow_id is not None else None
+    """The flow row `flow_id` (ended or not), read in the caller's transaction, detached (a read, as the
+    screens' is); None for None or no such row."""
+    row = s.connection().execute(_BY_ID, {"flow_id": flow_id}).first() if flow_id is not None else None
+    return db.detached(Flow, _FLOW_KEYS, row) if row is not None else None
 
 
 def move(s, flow: Flow, to_step: str, **changes) -> str | None:
@@ -176,6 +178,7 @@ _WHERE = {
     "move": (_FLOWS.c.id == bindparam("w_id"), _FLOWS.c.step == bindparam("w_step"),
              _FLOWS.c.handle_hash == bindparam("w_handle_hash"), _FLOWS.c.ended_at.is_(None)),
     "touch": (_FLOWS.c.id == bindparam("w_id"), _FLOWS.c.ended_at.is_(None)),
+    "close": (_FLOWS.c.id == bindparam("w_id"), _FLOWS.c.ended_at.is_(None)),
 }
 _UPDATES: dict[tuple, object] = {}
 
@@ -188,6 +191,7 @@ _CLIENTS = OAuthClient.__table__
 _FLOW_KEYS = db.column_keys(Flow)
 _CLIENT_KEYS = db.column_keys(OAuthClient)
 _BY_HANDLE = (_FLOWS.c.handle_hash == bindparam("handle_hash"), _FLOWS.c.tenant == bindparam("tenant"))
+_BY_ID = select(*(Flow.__mapper__.c[k] for k in _FLOW_KEYS)).where(_FLOWS.c.id == bindparam("flow_id"))
 _LIVE = {
     False: select(*(Flow.__mapper__.c[k] for k in _FLOW_KEYS)).where(*_BY_HANDLE),
     True: select(*(Flow.__mapper__.c[k] for k in _FLOW_KEYS), *(OAuthClient.__mapper__.c[k] for k in _CLIENT_KEYS))
@@ -212,11 +216,14 @@ def _saved(flow: Flow, values: dict) -> None:
 def close(s, flow: Flow, outcome: str, *, at_step: str | None = None) -> bool:
     """End the flow with `outcome` in the caller's transaction; False when it had already ended (or,
     with `at_step`, when another request moved it on or rotated its handle meanwhile)."""
-    where = [Flow.id == flow.id, Flow.ended_at.is_(None)]
-    if at_step is not None:
-        where += [Flow.step == at_step, Flow.handle_hash == flow.handle_hash]
     now = clock.now()
-    result = s.execute(update(Flow).where(*where).values(ended_at=now, outcome=outcome, updated_at=now))
+    values = {"ended_at": now, "outcome": outcome, "updated_at": now}
+    params = {**{f"v_{k}": v for k, v in values.items()}, "w_id": flow.id}
+    if at_step is None:
+        result = s.connection().execute(_update("close", values), params)
+    else:
+        result = s.connection().execute(_update("move", values), {
+            **params, "w_step": at_step, "w_handle_hash": flow.handle_hash})
     return result.rowcount == 1
 
 

@@ -212,3 +212,30 @@ def test_closing_a_flow_at_its_step_loses_to_a_move_or_an_earlier_end(app, amami
         s.close()
     ended = _rows(app, Flow)[0]
     assert ended.outcome == "consented" and ended.ended_at is not None and ended.updated_at == ended.ended_at
+
+
+def test_the_sandbox_identity_checks_read_by_a_core_select_answer_every_case(app):
+    """The sandbox's ② and ⑤ checks read their facts with a SELECT built once (no ORM object): each
+    answer as before, for a match, a mismatch, no account, no cash card and a closed account."""
+    from conftest import add_account
+    from webapp.corebanking import AccountCheck, AccountKey
+    from webapp.corebanking.sandbox import SandboxCoreBanking
+
+    born = dt.date(1980, 1, 1)
+    for number, status, card in (("1000001", "active", True), ("1000002", "active", False),
+                                 ("1000003", "closed", True)):
+        add_account(app, "amami", branch="115", account_type="1", number=number, name_kana="ﾃｽﾄ", birth_date=born,
+                    phone="09011112222", pin="4321", status=status, cash_card=card)
+    core = SandboxCoreBanking()
+    key = lambda number: AccountKey("amami", "115", "1", number)  # noqa: E731
+    with app.test_request_context("/amami/flow/pin"):
+        good = core.check_identity(key("1000001"), born, "09011112222")
+        assert (good.check, good.phone) == (AccountCheck.OK, "09011112222")
+        assert core.check_identity(key("1000001"), born, "09011112223").check is AccountCheck.MISMATCH
+        assert core.check_identity(key("1000001"), dt.date(1980, 1, 2), "09011112222").check is AccountCheck.MISMATCH
+        assert core.check_pin(key("1000001"), "4321") is AccountCheck.OK
+        assert core.check_pin(key("1000001"), "1234") is AccountCheck.MISMATCH
+        for unusable in ("1000002", "1000003", "9999999"):
+            assert core.check_identity(key(unusable), born, "09011112222").check is AccountCheck.NOT_SERVICEABLE
+            assert core.check_pin(key(unusable), "4321") is AccountCheck.NOT_SERVICEABLE
+        db.session().close()

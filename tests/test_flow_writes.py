@@ -239,3 +239,52 @@ def test_the_sandbox_identity_checks_read_by_a_core_select_answer_every_case(app
             assert core.check_identity(key(unusable), born, "09011112222").check is AccountCheck.NOT_SERVICEABLE
             assert core.check_pin(key(unusable), "4321") is AccountCheck.NOT_SERVICEABLE
         db.session().close()
+
+
+def test_a_queued_mail_row_holds_what_is_stored_when_added_and_when_found(app):
+    from mail_support import completed_flow
+    from webapp.mail import MailOutbox, queue_completion_mail
+    from webapp.oauth.models import Consent, OAuthClient
+
+    flow_id = completed_flow(app)
+    columns = [c.key for c in MailOutbox.__table__.c]
+    returned = []
+    with app.test_request_context("/amami/flow/consent"):
+        for _ in range(2):  # added, then found (a retry queues nothing new)
+            s = db.session()
+            flow = s.get(Flow, flow_id)
+            consent = s.exec(select(Consent).where(Consent.flow_id == flow_id)).one()
+            client = s.exec(select(OAuthClient).where(OAuthClient.client_id == flow.client_id)).one()
+            row = queue_completion_mail(s, tenant=app.extensions["tenants"]["amami"], flow=flow, consent=consent,
+                                        client=client)
+            returned.append({k: getattr(row, k) for k in columns})
+            s.commit()
+    stored = _rows(app, MailOutbox)
+    assert len(stored) == 1
+    assert returned == [{k: getattr(stored[0], k) for k in columns}] * 2
+
+
+def test_the_consent_and_code_rows_of_allow_hold_what_the_orm_wrote(app, amami):
+    from test_oauth_support import allow, at_consent, query
+    from webapp.mail import MailOutbox
+    from webapp.oauth.models import AuthorizationCode, Consent, secret_hash
+
+    at_consent(amami)
+    clock.set_now(clock.now())  # frozen: the rows' times are this instant
+    response = allow(amami)
+    assert response.status_code == 303
+    code = query(response.headers["Location"])["code"]
+    consent, stored_code, mail = _rows(app, Consent)[0], _rows(app, AuthorizationCode)[0], _rows(app, MailOutbox)[0]
+    flow = _rows(app, Flow)[0]
+    now = clock.now()
+    assert {k: getattr(consent, k) for k in ("tenant", "client_id", "branch", "account_type", "account_number",
+                                             "scope", "flow_id", "granted_at", "expires_at", "revoked_at")} == {
+        "tenant": "amami", "client_id": amami.oauth_client["client_id"], "branch": "115", "account_type": "1",
+        "account_number": "1100026", "scope": "accounts", "flow_id": flow.id, "granted_at": now,
+        "expires_at": now + dt.timedelta(days=app.extensions["tenants"]["amami"].consent_days), "revoked_at": None}
+    assert stored_code.code_hash == secret_hash(code) and stored_code.consent_id == consent.id
+    assert (stored_code.issued_at, stored_code.expires_at, stored_code.used_at) == (now, now + dt.timedelta(seconds=60),
+                                                                                   None)
+    assert (mail.consent_id, mail.flow_id, mail.kind) == (consent.id, flow.id, "consent_completed")
+    consented = [r for r in _rows(app, OperationLog) if r.event == "consented"]
+    assert [r.detail for r in consented] == [f"consent {consent.id} until {consent.expires_at.date().isoformat()}"]

@@ -348,6 +348,7 @@ _CODE_WITH_CONSENT = (select(*db.columns(AuthorizationCode, _CODE_KEYS), *db.col
                       .select_from(_CODES.outerjoin(_CONSENTS, _CONSENTS.c.id == _CODES.c.consent_id))
                       .where(_CODES.c.code_hash == bindparam("code_hash")))
 _NEW_TOKEN = insert(Token.__table__)
+_NEW_CODE = insert(_CODES)  # ⑥'s code, the same way
 
 
 class AuthorizationCodeGrant(DPoPBoundTokens, grants.AuthorizationCodeGrant):
@@ -381,7 +382,7 @@ class AuthorizationCodeGrant(DPoPBoundTokens, grants.AuthorizationCodeGrant):
         consent: Consent = request.user
         now = clock.now()
         data = request.payload.data
-        db.session().add(AuthorizationCode(
+        db.session().connection().execute(_NEW_CODE, dict(
             code_hash=secret_hash(code), consent_id=consent.id, client_id=request.client.get_client_id(),
             redirect_uri=request.payload.redirect_uri, scope=request.scope or DEFAULT_SCOPE,
             code_challenge=data["code_challenge"], code_challenge_method=data["code_challenge_method"],

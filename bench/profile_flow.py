@@ -1,5 +1,5 @@
-"""Profile, in one process (Flask's test client, no server), the requests of a flow: ① GET, the
-POSTs of ② ③ ④ ⑤ ⑥, ④'s status poll, the telephony webhook and the token endpoint; prints
+"""Profile, in one process (Flask's test client, no server), the requests of a flow: the authorization
+request, ① GET, the POSTs of ① ② ③ ④ ⑤ ⑥, ④'s status poll, the telephony webhook and the token endpoint; prints
 cProfile's top lines for each, with the SQL statements and commits a request runs.
 
     python bench/profile_flow.py [--flows 60] [--top 25] [--sort tottime|cumulative] [--only poll ...]
@@ -33,7 +33,7 @@ from bench_flow import BIRTH, NAME, PIN, REDIRECT_URI, TENANT, customer, seed
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 TEL = re.compile(r'class="button call-button" href="tel:([0-9]+)"')
-KINDS = ("account", "customer_post", "phone_post", "poll", "webhook", "call_post", "pin_post", "consent_post",
+KINDS = ("authorize", "account", "account_post", "customer_post", "phone_post", "poll", "webhook", "call_post", "pin_post", "consent_post",
          "token")
 
 
@@ -126,14 +126,14 @@ def main() -> int:
 
             verifier = secrets.token_urlsafe(48)
             challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-            web.get(f"/{TENANT}/oauth/authorize?" + urlencode({
+            profiled("authorize", lambda: web.get(f"/{TENANT}/oauth/authorize?" + urlencode({
                 "response_type": "code", "client_id": client_app["client_id"], "redirect_uri": REDIRECT_URI,
-                "scope": "accounts", "state": "st", "code_challenge": challenge, "code_challenge_method": "S256"}))
+                "scope": "accounts", "state": "st", "code_challenge": challenge, "code_challenge_method": "S256"})))
             flow = f"/{TENANT}/flow"
             for _ in range(3):
                 assert profiled("account", lambda: get(f"{flow}/account")).status_code == 200
-            post(f"{flow}/account", {"branch": c["branch"], "account_type": c["account_type"],
-                                     "account_number": c["number"]})
+            profiled("account_post", lambda: post(f"{flow}/account", {
+                "branch": c["branch"], "account_type": c["account_type"], "account_number": c["number"]}))
             get(f"{flow}/customer")
             profiled("customer_post", lambda: post(f"{flow}/customer", {
                 "name_kana": NAME, "birth_year": str(BIRTH.year), "birth_month": "01", "birth_day": "01",

@@ -288,3 +288,24 @@ def test_the_consent_and_code_rows_of_allow_hold_what_the_orm_wrote(app, amami):
     assert (mail.consent_id, mail.flow_id, mail.kind) == (consent.id, flow.id, "consent_completed")
     consented = [r for r in _rows(app, OperationLog) if r.event == "consented"]
     assert [r.detail for r in consented] == [f"consent {consent.id} until {consent.expires_at.date().isoformat()}"]
+
+
+def test_an_authorization_request_reads_its_client_once_and_starts_the_flow_as_stored(app, amami, monkeypatch):
+    from webapp.flow import state
+
+    started = []
+    real_start = state.start
+
+    def start(*args, **kwargs):
+        started.append(real_start(*args, **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(state, "start", start)
+    response, statements = _statements_during(app, lambda: amami.client.get(
+        "/amami/oauth/authorize", query_string=amami.authorize_params()))
+    assert response.status_code == 303
+    assert len([s for s in statements if s.startswith("SELECT") and "FROM oauth_client" in s]) == 1
+    stored = _rows(app, Flow)[0]
+    assert {c.key: getattr(started[0], c.key) for c in Flow.__table__.c} == \
+        {c.key: getattr(stored, c.key) for c in Flow.__table__.c}
+    assert stored.purpose == "authorize" and stored.oauth_request["scope"] == "accounts" and stored.branch is None

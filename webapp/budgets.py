@@ -106,7 +106,6 @@ def reserve(s: Session, budgets: list[Budget]) -> Budget | None:
 
 def give_back(s: Session, budgets: list[Budget]) -> None:
     """A passed check: return the slots of the budgets that count failures only (caller's transaction)."""
-    for budget in budgets:
-        if budget.failures_only:
-            _, window = _window(budget.limit)
-            s.connection().execute(_GIVE_BACK, {"b_key": budget.key, "b_window": window})
+    slots = [{"b_key": budget.key, "b_window": _window(budget.limit)[1]} for budget in budgets if budget.failures_only]
+    if slots:
+        s.connection().execute(_GIVE_BACK, slots)  # one executemany

@@ -74,12 +74,12 @@ def start(tenant_id: str, client_id: str | None, redirect_uri: str | None, oauth
     連携中のアプリ); the browser gets its handle."""
     handle = secrets.token_urlsafe(32)
     now = clock.now()
-    flow = Flow(handle_hash=handle_hash(handle), tenant=tenant_id, step=FIRST_STEP, purpose=purpose,
-                client_id=client_id, redirect_uri=redirect_uri, oauth_request=oauth_request,
-                created_at=now, updated_at=now)
+    values = {**_NEW_FLOW_DEFAULTS, "handle_hash": handle_hash(handle), "tenant": tenant_id, "step": FIRST_STEP,
+              "purpose": purpose, "client_id": client_id, "redirect_uri": redirect_uri,
+              "oauth_request": oauth_request, "created_at": now, "updated_at": now}
     s = db.session()
-    s.add(flow)
-    s.flush()
+    values["id"] = s.connection().execute(_NEW_FLOW, values).scalar_one()
+    flow = db.detached(Flow, _FLOW_KEYS, [values[k] for k in _FLOW_KEYS])  # the row as written, no ORM flush
     oplog.write(s, tenant=tenant_id, screen="OAUTH", event="flow_started", result="ok", flow=flow)
     s.commit()
     metrics.flow_started(tenant_id)
@@ -191,6 +191,8 @@ _CLIENTS = OAuthClient.__table__
 _FLOW_KEYS = db.column_keys(Flow)
 _CLIENT_KEYS = db.column_keys(OAuthClient)
 _BY_HANDLE = (_FLOWS.c.handle_hash == bindparam("handle_hash"), _FLOWS.c.tenant == bindparam("tenant"))
+_NEW_FLOW = _FLOWS.insert().returning(_FLOWS.c.id)
+_NEW_FLOW_DEFAULTS = {k: None for k in _FLOW_KEYS if k != "id"}  # what a new flow does not set is NULL
 _BY_ID = select(*(Flow.__mapper__.c[k] for k in _FLOW_KEYS)).where(_FLOWS.c.id == bindparam("flow_id"))
 _LIVE = {
     False: select(*(Flow.__mapper__.c[k] for k in _FLOW_KEYS)).where(*_BY_HANDLE),

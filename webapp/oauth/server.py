@@ -136,7 +136,11 @@ def query_client(client_id) -> Client | None:
     """The client with this id registered with the request's union, if not revoked."""
     if not isinstance(client_id, str) or not CLIENT_ID.fullmatch(client_id):
         return None
-    row = OAuthClient.by_id(client_id)
+    # Read once a request: the authorization endpoint asks first, then Authlib's validation again.
+    read = g.setdefault("oauth_clients", {})
+    if client_id not in read:
+        read[client_id] = OAuthClient.by_id(client_id)
+    row = read[client_id]
     if row is None or row.tenant != g.tenant.id or row.revoked_at is not None:
         return None
     return Client(row)

@@ -1,13 +1,17 @@
-"""Profile, in one process (Flask's test client, no server), the requests issue 13 names: ① GET, ②'s
-POST, ④'s status poll and the token endpoint; prints cProfile's top lines for each.
+"""Profile, in one process (Flask's test client, no server), the requests of a flow: the authorization
+request, ① GET, the POSTs of ① ② ③ ④ ⑤ ⑥, ④'s status poll, the telephony webhook and the token endpoint; prints
+cProfile's top lines for each, with the SQL statements and commits a request runs.
 
     python bench/profile_flow.py [--flows 60] [--top 25] [--sort tottime|cumulative] [--only poll ...]
+                                 [--statements]
 
 Each flow goes ①→⑥ and the token as a customer would; only the named requests run under the
 profiler (① GET 3 times a flow, the poll 5 times). ②'s identity check answers without its 0.1 s
 floor (IDENTITY_CHECK_SECONDS=0) so the profile shows the work, not the sleep. Per request times
 are the profiler's wall clock and this process's CPU time divided by the calls, so they include its
 own overhead; the function calls a request are the steadiest figure on a busy machine.
+--statements counts the SQL statements and commits a request and lists the last request's, in order
+(COMMIT and ROLLBACK included); its listeners add their own calls to the profile.
 """
 from __future__ import annotations
 
@@ -29,7 +33,8 @@ from bench_flow import BIRTH, NAME, PIN, REDIRECT_URI, TENANT, customer, seed
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 TEL = re.compile(r'class="button call-button" href="tel:([0-9]+)"')
-KINDS = ("account", "customer_post", "poll", "token")
+KINDS = ("authorize", "account", "account_post", "customer_post", "phone_post", "poll", "webhook", "call_post", "pin_post", "consent_post",
+         "token")
 
 
 def main() -> int:
@@ -40,6 +45,7 @@ def main() -> int:
     parser.add_argument("--only", nargs="+", default=KINDS, choices=KINDS)
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--dump", metavar="DIR", help="also write each profile to DIR/KIND.prof (pstats, snakeviz)")
+    parser.add_argument("--statements", action="store_true", help="list the SQL of each kind's last request")
     args = parser.parse_args()
 
     from webapp import clock, create_app
@@ -58,17 +64,45 @@ def main() -> int:
         app = create_app(config)
         profiles = {k: cProfile.Profile() for k in KINDS}
         spent = {k: [0.0, 0, 0.0] for k in KINDS}
+        sql = {k: [0, 0] for k in KINDS}  # statements, commits
+        listed = {k: [] for k in KINDS}  # the last request's statements
+        running = []  # the kind being profiled, if any
+
+        if args.statements:  # the listeners' own calls land in the profile: off unless asked for
+            from sqlalchemy import event
+
+            engine = app.extensions["db_engine"]
+
+            @event.listens_for(engine, "before_cursor_execute")
+            def _statement(_conn, _cursor, statement, *_args):
+                if running:
+                    sql[running[0]][0] += 1
+                    listed[running[0]].append(" ".join(statement.split())[:160])
+
+            @event.listens_for(engine, "commit")
+            def _commit(_conn):
+                if running:
+                    sql[running[0]][1] += 1
+                    listed[running[0]].append("COMMIT")
+
+            @event.listens_for(engine, "rollback")
+            def _rollback(_conn):
+                if running:
+                    listed[running[0]].append("ROLLBACK")
 
         def profiled(kind, call):
             if kind not in args.only:
                 return call()
             p = profiles[kind]
+            listed[kind] = []
+            running.append(kind)
             started, cpu = time.perf_counter(), time.process_time()
             p.enable()
             try:
                 return call()
             finally:
                 p.disable()
+                running.clear()
                 spent[kind][0] += time.perf_counter() - started
                 spent[kind][1] += 1
                 spent[kind][2] += time.process_time() - cpu
@@ -92,20 +126,20 @@ def main() -> int:
 
             verifier = secrets.token_urlsafe(48)
             challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-            web.get(f"/{TENANT}/oauth/authorize?" + urlencode({
+            profiled("authorize", lambda: web.get(f"/{TENANT}/oauth/authorize?" + urlencode({
                 "response_type": "code", "client_id": client_app["client_id"], "redirect_uri": REDIRECT_URI,
-                "scope": "accounts", "state": "st", "code_challenge": challenge, "code_challenge_method": "S256"}))
+                "scope": "accounts", "state": "st", "code_challenge": challenge, "code_challenge_method": "S256"})))
             flow = f"/{TENANT}/flow"
             for _ in range(3):
                 assert profiled("account", lambda: get(f"{flow}/account")).status_code == 200
-            post(f"{flow}/account", {"branch": c["branch"], "account_type": c["account_type"],
-                                     "account_number": c["number"]})
+            profiled("account_post", lambda: post(f"{flow}/account", {
+                "branch": c["branch"], "account_type": c["account_type"], "account_number": c["number"]}))
             get(f"{flow}/customer")
             profiled("customer_post", lambda: post(f"{flow}/customer", {
                 "name_kana": NAME, "birth_year": str(BIRTH.year), "birth_month": "01", "birth_day": "01",
                 "phone": c["phone"], "email": "b@example.jp", "email_confirm": "b@example.jp"}))
             get(f"{flow}/phone")
-            post(f"{flow}/phone")
+            profiled("phone_post", lambda: post(f"{flow}/phone"))
             page = get(f"{flow}/call")
             pool = TEL.search(page.get_data(as_text=True)).group(1)
             for _ in range(5):
@@ -115,14 +149,14 @@ def main() -> int:
             params = {"CallSid": "CA" + secrets.token_hex(16), "AccountSid": "AC" + "0" * 32,
                       "From": "+81" + c["phone"][1:], "To": "+81" + pool[1:], "CallStatus": "ringing",
                       "Direction": "inbound"}
-            hook = app.test_client().post("/telephony/inbound", data=params, headers={
-                "X-Twilio-Signature": compute_signature(url, params.items(), harness.TOKEN)})
+            hook = profiled("webhook", lambda: app.test_client().post("/telephony/inbound", data=params, headers={
+                "X-Twilio-Signature": compute_signature(url, params.items(), harness.TOKEN)}))
             assert hook.status_code == 200, hook.status_code
-            post(f"{flow}/call")
+            profiled("call_post", lambda: post(f"{flow}/call"))
             get(f"{flow}/pin")
-            post(f"{flow}/pin", {"pin": PIN})
+            profiled("pin_post", lambda: post(f"{flow}/pin", {"pin": PIN}))
             get(f"{flow}/consent")
-            allowed = post(f"{flow}/consent", {"agree": "y"})
+            allowed = profiled("consent_post", lambda: post(f"{flow}/consent", {"agree": "y"}))
             code = parse_qs(urlsplit(allowed.headers["Location"]).query)["code"][0]
             basic = base64.b64encode(f"{client_app['client_id']}:{client_app['client_secret']}".encode()).decode()
             token = profiled("token", lambda: app.test_client().post(f"/{TENANT}/oauth/token", headers={
@@ -136,6 +170,10 @@ def main() -> int:
             print(f"=== {kind}: {calls} requests, {total / max(calls, 1) * 1000:.2f} ms a request, CPU "
                   f"{cpu / max(calls, 1) * 1000:.2f} ms, {stats.total_calls // max(calls, 1):,} function calls "
                   "(profiled)")
+            if args.statements:
+                print(f"{sql[kind][0] / max(calls, 1):.1f} SQL statements and {sql[kind][1] / max(calls, 1):.1f} "
+                      "commits a request; the last one's:")
+                print("\n".join("    " + line for line in listed[kind]))
             stats.strip_dirs().sort_stats(args.sort).print_stats(args.top)
             text = out.getvalue()
             print(text[text.find("   ncalls"):].rstrip())

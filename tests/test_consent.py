@@ -171,6 +171,7 @@ def test_consent_is_refused_when_the_account_was_locked_after_the_pin(amami):
         s = db.session()
         for _ in range(5):
             lockout.reserve_attempt(s, key, 5)
+        s.commit()
     html = text_of(allow(amami))
     assert messages.LOCKED in html and messages.LOCKED_REASON in html
     assert rows(amami.app, Consent) == [] and rows(amami.app, AuthorizationCode) == []

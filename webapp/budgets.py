@@ -12,12 +12,13 @@ A failed check is a mismatch (error No.2), an unknown or unusable account (No.1,
 accounts exist costs the same as guessing) or an attempt on a locked account. The counts live in
 the database beside the lock, not in a worker's memory, so they hold for every process and host
 on SQLite and PostgreSQL alike. Like the lock, a slot is reserved before core banking is asked, by
-one atomic `UPDATE … WHERE used < limit RETURNING` per budget; a check that passes gives its
-failure slots back. Windows are fixed (a count belongs to one window of the limit's length).
+one atomic `INSERT … ON CONFLICT DO UPDATE … WHERE used < limit RETURNING` per budget; a check that
+passes gives its failure slots back. Windows are fixed (a count belongs to one window of the limit's length).
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 from limits import parse
 from sqlalchemy import Column, Integer, String, bindparam, case, or_, update
@@ -52,20 +53,35 @@ def identity_budgets(config, *, tenant: str, client_id: str, address: str) -> li
     ]
 
 
+@functools.cache
+def _parsed(limit: str) -> tuple[int, int]:
+    item = parse(limit)  # the config's few strings, parsed once each
+    return item.amount, item.get_expiry()
+
+
 def _window(limit: str) -> tuple[int, int]:
-    item = parse(limit)
-    period = item.get_expiry()
-    return item.amount, int(clock.now().timestamp()) // period
+    amount, period = _parsed(limit)
+    return amount, int(clock.now().timestamp()) // period
 
 
 _BUDGET = CheckBudget.__table__  # Core statements: no budget row is ever loaded as an object to keep in step
 _c = _BUDGET.c
-# Built once; each call only binds its values.
-_TAKE = (update(_BUDGET)
-         .where(_c.key == bindparam("b_key"), or_(_c.window != bindparam("b_window"), _c.used < bindparam("b_amount")))
-         .values(used=case((_c.window == bindparam("b_window"), _c.used + 1), else_=1),
-                 window=bindparam("b_window", type_=Integer))
-         .returning(_c.used))
+
+
+def _take(insert):
+    """Take a slot: the budget's row made (with this slot) or its count raised, in ONE atomic statement
+    (ON CONFLICT … DO UPDATE … WHERE: the row is locked and the WHERE read on its latest version), or
+    no row back when the window's slots are spent. A new window starts again at 1."""
+    stmt = insert(_BUDGET).values(key=bindparam("b_key"), window=bindparam("b_window", type_=Integer), used=1)
+    new_window = stmt.excluded.window
+    return (stmt.on_conflict_do_update(
+        index_elements=[_c.key],
+        set_={"used": case((_c.window == new_window, _c.used + 1), else_=1), "window": new_window},
+        where=or_(_c.window != new_window, _c.used < bindparam("b_amount")))
+        .returning(_c.used))
+
+
+_TAKE = dbmod.PerDialect(_take)  # built once per dialect; each call only binds its values
 _GIVE_BACK = (update(_BUDGET)
               .where(_c.key == bindparam("b_key"), _c.window == bindparam("b_window"), _c.used > 0)
               .values(used=_c.used - 1))
@@ -77,11 +93,12 @@ def reserve(s: Session, budgets: list[Budget]) -> Budget | None:
     Runs in the caller's transaction; when a budget is spent the transaction is rolled back, so
     the slots already taken in it are given back.
     """
+    connection = s.connection()
+    take = _TAKE.on(connection)
     for budget in budgets:
         amount, window = _window(budget.limit)
-        dbmod.insert_or_ignore(s, _BUDGET, {"key": budget.key, "window": window, "used": 0}, ["key"])
-        taken = s.connection().execute(_TAKE, {"b_key": budget.key, "b_window": window, "b_amount": amount})
-        if taken.scalar_one_or_none() is None:
+        if amount < 1 or connection.execute(
+                take, {"b_key": budget.key, "b_window": window, "b_amount": amount}).first() is None:
             s.rollback()
             return budget
     return None
@@ -89,7 +106,6 @@ def reserve(s: Session, budgets: list[Budget]) -> Budget | None:
 
 def give_back(s: Session, budgets: list[Budget]) -> None:
     """A passed check: return the slots of the budgets that count failures only (caller's transaction)."""
-    for budget in budgets:
-        if budget.failures_only:
-            _, window = _window(budget.limit)
-            s.connection().execute(_GIVE_BACK, {"b_key": budget.key, "b_window": window})
+    slots = [{"b_key": budget.key, "b_window": _window(budget.limit)[1]} for budget in budgets if budget.failures_only]
+    if slots:
+        s.connection().execute(_GIVE_BACK, slots)  # one executemany

@@ -18,6 +18,7 @@ import threading
 from flask import Flask, current_app, g
 from sqlalchemy import DateTime, TypeDecorator, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, SQLModel, create_engine
 
 
@@ -193,6 +194,26 @@ def _close_session(_exc=None) -> None:
         s.close()
 
 
+def column_keys(model) -> tuple[str, ...]:
+    """The model's column attributes, in the mapper's order (what `detached` takes values for)."""
+    return tuple(prop.key for prop in model.__mapper__.column_attrs)
+
+
+def columns(model, keys: tuple[str, ...]) -> list:
+    """The mapped columns of `keys`, for a Core SELECT whose rows `detached` makes into objects."""
+    return [model.__mapper__.c[k] for k in keys]
+
+
+def detached(model, keys: tuple[str, ...], values) -> object:
+    """An instance of `model` holding `values` (of the columns `keys`) as its loaded state, detached
+    (outside any session), made the way the ORM's loader makes one: a prebuilt Core SELECT's row
+    made into an object, without the ORM's execution and identity-map work for that read."""
+    obj = model.__mapper__.class_manager.new_instance()
+    obj.__dict__.update(zip(keys, values))
+    make_transient_to_detached(obj)
+    return obj
+
+
 def create_all(app: Flask) -> None:
     """Create every table straight from the models (tests); production uses the migrations.
 
@@ -219,12 +240,33 @@ def insert_or_ignore(s: Session, table, values: dict, conflict_columns: list[str
 _INSERT_OR_IGNORE: dict[tuple, object] = {}
 
 
-def _insert_or_ignore(dialect: str, table, conflict_columns: list[str]):
+def _dialect_insert(dialect: str):
+    """The dialect's own `insert` (the one with ON CONFLICT)."""
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     elif dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert
     else:  # pragma: no cover - only the two engines are supported
         raise RuntimeError(f"unsupported database {dialect}")
-    return (insert(table).on_conflict_do_nothing(index_elements=conflict_columns)
+    return insert
+
+
+def _insert_or_ignore(dialect: str, table, conflict_columns: list[str]):
+    return (_dialect_insert(dialect)(table).on_conflict_do_nothing(index_elements=conflict_columns)
             .returning(*(table.c[c] for c in conflict_columns)))
+
+
+class PerDialect:
+    """A statement built once per database dialect, by `build(insert)` given the dialect's own
+    `insert` (an upsert's ON CONFLICT … DO UPDATE is written with it, on SQLite and PostgreSQL alike)."""
+
+    def __init__(self, build) -> None:
+        self._build = build
+        self._built: dict[str, object] = {}
+
+    def on(self, connection):
+        name = connection.dialect.name
+        stmt = self._built.get(name)
+        if stmt is None:
+            stmt = self._built[name] = self._build(_dialect_insert(name))
+        return stmt

@@ -3,7 +3,7 @@ failures (② and ⑤ together) locks API連携認証 for that account until 00:
 afterwards.
 
 Each attempt first reserves its slot with one atomic statement, *before* core banking is asked:
-`UPDATE … SET failures = failures + 1 WHERE … AND failures < threshold RETURNING failures`.
+`INSERT … ON CONFLICT DO UPDATE SET failures = failures + 1 WHERE failures < threshold RETURNING failures`.
 So N parallel attempts on any number of processes evaluate at most `threshold` of them. Only a
 completed authentication (⑤ passed) resets the count; a passed ② gives back its own slot and
 leaves earlier failures standing; an attempt that turns out not to concern a serviceable account is refunded.
@@ -62,13 +62,28 @@ _LOCKS = AccountLock.__table__
 _c = _LOCKS.c
 _THIS_ACCOUNT = and_(_c.tenant == bindparam("l_tenant"), _c.branch == bindparam("l_branch"),
                      _c.account_type == bindparam("l_type"), _c.number == bindparam("l_number"))
-_RESERVE = (update(_LOCKS)
-            .where(_THIS_ACCOUNT, or_(_c.day != bindparam("l_day"), _c.failures < bindparam("l_threshold")))
-            .values(failures=case((_c.day == bindparam("l_day"), _c.failures + 1), else_=1),
-                    day=bindparam("l_day", type_=_c.day.type))
-            .returning(_c.failures))
+
+
+def _reserve(insert):
+    """Count an attempt: the account's row made (with this attempt) or its count raised, in ONE atomic
+    statement (ON CONFLICT … DO UPDATE … WHERE: the row is locked and the WHERE read on its latest
+    version), or no row back when the account is locked. A new JST day starts again at 1."""
+    stmt = insert(_LOCKS).values(tenant=bindparam("l_tenant"), branch=bindparam("l_branch"),
+                                 account_type=bindparam("l_type"), number=bindparam("l_number"),
+                                 day=bindparam("l_day", type_=_c.day.type), failures=1)
+    today = stmt.excluded.day
+    return (stmt.on_conflict_do_update(
+        index_elements=[_c.tenant, _c.branch, _c.account_type, _c.number],
+        set_={"failures": case((_c.day == today, _c.failures + 1), else_=1), "day": today},
+        where=or_(_c.day != today, _c.failures < bindparam("l_threshold")))
+        .returning(_c.failures))
+
+
+_RESERVE = dbmod.PerDialect(_reserve)
 _REFUND = (update(_LOCKS).where(_THIS_ACCOUNT, _c.failures > 0, _c.day == bindparam("l_day"))
            .values(failures=_c.failures - 1))
+_RESET = update(_LOCKS).where(_THIS_ACCOUNT).values(failures=0)
+_READ = select(_c.day, _c.failures).where(_THIS_ACCOUNT)
 
 
 def _account(key: AccountKey) -> dict:
@@ -76,17 +91,11 @@ def _account(key: AccountKey) -> dict:
 
 
 def reserve_attempt(s: Session, key: AccountKey, threshold: int) -> Attempt:
-    """Count this attempt as a failure up front; refuse it when the account is locked. Commits."""
-    today = clock.today_jst()
-    dbmod.insert_or_ignore(
-        s, _LOCKS,
-        {"tenant": key.tenant, "branch": key.branch, "account_type": key.account_type,
-         "number": key.number, "day": today, "failures": 0},
-        ["tenant", "branch", "account_type", "number"],
-    )
-    failures = s.connection().execute(
-        _RESERVE, {**_account(key), "l_day": today, "l_threshold": threshold}).scalar_one_or_none()
-    s.commit()
+    """Count this attempt as a failure up front; refuse it when the account is locked (in the
+    caller's transaction, which commits it before core banking is asked)."""
+    connection = s.connection()
+    failures = None if threshold < 1 else connection.execute(_RESERVE.on(connection), {
+        **_account(key), "l_day": clock.today_jst(), "l_threshold": threshold}).scalar_one_or_none()
     if failures is None:
         return Attempt(allowed=False, threshold=threshold)
     return Attempt(allowed=True, failures=failures, threshold=threshold)
@@ -94,7 +103,7 @@ def reserve_attempt(s: Session, key: AccountKey, threshold: int) -> Attempt:
 
 def record_success(s: Session, key: AccountKey) -> None:
     """A completed authentication (⑤ passed) resets the count (in the caller's transaction)."""
-    s.execute(update(AccountLock).where(_where(key)).values(failures=0))
+    s.connection().execute(_RESET, _account(key))
 
 
 def refund(s: Session, key: AccountKey) -> None:
@@ -103,7 +112,7 @@ def refund(s: Session, key: AccountKey) -> None:
 
 
 def is_locked(s: Session, key: AccountKey, threshold: int) -> bool:
-    row = s.exec(select(AccountLock).where(_where(key))).first()
+    row = s.connection().execute(_READ, _account(key)).first()
     return bool(row and row.day == clock.today_jst() and row.failures >= threshold)
 
 

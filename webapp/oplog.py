@@ -70,6 +70,18 @@ def record(session, *, tenant: str, screen: str, event: str, result: str, flow=N
     return row
 
 
+def write(session, *, tenant: str, screen: str, event: str, result: str, flow=None, detail: str | None = None,
+          client_id: str | None = None) -> None:
+    """Write a log row now, in `session`'s transaction (committed with the caller's), as `record`
+    adds one, but by the prebuilt INSERT on the session's connection: no ORM object to build and
+    flush. The flow's steps, the token endpoint and the telephony webhook log this way; use `record`
+    for a row the caller changes afterwards (the staff id)."""
+    values = _row(tenant=tenant, screen=screen, event=event, result=result, flow=flow, detail=detail,
+                  client_id=client_id)
+    session.connection().execute(_INSERT, values)
+    _announce(tenant, screen, event, result, detail, values["flow_id"])
+
+
 def record_committed(*, tenant: str, screen: str, event: str, result: str, detail: str | None = None,
                      client_id: str | None = None, branch: str | None = None, account_type: str | None = None,
                      account_number: str | None = None) -> None:

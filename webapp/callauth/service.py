@@ -28,7 +28,7 @@ import secrets
 
 import phonenumbers
 from flask import current_app
-from sqlalchemy import and_, or_, update
+from sqlalchemy import and_, bindparam, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -247,8 +247,8 @@ def _log_window(s: Session, flow, event: str, number: str, superseded: CallAttem
         detail = f"attempt={attempt_no} " + detail
     if superseded is not None:
         detail += f" superseded={superseded.flow_id}"
-    oplog.record(s, tenant=flow.tenant, screen=flow_state.STEPS["call"].screen_id, event=event, result="ok",
-                 flow=flow, detail=detail)
+    oplog.write(s, tenant=flow.tenant, screen=flow_state.STEPS["call"].screen_id, event=event, result="ok",
+                flow=flow, detail=detail)
 
 
 # --- the state ④ shows ------------------------------------------------------------------------
@@ -275,13 +275,17 @@ def status_of(attempt: CallAttempt, now: dt.datetime | None = None) -> Status:
     return Status(WAITING, withheld_seen=attempt.withheld_call_at is not None)
 
 
-def consume(s: Session, attempt: CallAttempt) -> bool:
-    """「確定する」 after the call: confirmed → used, once, inside the window (in the caller's transaction)."""
-    row = s.execute(update(CallAttempt)
-                    .where(CallAttempt.id == attempt.id, CallAttempt.state == CONFIRMED,
-                           CallAttempt.expires_at > clock.now())
-                    .values(state=USED)
-                    .returning(CallAttempt.id)).first()
+_CONSUME = (update(CallAttempt.__table__)
+            .where(CallAttempt.__table__.c.flow_id == bindparam("a_flow_id"),
+                   CallAttempt.__table__.c.state == CONFIRMED, CallAttempt.__table__.c.expires_at > bindparam("a_now"))
+            .values(state=USED)
+            .returning(CallAttempt.__table__.c.id))  # built once: ④'s POST runs it
+
+
+def consume(s: Session, flow_id: int) -> bool:
+    """「確定する」 after the call: the flow's attempt (one a flow) confirmed → used, once, inside the
+    window (in the caller's transaction). False when there is no such attempt."""
+    row = s.connection().execute(_CONSUME, {"a_flow_id": flow_id, "a_now": clock.now()}).first()
     return row is not None
 
 
@@ -302,6 +306,19 @@ def _as_dialled(raw: str | None) -> str:
     return str(raw or "").replace("\x00", "")
 
 
+# The webhook's writes, built once (Core on the tables, no ORM statement evaluation on each call).
+_ATTEMPTS, _CALLS = CallAttempt.__table__, InboundCall.__table__
+_CONFIRM = (update(_ATTEMPTS)
+            .where(_ATTEMPTS.c.state == WAITING, _ATTEMPTS.c.pool_number == bindparam("a_to"),
+                   _ATTEMPTS.c.phone_e164 == bindparam("a_from"), _ATTEMPTS.c.started_at <= bindparam("a_now"),
+                   _ATTEMPTS.c.expires_at > bindparam("a_now"))
+            .values(state=CONFIRMED, confirmed_at=bindparam("a_now", type_=_ATTEMPTS.c.confirmed_at.type),
+                    call_sid=bindparam("a_call_sid"))
+            .returning(_ATTEMPTS.c.id, _ATTEMPTS.c.flow_id, _ATTEMPTS.c.tenant))
+_RECORD_OUTCOME = (update(_CALLS).where(_CALLS.c.call_sid == bindparam("i_call_sid"))
+                   .values(outcome=bindparam("i_outcome"), attempt_id=bindparam("i_attempt_id")))
+
+
 def record_inbound_call(s: Session, *, call_sid: str, caller: str | None, dialled: str | None,
                         direction: str | None = None) -> str:
     """Record one reported call and confirm the attempt it authenticates, if any. Commits; returns the outcome."""
@@ -309,9 +326,10 @@ def record_inbound_call(s: Session, *, call_sid: str, caller: str | None, dialle
     to = dialled_e164(dialled)
     from_e164 = caller_e164(caller)
     tenant = tenant_of_pool_number(to)
+    caller_shown = masked_phone(from_e164) if from_e164 else "withheld"
     inserted = dbmod.insert_or_ignore(s, InboundCall.__table__, {
         "call_sid": call_sid, "received_at": now, "tenant": tenant, "to_number": (to or _as_dialled(dialled))[:32],
-        "from_masked": masked_phone(from_e164) if from_e164 else "withheld", "outcome": "received",
+        "from_masked": caller_shown, "outcome": "received",
     }, ["call_sid"])
     if not inserted:
         s.rollback()
@@ -328,12 +346,8 @@ def record_inbound_call(s: Session, *, call_sid: str, caller: str | None, dialle
                   .where(CallAttempt.pool_number == to, CallAttempt.state == WAITING, CallAttempt.expires_at > now)
                   .values(withheld_call_at=now))
     else:
-        row = s.execute(update(CallAttempt)
-                        .where(CallAttempt.state == WAITING, CallAttempt.pool_number == to,
-                               CallAttempt.phone_e164 == from_e164, CallAttempt.started_at <= now,
-                               CallAttempt.expires_at > now)
-                        .values(state=CONFIRMED, confirmed_at=now, call_sid=call_sid)
-                        .returning(CallAttempt.id, CallAttempt.flow_id, CallAttempt.tenant)).first()
+        row = s.connection().execute(_CONFIRM, {"a_to": to, "a_from": from_e164, "a_now": now,
+                                                "a_call_sid": call_sid}).first()
         if row is not None:
             attempt_id, flow_id, tenant, outcome = row.id, row.flow_id, row.tenant, MATCHED
         else:
@@ -341,14 +355,13 @@ def record_inbound_call(s: Session, *, call_sid: str, caller: str | None, dialle
             if attempt is not None:
                 attempt_id, flow_id = attempt.id, attempt.flow_id
 
-    s.execute(update(InboundCall).where(InboundCall.call_sid == call_sid)
-              .values(outcome=outcome, attempt_id=attempt_id))
+    s.connection().execute(_RECORD_OUTCOME, {"i_call_sid": call_sid, "i_outcome": outcome,
+                                             "i_attempt_id": attempt_id})
     flow = flow_state.by_id(s, flow_id)
-    caller_shown = masked_phone(from_e164) if from_e164 else "withheld"
     to_shown = national_digits(to) if to else "invalid"
-    oplog.record(s, tenant=tenant or "-", screen="CALL", event="inbound_call",
-                 result={MATCHED: "ok", "unknown_number": "refused", "not_inbound": "refused"}.get(outcome, "fail"),
-                 flow=flow, detail=f"{outcome} from={caller_shown} to={to_shown}")
+    oplog.write(s, tenant=tenant or "-", screen="CALL", event="inbound_call",
+                result={MATCHED: "ok", "unknown_number": "refused", "not_inbound": "refused"}.get(outcome, "fail"),
+                flow=flow, detail=f"{outcome} from={caller_shown} to={to_shown}")
     s.commit()
     return outcome
 

@@ -75,15 +75,15 @@ def _render(flow, attempt, form, pressed: bool = False, status: int = 200):
 def call():
     flow = g.flow
     s = db.session()
-    attempt = callauth.open_attempt(s, flow, g.tenant)
     form = FlaskForm()  # CSRF only
     if not form.validate_on_submit():
-        return _render(flow, attempt, form)
+        return _render(flow, callauth.open_attempt(s, flow, g.tenant), form)
 
-    # 「確定する」
-    if callauth.consume(s, attempt):
+    # 「確定する」: spends the flow's confirmed attempt, read only when it was not (or there is none yet)
+    if callauth.consume(s, flow.id):
         return finish_step(flow)  # commits the consumption with the move and its log row
     s.rollback()
+    attempt = callauth.open_attempt(s, flow, g.tenant)
     s.refresh(attempt)
     kind = callauth.status_of(attempt).kind
     if kind == USED:  # a parallel 「確定する」 already went on

@@ -13,7 +13,6 @@ from ..render import render_page
 from .blueprint import bp
 from .forms import CustomerForm, missing_required
 from .identity import check_with_lockout, standing_lock
-from .state import touch
 from .steps import back_to, finish_step, flow_step
 
 
@@ -28,9 +27,9 @@ def customer():
     form = CustomerForm()
     alert = None if form.is_submitted() else standing_lock(flow)
     if form.validate_on_submit():
-        touch(flow, name_kana=form.name_kana.data, email=form.email.data)
         result, alert = check_with_lockout(
-            flow, "identity_check", lambda key: core().check_identity(key, form.birth_date, form.phone.data).check)
+            flow, "identity_check", lambda key: core().check_identity(key, form.birth_date, form.phone.data).check,
+            entries={"name_kana": form.name_kana.data, "email": form.email.data})
         if result is AccountCheck.OK:
             return finish_step(flow, phone_e164=e164(form.phone.data))
         if result is AccountCheck.NOT_SERVICEABLE:

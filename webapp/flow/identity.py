@@ -14,6 +14,7 @@ from werkzeug.exceptions import TooManyRequests
 
 from .. import budgets, db, lockout, messages
 from ..corebanking import AccountCheck, AccountKey, CoreUnavailable
+from . import state
 from .steps import log_step
 
 log = logging.getLogger("renkei.security")
@@ -31,7 +32,8 @@ def standing_lock(flow) -> dict | None:
     return None
 
 
-def check_with_lockout(flow, event: str, check, *, completes_authentication: bool = False):
+def check_with_lockout(flow, event: str, check, *, completes_authentication: bool = False,
+                       entries: dict | None = None):
     """Run one identity `check` (a callable returning AccountCheck) under the account's lock.
 
     Returns (AccountCheck or None, alert) where alert is the message to show, if any. Every
@@ -39,6 +41,10 @@ def check_with_lockout(flow, event: str, check, *, completes_authentication: boo
     Shared by ② and ⑤: both count toward the same lock. Only the check that completes the
     authentication (⑤) resets the count (SPEC §3); a passed ② merely gives back its own slot, so
     a PIN guesser who knows the birth date and phone gains no tries by starting new flows.
+
+    `entries` (②: the name and email) are saved on the flow with the reserved slots, in their
+    transaction. A passed check leaves its writes (the slots given back, the log row) pending: the
+    caller's `finish_step` commits them with the step's move, in one transaction.
     """
     started = request.environ.get(STARTED_AT, time.monotonic())
     request.environ[ANSWER_AT] = started + float(current_app.config["IDENTITY_CHECK_SECONDS"])
@@ -48,11 +54,17 @@ def check_with_lockout(flow, event: str, check, *, completes_authentication: boo
                                         client_id=flow.client_id or flow.purpose,
                                         address=request.remote_addr or "")
     spent = budgets.reserve(s, spending)
-    if spent is not None:
+    if spent is not None:  # rolled back: nothing reserved
+        if entries:
+            state.touch(flow, commit=False, **entries)
         log.warning("identity check refused: %s budget spent (%s)", spent.name, spent.key)
         log_step(flow, event, "refused", detail=f"budget {spent.name}")
         raise TooManyRequests()
-    attempt = lockout.reserve_attempt(s, key, g.tenant.lock_threshold)  # commits the budgets' slots too
+    # Budgets, lock, then the flow row: the order every transaction here takes them in (no deadlock).
+    attempt = lockout.reserve_attempt(s, key, g.tenant.lock_threshold)
+    if entries:
+        state.touch(flow, commit=False, **entries)
+    s.commit()  # the slots are taken before core banking is asked
     if not attempt.allowed:
         log_step(flow, event, "locked", detail="B84")
         return None, messages.lock_alert(just_locked=False)
@@ -69,7 +81,7 @@ def check_with_lockout(flow, event: str, check, *, completes_authentication: boo
             lockout.record_success(s, key)
         else:
             lockout.refund(s, key)
-        log_step(flow, event, "ok")
+        log_step(flow, event, "ok", commit=False)
         return result, None
     if result is AccountCheck.NOT_SERVICEABLE:
         lockout.refund(s, key)

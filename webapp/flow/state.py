@@ -14,7 +14,6 @@ from typing import NamedTuple
 
 from flask import current_app, session
 from sqlalchemy import bindparam, select, update
-from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from .. import clock, db, metrics, oplog
@@ -75,13 +74,13 @@ def start(tenant_id: str, client_id: str | None, redirect_uri: str | None, oauth
     連携中のアプリ); the browser gets its handle."""
     handle = secrets.token_urlsafe(32)
     now = clock.now()
-    flow = Flow(handle_hash=handle_hash(handle), tenant=tenant_id, step=FIRST_STEP, purpose=purpose,
-                client_id=client_id, redirect_uri=redirect_uri, oauth_request=oauth_request,
-                created_at=now, updated_at=now)
+    values = {**_NEW_FLOW_DEFAULTS, "handle_hash": handle_hash(handle), "tenant": tenant_id, "step": FIRST_STEP,
+              "purpose": purpose, "client_id": client_id, "redirect_uri": redirect_uri,
+              "oauth_request": oauth_request, "created_at": now, "updated_at": now}
     s = db.session()
-    s.add(flow)
-    s.flush()
-    oplog.record(s, tenant=tenant_id, screen="OAUTH", event="flow_started", result="ok", flow=flow)
+    values["id"] = s.connection().execute(_NEW_FLOW, values).scalar_one()
+    flow = db.detached(Flow, _FLOW_KEYS, [values[k] for k in _FLOW_KEYS])  # the row as written, no ORM flush
+    oplog.write(s, tenant=tenant_id, screen="OAUTH", event="flow_started", result="ok", flow=flow)
     s.commit()
     metrics.flow_started(tenant_id)
     _remember(tenant_id, handle)
@@ -118,7 +117,7 @@ def _live(*entities) -> tuple:
     row = db.session().connection().execute(_LIVE[with_client], {"handle_hash": hashed, "tenant": tenant.id}).first()
     if row is None:
         return none
-    flow = _detached(Flow, _FLOW_KEYS, row[:len(_FLOW_KEYS)])
+    flow = db.detached(Flow, _FLOW_KEYS, row[:len(_FLOW_KEYS)])
     if flow.ended_at is not None:
         return none
     if expired(flow):
@@ -127,12 +126,14 @@ def _live(*entities) -> tuple:
     if not with_client:
         return (flow,)
     client = row[len(_FLOW_KEYS):]
-    return flow, (_detached(OAuthClient, _CLIENT_KEYS, client) if client[0] is not None else None)
+    return flow, (db.detached(OAuthClient, _CLIENT_KEYS, client) if client[0] is not None else None)
 
 
 def by_id(s, flow_id: int | None) -> Flow | None:
-    """The flow row `flow_id` (ended or not), read in the caller's session; None for None."""
-    return s.get(Flow, flow_id) if flow_id is not None else None
+    """The flow row `flow_id` (ended or not), read in the caller's transaction, detached (a read, as the
+    screens' is); None for None or no such row."""
+    row = s.connection().execute(_BY_ID, {"flow_id": flow_id}).first() if flow_id is not None else None
+    return db.detached(Flow, _FLOW_KEYS, row) if row is not None else None
 
 
 def move(s, flow: Flow, to_step: str, **changes) -> str | None:
@@ -158,12 +159,14 @@ def moved(flow: Flow, handle: str | None) -> None:
         _remember(flow.tenant, handle)
 
 
-def touch(flow: Flow, **changes) -> None:
-    """Save changes that stay on the same step (e.g. ① values kept for going back). Commits."""
+def touch(flow: Flow, *, commit: bool = True, **changes) -> None:
+    """Save changes that stay on the same step (e.g. ① values kept for going back). Commits, unless
+    `commit=False` (they then go with the caller's transaction)."""
     s = db.session()
     values = {"updated_at": clock.now(), **changes}
     s.connection().execute(_update("touch", values), {**{f"v_{k}": v for k, v in values.items()}, "w_id": flow.id})
-    s.commit()
+    if commit:
+        s.commit()
     _saved(flow, changes)
 
 
@@ -175,32 +178,27 @@ _WHERE = {
     "move": (_FLOWS.c.id == bindparam("w_id"), _FLOWS.c.step == bindparam("w_step"),
              _FLOWS.c.handle_hash == bindparam("w_handle_hash"), _FLOWS.c.ended_at.is_(None)),
     "touch": (_FLOWS.c.id == bindparam("w_id"), _FLOWS.c.ended_at.is_(None)),
+    "close": (_FLOWS.c.id == bindparam("w_id"), _FLOWS.c.ended_at.is_(None)),
 }
 _UPDATES: dict[tuple, object] = {}
 
 # The screens' flow read (with its app's client row for ① and ⑥): a Core SELECT built once, run on
 # the request session's connection (its transaction, as before), each row made into a detached
-# object as the ORM's loader would (`_detached`). The ORM's own execution and identity-map work
+# object as the ORM's loader would (`db.detached`). The ORM's own execution and identity-map work
 # for this one read was over half of its cost on every screen; nothing keeps a flow in the session
 # (every Flow write is a Core UPDATE above), so nothing needs it there.
 _CLIENTS = OAuthClient.__table__
-_FLOW_KEYS = tuple(prop.key for prop in Flow.__mapper__.column_attrs)
-_CLIENT_KEYS = tuple(prop.key for prop in OAuthClient.__mapper__.column_attrs)
+_FLOW_KEYS = db.column_keys(Flow)
+_CLIENT_KEYS = db.column_keys(OAuthClient)
 _BY_HANDLE = (_FLOWS.c.handle_hash == bindparam("handle_hash"), _FLOWS.c.tenant == bindparam("tenant"))
+_NEW_FLOW = _FLOWS.insert().returning(_FLOWS.c.id)
+_NEW_FLOW_DEFAULTS = {k: None for k in _FLOW_KEYS if k != "id"}  # what a new flow does not set is NULL
+_BY_ID = select(*(Flow.__mapper__.c[k] for k in _FLOW_KEYS)).where(_FLOWS.c.id == bindparam("flow_id"))
 _LIVE = {
     False: select(*(Flow.__mapper__.c[k] for k in _FLOW_KEYS)).where(*_BY_HANDLE),
     True: select(*(Flow.__mapper__.c[k] for k in _FLOW_KEYS), *(OAuthClient.__mapper__.c[k] for k in _CLIENT_KEYS))
     .select_from(_FLOWS.outerjoin(_CLIENTS, _CLIENTS.c.client_id == _FLOWS.c.client_id)).where(*_BY_HANDLE),
 }
-
-
-def _detached(model, keys: tuple, values) -> object:
-    """An instance of `model` holding `values` as its loaded state, detached (outside any session),
-    made the way the ORM's loader makes one."""
-    obj = model.__mapper__.class_manager.new_instance()
-    obj.__dict__.update(zip(keys, values))
-    make_transient_to_detached(obj)
-    return obj
 
 
 def _update(kind: str, values: dict):
@@ -220,11 +218,14 @@ def _saved(flow: Flow, values: dict) -> None:
 def close(s, flow: Flow, outcome: str, *, at_step: str | None = None) -> bool:
     """End the flow with `outcome` in the caller's transaction; False when it had already ended (or,
     with `at_step`, when another request moved it on or rotated its handle meanwhile)."""
-    where = [Flow.id == flow.id, Flow.ended_at.is_(None)]
-    if at_step is not None:
-        where += [Flow.step == at_step, Flow.handle_hash == flow.handle_hash]
     now = clock.now()
-    result = s.execute(update(Flow).where(*where).values(ended_at=now, outcome=outcome, updated_at=now))
+    values = {"ended_at": now, "outcome": outcome, "updated_at": now}
+    params = {**{f"v_{k}": v for k, v in values.items()}, "w_id": flow.id}
+    if at_step is None:
+        result = s.connection().execute(_update("close", values), params)
+    else:
+        result = s.connection().execute(_update("move", values), {
+            **params, "w_step": at_step, "w_handle_hash": flow.handle_hash})
     return result.rowcount == 1
 
 

@@ -43,8 +43,8 @@ def log_step(flow: Flow, event: str, result: str, *, detail: str | None = None, 
 
     Commits, unless `commit=False` (the row then goes with the caller's transaction)."""
     s = db.session()
-    oplog.record(s, tenant=flow.tenant, screen=STEPS[step or flow.step].screen_id, event=event, result=result,
-                 flow=flow, detail=detail)
+    oplog.write(s, tenant=flow.tenant, screen=STEPS[step or flow.step].screen_id, event=event, result=result,
+                flow=flow, detail=detail)
     if commit:
         s.commit()
 

@@ -15,6 +15,7 @@ from email.utils import make_msgid, parseaddr
 from typing import TYPE_CHECKING
 
 from flask import current_app, render_template
+from sqlalchemy import bindparam
 from sqlmodel import Session, select
 
 from .. import clock, db
@@ -83,20 +84,22 @@ def compose_revocation(*, tenant: "Tenant", flow: "Flow", consent: "Consent", cl
 
 
 def _queue(session: Session, *, kind: str, tenant: "Tenant", flow: "Flow", consent: "Consent",
-           message: tuple[str, str], send_before: dt.datetime | None = None) -> bool:
+           message: tuple[str, str], send_before: dt.datetime | None = None) -> MailOutbox | None:
     """Add one mail of `kind` about `flow` and `consent` to `session`'s transaction, unless there is
-    one already. True when this call added it."""
+    one already. The row this call added (detached, as written), or None when there was one."""
     subject, body = message
     now = clock.now()
     domain = parseaddr(tenant.mail_sender)[1].rpartition("@")[2] or tenant.mail_domain or None
-    return db.insert_or_ignore(
-        session, MailOutbox.__table__,
-        dict(tenant=tenant.id, flow_id=flow.id, consent_id=consent.id, kind=kind,
-             sender=tenant.mail_sender, recipient=flow.email, subject=subject, body=body,
-             message_id=make_msgid(domain=domain), state=PENDING, attempts=0, next_attempt_at=now,
-             created_at=now, send_before=send_before),
-        ["flow_id", "kind", "consent_id"],
-    )
+    values = dict(tenant=tenant.id, flow_id=flow.id, consent_id=consent.id, kind=kind,
+                  sender=tenant.mail_sender, recipient=flow.email, subject=subject, body=body,
+                  message_id=make_msgid(domain=domain), state=PENDING, attempts=0, next_attempt_at=now,
+                  created_at=now, send_before=send_before)
+    connection = session.connection()
+    added = connection.execute(_QUEUE.on(connection), values).first()
+    if added is None:
+        return None
+    row = {**{k: None for k in _OUTBOX_KEYS}, **values, "id": added.id}
+    return db.detached(MailOutbox, _OUTBOX_KEYS, [row[k] for k in _OUTBOX_KEYS])
 
 
 def _queue_notice(session: Session, kind: str, compose, *, tenant: "Tenant", flow: "Flow", consent: "Consent",
@@ -105,10 +108,22 @@ def _queue_notice(session: Session, kind: str, compose, *, tenant: "Tenant", flo
     if not flow.email:
         raise ValueError("the flow has no mail address (screen ② stores it)")
     session.flush()  # the flow and consent rows get their ids inside the caller's transaction
-    _queue(session, kind=kind, tenant=tenant, flow=flow, consent=consent,
-           message=compose(tenant=tenant, flow=flow, consent=consent, client=client))
-    return session.exec(select(MailOutbox).where(MailOutbox.flow_id == flow.id, MailOutbox.kind == kind,
-                                                 MailOutbox.consent_id == consent.id)).one()
+    added = _queue(session, kind=kind, tenant=tenant, flow=flow, consent=consent,
+                   message=compose(tenant=tenant, flow=flow, consent=consent, client=client))
+    if added is not None:
+        return added
+    row = session.connection().execute(_QUEUED, {"flow_id": flow.id, "kind": kind, "consent_id": consent.id}).one()
+    return db.detached(MailOutbox, _OUTBOX_KEYS, row)
+
+
+# Built once: the INSERT that queues a mail unless its (flow, kind, consent) is queued already, giving
+# back the new row's id, and the SELECT of the row already there (made into a detached object).
+_OUTBOX, _OUTBOX_KEYS = MailOutbox.__table__, db.column_keys(MailOutbox)
+_QUEUE = db.PerDialect(lambda insert: insert(_OUTBOX).on_conflict_do_nothing(
+    index_elements=["flow_id", "kind", "consent_id"]).returning(_OUTBOX.c.id))
+_QUEUED = select(*db.columns(MailOutbox, _OUTBOX_KEYS)).where(
+    _OUTBOX.c.flow_id == bindparam("flow_id"), _OUTBOX.c.kind == bindparam("kind"),
+    _OUTBOX.c.consent_id == bindparam("consent_id"))
 
 
 def queue_completion_mail(session: Session, *, tenant: "Tenant", flow: "Flow", consent: "Consent",
@@ -135,4 +150,4 @@ def queue_reminder_mail(session: Session, *, tenant: "Tenant", flow: "Flow", con
     transaction, at most once per flow; it is cancelled if still unsent when the consent ends."""
     return _queue(session, kind=KIND_CONSENT_EXPIRING, tenant=tenant, flow=flow, consent=consent,
                   message=compose_reminder(tenant=tenant, flow=flow, consent=consent, client=client),
-                  send_before=consent.expires_at)
+                  send_before=consent.expires_at) is not None

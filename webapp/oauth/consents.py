@@ -28,10 +28,10 @@ import datetime as dt
 
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
-from sqlalchemy import func, update
+from sqlalchemy import func, insert, update
 from sqlmodel import select
 
-from .. import clock, lockout
+from .. import clock, db, lockout
 from ..corebanking import AccountKey
 from ..mail import cancel_reminder, queue_completion_mail, queue_revocation_mail
 from ..oplog import OperationLog
@@ -39,6 +39,9 @@ from ..webhooks.events import CONSENT_REVOKED, queue_event
 from . import issuer, par
 from .models import Consent, OAuthClient, Token
 from .server import DEFAULT_SCOPE, revoke_tokens, server
+
+
+_NEW_CONSENT = insert(Consent.__table__).returning(Consent.__table__.c.id)  # built once: every ⑥ runs it
 
 
 class AccountLocked(Exception):
@@ -70,12 +73,12 @@ def grant_consent(s, flow, tenant, client: OAuthClient) -> Granted:
         raise AccountLocked()
     params = dict(flow.oauth_request or {})
     pushed_request_id = params.pop(par.FLOW_KEY, None)
-    consent = Consent(tenant=flow.tenant, client_id=flow.client_id, branch=flow.branch,
-                      account_type=flow.account_type, account_number=flow.account_number,
-                      scope=params.get("scope") or DEFAULT_SCOPE, flow_id=flow.id, granted_at=now,
-                      expires_at=now + dt.timedelta(days=tenant.consent_days))
-    s.add(consent)
-    s.flush()
+    values = dict(tenant=flow.tenant, client_id=flow.client_id, branch=flow.branch,
+                  account_type=flow.account_type, account_number=flow.account_number,
+                  scope=params.get("scope") or DEFAULT_SCOPE, flow_id=flow.id, granted_at=now,
+                  expires_at=now + dt.timedelta(days=tenant.consent_days), revoked_at=None)
+    values["id"] = s.connection().execute(_NEW_CONSENT, values).scalar_one()
+    consent = db.detached(Consent, tuple(values), tuple(values.values()))  # the row as written, no ORM flush
     try:
         grant = server.get_authorization_grant(server.stored_request(params))
         redirect_uri = grant.validate_authorization_request()

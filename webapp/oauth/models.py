@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Optional
 
-from sqlalchemy import JSON, Column, Index, String
+from sqlalchemy import JSON, Column, Index, String, bindparam
 from sqlmodel import Field, SQLModel, select
 
 from .. import db
@@ -36,7 +36,14 @@ class OAuthClient(SQLModel, table=True):
 
     @classmethod
     def by_id(cls, client_id: str) -> "OAuthClient | None":
-        return db.session().exec(select(cls).where(cls.client_id == client_id)).first()
+        """The client row (detached: a read, never changed through it), by a SELECT built once."""
+        row = db.session().connection().execute(_CLIENT_BY_ID, {"client_id": client_id}).first()
+        return db.detached(cls, CLIENT_KEYS, row) if row is not None else None
+
+
+CLIENT_KEYS = db.column_keys(OAuthClient)
+_CLIENT_BY_ID = select(*db.columns(OAuthClient, CLIENT_KEYS)).where(
+    OAuthClient.__table__.c.client_id == bindparam("client_id"))
 
 
 def secret_hash(value: str) -> str:

@@ -50,7 +50,7 @@ from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from flask import current_app, g
 from flask import request as flask_request
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, insert, update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import select
 
@@ -136,7 +136,11 @@ def query_client(client_id) -> Client | None:
     """The client with this id registered with the request's union, if not revoked."""
     if not isinstance(client_id, str) or not CLIENT_ID.fullmatch(client_id):
         return None
-    row = OAuthClient.by_id(client_id)
+    # Read once a request: the authorization endpoint asks first, then Authlib's validation again.
+    read = g.setdefault("oauth_clients", {})
+    if client_id not in read:
+        read[client_id] = OAuthClient.by_id(client_id)
+    row = read[client_id]
     if row is None or row.tenant != g.tenant.id or row.revoked_at is not None:
         return None
     return Client(row)
@@ -147,10 +151,11 @@ def consent_is_live(consent: Consent | None) -> bool:
 
 
 class Code:
-    """An authorization code row, as Authlib (and its PKCE extension) asks about it."""
+    """An authorization code row, as Authlib (and its PKCE extension) asks about it, with its
+    consent row (read with it), or None when that row is gone."""
 
-    def __init__(self, row: AuthorizationCode):
-        self.row = row
+    def __init__(self, row: AuthorizationCode, consent: Consent | None = None):
+        self.row, self.consent = row, consent
         self.code_challenge = row.code_challenge
         self.code_challenge_method = row.code_challenge_method
 
@@ -254,8 +259,8 @@ def revoke_family(s, family: str) -> int:
 
 def _log(event: str, result: str, client_id: str | None, detail: str | None = None) -> None:
     """An OAUTH line in the operation log (in the caller's transaction)."""
-    oplog.record(db.session(), tenant=g.tenant.id, screen="OAUTH", event=event, result=result,
-                 client_id=client_id, detail=detail)
+    oplog.write(db.session(), tenant=g.tenant.id, screen="OAUTH", event=event, result=result,
+                client_id=client_id, detail=detail)
 
 
 def _revoke_now(event: str, client_id: str, consent_id: int, *conditions) -> None:
@@ -338,6 +343,16 @@ _CODES = AuthorizationCode.__table__
 _SPEND_CODE = (update(_CODES)
                .where(_CODES.c.id == bindparam("c_id"), _CODES.c.used_at.is_(None), _CODES.c.expires_at > bindparam("c_now"))
                .values(used_at=bindparam("c_now", type_=_CODES.c.used_at.type)))
+# The token request's reads and write, built once: the code with its consent in one SELECT (rows made
+# into detached objects, as the ORM's loader would), the new token by a plain INSERT. The request
+# keeps no ORM object, so its commit has nothing to flush.
+_CODE_KEYS, _CONSENT_KEYS = db.column_keys(AuthorizationCode), db.column_keys(Consent)
+_CONSENTS = Consent.__table__
+_CODE_WITH_CONSENT = (select(*db.columns(AuthorizationCode, _CODE_KEYS), *db.columns(Consent, _CONSENT_KEYS))
+                      .select_from(_CODES.outerjoin(_CONSENTS, _CONSENTS.c.id == _CODES.c.consent_id))
+                      .where(_CODES.c.code_hash == bindparam("code_hash")))
+_NEW_TOKEN = insert(Token.__table__)
+_NEW_CODE = insert(_CODES)  # ⑥'s code, the same way
 
 
 class AuthorizationCodeGrant(DPoPBoundTokens, grants.AuthorizationCodeGrant):
@@ -371,7 +386,7 @@ class AuthorizationCodeGrant(DPoPBoundTokens, grants.AuthorizationCodeGrant):
         consent: Consent = request.user
         now = clock.now()
         data = request.payload.data
-        db.session().add(AuthorizationCode(
+        db.session().connection().execute(_NEW_CODE, dict(
             code_hash=secret_hash(code), consent_id=consent.id, client_id=request.client.get_client_id(),
             redirect_uri=request.payload.redirect_uri, scope=request.scope or DEFAULT_SCOPE,
             code_challenge=data["code_challenge"], code_challenge_method=data["code_challenge_method"],
@@ -380,15 +395,19 @@ class AuthorizationCodeGrant(DPoPBoundTokens, grants.AuthorizationCodeGrant):
     def query_authorization_code(self, code, client):
         if not isinstance(code, str) or len(code) > 200:
             return None
-        row = db.session().exec(select(AuthorizationCode).where(AuthorizationCode.code_hash == secret_hash(code))).first()
-        if row is None or row.client_id != client.get_client_id():
+        found = db.session().connection().execute(_CODE_WITH_CONSENT, {"code_hash": secret_hash(code)}).first()
+        if found is None:
+            return None
+        row = db.detached(AuthorizationCode, _CODE_KEYS, found[:len(_CODE_KEYS)])
+        if row.client_id != client.get_client_id():
             return None
         if row.used_at is not None:
             _revoke_now("code_replayed", row.client_id, row.consent_id, Token.consent_id == row.consent_id)
             return None
         if row.expires_at <= clock.now():
             return None
-        return Code(row)
+        consent = found[len(_CODE_KEYS):]
+        return Code(row, db.detached(Consent, _CONSENT_KEYS, consent) if consent[0] is not None else None)
 
     def delete_authorization_code(self, authorization_code):
         """Spend the code: one atomic UPDATE, so of parallel exchanges exactly one wins."""
@@ -402,7 +421,7 @@ class AuthorizationCodeGrant(DPoPBoundTokens, grants.AuthorizationCodeGrant):
         _log("code_exchanged", "ok", row.client_id)
 
     def authenticate_user(self, authorization_code):
-        consent = db.session().get(Consent, authorization_code.row.consent_id)
+        consent = authorization_code.consent
         return consent if consent_is_live(consent) else None
 
 
@@ -462,7 +481,7 @@ def save_token(token: dict, request) -> None:
     now = clock.now()
     previous = request.refresh_token
     refresh = token.get("refresh_token")
-    db.session().add(Token(
+    db.session().connection().execute(_NEW_TOKEN, dict(
         consent_id=consent.id, client_id=request.client.get_client_id(),
         family=previous.row.family if previous is not None else secrets.token_hex(16),
         scope=token["scope"], access_token_hash=secret_hash(token["access_token"]),

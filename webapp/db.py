@@ -17,7 +17,7 @@ import threading
 
 from flask import Flask, current_app, g
 from sqlalchemy import DateTime, TypeDecorator, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, SQLModel, create_engine
 
 
@@ -183,11 +183,41 @@ def engine() -> Engine:
 def session() -> Session:
     """The request's session (created on first use)."""
     if "db_session" not in g:
+        end_reads()  # what follows reads through the session, and sees what it writes
         g.db_session = Session(engine(), expire_on_commit=False)
     return g.db_session
 
 
+def reads() -> Connection:
+    """A Core connection for the request's reads: its session's when it has one, else a plain pooled
+    connection kept for the request. A request that only reads prebuilt Core statements (every
+    account API call) then builds no ORM session: no Session, no SessionTransaction, no session
+    rollback on each call (bench/profile_api.py). The first session() of the request gives this
+    connection back, so a request never reads on one connection and writes on another."""
+    s = g.get("db_session")
+    if s is not None:
+        return s.connection()
+    conn = g.get("db_reads")
+    if conn is None:
+        conn = g.db_reads = engine().connect()
+    return conn
+
+
+def end_reads() -> None:
+    """End what the request read (it wrote nothing): the plain connection goes back to the pool, the
+    session's transaction is rolled back; on SQLite no snapshot is left open across what follows."""
+    conn = g.pop("db_reads", None)
+    if conn is not None:
+        conn.close()
+    s = g.get("db_session")
+    if s is not None:
+        s.rollback()
+
+
 def _close_session(_exc=None) -> None:
+    conn = g.pop("db_reads", None)
+    if conn is not None:
+        conn.close()
     s = g.pop("db_session", None)
     if s is not None:
         s.close()

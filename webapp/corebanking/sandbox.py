@@ -1,8 +1,8 @@
 """The sandbox core banking: accounts and transactions in this database's sandbox_* tables.
 
-It reads through the request's own session: on SQLite a second connection inside one request
-would wait on the first one's write lock. Its rows (`SandboxAccount`) never leave this module: it
-answers with the interface's own types.
+It reads through the request's own connection (db.reads: its session's, if it has one): on SQLite
+a second connection inside one request would wait on the first one's write lock. Its rows
+(`SandboxAccount`) never leave this module: it answers with the interface's own types.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from .models import SandboxAccount, SandboxTransaction
 
 
 # The account API's reads (one call of a fintech app's schedule each): statements built once and run
-# as Core on the request session's connection, plain columns, no ORM objects (bench/profile_api.py).
+# as Core on the request's read connection (db.reads), plain columns, no ORM objects (bench/profile_api.py).
 _a, _t = SandboxAccount.__table__.c, SandboxTransaction.__table__.c
 _THIS_ACCOUNT = and_(_a.tenant == bindparam("k_tenant"), _a.branch == bindparam("k_branch"),
                      _a.account_type == bindparam("k_type"), _a.number == bindparam("k_number"))
@@ -56,7 +56,7 @@ class SandboxCoreBanking(CoreBanking):
         return acct is not None and acct.status == ACTIVE and acct.cash_card
 
     def _facts(self, key: AccountKey):
-        return db.session().connection().execute(_ACCOUNT_FACTS, _key_params(key)).first()
+        return db.reads().execute(_ACCOUNT_FACTS, _key_params(key)).first()
 
     def account(self, key: AccountKey) -> AccountSummary | None:
         acct = self._facts(key)
@@ -95,4 +95,4 @@ class SandboxCoreBanking(CoreBanking):
             stmt = _NEXT_PAGE
             params["after_date"], params["after_seq"] = after
         # .all(): one fetchall, where iterating the result would fetch row by row
-        return list(map(Transaction._make, db.session().connection().execute(stmt, params).all()))
+        return list(map(Transaction._make, db.reads().execute(stmt, params).all()))

@@ -1,0 +1,106 @@
+"""The account API's per-call work made cheaper (issue 13, round 5) answers exactly as before.
+
+- Flask-Limiter's before-request pass is skipped for the API's views, whose limits are all their
+  decorator's: every answer (status, headers in order, body bytes) is the one the stock pass gives,
+  the 429 and its Retry-After included, and the calls are still counted.
+- The API reads on a plain connection (db.reads), not an ORM session: a call builds no session and
+  still logs its row; a session opened later in a request takes the reads over.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import functools
+
+import flask
+import flask_limiter
+import pytest
+
+from webapp import db, extensions
+
+from test_api_service import api_log
+from test_api_support import ApiActions, add_transactions, api, daily_rows, sandbox_account_id  # noqa: F401
+
+TODAY = dt.date(2026, 11, 18)  # conftest's QUIET_TIME
+TIMES = ("x-ratelimit-reset", "retry-after")  # seconds of the limiter's own clock, not the app's
+
+
+@contextlib.contextmanager
+def stock_limiter_pass(app):
+    """Flask-Limiter's own before-request hook instead of ours, for the block."""
+    ours = extensions.limiter._check_request_limit
+    stock = functools.partial(flask_limiter.Limiter._check_request_limit, extensions.limiter)
+    saved = list(app.before_request_funcs[None])
+    app.before_request_funcs[None] = [stock if f == ours else f for f in saved]
+    assert app.before_request_funcs[None] != saved
+    try:
+        yield
+    finally:
+        app.before_request_funcs[None] = saved
+
+
+def answer_of(response) -> tuple:
+    """Status, every header in order and the body; the interaction id (new each call) and the
+    limiter's times reduced to their names."""
+    headers = [(name, "-" if name.lower() in TIMES + ("x-fapi-interaction-id",) else value)
+               for name, value in response.headers.items()]
+    return response.status_code, headers, response.get_data()
+
+
+def test_the_api_answers_as_with_flask_limiters_own_before_request_pass(api):
+    app = api.app
+    app.config["API_RATE_LIMIT"] = "2 per minute"
+    add_transactions(app, sandbox_account_id(app), daily_rows(dt.date(2026, 11, 1), TODAY, 40))
+    app.config["API_PAGE_SIZE"] = 300
+    first = api.transactions().get_json()
+    account_id = api.account_id()
+    calls = {
+        "accounts": lambda: api.get("accounts"),
+        "balances": lambda: api.get("accounts/balances", accountId=account_id),
+        "transactions": lambda: api.transactions(),
+        "next page": lambda: api.transactions(nextItemKey=first["nextItemKey"]),
+        "another account": lambda: api.get("accounts/balances", accountId="0" * len(account_id)),
+        "bad date": lambda: api.transactions(dateFrom="2026-13-01"),
+        "no token": lambda: api.get("accounts", token=None),
+        "unknown token": lambda: api.get("accounts", token="no-such-token"),
+        "openapi": lambda: api.get("openapi.json"),
+        "over the limit": lambda: [api.get("accounts") for _ in range(3)][-1],
+    }
+    statuses = {}
+    for what, call in calls.items():
+        extensions.limiter.reset()
+        ours = call()
+        extensions.limiter.reset()
+        with stock_limiter_pass(app):
+            stock = call()
+        assert answer_of(ours) == answer_of(stock), what
+        for name in TIMES:  # the same, within the second the two calls may straddle
+            assert abs(float(ours.headers.get(name, "0")) - float(stock.headers.get(name, "0"))) <= 1, what
+        statuses[what] = ours.status_code
+    assert statuses == {"accounts": 200, "balances": 200, "transactions": 200, "next page": 200,
+                        "another account": 404, "bad date": 400, "no token": 401, "unknown token": 401,
+                        "openapi": 200, "over the limit": 429}
+
+
+def test_the_api_limit_still_counts_every_call(api):
+    api.app.config["API_RATE_LIMIT"] = "3 per minute"
+    assert [api.get("accounts").status_code for _ in range(4)] == [200, 200, 200, 429]
+    assert api.get("accounts").headers["X-RateLimit-Remaining"] == "0"
+
+
+def test_an_api_call_reads_without_an_orm_session_and_logs_its_row(api):
+    with api.client:
+        assert api.get("accounts").status_code == 200
+        assert "db_session" not in flask.g and "db_reads" not in flask.g  # given back before the log
+    assert [(row.event, row.result) for row in api_log(api.app)][-1] == ("accounts", "ok")
+
+
+def test_a_session_opened_after_reads_takes_them_over(app):
+    from sqlalchemy import literal, select
+
+    with app.test_request_context("/"):
+        reads = db.reads()
+        assert reads.execute(select(literal(1))).scalar() == 1
+        assert db.reads() is reads  # one connection for the request's reads
+        session = db.session()
+        assert reads.closed and db.reads() is session.connection()

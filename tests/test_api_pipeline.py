@@ -5,6 +5,8 @@
   the 429 and its Retry-After included, and the calls are still counted.
 - The API reads on a plain connection (db.reads), not an ORM session: a call builds no session and
   still logs its row; a session opened later in a request takes the reads over.
+- On SQLite the sandbox's transactions page is read with the DB-API cursor: the same rows as
+  SQLAlchemy's, and the same page bytes, first and next.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import flask_limiter
 import pytest
 
 from webapp import db, extensions
+from webapp.corebanking import Transaction, sandbox
 
 from test_api_service import api_log
 from test_api_support import ApiActions, add_transactions, api, daily_rows, sandbox_account_id  # noqa: F401
@@ -104,3 +107,48 @@ def test_a_session_opened_after_reads_takes_them_over(app):
         assert db.reads() is reads  # one connection for the request's reads
         session = db.session()
         assert reads.closed and db.reads() is session.connection()
+
+
+def sqlalchemys_page(conn, stmt, params) -> list[Transaction]:
+    """The page as the PostgreSQL path reads it, through SQLAlchemy."""
+    return list(map(Transaction._make, conn.execute(stmt, params).all()))
+
+
+def test_the_sqlite_page_has_sqlalchemys_rows(api):
+    from webapp.corebanking import AccountKey, core
+
+    from conftest import DEMO
+
+    add_transactions(api.app, sandbox_account_id(api.app),
+                     daily_rows(dt.date(2026, 9, 1), TODAY, 7) + [(dt.date(2026, 9, 1), 9_000)])
+    c = DEMO["amami"]
+    key = AccountKey("amami", c["branch"], c["account_type"], c["number"])
+    with api.app.test_request_context("/"):
+        if db.engine().dialect.name != "sqlite":
+            pytest.skip("the DB-API read is SQLite's")
+        conn = db.reads()
+        params = {**sandbox._key_params(key), "date_from": dt.date(2026, 9, 1), "date_to": TODAY, "limit": 200}
+        first = core().transactions(key, dt.date(2026, 9, 1), TODAY, None, 200)
+        assert first == sqlalchemys_page(conn, sandbox._PAGE, params) and len(first) == 200
+        after = first[-1].position
+        second = core().transactions(key, dt.date(2026, 9, 1), TODAY, after, 200)
+        expected = sqlalchemys_page(conn, sandbox._NEXT_PAGE,
+                                    {**params, "after_date": after[0], "after_seq": after[1]})
+        assert second == expected and second[0].seq < first[-1].seq
+        assert all(type(t) is Transaction and type(t.date) is dt.date and type(t.value_date) is dt.date
+                   for t in first + second)
+
+
+def test_the_sqlite_page_writes_the_same_bytes_as_sqlalchemys(api, monkeypatch):
+    add_transactions(api.app, sandbox_account_id(api.app), daily_rows(dt.date(2026, 10, 1), TODAY, 12))
+    api.app.config["API_PAGE_SIZE"] = 250
+
+    def pages():
+        first = api.transactions()
+        return [first.get_data(), api.transactions(nextItemKey=first.get_json()["nextItemKey"]).get_data(),
+                api.transactions(dateFrom="2026-11-01", dateTo="2026-11-10").get_data()]
+
+    ours = pages()
+    monkeypatch.setattr(sandbox, "_sqlite_page", sqlalchemys_page)
+    assert pages() == ours
+    assert all(b'"transactionDate":"2026-' in page for page in ours)

@@ -152,3 +152,35 @@ def test_the_sqlite_page_writes_the_same_bytes_as_sqlalchemys(api, monkeypatch):
     monkeypatch.setattr(sandbox, "_sqlite_page", sqlalchemys_page)
     assert pages() == ours
     assert all(b'"transactionDate":"2026-' in page for page in ours)
+
+
+def test_the_sqlite_log_insert_stores_what_sqlalchemy_stores(app):
+    """db.insert_committed (plain DB-API on SQLite) against the same rows through SQLAlchemy, read
+    back as SQLite keeps them (the text of every column), and the write gate left open after a
+    good batch and a failed one."""
+    from sqlalchemy import text
+
+    from webapp import clock, oplog
+
+    with app.test_request_context("/amami/api/v1/accounts", headers={"User-Agent": "アプリ/1.0"}):
+        engine = db.engine()
+        if engine.dialect.name != "sqlite":
+            pytest.skip("the plain DB-API insert is SQLite's")
+        clock.set_now(dt.datetime(2026, 11, 18, 1, 2, 3, 456789, tzinfo=clock.JST))
+        rows = [oplog._row(tenant="amami", screen="API", event="accounts", result="ok", detail="status=200",
+                           client_id="client-1", branch="115", account_type="1", account_number="1100026"),
+                oplog._row(tenant="amami", screen="API", event="balances", result="refused", detail=None)]
+        db.insert_committed(engine, oplog._INSERT, rows)
+        with engine.begin() as conn:
+            conn.execute(oplog._INSERT, rows)
+        with engine.connect() as conn:
+            stored = conn.exec_driver_sql("SELECT * FROM operation_log ORDER BY id").all()
+        assert [tuple(r)[1:] for r in stored[:2]] == [tuple(r)[1:] for r in stored[2:]]
+        assert stored[0].at == "2026-11-17 16:02:03.456789" and stored[0].user_agent == "アプリ/1.0"
+
+        with pytest.raises(Exception):  # tenant is NOT NULL: the whole batch is refused
+            db.insert_committed(engine, oplog._INSERT, [rows[0], dict(rows[1], tenant=None)])
+        gate = db._WRITE_GATES[engine]
+        assert gate._owner is None and not gate._lock.locked()
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM operation_log")).scalar() == 4

@@ -184,3 +184,29 @@ def test_the_sqlite_log_insert_stores_what_sqlalchemy_stores(app):
         assert gate._owner is None and not gate._lock.locked()
         with engine.connect() as conn:
             assert conn.execute(text("SELECT count(*) FROM operation_log")).scalar() == 4
+
+
+def test_an_announced_window_closes_the_api_read_on_the_calls_own_connection(api):
+    """The ad hoc windows are read on the call's read connection (db.reads): one announced by staff
+    answers 503 with its Retry-After at once, its cancelling reopens the API at once."""
+    from sqlmodel import Session, select
+
+    from webapp import clock, maintenance
+    from webapp.staff.models import StaffAccount
+
+    from staff_support import add_staff
+
+    add_staff(api.app, "amami", "ops@amami.example")
+    now = clock.now()
+    with api.app.app_context(), Session(db.engine()) as s:
+        staff_id = s.exec(select(StaffAccount.id)).first()
+        window_id = maintenance.add(s, "amami", now - dt.timedelta(minutes=1), now + dt.timedelta(minutes=10),
+                                    "臨時メンテナンス", staff_id).id
+        s.commit()
+    response = api.get("accounts")
+    assert (response.status_code, response.get_json()["errorCode"]) == (503, "maintenance")
+    assert response.headers["Retry-After"] == "600"
+    with api.app.app_context(), Session(db.engine()) as s:
+        assert maintenance.cancel(s, "amami", window_id, staff_id)
+        s.commit()
+    assert api.get("accounts").status_code == 200

@@ -34,40 +34,48 @@ class MaintenanceWindow(SQLModel, table=True):
     cancelled_by: Optional[int] = Field(default=None, foreign_key="staff_account.id")
 
 
-def rules_for(tenant) -> tuple[service_hours.Rule, ...]:
+def rules_for(tenant, conn=None) -> tuple[service_hours.Rule, ...]:
     """The union's calendar plus the ad hoc windows its staff announced, read on each call, so every
-    worker follows a change at once."""
-    extra = adhoc_rules(tenant.id)
+    worker follows a change at once. `conn`: a connection of the request's to read on (see
+    adhoc_rules), e.g. the account API's db.reads(), instead of one more from the pool."""
+    extra = adhoc_rules(tenant.id, conn)
     return tenant.maintenance + extra if extra else tenant.maintenance
 
 
-def adhoc_rules(tenant_id: str) -> tuple[service_hours.Rule, ...]:
+def adhoc_rules(tenant_id: str, conn=None) -> tuple[service_hours.Rule, ...]:
     """The union's live (not cancelled, not over) windows as calendar rules.
 
     Read on a connection of its own, given back at once: on the request's session the read would
     open the request's transaction here, before the view, and on SQLite (BEGIN IMMEDIATE) hold the
     write lock through the whole request (the call-status poll reads on a short connection of its
     own and would wait for it). Every customer request and poll asks this, so on SQLite the read is
-    a plain DB-API SELECT in autocommit: no BEGIN IMMEDIATE, no write lock (~15 µs instead of ~370 µs)."""
+    a plain DB-API SELECT in autocommit: no BEGIN IMMEDIATE, no write lock (~15 µs instead of ~370 µs).
+    A caller may pass a connection that holds no write transaction (no session's: the account API's
+    plain read connection, before its first statement) to read on instead."""
     engine = db.engine()
     now = clock.now()
     if engine.dialect.name == "sqlite":
-        rows = _sqlite_live_windows(engine, tenant_id, now)
+        rows = _sqlite_live_windows(engine, tenant_id, now, conn)
+    elif conn is not None:
+        rows = conn.execute(_live_windows(tenant_id, now)).all()
     else:
-        with engine.connect() as conn:
-            rows = conn.execute(
-                select(MaintenanceWindow.starts_at, MaintenanceWindow.ends_at)
-                .where(MaintenanceWindow.tenant == tenant_id, MaintenanceWindow.ends_at > literal(now, UTCDateTime()),
-                       MaintenanceWindow.cancelled_at.is_(None))).all()
+        with engine.connect() as own:
+            rows = own.execute(_live_windows(tenant_id, now)).all()
     return tuple(service_hours.Rule("adhoc", period=(start.astimezone(clock.JST), end.astimezone(clock.JST)))
                  for start, end in rows)
+
+
+def _live_windows(tenant_id: str, now: dt.datetime):
+    return (select(MaintenanceWindow.starts_at, MaintenanceWindow.ends_at)
+            .where(MaintenanceWindow.tenant == tenant_id, MaintenanceWindow.ends_at > literal(now, UTCDateTime()),
+                   MaintenanceWindow.cancelled_at.is_(None)))
 
 
 _SQLITE_LIVE = ("SELECT starts_at, ends_at FROM maintenance_window"
                 " WHERE tenant = ? AND ends_at > ? AND cancelled_at IS NULL")
 
 
-def _sqlite_live_windows(engine, tenant_id: str, now: dt.datetime) -> list[tuple[dt.datetime, dt.datetime]]:
+def _sqlite_live_windows(engine, tenant_id: str, now: dt.datetime, conn=None) -> list[tuple[dt.datetime, dt.datetime]]:
     """SQLAlchemy stores UTCDateTime on SQLite as naive UTC text 'YYYY-MM-DD HH:MM:SS.ffffff', which
     orders as the times do; db.make_engine's connections are in autocommit (isolation_level None)."""
     def stored(value: dt.datetime) -> str:
@@ -76,14 +84,19 @@ def _sqlite_live_windows(engine, tenant_id: str, now: dt.datetime) -> list[tuple
     def loaded(value: str) -> dt.datetime:
         return dt.datetime.fromisoformat(value).replace(tzinfo=dt.timezone.utc)
 
-    raw = engine.raw_connection()  # from the pool; back to it on close
-    try:
-        cursor = raw.cursor()
+    def read(dbapi_connection):
+        cursor = dbapi_connection.cursor()
         try:
             cursor.execute(_SQLITE_LIVE, (tenant_id, stored(now)))
             return [(loaded(start), loaded(end)) for start, end in cursor.fetchall()]
         finally:
             cursor.close()
+
+    if conn is not None:
+        return read(conn.connection.driver_connection)
+    raw = engine.raw_connection()  # from the pool; back to it on close
+    try:
+        return read(raw)
     finally:
         raw.close()
 

@@ -156,8 +156,7 @@ class _GroupCommit:
     @staticmethod
     def _commit(engine, batch: list[_Ticket]) -> None:
         try:
-            with engine.begin() as conn:
-                conn.execute(_INSERT, [t.values for t in batch])
+            db.insert_committed(engine, _INSERT, [t.values for t in batch])
         except Exception as e:
             if len(batch) == 1:
                 batch[0].error = e

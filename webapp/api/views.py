@@ -52,7 +52,7 @@ def _api_error(e: ApiError):
 def _refuse_during_maintenance():
     if request.endpoint == "api.openapi_document":
         return None  # the document stays readable
-    window = service_hours.maintenance_window_at(maintenance.rules_for(g.tenant))
+    window = service_hours.maintenance_window_at(maintenance.rules_for(g.tenant, db.reads()))
     if window is not None:
         retry = max(1, math.ceil((window.end - clock.now()).total_seconds()))
         return ApiError("maintenance", headers={"Retry-After": str(retry)}).response()
@@ -82,7 +82,7 @@ def _log_call(tenant_id: str, status: int, interaction_id: str) -> None:
     detail = f"status={status} interaction={interaction_id}"
     if g.get("api_auth_failure"):
         detail += f" reason={g.api_auth_failure}"
-    db.session().rollback()  # a read-only request: nothing of it is pending, and a failed one must not block the log
+    db.end_reads()  # a read-only request: nothing of it is pending, and a failed one must not block the log
     oplog.record_committed(tenant=tenant_id, screen="API",
                            event=(request.endpoint or "unknown").removeprefix("api.")[:40],
                            result=result, detail=detail, client_id=g.get("api_client_id"),

@@ -1,0 +1,212 @@
+"""The account API's per-call work made cheaper (issue 13, round 5) answers exactly as before.
+
+- Flask-Limiter's before-request pass is skipped for the API's views, whose limits are all their
+  decorator's: every answer (status, headers in order, body bytes) is the one the stock pass gives,
+  the 429 and its Retry-After included, and the calls are still counted.
+- The API reads on a plain connection (db.reads), not an ORM session: a call builds no session and
+  still logs its row; a session opened later in a request takes the reads over.
+- On SQLite the sandbox's transactions page is read with the DB-API cursor: the same rows as
+  SQLAlchemy's, and the same page bytes, first and next.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import functools
+
+import flask
+import flask_limiter
+import pytest
+
+from webapp import db, extensions
+from webapp.corebanking import Transaction, sandbox
+
+from test_api_service import api_log
+from test_api_support import ApiActions, add_transactions, api, daily_rows, sandbox_account_id  # noqa: F401
+
+TODAY = dt.date(2026, 11, 18)  # conftest's QUIET_TIME
+TIMES = ("x-ratelimit-reset", "retry-after")  # seconds of the limiter's own clock, not the app's
+
+
+@contextlib.contextmanager
+def stock_limiter_pass(app):
+    """Flask-Limiter's own before-request hook instead of ours, for the block."""
+    ours = extensions.limiter._check_request_limit
+    stock = functools.partial(flask_limiter.Limiter._check_request_limit, extensions.limiter)
+    saved = list(app.before_request_funcs[None])
+    app.before_request_funcs[None] = [stock if f == ours else f for f in saved]
+    assert app.before_request_funcs[None] != saved
+    try:
+        yield
+    finally:
+        app.before_request_funcs[None] = saved
+
+
+def answer_of(response) -> tuple:
+    """Status, every header in order and the body; the interaction id (new each call) and the
+    limiter's times reduced to their names."""
+    headers = [(name, "-" if name.lower() in TIMES + ("x-fapi-interaction-id",) else value)
+               for name, value in response.headers.items()]
+    return response.status_code, headers, response.get_data()
+
+
+def test_the_api_answers_as_with_flask_limiters_own_before_request_pass(api):
+    app = api.app
+    app.config["API_RATE_LIMIT"] = "2 per minute"
+    add_transactions(app, sandbox_account_id(app), daily_rows(dt.date(2026, 11, 1), TODAY, 40))
+    app.config["API_PAGE_SIZE"] = 300
+    first = api.transactions().get_json()
+    account_id = api.account_id()
+    calls = {
+        "accounts": lambda: api.get("accounts"),
+        "balances": lambda: api.get("accounts/balances", accountId=account_id),
+        "transactions": lambda: api.transactions(),
+        "next page": lambda: api.transactions(nextItemKey=first["nextItemKey"]),
+        "another account": lambda: api.get("accounts/balances", accountId="0" * len(account_id)),
+        "bad date": lambda: api.transactions(dateFrom="2026-13-01"),
+        "no token": lambda: api.get("accounts", token=None),
+        "unknown token": lambda: api.get("accounts", token="no-such-token"),
+        "openapi": lambda: api.get("openapi.json"),
+        "over the limit": lambda: [api.get("accounts") for _ in range(3)][-1],
+    }
+    statuses = {}
+    for what, call in calls.items():
+        extensions.limiter.reset()
+        ours = call()
+        extensions.limiter.reset()
+        with stock_limiter_pass(app):
+            stock = call()
+        assert answer_of(ours) == answer_of(stock), what
+        for name in TIMES:  # the same, within the second the two calls may straddle
+            assert abs(float(ours.headers.get(name, "0")) - float(stock.headers.get(name, "0"))) <= 1, what
+        statuses[what] = ours.status_code
+    assert statuses == {"accounts": 200, "balances": 200, "transactions": 200, "next page": 200,
+                        "another account": 404, "bad date": 400, "no token": 401, "unknown token": 401,
+                        "openapi": 200, "over the limit": 429}
+
+
+def test_the_api_limit_still_counts_every_call(api):
+    api.app.config["API_RATE_LIMIT"] = "3 per minute"
+    assert [api.get("accounts").status_code for _ in range(4)] == [200, 200, 200, 429]
+    assert api.get("accounts").headers["X-RateLimit-Remaining"] == "0"
+
+
+def test_an_api_call_reads_without_an_orm_session_and_logs_its_row(api):
+    with api.client:
+        assert api.get("accounts").status_code == 200
+        assert "db_session" not in flask.g and "db_reads" not in flask.g  # given back before the log
+    assert [(row.event, row.result) for row in api_log(api.app)][-1] == ("accounts", "ok")
+
+
+def test_a_session_opened_after_reads_takes_them_over(app):
+    from sqlalchemy import literal, select
+
+    with app.test_request_context("/"):
+        reads = db.reads()
+        assert reads.execute(select(literal(1))).scalar() == 1
+        assert db.reads() is reads  # one connection for the request's reads
+        session = db.session()
+        assert reads.closed and db.reads() is session.connection()
+
+
+def sqlalchemys_page(conn, stmt, params) -> list[Transaction]:
+    """The page as the PostgreSQL path reads it, through SQLAlchemy."""
+    return list(map(Transaction._make, conn.execute(stmt, params).all()))
+
+
+def test_the_sqlite_page_has_sqlalchemys_rows(api):
+    from webapp.corebanking import AccountKey, core
+
+    from conftest import DEMO
+
+    add_transactions(api.app, sandbox_account_id(api.app),
+                     daily_rows(dt.date(2026, 9, 1), TODAY, 7) + [(dt.date(2026, 9, 1), 9_000)])
+    c = DEMO["amami"]
+    key = AccountKey("amami", c["branch"], c["account_type"], c["number"])
+    with api.app.test_request_context("/"):
+        if db.engine().dialect.name != "sqlite":
+            pytest.skip("the DB-API read is SQLite's")
+        conn = db.reads()
+        params = {**sandbox._key_params(key), "date_from": dt.date(2026, 9, 1), "date_to": TODAY, "limit": 200}
+        first = core().transactions(key, dt.date(2026, 9, 1), TODAY, None, 200)
+        assert first == sqlalchemys_page(conn, sandbox._PAGE, params) and len(first) == 200
+        after = first[-1].position
+        second = core().transactions(key, dt.date(2026, 9, 1), TODAY, after, 200)
+        expected = sqlalchemys_page(conn, sandbox._NEXT_PAGE,
+                                    {**params, "after_date": after[0], "after_seq": after[1]})
+        assert second == expected and second[0].seq < first[-1].seq
+        assert all(type(t) is Transaction and type(t.date) is dt.date and type(t.value_date) is dt.date
+                   for t in first + second)
+
+
+def test_the_sqlite_page_writes_the_same_bytes_as_sqlalchemys(api, monkeypatch):
+    add_transactions(api.app, sandbox_account_id(api.app), daily_rows(dt.date(2026, 10, 1), TODAY, 12))
+    api.app.config["API_PAGE_SIZE"] = 250
+
+    def pages():
+        first = api.transactions()
+        return [first.get_data(), api.transactions(nextItemKey=first.get_json()["nextItemKey"]).get_data(),
+                api.transactions(dateFrom="2026-11-01", dateTo="2026-11-10").get_data()]
+
+    ours = pages()
+    monkeypatch.setattr(sandbox, "_sqlite_page", sqlalchemys_page)
+    assert pages() == ours
+    assert all(b'"transactionDate":"2026-' in page for page in ours)
+
+
+def test_the_sqlite_log_insert_stores_what_sqlalchemy_stores(app):
+    """db.insert_committed (plain DB-API on SQLite) against the same rows through SQLAlchemy, read
+    back as SQLite keeps them (the text of every column), and the write gate left open after a
+    good batch and a failed one."""
+    from sqlalchemy import text
+
+    from webapp import clock, oplog
+
+    with app.test_request_context("/amami/api/v1/accounts", headers={"User-Agent": "アプリ/1.0"}):
+        engine = db.engine()
+        if engine.dialect.name != "sqlite":
+            pytest.skip("the plain DB-API insert is SQLite's")
+        clock.set_now(dt.datetime(2026, 11, 18, 1, 2, 3, 456789, tzinfo=clock.JST))
+        rows = [oplog._row(tenant="amami", screen="API", event="accounts", result="ok", detail="status=200",
+                           client_id="client-1", branch="115", account_type="1", account_number="1100026"),
+                oplog._row(tenant="amami", screen="API", event="balances", result="refused", detail=None)]
+        db.insert_committed(engine, oplog._INSERT, rows)
+        with engine.begin() as conn:
+            conn.execute(oplog._INSERT, rows)
+        with engine.connect() as conn:
+            stored = conn.exec_driver_sql("SELECT * FROM operation_log ORDER BY id").all()
+        assert [tuple(r)[1:] for r in stored[:2]] == [tuple(r)[1:] for r in stored[2:]]
+        assert stored[0].at == "2026-11-17 16:02:03.456789" and stored[0].user_agent == "アプリ/1.0"
+
+        with pytest.raises(Exception):  # tenant is NOT NULL: the whole batch is refused
+            db.insert_committed(engine, oplog._INSERT, [rows[0], dict(rows[1], tenant=None)])
+        gate = db._WRITE_GATES[engine]
+        assert gate._owner is None and not gate._lock.locked()
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM operation_log")).scalar() == 4
+
+
+def test_an_announced_window_closes_the_api_read_on_the_calls_own_connection(api):
+    """The ad hoc windows are read on the call's read connection (db.reads): one announced by staff
+    answers 503 with its Retry-After at once, its cancelling reopens the API at once."""
+    from sqlmodel import Session, select
+
+    from webapp import clock, maintenance
+    from webapp.staff.models import StaffAccount
+
+    from staff_support import add_staff
+
+    add_staff(api.app, "amami", "ops@amami.example")
+    now = clock.now()
+    with api.app.app_context(), Session(db.engine()) as s:
+        staff_id = s.exec(select(StaffAccount.id)).first()
+        window_id = maintenance.add(s, "amami", now - dt.timedelta(minutes=1), now + dt.timedelta(minutes=10),
+                                    "臨時メンテナンス", staff_id).id
+        s.commit()
+    response = api.get("accounts")
+    assert (response.status_code, response.get_json()["errorCode"]) == (503, "maintenance")
+    assert response.headers["Retry-After"] == "600"
+    with api.app.app_context(), Session(db.engine()) as s:
+        assert maintenance.cancel(s, "amami", window_id, staff_id)
+        s.commit()
+    assert api.get("accounts").status_code == 200

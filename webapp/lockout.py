@@ -69,6 +69,7 @@ _RESERVE = (update(_LOCKS)
             .returning(_c.failures))
 _REFUND = (update(_LOCKS).where(_THIS_ACCOUNT, _c.failures > 0, _c.day == bindparam("l_day"))
            .values(failures=_c.failures - 1))
+_COUNT = select(_c.day, _c.failures).where(_THIS_ACCOUNT)  # ② and ⑤ read it on every GET
 
 
 def _account(key: AccountKey) -> dict:
@@ -103,7 +104,8 @@ def refund(s: Session, key: AccountKey) -> None:
 
 
 def is_locked(s: Session, key: AccountKey, threshold: int) -> bool:
-    row = s.exec(select(AccountLock).where(_where(key))).first()
+    """Today's count has reached the threshold (read in the caller's transaction)."""
+    row = s.connection().execute(_COUNT, _account(key)).first()
     return bool(row and row.day == clock.today_jst() and row.failures >= threshold)
 
 

@@ -1,7 +1,8 @@
 """The customer screens send the same HTML as the plain templates did (issue 13).
 
 The templates were made cheaper to render (fewer macro calls and attribute lookups, no filter chain
-over a form without errors); `reference_templates/` keeps the plain versions they replaced. Every
+over a form without errors, a select's options from `render.options`); `reference_templates/` keeps
+the plain versions they replaced. Every
 screen, as a page and as an htmx partial, empty, with field errors, with the 「エラー」 dialog and
 with an identity alert, for a union with template overrides and one without, is rendered by an app
 with today's templates and by one whose loader finds the reference versions first: the two must
@@ -88,3 +89,19 @@ def test_every_screen_sends_the_html_of_the_reference_templates(tmp_path, monkey
     for name, html in rendered["today"].items():
         assert html == rendered["reference"][name], name
     assert len(rendered["today"]) == 34
+
+
+def test_a_posted_value_that_is_no_choice_selects_nothing_and_is_not_kept():
+    from wtforms import SelectChoice
+
+    from webapp.render import _option_tags, options
+
+    choices = [SelectChoice("", "--"), SelectChoice("01"), SelectChoice("02", "二月<")]
+    assert options(choices, "02") == ('<option value="">--</option><option value="01">01</option>'
+                                      '<option value="02" selected>二月&lt;</option>')
+    unchosen = options(choices, None)
+    assert " selected" not in unchosen
+    kept = _option_tags.cache_info().currsize
+    for junk in ("03", "0" * 5000, "<script>", "1"):
+        assert options(choices, junk) == unchosen
+    assert _option_tags.cache_info().currsize == kept

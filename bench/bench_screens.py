@@ -2,13 +2,14 @@
 
     python bench/bench_screens.py [--seconds 5] [--rounds 2] [--connections 16] [--poll-connections 64]
                                   [--only account poll ...] [--canaille /tmp/canaille-venv]
-                                  [--database-url postgresql://...]
+                                  [--first-visit] [--database-url postgresql://...]
 
 One gunicorn (gthread 2×8 unless --workers/--threads say otherwise, as the Procfile's `web`), a database
 seeded with one flow standing at each screen (① ② ③ ④ ⑤ ⑥; ④'s call attempt open), then for each
 endpoint --rounds pairs of wrk phases: `/healthz`, then the endpoint, alternately, so that other load
 on this machine hits both alike. wrk (one thread, keep-alive, --latency) sends the flow's signed
-session cookie and htmx's headers with -H; the figures are the medians of the rounds: req/s, p99,
+session cookie (its handle and, unless --first-visit, the CSRF secret a browser has from its first
+page of the flow) and htmx's headers with -H; the figures are the medians of the rounds: req/s, p99,
 and the ratio endpoint/healthz of each round's pair. wrk's own CPU share (of one core, over its
 phases) is printed at the end, so a run whose load generator was starved shows it.
 
@@ -56,11 +57,20 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--worker-class", default="gthread", choices=("gthread", "sync"))
     parser.add_argument("--database-url", default=None, help="default: a temporary SQLite file")
     parser.add_argument("--only", nargs="+", default=None, metavar="KEY", help="measure only these rows")
+    parser.add_argument("--first-visit", action="store_true",
+                        help="session cookies without the CSRF secret (each screen then re-sends the cookie)")
     parser.add_argument("--canaille", default=None, metavar="VENV", help="also Canaille's login page")
     return parser.parse_args()
 
 
-def seed(config: dict) -> dict:
+def session_of(handle: str, first_visit: bool) -> dict:
+    session = {"flows": {"amami": handle}}
+    if not first_visit:
+        session["csrf_token"] = secrets.token_hex(20)  # Flask-WTF's: sha1(urandom(64)).hexdigest()
+    return session
+
+
+def seed(config: dict, first_visit: bool = False) -> dict:
     """One flow at each step (④'s attempt open); returns {step: Cookie header}."""
     from sqlmodel import Session
 
@@ -100,7 +110,10 @@ def seed(config: dict) -> dict:
         service.open_attempt(db.session(), flows["call"], app.extensions["tenants"]["amami"])
         serializer = app.session_interface.get_signing_serializer(app)
         name = app.config["SESSION_COOKIE_NAME"]
-        cookies = {step: f"{name}={serializer.dumps({'flows': {'amami': handles[step]}})}" for step in steps}
+        # What the browser holds after its first page of the flow: the flow's handle and the CSRF
+        # secret Flask-WTF keeps in the session. Without the secret (--first-visit) every request
+        # makes one and signs and sends a new cookie, which a customer's browser pays once.
+        cookies = {step: f"{name}={serializer.dumps(session_of(handles[step], first_visit))}" for step in steps}
     app.extensions["db_engine"].dispose()
     return cookies
 
@@ -237,7 +250,7 @@ def main() -> int:
     with harness.workspace(args, PHONE_AUTH_WINDOW_SECONDS=3600, IDENTITY_CHECKS_PER_IP=UNLIMITED,
                            IDENTITY_FAILURES_PER_CLIENT=UNLIMITED, IDENTITY_FAILURES_PER_UNION=UNLIMITED,
                            LOG_LEVEL="WARNING") as ws:
-        cookies = seed(ws.app_config())
+        cookies = seed(ws.app_config(), args.first_visit)
         table = [r for r in rows(cookies, args) if args.only is None or r["key"] in args.only]
         with harness.serve(ws, args):
             for row in table:

@@ -1,12 +1,14 @@
 """Profile, in one process (Flask's test client, no server), the requests of a flow: the authorization
-request, ① GET, the POSTs of ① ② ③ ④ ⑤ ⑥, ④'s status poll, the telephony webhook and the token endpoint; prints
-cProfile's top lines for each, with the SQL statements and commits a request runs.
+request, each screen's GET (① account … ⑥ consent), the POSTs of ① ② ③ ④ ⑤ ⑥, ④'s status poll, the
+telephony webhook and the token endpoint, and `/healthz` for scale; prints cProfile's top lines for
+each, with the SQL statements and commits a request runs.
 
-    python bench/profile_flow.py [--flows 60] [--top 25] [--sort tottime|cumulative] [--only poll ...]
-                                 [--statements]
+    python bench/profile_flow.py [--flows 60] [--warmup 1] [--top 25] [--sort tottime|cumulative]
+                                 [--only poll ...] [--statements]
 
 Each flow goes ①→⑥ and the token as a customer would; only the named requests run under the
-profiler (① GET 3 times a flow, the poll 5 times). ②'s identity check answers without its 0.1 s
+profiler (each screen's GET 3 times a flow, ④'s after the one that opens its call attempt; the poll
+5 times), and none of the first --warmup flows' (whose templates are compiled then). ②'s identity check answers without its 0.1 s
 floor (IDENTITY_CHECK_SECONDS=0) so the profile shows the work, not the sleep. Per request times
 are the profiler's wall clock and this process's CPU time divided by the calls, so they include its
 own overhead; the function calls a request are the steadiest figure on a busy machine.
@@ -33,13 +35,15 @@ from bench_flow import BIRTH, NAME, PIN, REDIRECT_URI, TENANT, customer, seed
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 TEL = re.compile(r'class="button call-button" href="tel:([0-9]+)"')
-KINDS = ("authorize", "account", "account_post", "customer_post", "phone_post", "poll", "webhook", "call_post", "pin_post", "consent_post",
-         "token")
+SCREENS = ("account", "customer", "phone", "call", "pin", "consent")
+KINDS = ("authorize",) + SCREENS + ("account_post", "customer_post", "phone_post", "poll", "webhook", "call_post",
+                                   "pin_post", "consent_post", "token", "healthz")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--flows", type=int, default=60)
+    parser.add_argument("--warmup", type=int, default=1, help="flows run first, unprofiled")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--sort", default="tottime")
     parser.add_argument("--only", nargs="+", default=KINDS, choices=KINDS)
@@ -60,7 +64,7 @@ def main() -> int:
                                IDENTITY_CHECKS_PER_IP="100000000 per minute",
                                IDENTITY_FAILURES_PER_CLIENT="100000000 per minute",
                                IDENTITY_FAILURES_PER_UNION="100000000 per minute")
-        client_app = seed(config, args.flows)
+        client_app = seed(config, args.warmup + args.flows)
         app = create_app(config)
         profiles = {k: cProfile.Profile() for k in KINDS}
         spent = {k: [0.0, 0, 0.0] for k in KINDS}
@@ -91,7 +95,7 @@ def main() -> int:
                     listed[running[0]].append("ROLLBACK")
 
         def profiled(kind, call):
-            if kind not in args.only:
+            if kind not in args.only or warming_up:
                 return call()
             p = profiles[kind]
             listed[kind] = []
@@ -107,7 +111,8 @@ def main() -> int:
                 spent[kind][1] += 1
                 spent[kind][2] += time.process_time() - cpu
 
-        for i in range(args.flows):
+        for i in range(args.warmup + args.flows):
+            warming_up = i < args.warmup
             c = customer(i)
             web = app.test_client()
             csrf = {}
@@ -130,17 +135,25 @@ def main() -> int:
                 "response_type": "code", "client_id": client_app["client_id"], "redirect_uri": REDIRECT_URI,
                 "scope": "accounts", "state": "st", "code_challenge": challenge, "code_challenge_method": "S256"})))
             flow = f"/{TENANT}/flow"
-            for _ in range(3):
-                assert profiled("account", lambda: get(f"{flow}/account")).status_code == 200
+            def screen(step):
+                for _ in range(3):
+                    page = profiled(step, lambda: get(f"{flow}/{step}"))
+                    assert page.status_code == 200, (step, page.status_code)
+                return page
+
+            screen("account")
+            for _ in range(3):  # the bare route, for scale
+                assert profiled("healthz", lambda: web.get("/healthz")).status_code == 200
             profiled("account_post", lambda: post(f"{flow}/account", {
                 "branch": c["branch"], "account_type": c["account_type"], "account_number": c["number"]}))
-            get(f"{flow}/customer")
+            screen("customer")
             profiled("customer_post", lambda: post(f"{flow}/customer", {
                 "name_kana": NAME, "birth_year": str(BIRTH.year), "birth_month": "01", "birth_day": "01",
                 "phone": c["phone"], "email": "b@example.jp", "email_confirm": "b@example.jp"}))
-            get(f"{flow}/phone")
+            screen("phone")
             profiled("phone_post", lambda: post(f"{flow}/phone"))
-            page = get(f"{flow}/call")
+            get(f"{flow}/call")  # opens the call attempt
+            page = screen("call")
             pool = TEL.search(page.get_data(as_text=True)).group(1)
             for _ in range(5):
                 assert profiled("poll", lambda: web.get(f"{flow}/call/status",
@@ -153,9 +166,9 @@ def main() -> int:
                 "X-Twilio-Signature": compute_signature(url, params.items(), harness.TOKEN)}))
             assert hook.status_code == 200, hook.status_code
             profiled("call_post", lambda: post(f"{flow}/call"))
-            get(f"{flow}/pin")
+            screen("pin")
             profiled("pin_post", lambda: post(f"{flow}/pin", {"pin": PIN}))
-            get(f"{flow}/consent")
+            screen("consent")
             allowed = profiled("consent_post", lambda: post(f"{flow}/consent", {"agree": "y"}))
             code = parse_qs(urlsplit(allowed.headers["Location"]).query)["code"][0]
             basic = base64.b64encode(f"{client_app['client_id']}:{client_app['client_secret']}".encode()).decode()

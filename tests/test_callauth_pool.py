@@ -145,3 +145,26 @@ def test_parallel_attempts_of_one_phone_get_distinct_numbers_sqlite(app):
 @pytest.mark.postgres
 def test_parallel_attempts_of_one_phone_get_distinct_numbers_postgres(pg_app):
     _parallel_opens_get_distinct_numbers(pg_app)
+
+
+
+def test_pool_numbers_are_printed_as_phonenumbers_formats_them_and_only_they_are_kept(app, amami):
+    # ④ prints its pool number and links it on every visit; both are kept per number (issue 13):
+    # the kept answers are phonenumbers' own, and a visit to ④ keeps its pool number, nothing else
+    # (never the customer's phone, which ④ shows masked).
+    from test_callauth_support import pool_number_on, to_call_screen
+
+    with app.app_context():
+        pools = [n for tenant in app.extensions["tenants"].values() for n in service.pool_of(tenant)]
+    assert pools
+    for number in pools:
+        for _ in range(2):  # worked out, then kept
+            assert service.display_number(number) == service.display_number.__wrapped__(number)
+            assert service.tel_uri(number) == "tel:" + service.national_digits(number)
+    service.display_number.cache_clear()
+    service.tel_uri.cache_clear()
+    page = to_call_screen(amami)
+    for _ in range(2):
+        assert amami.get("flow/call").status_code == 200
+    assert "+81" + pool_number_on(page)[1:] in pools
+    assert service.display_number.cache_info().currsize == service.tel_uri.cache_info().currsize == 1

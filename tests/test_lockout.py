@@ -239,3 +239,23 @@ def test_maruhachi_lock_screen_has_its_contact_and_no_amami_advice(maruhachi):
     assert messages.LOCKED_NOW in main
     assert "丸八信用組合 管理課" in main and "kanri@maruhachi-shinkumi.jp" in main
     assert "お急ぎの場合は" not in main
+
+
+@pytest.mark.parametrize("days_ago", [0, 1])
+@pytest.mark.parametrize("failures", [0, 4, 5, 6])
+def test_is_locked_reads_the_count_as_the_orm_row_says(app, days_ago, failures):
+    # is_locked (② and ⑤ ask on every GET) reads two columns with a SELECT built once: it must
+    # answer what the account's ORM row says, whatever other accounts' rows hold.
+    today = clock.today_jst()
+    other = AccountKey("amami", "115", "4", "1100026")
+    with app.app_context():
+        s = db.session()
+        assert not lockout.is_locked(s, KEY, 5)  # no row yet
+        s.add(lockout.AccountLock(tenant=KEY.tenant, branch=KEY.branch, account_type=KEY.account_type,
+                                  number=KEY.number, day=today - dt.timedelta(days=days_ago), failures=failures))
+        s.add(lockout.AccountLock(tenant=other.tenant, branch=other.branch, account_type=other.account_type,
+                                  number=other.number, day=today, failures=9))
+        s.commit()
+        row = s.exec(select(lockout.AccountLock).where(lockout._where(KEY))).one()
+        for threshold in (1, 5, 10):
+            assert lockout.is_locked(s, KEY, threshold) == (row.day == today and row.failures >= threshold)

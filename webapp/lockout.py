@@ -83,7 +83,7 @@ _RESERVE = dbmod.PerDialect(_reserve)
 _REFUND = (update(_LOCKS).where(_THIS_ACCOUNT, _c.failures > 0, _c.day == bindparam("l_day"))
            .values(failures=_c.failures - 1))
 _RESET = update(_LOCKS).where(_THIS_ACCOUNT).values(failures=0)
-_READ = select(_c.day, _c.failures).where(_THIS_ACCOUNT)
+_READ = select(_c.day, _c.failures).where(_THIS_ACCOUNT)  # ② and ⑤ read it on every GET
 
 
 def _account(key: AccountKey) -> dict:
@@ -112,6 +112,7 @@ def refund(s: Session, key: AccountKey) -> None:
 
 
 def is_locked(s: Session, key: AccountKey, threshold: int) -> bool:
+    """Today's count has reached the threshold (read in the caller's transaction)."""
     row = s.connection().execute(_READ, _account(key)).first()
     return bool(row and row.day == clock.today_jst() and row.failures >= threshold)
 

@@ -6,7 +6,7 @@ from flask.sessions import SecureCookieSessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import fields, messages
-from .render import frame, themed, themes
+from .render import frame, options, themed, themes
 
 HTMX_VERSION = "2.0.11"
 
@@ -56,6 +56,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["messages"] = messages
     app.jinja_env.globals["fields"] = fields
     app.jinja_env.globals["frame"] = frame
+    app.jinja_env.globals["options"] = options
 
     @app.template_global()
     def jst(at) -> str:

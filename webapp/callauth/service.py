@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import re
 import secrets
 
@@ -93,11 +94,17 @@ def masked_phone(e164: str) -> str:
     return mask(national_digits(e164))
 
 
+# ④ shows its pool number on every visit, printed and as a link: phonenumbers' parse and format,
+# twice, were a tenth of the screen. Pool numbers are the unions' own published numbers, a few per
+# union and no customer's, so each is worked out once and kept (never a customer's phone: see
+# masked_phone).
+@functools.lru_cache(maxsize=1024)
 def display_number(e164: str) -> str:
     """A pool number as printed on ④: 0120-111-001."""
     return phonenumbers.format_number(phonenumbers.parse(e164, "JP"), phonenumbers.PhoneNumberFormat.NATIONAL)
 
 
+@functools.lru_cache(maxsize=1024)
 def tel_uri(e164: str) -> str:
     """`tel:` link of a pool number, dialled as a domestic number (0120 numbers are domestic only)."""
     return "tel:" + national_digits(e164)

@@ -304,7 +304,8 @@ def serve(work: pathlib.Path, log: pathlib.Path, *, transport: str = "http", tls
     env.update(settings)
     flask_cli(env, "db", "upgrade")
     demo_output = flask_cli(env, "sandbox", "demo-setup")
-    command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread",
+    # -OO as the Procfile runs it: no docstrings and no assert statements in the workers (issue 13)
+    command = [sys.executable, "-OO", "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread",
                "--workers", "1", "--threads", "8", "--timeout", "30", "--access-logfile", "-"]
     if gunicorn_version() >= (27,):  # its control socket is one per user: a running `make demo` would clash
         command.append("--no-control-socket")

@@ -131,10 +131,11 @@ def test_caddy_forwards_the_client_scheme_and_host_and_hides_metrics():
 def test_the_web_runs_under_python_OO_and_webapp_has_no_assert_statements():
     """`python -OO` leaves docstrings out of a worker's memory (~4 MB of its RSS, issue 13). It also drops
     every assert statement: a check written as one would silently not run in production. The image
-    compiles that bytecode once; the benchmarks and process tests (bench/harness.py) run it too."""
+    compiles that bytecode once; the benchmarks, process tests (bench/harness.py) and browser tests run it too."""
     assert procfile()["web"][:4] == ["python", "-OO", "-m", "gunicorn"]
     assert any(op == "RUN" and args.startswith("python -OO -m compileall") for op, args in dockerfile())
-    assert '"-OO", "-m", "gunicorn"' in (ROOT / "bench" / "harness.py").read_text()
+    for runs_the_web in ("bench/harness.py", "e2e/conftest.py"):  # the benchmarks and the browser tests run it so
+        assert '"-OO", "-m", "gunicorn"' in (ROOT / runs_the_web).read_text(), runs_the_web
     asserts = [f"{path.relative_to(ROOT)}:{node.lineno}" for path in sorted((ROOT / "webapp").rglob("*.py"))
                for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.Assert)]
     assert asserts == []

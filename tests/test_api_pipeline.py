@@ -210,3 +210,4 @@ def test_an_announced_window_closes_the_api_read_on_the_calls_own_connection(api
         assert maintenance.cancel(s, "amami", window_id, staff_id)
         s.commit()
     assert api.get("accounts").status_code == 200
+

@@ -89,6 +89,16 @@ def init_app(app: Flask) -> None:
             return _json_error("service_unavailable", messages.UNAVAILABLE, 503)
         return render_notice(messages.UNAVAILABLE, 503, incident=incident)
 
+    database_errors = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
+    if app.extensions["db_engine"].dialect.name == "sqlite":
+        # The SQLite fast paths (the poll's and the maintenance windows' reads, the API's page read and
+        # its log's group commit: db.insert_committed) run on DB-API cursors, so a locked or unreadable
+        # database raises sqlite3's own error there, not SQLAlchemy's: the same clear 503.
+        import sqlite3
+
+        app.register_error_handler(sqlite3.OperationalError, database_unavailable)
+        database_errors += (sqlite3.OperationalError,)
+
     @app.errorhandler(CSRFError)
     def form_expired(e):
         """A POST without a valid CSRF token (the session ended, a stale tab, another site): refused
@@ -112,6 +122,10 @@ def init_app(app: Flask) -> None:
     def unexpected(e):
         if isinstance(e, HTTPException) and e.code < 500:
             return _json_http_error(e) if wants_json() else e
+        # Raised by a response hook (the API's log row is committed in one), the error reaches here
+        # wrapped by Flask in an InternalServerError: the database away is still a 503, not a 500.
+        if isinstance(getattr(e, "original_exception", None), database_errors):
+            return database_unavailable(e.original_exception)
         incident = secrets.token_hex(6)
         log.error("incident %s: %s %s", incident, request.method, request.path, exc_info=e)
         if wants_json():

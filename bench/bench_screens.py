@@ -13,6 +13,13 @@ page of the flow) and htmx's headers with -H; the figures are the medians of the
 and the ratio endpoint/healthz of each round's pair. wrk's own CPU share (of one core, over its
 phases) is printed at the end, so a run whose load generator was starved shows it.
 
+Besides req/s, each phase reads the server's own CPU time (gunicorn's master and workers, from
+/proc) and divides it by the requests answered: CPU ms a request. Other work on the machine slows
+both phases' req/s unevenly (`/healthz` has moved 1,300–4,600 req/s within one run), but hardly
+what one request costs the server, so the CPU ratio (`/healthz`'s CPU a request over the endpoint's)
+says how many endpoint requests the cores serve for one bare one even on a busy box; on an idle box
+it is the req/s ratio at saturation. Canaille's CPU a request is its own server's.
+
 With --canaille VENV (a virtualenv where `pip install canaille gunicorn` worked), Canaille's login
 page is served by that venv's gunicorn under the same worker settings and measured the same way,
 next to its own `/healthz`-less baseline: its ratio is to *our* `/healthz` of the same round.
@@ -150,17 +157,22 @@ class Wrk:
     def __init__(self):
         self.cpu = self.wall = 0.0
 
-    def run(self, url: str, headers: dict, connections: int, seconds: float) -> dict:
+    def run(self, url: str, headers: dict, connections: int, seconds: float, server_pid: int | None = None) -> dict:
+        """wrk's figures; with `server_pid` (a gunicorn master) also the server's CPU ms a request."""
         command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency", "--timeout", "10s"]
         for k, v in headers.items():
             command += ["-H", f"{k}: {v}"]
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        server_before = harness.server_cpu(server_pid) if server_pid else 0.0
         started = time.monotonic()
         out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
         self.wall += time.monotonic() - started
+        server_used = harness.server_cpu(server_pid) - server_before if server_pid else 0.0
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         self.cpu += (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-        return parse_wrk(out)
+        figures = parse_wrk(out)
+        figures["cpu_ms"] = server_used * 1000 / max(figures["requests"], 1)
+        return figures
 
 
 UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
@@ -186,20 +198,23 @@ def parse_wrk(out: str) -> dict:
     return {"rps": rps, "p50_ms": p50, "p99_ms": p99, "errors": errors, "requests": requests}
 
 
-def measure_row(wrk: Wrk, origin: str, bare_origin: str, row: dict, args) -> dict:
+def measure_row(wrk: Wrk, origin: str, bare_origin: str, row: dict, args, pid: int, bare_pid: int) -> dict:
+    """--rounds pairs of phases, `/healthz` (served by `bare_pid`) then the row (served by `pid`): medians."""
     url = origin + row["path"]
     wrk.run(bare_origin + harness.BARE_PATH, {}, args.connections, 1)  # warm
     wrk.run(url, row["headers"], row["connections"], 1)
     pairs = []
     for _ in range(max(args.rounds, 1)):
-        bare = wrk.run(bare_origin + harness.BARE_PATH, {}, args.connections, args.seconds)
-        it = wrk.run(url, row["headers"], row["connections"], args.seconds)
+        bare = wrk.run(bare_origin + harness.BARE_PATH, {}, args.connections, args.seconds, bare_pid)
+        it = wrk.run(url, row["headers"], row["connections"], args.seconds, pid)
         pairs.append((bare, it))
     return {"label": row["label"], "bare_rps": statistics.median(b["rps"] for b, _ in pairs),
             "bare_p99": statistics.median(b["p99_ms"] for b, _ in pairs),
             "rps": statistics.median(e["rps"] for _, e in pairs),
             "p99": statistics.median(e["p99_ms"] for _, e in pairs),
             "ratio": statistics.median(e["rps"] / b["rps"] for b, e in pairs),
+            "cpu_ms": statistics.median(e["cpu_ms"] for _, e in pairs),
+            "cpu_ratio": statistics.median(b["cpu_ms"] / max(e["cpu_ms"], 1e-9) for b, e in pairs),
             "errors": sum(e["errors"] + b["errors"] for b, e in pairs)}
 
 
@@ -252,14 +267,15 @@ def main() -> int:
                            LOG_LEVEL="WARNING") as ws:
         cookies = seed(ws.app_config(), args.first_visit)
         table = [r for r in rows(cookies, args) if args.only is None or r["key"] in args.only]
-        with harness.serve(ws, args):
+        with harness.serve(ws, args) as server:
             for row in table:
                 status, body = harness.get(ws.port, row["path"], row["headers"])
                 if status != 200:
                     raise SystemExit(f"{row['label']}: {row['path']} answered {status} before measuring: {body[:300]!r}")
             for row in table:
-                results.append(measure_row(wrk, ws.origin, ws.origin, row, args))
-                print(f"  {row['label']}: {results[-1]['rps']:.0f} req/s, p99 {results[-1]['p99']:.1f} ms",
+                results.append(measure_row(wrk, ws.origin, ws.origin, row, args, server.pid, server.pid))
+                print(f"  {row['label']}: {results[-1]['rps']:.0f} req/s, p99 {results[-1]['p99']:.1f} ms, "
+                      f"{results[-1]['cpu_ms']:.2f} CPU ms a request",
                       file=sys.stderr, flush=True)
             canaille_note = ""
             if args.canaille and (args.only is None or "canaille" in args.only):
@@ -269,18 +285,20 @@ def main() -> int:
                         try:
                             row = dict(label="Canaille 0.3 login page (its own gunicorn, same settings)",
                                        path="/login", headers={}, connections=args.connections)
-                            results.append(measure_row(wrk, f"http://127.0.0.1:{port}", ws.origin, row, args))
+                            results.append(measure_row(wrk, f"http://127.0.0.1:{port}", ws.origin, row, args,
+                                                      proc.pid, server.pid))
                         finally:
                             proc.terminate()
                             proc.wait(timeout=30)
     print(f"# gunicorn {args.worker_class} {args.workers}x{args.threads}, {ws.engine}, wrk -t1 keep-alive, "
           f"{args.connections} connections unless said, {args.rounds} rounds of {args.seconds:g} s, "
           f"medians; /healthz measured before each phase")
-    print("| endpoint | req/s | p99 | ratio to `/healthz` | `/healthz` req/s | errors |")
-    print("|---|---|---|---|---|---|")
+    print("| endpoint | req/s | p99 | ratio to `/healthz` | `/healthz` req/s | server CPU a request | "
+          "CPU ratio to `/healthz` | errors |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in results:
         print(f"| {r['label']} | {r['rps']:,.0f} | {r['p99']:.0f} ms | {r['ratio']:.2f} | {r['bare_rps']:,.0f} | "
-              f"{r['errors']} |")
+              f"{r['cpu_ms']:.2f} ms | {r['cpu_ratio']:.2f} | {r['errors']} |")
     if args.canaille and canaille_note:
         print(f"Canaille not measured: {canaille_note}")
     cores = os.cpu_count() or 1

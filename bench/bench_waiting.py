@@ -27,7 +27,6 @@ import asyncio
 import datetime as dt
 import hashlib
 import os
-import pathlib
 import random
 import secrets
 import shutil
@@ -88,16 +87,6 @@ def seed(config: dict, n: int) -> list[str]:
         cookies = [f"{name}={serializer.dumps({'flows': {'amami': h}})}" for h in handles]
     app.extensions["db_engine"].dispose()
     return cookies
-
-
-def worker_cpu(master_pid: int) -> dict[str, float]:
-    """CPU seconds (user + system) each of the master's children has used so far."""
-    tick = os.sysconf("SC_CLK_TCK")
-    used = {}
-    for child in pathlib.Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split():
-        fields = pathlib.Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
-        used[child] = (int(fields[11]) + int(fields[12])) / tick
-    return used
 
 
 def run_wrk(url: str, *options: str) -> str:
@@ -178,11 +167,11 @@ def main() -> int:
             time.sleep(1.0)  # the workers are up
             bare = run_wrk(ws.origin + harness.BARE_PATH, "-t1", "-c16", "-d3s", "--latency")
             customers = Customers(ws.port, path, cookies, args.poll_ms / 1000, args.seconds)
-            cpu_before, own_before, started = worker_cpu(server.pid), time.process_time(), time.monotonic()
+            cpu_before, own_before, started = harness.worker_cpu(server.pid), time.process_time(), time.monotonic()
             asyncio.run(customers.run())
             wall = time.monotonic() - started
             own = time.process_time() - own_before
-            cpu_after = worker_cpu(server.pid)
+            cpu_after = harness.worker_cpu(server.pid)
             each = [cpu_after[pid] - cpu_before.get(pid, 0.0) for pid in cpu_after]
             cpu = sum(each)
     latencies = sorted(customers.latencies)

@@ -149,6 +149,24 @@ def serve(ws: Workspace, args: argparse.Namespace, *extra: str) -> Iterator[subp
         server.wait(timeout=30)
 
 
+def worker_cpu(master_pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) each of the master's children (gunicorn's workers) has used so far."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used = {}
+    for child in pathlib.Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split():
+        with contextlib.suppress(FileNotFoundError):  # a worker that exited meanwhile
+            fields = pathlib.Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+            used[child] = (int(fields[11]) + int(fields[12])) / tick
+    return used
+
+
+def server_cpu(master_pid: int) -> float:
+    """CPU seconds the master and its workers have used so far: what serving cost, whatever else ran."""
+    tick = os.sysconf("SC_CLK_TCK")
+    fields = pathlib.Path(f"/proc/{master_pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / tick + sum(worker_cpu(master_pid).values())
+
+
 def get(port: int, path: str, headers: dict) -> tuple[int, bytes]:
     """One request on its own connection: (status, body), to check the endpoint before measuring it."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)

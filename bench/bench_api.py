@@ -6,7 +6,7 @@
 One gunicorn (the Procfile's gthread 2×8 unless --workers/--threads), one account with 10,000
 transactions and a token (bench/bench_transactions.py's seed), then for each of `/accounts`,
 `/accounts/balances` and a 500-row transactions page, --rounds pairs of wrk phases (`/healthz`, the
-endpoint) as bench/bench_screens.py does. Every call writes its operation-log row, so this is the
+endpoint) as bench/bench_screens.py does, with the server's CPU a request. Every call writes its operation-log row, so this is the
 write path of many concurrent callers: req/s, p99, the ratio to `/healthz`, and the log rows
 written (one a call, checked at the end).
 """
@@ -29,8 +29,8 @@ class CountingWrk(Wrk):
 
     api_requests = 0
 
-    def run(self, url: str, headers: dict, connections: int, seconds: float) -> dict:
-        result = super().run(url, headers, connections, seconds)
+    def run(self, url: str, headers: dict, connections: int, seconds: float, server_pid: int | None = None) -> dict:
+        result = super().run(url, headers, connections, seconds, server_pid)
         if "/api/" in url:
             self.api_requests += result["requests"]
         return result
@@ -77,7 +77,7 @@ def main() -> int:
         labels = {"accounts": "`/accounts`", "balances": "`/accounts/balances`",
                   "transactions": "transactions, page of 500"}
         answered = 0
-        with harness.serve(ws, args):
+        with harness.serve(ws, args) as server:
             for key in args.only:
                 status, body = harness.get(ws.port, paths[key], auth)
                 if status != 200:
@@ -85,17 +85,18 @@ def main() -> int:
                 answered += 1
             for key in args.only:
                 row = {"label": labels[key], "path": paths[key], "headers": auth, "connections": args.connections}
-                results.append(measure_row(wrk, ws.origin, ws.origin, row, args))
+                results.append(measure_row(wrk, ws.origin, ws.origin, row, args, server.pid, server.pid))
                 print(f"  {key}: {results[-1]['rps']:.0f} req/s, p99 {results[-1]['p99']:.1f} ms", file=sys.stderr,
                       flush=True)
         logged = logged_calls(ws.app_config(TESTING=True))
     print(f"# gunicorn {args.worker_class} {args.workers}x{args.threads}, {ws.engine}, wrk -t1 keep-alive, "
           f"{args.connections} connections, {args.rounds} rounds of {args.seconds:g} s, medians")
-    print("| endpoint | req/s | p99 | ratio to `/healthz` | `/healthz` req/s | errors |")
-    print("|---|---|---|---|---|---|")
+    print("| endpoint | req/s | p99 | ratio to `/healthz` | `/healthz` req/s | server CPU a request | "
+          "CPU ratio to `/healthz` | errors |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in results:
         print(f"| {r['label']} | {r['rps']:,.0f} | {r['p99']:.0f} ms | {r['ratio']:.2f} | {r['bare_rps']:,.0f} | "
-              f"{r['errors']} |")
+              f"{r['cpu_ms']:.2f} ms | {r['cpu_ratio']:.2f} | {r['errors']} |")
     cores = os.cpu_count() or 1
     print(f"wrk's own CPU: {wrk.cpu / max(wrk.wall, 1e-9):.0%} of one core over its phases "
           f"({wrk.cpu / max(wrk.wall, 1e-9) / cores:.0%} of the machine's {cores} cores)")

@@ -258,6 +258,7 @@ def _measure(args, engine: str, ns, ws) -> int:
                 return _measure_wrk(args, engine, ws, client, server, warm)
             queue = multiprocessing.Queue()
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            server_before, machine_before = harness.server_cpu(server.pid), harness.machine_busy()
             started = time.monotonic()
             deadline = started + args.seconds
             procs = [multiprocessing.Process(target=_customer, args=(ws.origin, client, i, deadline, queue))
@@ -269,6 +270,7 @@ def _measure(args, engine: str, ns, ws) -> int:
                 p.join()
             elapsed = time.monotonic() - started
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            server_used, machine = harness.server_cpu(server.pid) - server_before, harness.machine_busy()
             rss = rss_of_workers(server.pid)
     done = sum(r[0] for r in results)
     errors = sum(r[1] for r in results)
@@ -287,7 +289,19 @@ def _measure(args, engine: str, ns, ws) -> int:
     print(f"clients' own CPU: {client_cpu / elapsed:.0%} of one core ({client_cpu / elapsed / (os.cpu_count() or 1):.0%} "
           f"of the machine); worker RSS/PSS after warm-up: {', '.join(f'{x} MB' for x in warm)}, "
           f"after: {', '.join(f'{x} MB' for x in rss)}")
+    _print_cpu(done, elapsed, server_used, machine_before, machine)
     return errors
+
+
+def _print_cpu(done: int, elapsed: float, server_used: float, machine_before: tuple, machine_after: tuple) -> None:
+    """The server's CPU a complete flow, and the ceiling it sets on these cores, whatever else ran."""
+    cores = os.cpu_count() or 1
+    busy = (machine_after[0] - machine_before[0]) / max(machine_after[1] - machine_before[1], 1e-9)
+    if done:
+        per_flow = server_used / done
+        print(f"server's CPU (gunicorn's master and workers; not the database's): {per_flow * 1000:.0f} ms a complete "
+              f"flow, {server_used / elapsed:.2f} cores; a ceiling of {cores / per_flow:.1f} flows/s on {cores} cores "
+              f"if nothing else ran; the machine's cores were {busy:.0%} busy")
 
 
 def _measure_wrk(args, engine: str, ws, client: dict, server, warm: list[str]) -> int:
@@ -299,6 +313,7 @@ def _measure_wrk(args, engine: str, ws, client: dict, server, warm: list[str]) -
 
     with tempfile.TemporaryDirectory(prefix="renkei-flow-") as records:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        server_before, machine_before = harness.server_cpu(server.pid), harness.machine_busy()
         started = time.monotonic()
         subprocess.run(["wrk", f"-t{args.customers}", f"-c{args.customers}", f"-d{args.seconds:g}s", "--timeout", "30s",
                         "-s", os.path.join(os.path.dirname(__file__), "flow.lua"), ws.origin, "--", TENANT,
@@ -306,6 +321,7 @@ def _measure_wrk(args, engine: str, ws, client: dict, server, warm: list[str]) -
                        capture_output=True, text=True, check=True)
         elapsed = time.monotonic() - started
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        server_used, machine = harness.server_cpu(server.pid) - server_before, harness.machine_busy()
         rss = rss_of_workers(server.pid)
         lines = [line for name in sorted(os.listdir(records)) for line in open(os.path.join(records, name))]
     done, errors, timings, messages = 0, 0, {}, []
@@ -329,6 +345,7 @@ def _measure_wrk(args, engine: str, ws, client: dict, server, warm: list[str]) -
     print(f"wrk's own CPU: {wrk_cpu / elapsed:.0%} of one core ({wrk_cpu / elapsed / (os.cpu_count() or 1):.0%} "
           f"of the machine); worker RSS/PSS after warm-up: {', '.join(f'{x} MB' for x in warm)}, "
           f"after: {', '.join(f'{x} MB' for x in rss)}")
+    _print_cpu(done, elapsed, server_used, machine_before, machine)
     return errors
 
 

@@ -167,6 +167,16 @@ def server_cpu(master_pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / tick + sum(worker_cpu(master_pid).values())
 
 
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, all cores (/proc/stat): two readings
+    give the share of the cores anything used meanwhile, the server and whatever else ran."""
+    tick = os.sysconf("SC_CLK_TCK")
+    fields = [int(x) for x in pathlib.Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    total = sum(fields[:8])  # user nice system idle iowait irq softirq steal (guest is inside user)
+    return (total - idle) / tick, total / tick
+
+
 def get(port: int, path: str, headers: dict) -> tuple[int, bytes]:
     """One request on its own connection: (status, body), to check the endpoint before measuring it."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)

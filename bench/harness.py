@@ -137,7 +137,11 @@ def serve(ws: Workspace, args: argparse.Namespace, *extra: str) -> Iterator[subp
         pass
     server = subprocess.Popen([*command, *extra, "webapp:create_app()"], cwd=ROOT, env=ws.server_env())
     try:
-        for _ in range(100):
+        # The master loads the app before it listens (preload_app): on a busy machine that has taken
+        # over 10 s, and a benchmark or process test then met "connection refused". Wait up to 60 s,
+        # and stop at once if gunicorn exits.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and server.poll() is None:
             try:
                 with socket.create_connection(("127.0.0.1", ws.port), timeout=0.2):
                     break

@@ -2,6 +2,7 @@
 detached objects (issue 13): they must hold what an ORM read of the same rows holds."""
 from sqlmodel import Session, select
 
+from conftest import text_of
 from webapp import db
 from webapp.flow import state
 from webapp.flow.models import Flow
@@ -54,3 +55,68 @@ def test_no_flow_for_a_browser_without_one(app, client, amami):
 
         g.tenant = app.extensions["tenants"]["amami"]
         assert state.load() is None and state.load_with_client() == (None, None)
+
+
+def test_screen_gets_read_without_an_orm_session(app, client, amami, monkeypatch):
+    """A screen GET only reads (issue 13): its flow, ②/⑤'s standing lock and ④'s attempt on the request's
+    read connection (db.reads), no ORM session built, begun and closed. Only ④'s first GET, which opens
+    the call attempt, writes; every POST still reads its flow in its session's transaction."""
+    import flask
+
+    from test_callauth_support import call_from_registered_phone, poll
+    from test_oauth_support import pin
+
+    built = []
+
+    class Recorded(db.Session):
+        def __init__(self, *args, **kwargs):
+            built.append((flask.request.method, flask.request.path, flask.request.headers.get("HX-Request")))
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(db, "Session", Recorded)
+
+    def screen(step, **kw):
+        page = amami.get(f"flow/{step}", **kw)
+        assert page.status_code == 200, (step, page.status_code)
+        return page
+
+    amami.start()
+    screen("account", headers={"HX-Request": "true"})
+    assert amami.account().status_code == 303
+    assert amami.customer().status_code == 303  # its GET first
+    screen("phone")
+    assert amami.post("flow/phone", {}).status_code == 303
+    first = screen("call")  # opens the attempt: the one GET that writes
+    again = screen("call")
+    assert poll(amami).status_code == 200
+    assert call_from_registered_phone(amami, again).status_code == 200
+    final = poll(amami)  # the call seen: the whole of ④ once more
+    assert final.headers["HX-Retarget"] == "#screen" and "確定する" in text_of(final)
+    assert amami.post("flow/call", {}).status_code == 303
+    screen("pin")
+    assert pin(amami).status_code == 303
+    screen("consent")
+    gets = [(path, htmx) for method, path, htmx in built if method == "GET" and "/oauth/" not in path]
+    assert gets == [("/amami/flow/call", None)], gets
+    assert ("POST", "/amami/flow/account", None) in built and first.status_code == 200
+
+
+def test_the_shown_attempt_holds_what_the_orm_reads(app, client, amami):
+    """④ shows its attempt from a Core row (callauth.shown_attempt): the same values as the ORM object."""
+    from test_callauth_support import attempts, to_call_screen
+    from webapp.callauth import service
+
+    to_call_screen(amami)
+    (stored,) = attempts(app)
+    with app.app_context():
+        conn = db.engine().connect()
+        try:
+            shown = service.shown_attempt(conn, stored.flow_id)
+            assert service.shown_attempt(conn, stored.flow_id + 1) is None
+        finally:
+            conn.close()
+    keys = ("id", "pool_number", "state", "expires_at", "withheld_call_at", "attempts")
+    assert {k: getattr(shown, k) for k in keys} == {k: getattr(stored, k) for k in keys}
+    assert shown.expires_at.tzinfo is not None
+    assert service.status_of(shown) == service.status_of(stored)
+    assert service.renewals_left(shown) == service.renewals_left(stored)

@@ -18,6 +18,7 @@ import datetime as dt
 import click
 from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import Column, String, and_, bindparam, case, or_, update
+from sqlalchemy.engine import Connection
 from sqlmodel import Field, Session, SQLModel, select
 
 from . import clock, metrics
@@ -113,7 +114,12 @@ def refund(s: Session, key: AccountKey) -> None:
 
 def is_locked(s: Session, key: AccountKey, threshold: int) -> bool:
     """Today's count has reached the threshold (read in the caller's transaction)."""
-    row = s.connection().execute(_READ, _account(key)).first()
+    return is_locked_on(s.connection(), key, threshold)
+
+
+def is_locked_on(conn: Connection, key: AccountKey, threshold: int) -> bool:
+    """`is_locked`, read on a Core connection (a screen GET's read connection, db.reads)."""
+    row = conn.execute(_READ, _account(key)).first()
     return bool(row and row.day == clock.today_jst() and row.failures >= threshold)
 
 

@@ -74,11 +74,12 @@ def _render(flow, attempt, form, pressed: bool = False, status: int = 200):
 @flow_step("call")
 def call():
     flow = g.flow
-    s = db.session()
     form = FlaskForm()  # CSRF only
-    if not form.validate_on_submit():
-        return _render(flow, callauth.open_attempt(s, flow, g.tenant), form)
+    if not form.validate_on_submit():  # a GET opens the attempt only the first time: later ones only read it
+        shown = callauth.shown_attempt(db.reads(), flow.id) or callauth.open_attempt(db.session(), flow, g.tenant)
+        return _render(flow, shown, form)
 
+    s = db.session()
     # 「確定する」: spends the flow's confirmed attempt, read only when it was not (or there is none yet)
     if callauth.consume(s, flow.id):
         return finish_step(flow)  # commits the consumption with the move and its log row
@@ -114,7 +115,7 @@ def call_status():
         flow = state.load()
         if flow is None:
             return render_exact("flow/partials/call_gone.html", message=messages.NO_FLOW)
-        response = _render(flow, callauth.attempt_for(db.session(), flow.id), FlaskForm())
+        response = _render(flow, callauth.shown_attempt(db.reads(), flow.id), FlaskForm())
         response.headers["HX-Retarget"] = "#screen"
         response.headers["HX-Reswap"] = "outerHTML"
         return response

@@ -12,7 +12,7 @@ import hashlib
 import secrets
 from typing import NamedTuple
 
-from flask import current_app, session
+from flask import current_app, request, session
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -114,7 +114,7 @@ def _live(*entities) -> tuple:
     if not hashed:
         return none
     with_client = len(entities) > 1
-    row = db.session().connection().execute(_LIVE[with_client], {"handle_hash": hashed, "tenant": tenant.id}).first()
+    row = _reading().execute(_LIVE[with_client], {"handle_hash": hashed, "tenant": tenant.id}).first()
     if row is None:
         return none
     flow = db.detached(Flow, _FLOW_KEYS, row[:len(_FLOW_KEYS)])
@@ -127,6 +127,13 @@ def _live(*entities) -> tuple:
         return (flow,)
     client = row[len(_FLOW_KEYS):]
     return flow, (db.detached(OAuthClient, _CLIENT_KEYS, client) if client[0] is not None else None)
+
+
+def _reading():
+    """Where the flow is read: a GET (a screen, the poll's last answer) only reads, so on the request's
+    read connection (db.reads: no ORM session built, begun and closed for one SELECT, ~200 function
+    calls of every screen); any other request, which goes on to write, in its session's transaction."""
+    return db.reads() if request.method == "GET" else db.session().connection()
 
 
 def by_id(s, flow_id: int | None) -> Flow | None:

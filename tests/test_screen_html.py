@@ -72,6 +72,7 @@ def screens(app, tenant: str) -> dict[str, str]:
     both("⑥", "flow/consent")
     keep("⑥ not ticked", f.post("flow/consent", {}))
     keep("⑥ not ticked htmx", f.post("flow/consent", {}, htmx=True))
+    keep("⑥ 拒否する", f.post("flow/cancel", {}))  # without JavaScript: the confirmation page
     keep("⑥ 拒否する htmx", f.post("flow/cancel", {}, htmx=True))
     return pages
 
@@ -88,7 +89,7 @@ def test_every_screen_sends_the_html_of_the_reference_templates(tmp_path, monkey
     assert list(rendered["today"]) == list(rendered["reference"])
     for name, html in rendered["today"].items():
         assert html == rendered["reference"][name], name
-    assert len(rendered["today"]) == 34
+    assert len(rendered["today"]) == 35
 
 
 def test_a_posted_value_that_is_no_choice_selects_nothing_and_is_not_kept():

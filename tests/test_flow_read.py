@@ -108,15 +108,42 @@ def test_the_shown_attempt_holds_what_the_orm_reads(app, client, amami):
 
     to_call_screen(amami)
     (stored,) = attempts(app)
-    with app.app_context():
-        conn = db.engine().connect()
-        try:
-            shown = service.shown_attempt(conn, stored.flow_id)
-            assert service.shown_attempt(conn, stored.flow_id + 1) is None
-        finally:
-            conn.close()
+    with app.test_request_context():
+        shown = service.shown_attempt(stored.flow_id)
+        assert service.shown_attempt(stored.flow_id + 1) is None
     keys = ("id", "pool_number", "state", "expires_at", "withheld_call_at", "attempts")
     assert {k: getattr(shown, k) for k in keys} == {k: getattr(stored, k) for k in keys}
     assert shown.expires_at.tzinfo is not None
     assert service.status_of(shown) == service.status_of(stored)
     assert service.renewals_left(shown) == service.renewals_left(stored)
+
+
+def test_a_plain_read_gives_what_a_core_read_gives(app, client, amami):
+    """db.first_read (on SQLite a plain DB-API SELECT with each column's own result processor) gives the
+    values and names SQLAlchemy's execution of the same statement gives, None for no row; its connection
+    goes back to the pool when a session opens and at the request's end."""
+    import flask
+
+    amami.start()
+    assert amami.account().status_code == 303
+    with Session(app.extensions["db_engine"]) as s:
+        stored = s.exec(select(Flow)).one()
+    statement = state._LIVE[True]
+    found = {"handle_hash": stored.handle_hash, "tenant": "amami"}
+    with app.test_request_context():
+        plain = db.first_read(statement, found)
+        assert db.first_read(statement, {**found, "tenant": "maruhachi"}) is None
+        with db.engine().connect() as conn:
+            core = conn.execute(statement, found).first()
+        assert tuple(plain) == tuple(core) and plain.branch == core.branch
+        assert plain.created_at.tzinfo is not None and plain.oauth_request["scope"] == "accounts"
+        if db.engine().dialect.name == "sqlite":
+            held = flask.g.db_plain
+            db.session()  # a request that goes on to write gives the plain connection back first
+            assert "db_plain" not in flask.g and held.dbapi_connection is None
+            assert tuple(db.first_read(statement, found)) == tuple(core)  # now read in the session's transaction
+            assert "db_plain" not in flask.g
+    with app.test_request_context():
+        db.first_read(statement, found)
+        held = flask.g.get("db_plain")
+    assert held is None or held.dbapi_connection is None  # given back at the request's end

@@ -12,6 +12,7 @@ crashed process) may be lost, and PostgreSQL is the production engine.
 """
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import threading
 import weakref
@@ -214,18 +215,67 @@ def end_reads() -> None:
     conn = g.pop("db_reads", None)
     if conn is not None:
         conn.close()
+    raw = g.pop("db_plain", None)
+    if raw is not None:
+        raw.close()
     s = g.get("db_session")
     if s is not None:
         s.rollback()
 
 
 def _close_session(_exc=None) -> None:
-    conn = g.pop("db_reads", None)
-    if conn is not None:
-        conn.close()
-    s = g.pop("db_session", None)
-    if s is not None:
-        s.close()
+    held = vars(g._get_current_object())  # one look through the proxy, not one per name: every request ends here
+    for name in ("db_reads", "db_plain", "db_session"):
+        kept = held.pop(name, None)
+        if kept is not None:
+            kept.close()
+
+
+def first_read(stmt, parameters: dict):
+    """The first row of the prebuilt SELECT `stmt` (None for none), for a request that only reads (a
+    screen GET): its values and their names as a Core read gives them.
+
+    Elsewhere on the request's read connection (`reads`). On SQLite the statement, compiled once, runs
+    on a plain DB-API connection kept for the request, in autocommit (db.make_engine's connections are:
+    no BEGIN, no ROLLBACK, no snapshot kept between reads, as under PostgreSQL's READ COMMITTED), each
+    column through its type's own result processor: SQLAlchemy's connection, transaction and execution
+    steps were ~250 function calls of every screen's flow read (bench/profile_flow.py). The first
+    session() of the request gives the connection back, as it does `reads`'."""
+    eng = engine()
+    if eng.dialect.name != "sqlite" or "db_session" in g:
+        return reads().execute(stmt, parameters).first()
+    sql, names, binds, results, make = _plain_select(eng, stmt)
+    raw = g.get("db_plain")
+    if raw is None:
+        raw = g.db_plain = eng.raw_connection()  # from the pool; back to it at teardown
+    cursor = raw.cursor()
+    try:
+        cursor.execute(sql, [parameters[n] if process is None else process(parameters[n])
+                             for n, process in zip(names, binds)])
+        found = cursor.fetchone()
+    finally:
+        cursor.close()
+    if found is None:
+        return None
+    return make([value if process is None else process(value) for value, process in zip(found, results)])
+
+
+def _plain_select(eng: Engine, stmt) -> tuple:
+    """(SQL, parameter names in order, their bind processors, each column's result processor, the row
+    maker), made once per statement: the processors are the ones SQLAlchemy's own execution uses."""
+    plain = _PLAIN_SELECTS.get(stmt)
+    if plain is None:
+        dialect = eng.dialect
+        compiled = stmt.compile(dialect=dialect)
+        names = tuple(compiled.positiontup)
+        binds = tuple(compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names)
+        results = tuple(c.type.dialect_impl(dialect).result_processor(dialect, None) for c in stmt.selected_columns)
+        row = collections.namedtuple("PlainRow", [c.key for c in stmt.selected_columns], rename=True)
+        plain = _PLAIN_SELECTS[stmt] = (compiled.string, names, binds, results, row._make)
+    return plain
+
+
+_PLAIN_SELECTS: dict = {}
 
 
 def column_keys(model) -> tuple[str, ...]:

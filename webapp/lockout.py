@@ -18,7 +18,6 @@ import datetime as dt
 import click
 from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import Column, String, and_, bindparam, case, or_, update
-from sqlalchemy.engine import Connection
 from sqlmodel import Field, Session, SQLModel, select
 
 from . import clock, metrics
@@ -114,12 +113,15 @@ def refund(s: Session, key: AccountKey) -> None:
 
 def is_locked(s: Session, key: AccountKey, threshold: int) -> bool:
     """Today's count has reached the threshold (read in the caller's transaction)."""
-    return is_locked_on(s.connection(), key, threshold)
+    return _reached(s.connection().execute(_READ, _account(key)).first(), threshold)
 
 
-def is_locked_on(conn: Connection, key: AccountKey, threshold: int) -> bool:
-    """`is_locked`, read on a Core connection (a screen GET's read connection, db.reads)."""
-    row = conn.execute(_READ, _account(key)).first()
+def is_locked_read(key: AccountKey, threshold: int) -> bool:
+    """`is_locked` for a request that only reads (② and ⑤'s GET): read by dbmod.first_read."""
+    return _reached(dbmod.first_read(_READ, _account(key)), threshold)
+
+
+def _reached(row, threshold: int) -> bool:
     return bool(row and row.day == clock.today_jst() and row.failures >= threshold)
 
 

@@ -150,10 +150,10 @@ _SHOWN = sa_select(*(CallAttempt.__table__.c[k] for k in ("id", "pool_number", "
                    ).where(CallAttempt.__table__.c.flow_id == bindparam("flow_id"))
 
 
-def shown_attempt(conn, flow_id: int):
+def shown_attempt(flow_id: int):
     """The flow's attempt as ④ shows it (id, pool_number, state, expires_at, withheld_call_at,
-    attempts), read on the Core connection `conn`; None when ④ has not opened one yet."""
-    return conn.execute(_SHOWN, {"flow_id": flow_id}).first()
+    attempts), read by dbmod.first_read; None when ④ has not opened one yet."""
+    return dbmod.first_read(_SHOWN, {"flow_id": flow_id})
 
 
 def open_attempt(s: Session, flow, tenant, rng=None) -> CallAttempt:

@@ -76,7 +76,7 @@ def call():
     flow = g.flow
     form = FlaskForm()  # CSRF only
     if not form.validate_on_submit():  # a GET opens the attempt only the first time: later ones only read it
-        shown = callauth.shown_attempt(db.reads(), flow.id) or callauth.open_attempt(db.session(), flow, g.tenant)
+        shown = callauth.shown_attempt(flow.id) or callauth.open_attempt(db.session(), flow, g.tenant)
         return _render(flow, shown, form)
 
     s = db.session()
@@ -115,7 +115,7 @@ def call_status():
         flow = state.load()
         if flow is None:
             return render_exact("flow/partials/call_gone.html", message=messages.NO_FLOW)
-        response = _render(flow, callauth.shown_attempt(db.reads(), flow.id), FlaskForm())
+        response = _render(flow, callauth.shown_attempt(flow.id), FlaskForm())
         response.headers["HX-Retarget"] = "#screen"
         response.headers["HX-Reswap"] = "outerHTML"
         return response

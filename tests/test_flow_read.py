@@ -1,5 +1,6 @@
 """The screens' flow read (state.load, state.load_with_client) is a Core SELECT whose rows become
 detached objects (issue 13): they must hold what an ORM read of the same rows holds."""
+import pytest
 from sqlmodel import Session, select
 
 from conftest import text_of
@@ -147,3 +148,27 @@ def test_a_plain_read_gives_what_a_core_read_gives(app, client, amami):
         db.first_read(statement, found)
         held = flask.g.get("db_plain")
     assert held is None or held.dbapi_connection is None  # given back at the request's end
+
+
+def test_a_screen_get_and_a_poll_take_one_connection_from_the_pool(app, client, amami):
+    """The maintenance windows, the flow and what a screen shows are read on one connection a request
+    (on SQLite the request's plain connection, db.plain; elsewhere db.reads), not one each."""
+    from sqlalchemy import event
+
+    from test_callauth_support import poll, to_call_screen
+
+    engine = app.extensions["db_engine"]
+    if engine.dialect.name != "sqlite":
+        pytest.skip("db.plain is SQLite's")
+    to_call_screen(amami)
+    taken = []
+    listener = lambda *_args: taken.append(1)  # noqa: E731
+    event.listen(engine, "checkout", listener)
+    try:
+        for request in (lambda: amami.get("flow/call"), lambda: poll(amami),
+                        lambda: amami.get("flow/call", headers={"HX-Request": "true"})):
+            taken.clear()
+            assert request().status_code == 200
+            assert len(taken) == 1
+    finally:
+        event.remove(engine, "checkout", listener)

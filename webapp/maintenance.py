@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Optional
 
+from flask import has_request_context
 from sqlalchemy import Column, Index, String, literal, update
 from sqlmodel import Field, SQLModel, select
 
@@ -94,6 +95,8 @@ def _sqlite_live_windows(engine, tenant_id: str, now: dt.datetime, conn=None) ->
 
     if conn is not None:
         return read(conn.connection.driver_connection)
+    if has_request_context():
+        return read(db.plain())  # the request's plain connection, kept for its other reads
     raw = engine.raw_connection()  # from the pool; back to it on close
     try:
         return read(raw)

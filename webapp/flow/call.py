@@ -159,23 +159,19 @@ def _peek():
     engine = db.engine()
     parameters = {"handle_hash": hashed, "tenant": tenant_id}
     if engine.dialect.name == "sqlite":
-        return _sqlite_peek(engine, parameters)
+        return _sqlite_peek(parameters)
     with engine.connect() as conn:
         return conn.execute(_POLL, parameters).first()
 
 
-def _sqlite_peek(engine, parameters: dict) -> PollRow | None:
-    raw = engine.raw_connection()  # from the pool; back to it on close
+def _sqlite_peek(parameters: dict) -> PollRow | None:
+    cursor = db.plain().cursor()  # the request's plain connection (the maintenance read's too)
+    sql, names = _poll_sqlite()
     try:
-        cursor = raw.cursor()
-        sql, names = _poll_sqlite()
-        try:
-            cursor.execute(sql, tuple(parameters[name] for name in names))
-            found = cursor.fetchone()
-        finally:
-            cursor.close()
+        cursor.execute(sql, tuple(parameters[name] for name in names))
+        found = cursor.fetchone()
     finally:
-        raw.close()
+        cursor.close()
     if found is None:
         return None
     return PollRow._make(dt.datetime.fromisoformat(value).replace(tzinfo=dt.timezone.utc)

@@ -160,8 +160,7 @@ def _peek():
     parameters = {"handle_hash": hashed, "tenant": tenant_id}
     if engine.dialect.name == "sqlite":
         return _sqlite_peek(parameters)
-    with engine.connect() as conn:
-        return conn.execute(_POLL, parameters).first()
+    return db.reads().execute(_POLL, parameters).first()  # the maintenance read's connection too
 
 
 def _sqlite_peek(parameters: dict) -> PollRow | None:

@@ -186,12 +186,20 @@ def engine() -> Engine:
     return current_app.extensions["db_engine"]
 
 
+def _held() -> dict:
+    """What the request holds in `g` (its session and read connections), as a dict: one look through
+    Flask's proxy for all of them, not one per name and access (every request passes here)."""
+    return vars(g._get_current_object())
+
+
 def session() -> Session:
     """The request's session (created on first use)."""
-    if "db_session" not in g:
+    held = _held()
+    s = held.get("db_session")
+    if s is None:
         end_reads()  # what follows reads through the session, and sees what it writes
-        g.db_session = Session(engine(), expire_on_commit=False)
-    return g.db_session
+        s = held["db_session"] = Session(engine(), expire_on_commit=False)
+    return s
 
 
 def reads() -> Connection:
@@ -200,31 +208,31 @@ def reads() -> Connection:
     account API call) then builds no ORM session: no Session, no SessionTransaction, no session
     rollback on each call (bench/profile_api.py). The first session() of the request gives this
     connection back, so a request never reads on one connection and writes on another."""
-    s = g.get("db_session")
+    held = _held()
+    s = held.get("db_session")
     if s is not None:
         return s.connection()
-    conn = g.get("db_reads")
+    conn = held.get("db_reads")
     if conn is None:
-        conn = g.db_reads = engine().connect()
+        conn = held["db_reads"] = engine().connect()
     return conn
 
 
 def end_reads() -> None:
     """End what the request read (it wrote nothing): the plain connection goes back to the pool, the
     session's transaction is rolled back; on SQLite no snapshot is left open across what follows."""
-    conn = g.pop("db_reads", None)
-    if conn is not None:
-        conn.close()
-    raw = g.pop("db_plain", None)
-    if raw is not None:
-        raw.close()
-    s = g.get("db_session")
+    held = _held()
+    for name in ("db_reads", "db_plain"):
+        conn = held.pop(name, None)
+        if conn is not None:
+            conn.close()
+    s = held.get("db_session")
     if s is not None:
         s.rollback()
 
 
 def _close_session(_exc=None) -> None:
-    held = vars(g._get_current_object())  # one look through the proxy, not one per name: every request ends here
+    held = _held()
     for name in ("db_reads", "db_plain", "db_session"):
         kept = held.pop(name, None)
         if kept is not None:
@@ -242,7 +250,7 @@ def first_read(stmt, parameters: dict):
     steps were ~250 function calls of every screen's flow read (bench/profile_flow.py). The first
     session() of the request gives the connection back, as it does `reads`'."""
     eng = engine()
-    if eng.dialect.name != "sqlite" or "db_session" in g:
+    if eng.dialect.name != "sqlite" or "db_session" in _held():
         return reads().execute(stmt, parameters).first()
     sql, names, binds, results, make = _plain_select(eng, stmt)
     cursor = plain().cursor()
@@ -262,9 +270,10 @@ def plain():
     (first_read, the maintenance windows, the ④ poll): checked out of the pool on first use, given
     back when the request's session opens and at teardown. One checkout a request instead of one a
     read (~60 function calls each)."""
-    raw = g.get("db_plain")
+    held = _held()
+    raw = held.get("db_plain")
     if raw is None:
-        raw = g.db_plain = engine().raw_connection()
+        raw = held["db_plain"] = engine().raw_connection()
     return raw
 
 

@@ -2,7 +2,8 @@
 
 The templates were made cheaper to render (fewer macro calls and attribute lookups, no filter chain
 over a form without errors, a select's options from `render.options`); `reference_templates/` keeps
-the plain versions they replaced. Every
+the plain versions they replaced, and the pages, base.html, flow/layout.html and the partials as they
+were before the pages extended base.html directly and took their macros from `macros`. Every
 screen, as a page and as an htmx partial, empty, with field errors, with the 「エラー」 dialog and
 with an identity alert, for a union with template overrides and one without, is rendered by an app
 with today's templates and by one whose loader finds the reference versions first: the two must

@@ -1,5 +1,5 @@
 """Profile, in one process (Flask's test client, no server), the requests of a flow: the authorization
-request, each screen's GET (① account … ⑥ consent), the POSTs of ① ② ③ ④ ⑤ ⑥, ④'s status poll, the
+request, each screen's GET (① account … ⑥ consent; ① also as an htmx partial, account_htmx), the POSTs of ① ② ③ ④ ⑤ ⑥, ④'s status poll, the
 telephony webhook and the token endpoint, and `/healthz` for scale; prints cProfile's top lines for
 each, with the SQL statements and commits a request runs.
 
@@ -36,8 +36,8 @@ from bench_flow import BIRTH, NAME, PIN, REDIRECT_URI, TENANT, customer, seed
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 TEL = re.compile(r'class="button call-button" href="tel:([0-9]+)"')
 SCREENS = ("account", "customer", "phone", "call", "pin", "consent")
-KINDS = ("authorize",) + SCREENS + ("account_post", "customer_post", "phone_post", "poll", "webhook", "call_post",
-                                   "pin_post", "consent_post", "token", "healthz")
+KINDS = ("authorize",) + SCREENS + ("account_htmx", "account_post", "customer_post", "phone_post", "poll", "webhook",
+                                   "call_post", "pin_post", "consent_post", "token", "healthz")
 
 
 def main() -> int:
@@ -142,6 +142,9 @@ def main() -> int:
                 return page
 
             screen("account")
+            for _ in range(3):  # ① as htmx asks for it: the partial only
+                assert profiled("account_htmx", lambda: get(f"{flow}/account", headers={"HX-Request": "true"})
+                                ).status_code == 200
             for _ in range(3):  # the bare route, for scale
                 assert profiled("healthz", lambda: web.get("/healthz")).status_code == 200
             profiled("account_post", lambda: post(f"{flow}/account", {

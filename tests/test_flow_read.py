@@ -2,6 +2,7 @@
 detached objects (issue 13): they must hold what an ORM read of the same rows holds."""
 from sqlmodel import Session, select
 
+from conftest import text_of
 from webapp import db
 from webapp.flow import state
 from webapp.flow.models import Flow
@@ -54,3 +55,117 @@ def test_no_flow_for_a_browser_without_one(app, client, amami):
 
         g.tenant = app.extensions["tenants"]["amami"]
         assert state.load() is None and state.load_with_client() == (None, None)
+
+
+def test_screen_gets_read_without_an_orm_session(app, client, amami, monkeypatch):
+    """A screen GET only reads (issue 13): its flow, ②/⑤'s standing lock and ④'s attempt on the request's
+    read connection (db.reads), no ORM session built, begun and closed. Only ④'s first GET, which opens
+    the call attempt, writes; every POST still reads its flow in its session's transaction."""
+    import flask
+
+    from test_callauth_support import call_from_registered_phone, poll
+    from test_oauth_support import pin
+
+    built = []
+
+    class Recorded(db.Session):
+        def __init__(self, *args, **kwargs):
+            built.append((flask.request.method, flask.request.path, flask.request.headers.get("HX-Request")))
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(db, "Session", Recorded)
+
+    def screen(step, **kw):
+        page = amami.get(f"flow/{step}", **kw)
+        assert page.status_code == 200, (step, page.status_code)
+        return page
+
+    amami.start()
+    screen("account", headers={"HX-Request": "true"})
+    assert amami.account().status_code == 303
+    assert amami.customer().status_code == 303  # its GET first
+    screen("phone")
+    assert amami.post("flow/phone", {}).status_code == 303
+    first = screen("call")  # opens the attempt: the one GET that writes
+    again = screen("call")
+    assert poll(amami).status_code == 200
+    assert call_from_registered_phone(amami, again).status_code == 200
+    final = poll(amami)  # the call seen: the whole of ④ once more
+    assert final.headers["HX-Retarget"] == "#screen" and "確定する" in text_of(final)
+    assert amami.post("flow/call", {}).status_code == 303
+    screen("pin")
+    assert pin(amami).status_code == 303
+    screen("consent")
+    gets = [(path, htmx) for method, path, htmx in built if method == "GET" and "/oauth/" not in path]
+    assert gets == [("/amami/flow/call", None)], gets
+    assert ("POST", "/amami/flow/account", None) in built and first.status_code == 200
+
+
+def test_the_shown_attempt_holds_what_the_orm_reads(app, client, amami):
+    """④ shows its attempt from a Core row (callauth.shown_attempt): the same values as the ORM object."""
+    from test_callauth_support import attempts, to_call_screen
+    from webapp.callauth import service
+
+    to_call_screen(amami)
+    (stored,) = attempts(app)
+    with app.test_request_context():
+        shown = service.shown_attempt(stored.flow_id)
+        assert service.shown_attempt(stored.flow_id + 1) is None
+    keys = ("id", "pool_number", "state", "expires_at", "withheld_call_at", "attempts")
+    assert {k: getattr(shown, k) for k in keys} == {k: getattr(stored, k) for k in keys}
+    assert shown.expires_at.tzinfo is not None
+    assert service.status_of(shown) == service.status_of(stored)
+    assert service.renewals_left(shown) == service.renewals_left(stored)
+
+
+def test_a_plain_read_gives_what_a_core_read_gives(app, client, amami):
+    """db.first_read (on SQLite a plain DB-API SELECT with each column's own result processor) gives the
+    values and names SQLAlchemy's execution of the same statement gives, None for no row; its connection
+    goes back to the pool when a session opens and at the request's end."""
+    import flask
+
+    amami.start()
+    assert amami.account().status_code == 303
+    with Session(app.extensions["db_engine"]) as s:
+        stored = s.exec(select(Flow)).one()
+    statement = state._LIVE[True]
+    found = {"handle_hash": stored.handle_hash, "tenant": "amami"}
+    with app.test_request_context():
+        plain = db.first_read(statement, found)
+        assert db.first_read(statement, {**found, "tenant": "maruhachi"}) is None
+        with db.engine().connect() as conn:
+            core = conn.execute(statement, found).first()
+        assert tuple(plain) == tuple(core) and plain.branch == core.branch
+        assert plain.created_at.tzinfo is not None and plain.oauth_request["scope"] == "accounts"
+        if db.engine().dialect.name == "sqlite":
+            held = flask.g.db_plain
+            db.session()  # a request that goes on to write gives the plain connection back first
+            assert "db_plain" not in flask.g and held.dbapi_connection is None
+            assert tuple(db.first_read(statement, found)) == tuple(core)  # now read in the session's transaction
+            assert "db_plain" not in flask.g
+    with app.test_request_context():
+        db.first_read(statement, found)
+        held = flask.g.get("db_plain")
+    assert held is None or held.dbapi_connection is None  # given back at the request's end
+
+
+def test_a_screen_get_and_a_poll_take_one_connection_from_the_pool(app, client, amami):
+    """The maintenance windows, the flow and what a screen shows are read on one connection a request
+    (on SQLite the request's plain connection, db.plain; on PostgreSQL db.reads), not one each."""
+    from sqlalchemy import event
+
+    from test_callauth_support import poll, to_call_screen
+
+    engine = app.extensions["db_engine"]
+    to_call_screen(amami)
+    taken = []
+    listener = lambda *_args: taken.append(1)  # noqa: E731
+    event.listen(engine, "checkout", listener)
+    try:
+        for request in (lambda: amami.get("flow/call"), lambda: poll(amami),
+                        lambda: amami.get("flow/call", headers={"HX-Request": "true"})):
+            taken.clear()
+            assert request().status_code == 200
+            assert len(taken) == 1
+    finally:
+        event.remove(engine, "checkout", listener)

@@ -49,3 +49,39 @@ def test_without_auto_reload_an_override_is_looked_up_once(app, amami, monkeypat
                         select(names, *a, **k))
     assert amami.get("flow/account").status_code == 200
     assert looked_up == []
+
+
+def test_templates_take_their_macros_from_the_module_jinja_would_import(app):
+    """`macros` (render.macros) is macros.html's module as `{% from 'macros.html' import … %}` gives it,
+    made once: the import's per-render check of the context's globals (~135 function calls a screen)
+    is gone, and the screens' bytes are the same (test_screen_html.py)."""
+    from webapp import render
+
+    app.jinja_env.auto_reload = False
+    with app.app_context():
+        module = render.macros(app)
+        assert module is app.jinja_env.get_template("macros.html").module
+        assert render.macros(app) is module
+        assert callable(module.render_field) and callable(module.csrf)
+
+
+def test_an_edit_to_the_macros_shows_at_once_while_templates_auto_reload(app, amami):
+    app.jinja_env.auto_reload = True
+    assert "RELOADED-MACRO" not in text_of(amami.start())
+    source = app.jinja_env.loader.get_source(app.jinja_env, "macros.html")[0]
+    app.jinja_env.loader = ChoiceLoader([
+        DictLoader({"macros.html": source.replace("[必須]", "[必須]RELOADED-MACRO")}),
+        app.jinja_env.loader,
+    ])
+    assert "RELOADED-MACRO" in text_of(amami.get("flow/account"))
+
+
+def test_no_customer_template_imports_the_macros_per_render(app):
+    """Every template outside staff/ takes its macros from `macros`; an import would bring the check back."""
+    import pathlib
+
+    root = pathlib.Path(app.root_path).parent / "templates"
+    importing = [str(p.relative_to(root)) for p in root.rglob("*.html")
+                 if "staff" not in p.relative_to(root).parts and "import 'macros.html'" not in p.read_text()
+                 and "from 'macros.html'" in p.read_text()]
+    assert importing == []

@@ -153,7 +153,7 @@ def test_the_polls_sqlite_read_gives_what_sqlalchemy_gives(amami):
             parameters = {"handle_hash": state.browser_handle_hash("amami"), "tenant": "amami"}
             with engine.connect() as conn:
                 expected = conn.execute(call._POLL, parameters).first()
-            return call._sqlite_peek(engine, parameters), expected
+            return call._sqlite_peek(parameters), expected
 
     seen = []
     for change in (lambda: None, lambda: call_from_registered_phone(amami, page), "end", "gone"):

@@ -2,7 +2,8 @@
 
 The templates were made cheaper to render (fewer macro calls and attribute lookups, no filter chain
 over a form without errors, a select's options from `render.options`); `reference_templates/` keeps
-the plain versions they replaced. Every
+the plain versions they replaced, and the pages, base.html, flow/layout.html and the partials as they
+were before the pages extended base.html directly and took their macros from `macros`. Every
 screen, as a page and as an htmx partial, empty, with field errors, with the 「エラー」 dialog and
 with an identity alert, for a union with template overrides and one without, is rendered by an app
 with today's templates and by one whose loader finds the reference versions first: the two must
@@ -72,6 +73,7 @@ def screens(app, tenant: str) -> dict[str, str]:
     both("⑥", "flow/consent")
     keep("⑥ not ticked", f.post("flow/consent", {}))
     keep("⑥ not ticked htmx", f.post("flow/consent", {}, htmx=True))
+    keep("⑥ 拒否する", f.post("flow/cancel", {}))  # without JavaScript: the confirmation page
     keep("⑥ 拒否する htmx", f.post("flow/cancel", {}, htmx=True))
     return pages
 
@@ -88,7 +90,7 @@ def test_every_screen_sends_the_html_of_the_reference_templates(tmp_path, monkey
     assert list(rendered["today"]) == list(rendered["reference"])
     for name, html in rendered["today"].items():
         assert html == rendered["reference"][name], name
-    assert len(rendered["today"]) == 34
+    assert len(rendered["today"]) == 35
 
 
 def test_a_posted_value_that_is_no_choice_selects_nothing_and_is_not_kept():

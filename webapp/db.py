@@ -12,6 +12,7 @@ crashed process) may be lost, and PostgreSQL is the production engine.
 """
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import threading
 import weakref
@@ -185,12 +186,20 @@ def engine() -> Engine:
     return current_app.extensions["db_engine"]
 
 
+def _held() -> dict:
+    """What the request holds in `g` (its session and read connections), as a dict: one look through
+    Flask's proxy for all of them, not one per name and access (every request passes here)."""
+    return vars(g._get_current_object())
+
+
 def session() -> Session:
     """The request's session (created on first use)."""
-    if "db_session" not in g:
+    held = _held()
+    s = held.get("db_session")
+    if s is None:
         end_reads()  # what follows reads through the session, and sees what it writes
-        g.db_session = Session(engine(), expire_on_commit=False)
-    return g.db_session
+        s = held["db_session"] = Session(engine(), expire_on_commit=False)
+    return s
 
 
 def reads() -> Connection:
@@ -199,33 +208,91 @@ def reads() -> Connection:
     account API call) then builds no ORM session: no Session, no SessionTransaction, no session
     rollback on each call (bench/profile_api.py). The first session() of the request gives this
     connection back, so a request never reads on one connection and writes on another."""
-    s = g.get("db_session")
+    held = _held()
+    s = held.get("db_session")
     if s is not None:
         return s.connection()
-    conn = g.get("db_reads")
+    conn = held.get("db_reads")
     if conn is None:
-        conn = g.db_reads = engine().connect()
+        conn = held["db_reads"] = engine().connect()
     return conn
 
 
 def end_reads() -> None:
     """End what the request read (it wrote nothing): the plain connection goes back to the pool, the
     session's transaction is rolled back; on SQLite no snapshot is left open across what follows."""
-    conn = g.pop("db_reads", None)
-    if conn is not None:
-        conn.close()
-    s = g.get("db_session")
+    held = _held()
+    for name in ("db_reads", "db_plain"):
+        conn = held.pop(name, None)
+        if conn is not None:
+            conn.close()
+    s = held.get("db_session")
     if s is not None:
         s.rollback()
 
 
 def _close_session(_exc=None) -> None:
-    conn = g.pop("db_reads", None)
-    if conn is not None:
-        conn.close()
-    s = g.pop("db_session", None)
-    if s is not None:
-        s.close()
+    held = _held()
+    for name in ("db_reads", "db_plain", "db_session"):
+        kept = held.pop(name, None)
+        if kept is not None:
+            kept.close()
+
+
+def first_read(stmt, parameters: dict):
+    """The first row of the prebuilt SELECT `stmt` (None for none), for a request that only reads (a
+    screen GET): its values and their names as a Core read gives them.
+
+    Elsewhere on the request's read connection (`reads`). On SQLite the statement, compiled once, runs
+    on a plain DB-API connection kept for the request, in autocommit (db.make_engine's connections are:
+    no BEGIN, no ROLLBACK, no snapshot kept between reads, as under PostgreSQL's READ COMMITTED), each
+    column through its type's own result processor: SQLAlchemy's connection, transaction and execution
+    steps were ~250 function calls of every screen's flow read (bench/profile_flow.py). The first
+    session() of the request gives the connection back, as it does `reads`'."""
+    eng = engine()
+    if eng.dialect.name != "sqlite" or "db_session" in _held():
+        return reads().execute(stmt, parameters).first()
+    sql, names, binds, results, make = _plain_select(eng, stmt)
+    cursor = plain().cursor()
+    try:
+        cursor.execute(sql, [parameters[n] if process is None else process(parameters[n])
+                             for n, process in zip(names, binds)])
+        found = cursor.fetchone()
+    finally:
+        cursor.close()
+    if found is None:
+        return None
+    return make([value if process is None else process(value) for value, process in zip(found, results)])
+
+
+def plain():
+    """SQLite: the request's plain DB-API connection, in autocommit, for reads outside its session
+    (first_read, the maintenance windows, the ④ poll): checked out of the pool on first use, given
+    back when the request's session opens and at teardown. One checkout a request instead of one a
+    read (~60 function calls each)."""
+    held = _held()
+    raw = held.get("db_plain")
+    if raw is None:
+        raw = held["db_plain"] = engine().raw_connection()
+    return raw
+
+
+def _plain_select(eng: Engine, stmt) -> tuple:
+    """(SQL, parameter names in order, their bind processors, each column's result processor, the row
+    maker), made once per statement: the processors are the ones SQLAlchemy's own execution uses."""
+    plain = _PLAIN_SELECTS.get(stmt)
+    if plain is None:
+        dialect = eng.dialect
+        compiled = stmt.compile(dialect=dialect)
+        names = tuple(compiled.positiontup)
+        binds = tuple(compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names)
+        results = tuple(c.type.dialect_impl(dialect).result_processor(dialect, None) for c in stmt.selected_columns)
+        row = collections.namedtuple("PlainRow", [c.key for c in stmt.selected_columns], rename=True)
+        plain = _PLAIN_SELECTS[stmt] = (compiled.string, names, binds, results, row._make)
+    return plain
+
+
+_PLAIN_SELECTS: dict = {}
 
 
 def column_keys(model) -> tuple[str, ...]:

@@ -113,7 +113,15 @@ def refund(s: Session, key: AccountKey) -> None:
 
 def is_locked(s: Session, key: AccountKey, threshold: int) -> bool:
     """Today's count has reached the threshold (read in the caller's transaction)."""
-    row = s.connection().execute(_READ, _account(key)).first()
+    return _reached(s.connection().execute(_READ, _account(key)).first(), threshold)
+
+
+def is_locked_read(key: AccountKey, threshold: int) -> bool:
+    """`is_locked` for a request that only reads (② and ⑤'s GET): read by dbmod.first_read."""
+    return _reached(dbmod.first_read(_READ, _account(key)), threshold)
+
+
+def _reached(row, threshold: int) -> bool:
     return bool(row and row.day == clock.today_jst() and row.failures >= threshold)
 
 

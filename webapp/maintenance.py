@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Optional
 
+from flask import has_request_context
 from sqlalchemy import Column, Index, String, literal, update
 from sqlmodel import Field, SQLModel, select
 
@@ -45,19 +46,20 @@ def rules_for(tenant, conn=None) -> tuple[service_hours.Rule, ...]:
 def adhoc_rules(tenant_id: str, conn=None) -> tuple[service_hours.Rule, ...]:
     """The union's live (not cancelled, not over) windows as calendar rules.
 
-    Read on a connection of its own, given back at once: on the request's session the read would
-    open the request's transaction here, before the view, and on SQLite (BEGIN IMMEDIATE) hold the
-    write lock through the whole request (the call-status poll reads on a short connection of its
-    own and would wait for it). Every customer request and poll asks this, so on SQLite the read is
-    a plain DB-API SELECT in autocommit: no BEGIN IMMEDIATE, no write lock (~15 µs instead of ~370 µs).
-    A caller may pass a connection that holds no write transaction (no session's: the account API's
-    plain read connection, before its first statement) to read on instead."""
+    Not read in the request's session: that would open its transaction here, before the view, and on
+    SQLite hold the write lock through the whole request (the call-status poll would wait for it).
+    Every customer request and poll asks this, so on SQLite the read is a plain DB-API SELECT in
+    autocommit on the request's plain connection (db.plain: no BEGIN IMMEDIATE, no write lock), and
+    elsewhere on the request's read connection (db.reads); the request's later reads use the same
+    one, and its first session gives it back. A caller may pass a connection that holds no write
+    transaction (no session's: the account API's plain read connection) to read on instead."""
     engine = db.engine()
     now = clock.now()
     if engine.dialect.name == "sqlite":
         rows = _sqlite_live_windows(engine, tenant_id, now, conn)
-    elif conn is not None:
-        rows = conn.execute(_live_windows(tenant_id, now)).all()
+    elif conn is not None or has_request_context():
+        # the request's read connection (db.reads), which its later reads use too
+        rows = (conn if conn is not None else db.reads()).execute(_live_windows(tenant_id, now)).all()
     else:
         with engine.connect() as own:
             rows = own.execute(_live_windows(tenant_id, now)).all()
@@ -94,6 +96,8 @@ def _sqlite_live_windows(engine, tenant_id: str, now: dt.datetime, conn=None) ->
 
     if conn is not None:
         return read(conn.connection.driver_connection)
+    if has_request_context():
+        return read(db.plain())  # the request's plain connection, kept for its other reads
     raw = engine.raw_connection()  # from the pool; back to it on close
     try:
         return read(raw)

@@ -75,6 +75,23 @@ def themes(tenant) -> Themes:
     return found
 
 
+def macros(app):
+    """templates/macros.html as a module (its macros as attributes), made once per app.
+
+    The same module `{% from 'macros.html' import … %}` gives (imported without context, Jinja's
+    `Template.module`), but Jinja checks on every such import whether the importing context has
+    globals the module lacks (a set difference against a ChainMap, ~135 function calls), on every
+    screen. Templates take their macros from this one instead: `{% set csrf = macros.csrf %}`. Not
+    kept while templates auto-reload (debug), so an edit to the macros shows at once there."""
+    kept = app.extensions.get("macros_module")
+    if kept is None:
+        env = app.jinja_env
+        kept = env.get_template("macros.html").module
+        if not env.auto_reload:
+            app.extensions["macros_module"] = kept
+    return kept
+
+
 class Frame(NamedTuple):
     """The URLs of a page's frame (base.html's head and brand, the footer's FAQ link); "" where the
     page has no union."""

@@ -6,7 +6,7 @@ from flask.sessions import SecureCookieSessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import fields, messages
-from .render import frame, options, themed, themes
+from .render import frame, macros, options, themed, themes
 
 HTMX_VERSION = "2.0.11"
 
@@ -73,6 +73,6 @@ def init_app(app: Flask) -> None:
     @app.context_processor
     def brand():
         tenant = getattr(g, "tenant", None)
-        return {"tenant": tenant, "theme": themes(tenant).__getitem__, "htmx_version": HTMX_VERSION,
+        return {"tenant": tenant, "theme": themes(tenant).__getitem__, "macros": macros(app), "htmx_version": HTMX_VERSION,
                 "sandbox": app.config["SANDBOX"], "screen_id": g.get("screen_id"),
                 "title": g.get("screen_title", "")}

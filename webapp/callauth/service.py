@@ -30,6 +30,7 @@ import secrets
 import phonenumbers
 from flask import current_app
 from sqlalchemy import and_, bindparam, or_, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -139,6 +140,20 @@ def choose(numbers: list[str], rng=None) -> str:
 
 def attempt_for(s: Session, flow_id: int) -> CallAttempt | None:
     return s.exec(select(CallAttempt).where(CallAttempt.flow_id == flow_id)).first()
+
+
+# What ④ shows of its attempt, read by a SELECT built once: a row (attribute access, as the ORM
+# object's) for a request that only shows it (④'s GET, the poll's last answer); the ORM object's
+# load was ~300 function calls of ④. Writers keep attempt_for (they refresh what they change).
+_SHOWN = sa_select(*(CallAttempt.__table__.c[k] for k in ("id", "pool_number", "state", "expires_at",
+                                                           "withheld_call_at", "attempts"))
+                   ).where(CallAttempt.__table__.c.flow_id == bindparam("flow_id"))
+
+
+def shown_attempt(flow_id: int):
+    """The flow's attempt as ④ shows it (id, pool_number, state, expires_at, withheld_call_at,
+    attempts), read by dbmod.first_read; None when ④ has not opened one yet."""
+    return dbmod.first_read(_SHOWN, {"flow_id": flow_id})
 
 
 def open_attempt(s: Session, flow, tenant, rng=None) -> CallAttempt:

@@ -74,11 +74,12 @@ def _render(flow, attempt, form, pressed: bool = False, status: int = 200):
 @flow_step("call")
 def call():
     flow = g.flow
-    s = db.session()
     form = FlaskForm()  # CSRF only
-    if not form.validate_on_submit():
-        return _render(flow, callauth.open_attempt(s, flow, g.tenant), form)
+    if not form.validate_on_submit():  # a GET opens the attempt only the first time: later ones only read it
+        shown = callauth.shown_attempt(flow.id) or callauth.open_attempt(db.session(), flow, g.tenant)
+        return _render(flow, shown, form)
 
+    s = db.session()
     # 「確定する」: spends the flow's confirmed attempt, read only when it was not (or there is none yet)
     if callauth.consume(s, flow.id):
         return finish_step(flow)  # commits the consumption with the move and its log row
@@ -114,7 +115,7 @@ def call_status():
         flow = state.load()
         if flow is None:
             return render_exact("flow/partials/call_gone.html", message=messages.NO_FLOW)
-        response = _render(flow, callauth.attempt_for(db.session(), flow.id), FlaskForm())
+        response = _render(flow, callauth.shown_attempt(flow.id), FlaskForm())
         response.headers["HX-Retarget"] = "#screen"
         response.headers["HX-Reswap"] = "outerHTML"
         return response
@@ -158,23 +159,18 @@ def _peek():
     engine = db.engine()
     parameters = {"handle_hash": hashed, "tenant": tenant_id}
     if engine.dialect.name == "sqlite":
-        return _sqlite_peek(engine, parameters)
-    with engine.connect() as conn:
-        return conn.execute(_POLL, parameters).first()
+        return _sqlite_peek(parameters)
+    return db.reads().execute(_POLL, parameters).first()  # the maintenance read's connection too
 
 
-def _sqlite_peek(engine, parameters: dict) -> PollRow | None:
-    raw = engine.raw_connection()  # from the pool; back to it on close
+def _sqlite_peek(parameters: dict) -> PollRow | None:
+    cursor = db.plain().cursor()  # the request's plain connection (the maintenance read's too)
+    sql, names = _poll_sqlite()
     try:
-        cursor = raw.cursor()
-        sql, names = _poll_sqlite()
-        try:
-            cursor.execute(sql, tuple(parameters[name] for name in names))
-            found = cursor.fetchone()
-        finally:
-            cursor.close()
+        cursor.execute(sql, tuple(parameters[name] for name in names))
+        found = cursor.fetchone()
     finally:
-        raw.close()
+        cursor.close()
     if found is None:
         return None
     return PollRow._make(dt.datetime.fromisoformat(value).replace(tzinfo=dt.timezone.utc)

@@ -27,7 +27,7 @@ def account_key(flow) -> AccountKey:
 def standing_lock(flow) -> dict | None:
     """The lock screen (B84) for an account locked already, so a locked customer is not offered the
     form again (② and ⑤ on GET); None when it is not locked."""
-    if lockout.is_locked(db.session(), account_key(flow), g.tenant.lock_threshold):
+    if lockout.is_locked_read(account_key(flow), g.tenant.lock_threshold):
         return messages.lock_alert(just_locked=False)
     return None
 

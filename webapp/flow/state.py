@@ -12,7 +12,7 @@ import hashlib
 import secrets
 from typing import NamedTuple
 
-from flask import current_app, session
+from flask import current_app, request, session
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -111,10 +111,14 @@ def _live(*entities) -> tuple:
     none = (None,) * len(entities)
     tenant = current_tenant()
     hashed = browser_handle_hash(tenant.id)
+    # A GET (a screen, the poll's last answer) only reads: db.first_read, no ORM session built, begun
+    # and closed for one SELECT; any other request, which goes on to write, reads in its session.
     if not hashed:
         return none
     with_client = len(entities) > 1
-    row = db.session().connection().execute(_LIVE[with_client], {"handle_hash": hashed, "tenant": tenant.id}).first()
+    parameters = {"handle_hash": hashed, "tenant": tenant.id}
+    row = (db.first_read(_LIVE[with_client], parameters) if request.method == "GET"
+           else db.session().connection().execute(_LIVE[with_client], parameters).first())
     if row is None:
         return none
     flow = db.detached(Flow, _FLOW_KEYS, row[:len(_FLOW_KEYS)])
@@ -182,8 +186,8 @@ _WHERE = {
 }
 _UPDATES: dict[tuple, object] = {}
 
-# The screens' flow read (with its app's client row for ① and ⑥): a Core SELECT built once, run on
-# the request session's connection (its transaction, as before), each row made into a detached
+# The screens' flow read (with its app's client row for ① and ⑥): a Core SELECT built once, run by
+# db.first_read on a GET and on the request session's connection otherwise, each row made into a detached
 # object as the ORM's loader would (`db.detached`). The ORM's own execution and identity-map work
 # for this one read was over half of its cost on every screen; nothing keeps a flow in the session
 # (every Flow write is a Core UPDATE above), so nothing needs it there.

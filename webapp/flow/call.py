@@ -159,8 +159,7 @@ def _peek():
     parameters = {"handle_hash": hashed, "tenant": tenant_id}
     if engine.dialect.name == "sqlite":
         return _sqlite_peek(engine, parameters)
-    with engine.connect() as conn:
-        return conn.execute(_POLL, parameters).first()
+    return db.reads().execute(_POLL, parameters).first()  # the connection the maintenance read used
 
 
 def _sqlite_peek(engine, parameters: dict) -> PollRow | None:

@@ -114,7 +114,9 @@ def _live(*entities) -> tuple:
     if not hashed:
         return none
     with_client = len(entities) > 1
-    row = db.session().connection().execute(_LIVE[with_client], {"handle_hash": hashed, "tenant": tenant.id}).first()
+    # db.reads(): the session's connection once the request has one; before that (every screen's GET,
+    # a POST's step guard) the request's read connection, which the maintenance read opened already.
+    row = db.reads().execute(_LIVE[with_client], {"handle_hash": hashed, "tenant": tenant.id}).first()
     if row is None:
         return none
     flow = db.detached(Flow, _FLOW_KEYS, row[:len(_FLOW_KEYS)])

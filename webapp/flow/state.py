@@ -114,9 +114,13 @@ def _live(*entities) -> tuple:
     if not hashed:
         return none
     with_client = len(entities) > 1
-    # db.reads(): the session's connection once the request has one; before that (every screen's GET,
-    # a POST's step guard) the request's read connection, which the maintenance read opened already.
-    row = db.reads().execute(_LIVE[with_client], {"handle_hash": hashed, "tenant": tenant.id}).first()
+    # On PostgreSQL, db.reads(): the session's connection once the request has one; before that (every
+    # screen's GET, a POST's step guard) the request's read connection, which the maintenance read
+    # opened already (one checkout and one round trip, no BEGIN). On SQLite the session's, as before:
+    # there a connection costs no round trip, and a request that goes on to write would take two.
+    engine = db.engine()
+    conn = db.session().connection() if engine.dialect.name == "sqlite" else db.reads()
+    row = conn.execute(_LIVE[with_client], {"handle_hash": hashed, "tenant": tenant.id}).first()
     if row is None:
         return none
     flow = db.detached(Flow, _FLOW_KEYS, row[:len(_FLOW_KEYS)])

@@ -13,7 +13,11 @@ floor (IDENTITY_CHECK_SECONDS=0) so the profile shows the work, not the sleep. P
 are the profiler's wall clock and this process's CPU time divided by the calls, so they include its
 own overhead; the function calls a request are the steadiest figure on a busy machine.
 --statements counts the SQL statements and commits a request and lists the last request's, in order
-(COMMIT and ROLLBACK included); its listeners add their own calls to the profile.
+(COMMIT and ROLLBACK included); its listeners add their own calls to the profile. On PostgreSQL it
+also counts the commands psycopg sent the server (every statement, the pool's pre-ping and the
+BEGIN, COMMIT and ROLLBACK SQLAlchemy's events do not see: each one a round trip), and with Redis
+the commands redis-py sent (each EVALSHA of a rate-limit hit one round trip; a pipeline one), both
+read from the profile's own call counts. Redis is the app's usual: REDIS_URL in the environment.
 """
 from __future__ import annotations
 
@@ -187,8 +191,10 @@ def main() -> int:
                   f"{cpu / max(calls, 1) * 1000:.2f} ms, {stats.total_calls // max(calls, 1):,} function calls "
                   "(profiled)")
             if args.statements:
+                pg, redis = round_trips(stats)
                 print(f"{sql[kind][0] / max(calls, 1):.1f} SQL statements and {sql[kind][1] / max(calls, 1):.1f} "
-                      "commits a request; the last one's:")
+                      f"commits a request; {pg / max(calls, 1):.1f} PostgreSQL commands and "
+                      f"{redis / max(calls, 1):.1f} Redis commands a request; the last one's:")
                 print("\n".join("    " + line for line in listed[kind]))
             stats.strip_dirs().sort_stats(args.sort).print_stats(args.top)
             text = out.getvalue()
@@ -196,6 +202,23 @@ def main() -> int:
             if args.dump:
                 profiles[kind].dump_stats(f"{args.dump}/{kind}.prof")
     return 0
+
+
+def round_trips(stats: pstats.Stats) -> tuple[int, int]:
+    """(commands sent to PostgreSQL, commands sent to Redis) in a profile: psycopg sends a statement in
+    `Cursor.execute` (prepared or not) and BEGIN, COMMIT or ROLLBACK in `_exec_command` (a generator,
+    so the profile counts its send and its resumption with the answer: two a command); redis-py sends
+    a command in `Redis._execute_command` and a pipeline in `Pipeline.execute`."""
+    pg = redis = 0
+    for (path, _line, name), (_cc, ncalls, *_rest) in stats.stats.items():
+        path = path.replace("\\", "/")
+        if path.endswith("/psycopg/cursor.py") and name == "execute":
+            pg += ncalls
+        elif path.endswith("/psycopg/_connection_base.py") and name == "_exec_command":
+            pg += ncalls // 2
+        elif path.endswith("/redis/client.py") and name in ("_execute_command", "execute"):
+            redis += ncalls
+    return pg, redis
 
 
 if __name__ == "__main__":

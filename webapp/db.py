@@ -207,14 +207,22 @@ def reads() -> Connection:
     connection kept for the request. A request that only reads prebuilt Core statements (every
     account API call) then builds no ORM session: no Session, no SessionTransaction, no session
     rollback on each call (bench/profile_api.py). The first session() of the request gives this
-    connection back, so a request never reads on one connection and writes on another."""
+    connection back, so a request never reads on one connection and writes on another.
+
+    On PostgreSQL the plain connection runs in autocommit: each of its reads is a statement of its
+    own, which is what it is inside a READ COMMITTED transaction too (each statement sees what was
+    committed before it began), without the BEGIN before the first and the ROLLBACK when it goes back
+    to the pool: two of a poll's or an API call's round trips to the server. Nothing writes on it."""
     held = _held()
     s = held.get("db_session")
     if s is not None:
         return s.connection()
     conn = held.get("db_reads")
     if conn is None:
-        conn = held["db_reads"] = engine().connect()
+        conn = engine().connect()
+        if conn.dialect.name == "postgresql":
+            conn.execution_options(isolation_level="AUTOCOMMIT")  # reset when it goes back to the pool
+        held["db_reads"] = conn
     return conn
 
 

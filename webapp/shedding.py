@@ -82,11 +82,6 @@ def _limits(text: str) -> tuple:
     return tuple(parse_many(text))
 
 
-def _spent(config, setting: str, scope: str, key: str) -> bool:
-    # limiter.hit, not limiter.limiter.hit: the app's key prefix, and memory while Redis is away.
-    return not all(limiter.hit(item, scope, key) for item in _limits(config[setting]))
-
-
 def shed_load() -> None:
     r = request._get_current_object()  # one context lookup, not one per attribute
     endpoint = r.endpoint
@@ -94,11 +89,18 @@ def shed_load() -> None:
         return
     sender = _sender(r)  # from the request alone: a failure here is no reason to skip the limits
     config = current_app.config
+    own = _limits(config[sender[0]]) if sender is not None else ()
+    counts = [(item, "sender", sender[1]) for item in own]
+    counts += [(item, "service", "all") for item in _limits(config["GLOBAL_REQUEST_LIMIT"])]
     try:
-        if sender is not None and _spent(config, sender[0], "sender", sender[1]):
+        # The sender's limits, then the ceiling's, in order, stopping at the first one reached (one
+        # round trip to Redis for all of them); limiter's, not limiter.limiter's: the app's key
+        # prefix, and memory while Redis is away.
+        refused = limiter.hit_in_order(counts)
+        if refused is not None and refused < len(own):
             log.info("sender limit reached: %s on %s", sender[1], endpoint)
             raise TooManyRequests()
-        if _spent(config, "GLOBAL_REQUEST_LIMIT", "service", "all"):
+        if refused is not None:
             log.warning("service-wide ceiling reached on %s", endpoint)
             raise TooManyRequests()
     except TooManyRequests:

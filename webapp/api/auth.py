@@ -85,7 +85,13 @@ def _credentials() -> tuple[str, str] | None:
 
 
 def _failure_limit():
-    return parse_limit(current_app.config.get("API_AUTH_FAILURES_PER_IP", DEFAULT_AUTH_FAILURES_PER_IP))
+    return _parsed(current_app.config.get("API_AUTH_FAILURES_PER_IP", DEFAULT_AUTH_FAILURES_PER_IP))
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed(limit: str):
+    """limits' parse, once per value of the setting (it ran on every call); nothing changes a RateLimitItem."""
+    return parse_limit(limit)
 
 
 def _refuse_guessing() -> None:

@@ -265,3 +265,27 @@ def test_an_announced_window_closes_the_api_read_on_the_calls_own_connection(api
         s.commit()
     assert api.get("accounts").status_code == 200
 
+
+
+def test_the_id_keys_are_derived_once_per_secret_and_follow_a_rotation(app):
+    """accountId and nextItemKey's keys: the same bytes as deriving them on every call, and a new
+    API_ID_KEY (or SECRET_KEY when it is unset) gives new ids at once."""
+    import hashlib
+    import hmac
+
+    from webapp.api import keys
+    from webapp.corebanking import AccountKey
+
+    account = AccountKey("amami", "115", "1", "1100026")
+    with app.app_context():
+        secret = str(app.config.get("API_ID_KEY") or app.config["SECRET_KEY"])
+        for purpose in (b"account-id/v1", b"next-item-key/v1"):
+            assert keys._key(purpose) == hmac.new(secret.encode(), b"renkei/api/" + purpose, hashlib.sha256).digest()
+        before, saved = keys.account_id("client-1", account), app.config.get("API_ID_KEY")
+        app.config["API_ID_KEY"] = "rotated-" + secret
+        try:
+            after = keys.account_id("client-1", account)
+            assert after != before and keys.same_account_id(after, "client-1", account)
+        finally:
+            app.config["API_ID_KEY"] = saved
+        assert keys.account_id("client-1", account) == before

@@ -70,7 +70,8 @@ def _challenge(error: str | None = None, scope: str | None = None, scheme: str =
 def _credentials() -> tuple[str, str] | None:
     """(scheme, token) from the Authorization header, the scheme "Bearer" or "DPoP"; None when the
     request carries no credentials."""
-    if "access_token" in request.args or "access_token" in request.form:
+    # A form only when a Content-Type says so (werkzeug's own test): a GET without one reads no form.
+    if "access_token" in request.args or (request.want_form_data_parsed and "access_token" in request.form):
         raise ApiError("invalid_request", "アクセストークンはAuthorizationヘッダーで送信してください。",
                        _challenge("invalid_request"))
     header = request.headers.get("Authorization", "").strip()

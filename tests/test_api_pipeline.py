@@ -80,6 +80,9 @@ def test_the_api_answers_as_with_flask_limiters_own_before_request_pass(api):
             app, "5 per hour; 2 per minute", lambda: [api.get("accounts") for _ in range(3)][-1]),
         "two windows, the larger passed": lambda: with_limit(
             app, "2 per hour; 5 per minute", lambda: [api.get("accounts") for _ in range(3)][-1]),
+        "both passed, every limit counted": lambda: with_limit(
+            app, "2 per hour; 2 per minute", lambda: [api.get("accounts") for _ in range(3)][-1],
+            fail_on_first_breach=False),
     }
     statuses = {}
     for what, call in calls.items():
@@ -96,16 +99,20 @@ def test_the_api_answers_as_with_flask_limiters_own_before_request_pass(api):
                         "another account": 404, "bad date": 400, "no token": 401, "unknown token": 401,
                         "openapi": 200, "over the limit": 429, "balances over the limit": 429,
                         "transactions over the limit": 429, "two windows": 200,
-                        "two windows, the smaller passed": 429, "two windows, the larger passed": 429}
+                        "two windows, the smaller passed": 429, "two windows, the larger passed": 429,
+                        "both passed, every limit counted": 429}
 
 
-def with_limit(app, limit: str, call):
+def with_limit(app, limit: str, call, fail_on_first_breach: bool = True):
+    """`call()` with API_RATE_LIMIT = `limit` (and RATELIMIT_FAIL_ON_FIRST_BREACH as given)."""
     saved = app.config["API_RATE_LIMIT"]
     app.config["API_RATE_LIMIT"] = limit
+    extensions.limiter._fail_on_first_breach = fail_on_first_breach
     try:
         return call()
     finally:
         app.config["API_RATE_LIMIT"] = saved
+        extensions.limiter._fail_on_first_breach = True
 
 
 def test_the_api_limit_is_counted_without_flask_limiters_resolution_and_parsed_once(api, monkeypatch):

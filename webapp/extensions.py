@@ -198,7 +198,7 @@ class Limiter(flask_limiter.Limiter):
                 or any(fn() for fn in self._request_filters):
             return
         context = self.context
-        view_limits, breached = [], None
+        view_limits, breached, first_breached = [], None, None
         try:
             for lim in sorted(limits, key=lambda x: x.limit):
                 limit_key = lim.key_func()
@@ -213,7 +213,8 @@ class Limiter(flask_limiter.Limiter):
                 if not self.limiter.hit(lim.limit, *args, cost=1):
                     self.logger.info("ratelimit %s (%s) exceeded at endpoint: %s", lim.limit, limit_key, endpoint)
                     request_limit.breached = True
-                    breached = lim, request_limit
+                    breached = request_limit  # the headers show the last one breached,
+                    first_breached = first_breached or lim  # the answer names the smallest
                     if self._fail_on_first_breach:
                         break
         except Exception:
@@ -230,13 +231,13 @@ class Limiter(flask_limiter.Limiter):
         finally:
             self._report_storage_state()
         if breached is not None:
-            context.view_rate_limit = breached[1]
+            context.view_rate_limit = breached
         else:
             explicit = [limit for limit in view_limits if not limit.shared]
             context.view_rate_limit = explicit[0] if explicit else (view_limits[0] if view_limits else None)
         context.view_rate_limits = view_limits
-        if breached is not None:
-            raise flask_limiter.RateLimitExceeded(breached[0])
+        if first_breached is not None:
+            raise flask_limiter.RateLimitExceeded(first_breached)
 
     def _report_storage_state(self) -> None:
         if self._storage_dead == self._reported_dead:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+
 from webapp import clock
 from webapp.oauth.models import Consent, OAuthClient, Token
 
@@ -118,6 +120,14 @@ def test_token_without_accounts_scope_gets_403_insufficient_scope(app, client, c
 
 def test_token_in_the_query_string_is_refused_with_400(api):
     response = api.get("accounts", token=None, access_token=api.token)
+    assert response.status_code == 400
+    assert response.get_json()["errorCode"] == "invalid_request"
+    assert 'error="invalid_request"' in response.headers["WWW-Authenticate"]
+
+
+@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "multipart/form-data"])
+def test_token_in_a_form_body_is_refused_with_400_even_on_a_get(api, content_type):
+    response = api.client.get("/amami/api/v1/accounts", data={"access_token": api.token}, content_type=content_type)
     assert response.status_code == 400
     assert response.get_json()["errorCode"] == "invalid_request"
     assert 'error="invalid_request"' in response.headers["WWW-Authenticate"]

@@ -30,16 +30,20 @@ TIMES = ("x-ratelimit-reset", "retry-after")  # seconds of the limiter's own clo
 
 @contextlib.contextmanager
 def stock_limiter_pass(app):
-    """Flask-Limiter's own before-request hook instead of ours, for the block."""
-    ours = extensions.limiter._check_request_limit
-    stock = functools.partial(flask_limiter.Limiter._check_request_limit, extensions.limiter)
+    """Flask-Limiter's own before-request hook and its own check in the views' decorator instead of
+    ours, for the block."""
+    limiter = extensions.limiter
+    ours = limiter._check_request_limit
+    stock = functools.partial(flask_limiter.Limiter._check_request_limit, limiter)
     saved = list(app.before_request_funcs[None])
     app.before_request_funcs[None] = [stock if f == ours else f for f in saved]
     assert app.before_request_funcs[None] != saved
+    limiter._check_request_limit = stock  # what the decorator calls (through its weak proxy)
     try:
         yield
     finally:
         app.before_request_funcs[None] = saved
+        del limiter._check_request_limit
 
 
 def answer_of(response) -> tuple:
@@ -68,6 +72,17 @@ def test_the_api_answers_as_with_flask_limiters_own_before_request_pass(api):
         "unknown token": lambda: api.get("accounts", token="no-such-token"),
         "openapi": lambda: api.get("openapi.json"),
         "over the limit": lambda: [api.get("accounts") for _ in range(3)][-1],
+        "balances over the limit": lambda: [api.get("accounts/balances", accountId=account_id)
+                                            for _ in range(3)][-1],
+        "transactions over the limit": lambda: [api.transactions() for _ in range(3)][-1],
+        "two windows": lambda: with_limit(app, "5 per hour; 2 per minute", lambda: api.get("accounts")),
+        "two windows, the smaller passed": lambda: with_limit(
+            app, "5 per hour; 2 per minute", lambda: [api.get("accounts") for _ in range(3)][-1]),
+        "two windows, the larger passed": lambda: with_limit(
+            app, "2 per hour; 5 per minute", lambda: [api.get("accounts") for _ in range(3)][-1]),
+        "both passed, every limit counted": lambda: with_limit(
+            app, "2 per hour; 2 per minute", lambda: [api.get("accounts") for _ in range(3)][-1],
+            fail_on_first_breach=False),
     }
     statuses = {}
     for what, call in calls.items():
@@ -82,7 +97,53 @@ def test_the_api_answers_as_with_flask_limiters_own_before_request_pass(api):
         statuses[what] = ours.status_code
     assert statuses == {"accounts": 200, "balances": 200, "transactions": 200, "next page": 200,
                         "another account": 404, "bad date": 400, "no token": 401, "unknown token": 401,
-                        "openapi": 200, "over the limit": 429}
+                        "openapi": 200, "over the limit": 429, "balances over the limit": 429,
+                        "transactions over the limit": 429, "two windows": 200,
+                        "two windows, the smaller passed": 429, "two windows, the larger passed": 429,
+                        "both passed, every limit counted": 429}
+
+
+def with_limit(app, limit: str, call, fail_on_first_breach: bool = True):
+    """`call()` with API_RATE_LIMIT = `limit` (and RATELIMIT_FAIL_ON_FIRST_BREACH as given)."""
+    saved = app.config["API_RATE_LIMIT"]
+    app.config["API_RATE_LIMIT"] = limit
+    extensions.limiter._fail_on_first_breach = fail_on_first_breach
+    try:
+        return call()
+    finally:
+        app.config["API_RATE_LIMIT"] = saved
+        extensions.limiter._fail_on_first_breach = True
+
+
+def test_the_api_limit_is_counted_without_flask_limiters_resolution_and_parsed_once(api, monkeypatch):
+    """The views' decorated limit is counted by extensions.Limiter (the stock check resolves the
+    exemption scope and the default, application and blueprint limits on every call; all empty here),
+    and its string is parsed once per value, not on every call."""
+    import limits
+
+    stock, parsed = [], []
+    real_check, real_parse = flask_limiter.Limiter._check_request_limit, limits.parse_many
+    monkeypatch.setattr(flask_limiter.Limiter, "_check_request_limit",
+                        lambda self, *a, **k: stock.append(a) or real_check(self, *a, **k))
+    monkeypatch.setattr("flask_limiter._limits.parse_many", lambda text: parsed.append(text) or real_parse(text))
+    api.app.config["API_RATE_LIMIT"] = "7 per minute"
+    assert [api.get("accounts").status_code for _ in range(8)] == [200] * 7 + [429]
+    assert stock == [] and parsed == ["7 per minute"]
+    api.app.config["API_RATE_LIMIT"] = "9 per minute"  # a new value is read (and parsed) at once
+    assert api.get("accounts").headers["X-RateLimit-Limit"] == "9"
+    assert parsed == ["7 per minute", "9 per minute"]
+
+
+def test_the_invalid_token_limit_is_parsed_once_per_value(api, monkeypatch):
+    from webapp.api import auth
+
+    parsed = []
+    real = auth.parse_limit
+    monkeypatch.setattr(auth, "parse_limit", lambda text: parsed.append(text) or real(text))
+    api.app.config["API_AUTH_FAILURES_PER_IP"] = "3 per 7 minutes"
+    statuses = [api.get("accounts", token="not-a-token-we-issued").status_code for _ in range(4)]
+    assert statuses == [401, 401, 401, 429] and api.get("accounts").status_code == 429
+    assert parsed == ["3 per 7 minutes"]
 
 
 def test_the_api_limit_still_counts_every_call(api):
@@ -211,3 +272,27 @@ def test_an_announced_window_closes_the_api_read_on_the_calls_own_connection(api
         s.commit()
     assert api.get("accounts").status_code == 200
 
+
+
+def test_the_id_keys_are_derived_once_per_secret_and_follow_a_rotation(app):
+    """accountId and nextItemKey's keys: the same bytes as deriving them on every call, and a new
+    API_ID_KEY (or SECRET_KEY when it is unset) gives new ids at once."""
+    import hashlib
+    import hmac
+
+    from webapp.api import keys
+    from webapp.corebanking import AccountKey
+
+    account = AccountKey("amami", "115", "1", "1100026")
+    with app.app_context():
+        secret = str(app.config.get("API_ID_KEY") or app.config["SECRET_KEY"])
+        for purpose in (b"account-id/v1", b"next-item-key/v1"):
+            assert keys._key(purpose) == hmac.new(secret.encode(), b"renkei/api/" + purpose, hashlib.sha256).digest()
+        before, saved = keys.account_id("client-1", account), app.config.get("API_ID_KEY")
+        app.config["API_ID_KEY"] = "rotated-" + secret
+        try:
+            after = keys.account_id("client-1", account)
+            assert after != before and keys.same_account_id(after, "client-1", account)
+        finally:
+            app.config["API_ID_KEY"] = saved
+        assert keys.account_id("client-1", account) == before

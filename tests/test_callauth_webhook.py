@@ -236,3 +236,82 @@ def test_no_full_phone_number_reaches_the_log(amami):
         assert "9011113333" not in text and "9099998888" not in text
     for call in inbound_calls(amami.app):
         assert "9011113333" not in call.from_masked and "9099998888" not in call.from_masked
+
+
+# --- one write of the call's row (issue 13, round 6) ---------------------------------------------
+
+def inbound_call_writes(app, call):
+    """The SQL statements that write inbound_call while `call()` runs."""
+    from sqlalchemy import event
+
+    seen = []
+
+    def statement(_conn, _cursor, sql, *_args):
+        if "inbound_call" in sql and not sql.lstrip().upper().startswith("SELECT"):
+            seen.append(" ".join(sql.split())[:40])
+
+    engine = app.extensions["db_engine"]
+    event.listen(engine, "before_cursor_execute", statement)
+    try:
+        call()
+    finally:
+        event.remove(engine, "before_cursor_execute", statement)
+    return seen
+
+
+@pytest.mark.parametrize("caller", ["registered", "other", "anonymous"])
+def test_a_call_is_recorded_with_its_outcome_by_one_insert(amami, caller):
+    page = to_call_screen(amami)
+    number = e164(pool_number_on(page))
+    phone = {"registered": PHONE_E164["amami"], "other": "+819099998888", "anonymous": "anonymous"}[caller]
+    writes = inbound_call_writes(amami.app, lambda: signed_call(amami.client, amami.app, phone, number))
+    assert len(writes) == 1 and writes[0].startswith("INSERT INTO inbound_call")
+    [call] = inbound_calls(amami.app)
+    outcome = {"registered": "matched", "other": "wrong_number", "anonymous": "withheld"}[caller]
+    [attempt] = attempts(amami.app)
+    assert (call.outcome, call.attempt_id, call.tenant) == (
+        outcome, attempt.id if caller == "registered" else None, "amami")
+    assert call.from_masked == {"registered": "*******3333", "other": "*******8888", "anonymous": "withheld"}[caller]
+    assert (attempt.state, attempt.withheld_call_at is not None) == (
+        "confirmed" if caller == "registered" else "waiting", caller == "anonymous")
+
+
+def test_a_retried_call_sid_undoes_its_confirmation_and_withheld_flag(app, customers):
+    """The call's row is written after the attempt is confirmed (or flagged): a CallSid already
+    recorded rolls both back, so it still counts once."""
+    from conftest import FlowActions
+
+    tab = FlowActions(app, app.test_client(), "amami")
+    page = to_call_screen(tab)
+    number = e164(pool_number_on(page))
+    sid = service.new_call_sid()
+    signed_call(tab.client, app, PHONE_E164["amami"], "+81120999999", call_sid=sid)  # not a pool number
+    for caller in (PHONE_E164["amami"], "anonymous"):
+        assert signed_call(tab.client, app, caller, number, call_sid=sid).status_code == 200
+    [attempt] = attempts(app)
+    assert (attempt.state, attempt.withheld_call_at) == ("waiting", None)
+    assert [(c.outcome, c.attempt_id) for c in inbound_calls(app)] == [("unknown_number", None)]
+    assert len(call_log(app, "inbound_call")) == 1
+
+
+CALLERS = ["+819011113333", "09011113333", "0312345678", "+81312345678", "+14158675309", "+442071838750",
+           "+390612345678", "+61491570156", "0120111001", "anonymous", "", None, "+266696687", "12", "+819011",
+           "０９０１１１１３３３", "090-1111-3333"]
+
+
+@pytest.mark.parametrize("raw", CALLERS)
+def test_the_caller_parsed_once_gives_what_parsing_twice_gave(raw):
+    e164_ = service.caller_e164(raw)
+    assert service._caller(raw) == ((e164_, service.masked_phone(e164_)) if e164_ else (None, "withheld"))
+
+
+def test_pool_numbers_in_e164_skip_phonenumbers_with_the_same_answer(app):
+    with app.app_context():
+        pools = service._pool_tenants()
+        assert len(pools) >= 3
+        for number, tenant in pools.items():
+            assert service.dialled_e164(number) == service._dialled_e164(number) == number
+            assert service.tenant_of_pool_number(number) == tenant
+            assert service.pool_national_digits(number) == service.national_digits(number)
+        for raw in ("0120111001", "+81120999999", "abc", "", None, "+81 120 111 001"):
+            assert service._dialled_e164(raw) == service.dialled_e164(raw)

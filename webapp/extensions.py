@@ -66,6 +66,7 @@ class Limiter(flask_limiter.Limiter):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self._parsed_limits = {}  # (decorated limit, its limit string) → its RuntimeLimits
         self.request_filter(self._has_no_limit)
 
     def _has_no_limit(self) -> bool:
@@ -148,10 +149,95 @@ class Limiter(flask_limiter.Limiter):
             # above), or resolve no limit before the view (see _nothing_before_the_view), then still
             # work out the exemption scope and evaluate an empty list: nothing counted, nothing kept.
             return
+        if not in_middleware and callable_name and not self._meta_limits and self._on_breach is None \
+                and self._nothing_before_the_view():
+            limits = self._plain_limits(callable_name)
+            if limits is not None:
+                self._count_plain_limits(limits, callable_name)
+                return
         try:
             super()._check_request_limit(callable_name=callable_name, in_middleware=in_middleware)
         finally:
             self._report_storage_state()
+
+    def _plain_limits(self, callable_name: str):
+        """The decorated limits of `callable_name` as Flask-Limiter resolves them in the view's
+        decorator, when they are plain (a string of limits and a key function: no scope, cost,
+        methods, exemption, conditional deduction, callback or meta limit) and nothing else applies
+        (see _nothing_before_the_view): a list of RuntimeLimits, each limit string parsed once (it
+        was parsed on every call). None: let Flask-Limiter do it."""
+        manager = self.limit_manager
+        if manager._route_exemptions.get(callable_name):
+            return None
+        limits = []
+        for group in manager._decorated_limits.get(callable_name, ()):
+            provider = group.limit_provider
+            value = provider() if callable(provider) else provider
+            key = (id(group), value)
+            parsed = self._parsed_limits.get(key)
+            if parsed is None:
+                try:
+                    parsed = tuple(group)
+                except ValueError:  # stock logs and skips a bad string: let it
+                    return None
+                if not all(_plain(limit) for limit in parsed):
+                    return None
+                self._parsed_limits[key] = parsed
+            limits.extend(parsed)
+        return limits
+
+    def _count_plain_limits(self, limits, callable_name: str) -> None:
+        """What Flask-Limiter's decorator does with plain limits (`Limiter._check_request_limit` with
+        in_middleware=False, where only the counting is left once _plain_limits holds): count each,
+        smallest window first, keep them for the X-RateLimit-* headers (the stock after-request hook
+        writes those), and raise RateLimitExceeded at the first one breached. Its exemption scope,
+        application, default, blueprint and meta limits, all worked out on every call before, are
+        empty here. tests/test_api_pipeline.py compares every answer with the stock path's."""
+        endpoint = self.identify_request()
+        if not endpoint or not (self.enabled and self.initialized) or endpoint.split(".")[-1] == "static" \
+                or any(fn() for fn in self._request_filters):
+            return
+        context = self.context
+        view_limits, breached, first_breached = [], None, None
+        try:
+            for lim in sorted(limits, key=lambda x: x.limit):
+                limit_key = lim.key_func()
+                args = [limit_key, endpoint]
+                if not limit_key:
+                    self.logger.error(f"Skipping limit: {lim.limit}. Empty value found in parameters.")
+                    continue
+                if self._key_prefix:
+                    args = [self._key_prefix, *args]
+                request_limit = flask_limiter.RequestLimit(self, lim.limit, args, False, lim.shared)
+                view_limits.append(request_limit)
+                if not self.limiter.hit(lim.limit, *args, cost=1):
+                    self.logger.info("ratelimit %s (%s) exceeded at endpoint: %s", lim.limit, limit_key, endpoint)
+                    request_limit.breached = True
+                    breached = request_limit  # the headers show the last one breached,
+                    first_breached = first_breached or lim  # the answer names the smallest
+                    if self._fail_on_first_breach:
+                        break
+        except Exception:
+            if self._in_memory_fallback_enabled and not self._storage_dead:
+                self.logger.warning("Rate limit storage unreachable - falling back to in-memory storage")
+                self._storage_dead = True
+                context.seen_limits.clear()
+                super()._check_request_limit(callable_name=callable_name, in_middleware=False)
+            elif self._swallow_errors:
+                self.logger.exception("Failed to rate limit. Swallowing error")
+            else:
+                raise
+            return
+        finally:
+            self._report_storage_state()
+        if breached is not None:
+            context.view_rate_limit = breached
+        else:
+            explicit = [limit for limit in view_limits if not limit.shared]
+            context.view_rate_limit = explicit[0] if explicit else (view_limits[0] if view_limits else None)
+        context.view_rate_limits = view_limits
+        if first_breached is not None:
+            raise flask_limiter.RateLimitExceeded(first_breached)
 
     def _report_storage_state(self) -> None:
         if self._storage_dead == self._reported_dead:
@@ -245,6 +331,12 @@ class Limiter(flask_limiter.Limiter):
             raise
         finally:
             self._report_storage_state()
+
+
+def _plain(limit) -> bool:
+    return (limit.scope is None and not limit.per_method and not limit.methods and limit.error_message is None
+            and limit.exempt_when is None and limit.deduct_when is None and limit.on_breach is None
+            and limit.cost == 1 and not limit.meta_limits)
 
 
 class Talisman(flask_talisman.Talisman):

@@ -70,7 +70,8 @@ def _challenge(error: str | None = None, scope: str | None = None, scheme: str =
 def _credentials() -> tuple[str, str] | None:
     """(scheme, token) from the Authorization header, the scheme "Bearer" or "DPoP"; None when the
     request carries no credentials."""
-    if "access_token" in request.args or "access_token" in request.form:
+    # A form only when a Content-Type says so (werkzeug's own test): a GET without one reads no form.
+    if "access_token" in request.args or (request.want_form_data_parsed and "access_token" in request.form):
         raise ApiError("invalid_request", "アクセストークンはAuthorizationヘッダーで送信してください。",
                        _challenge("invalid_request"))
     header = request.headers.get("Authorization", "").strip()
@@ -85,7 +86,13 @@ def _credentials() -> tuple[str, str] | None:
 
 
 def _failure_limit():
-    return parse_limit(current_app.config.get("API_AUTH_FAILURES_PER_IP", DEFAULT_AUTH_FAILURES_PER_IP))
+    return _parsed(current_app.config.get("API_AUTH_FAILURES_PER_IP", DEFAULT_AUTH_FAILURES_PER_IP))
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed(limit: str):
+    """limits' parse, once per value of the setting (it ran on every call); nothing changes a RateLimitItem."""
+    return parse_limit(limit)
 
 
 def _refuse_guessing() -> None:

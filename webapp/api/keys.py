@@ -14,6 +14,7 @@ import base64
 import binascii
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import re
@@ -30,8 +31,14 @@ _MAC_BYTES = 16
 
 
 def _key(purpose: bytes) -> bytes:
-    secret = current_app.config.get("API_ID_KEY") or current_app.config["SECRET_KEY"]
-    return hmac.new(str(secret).encode(), b"renkei/api/" + purpose, hashlib.sha256).digest()
+    return _derived_key(str(current_app.config.get("API_ID_KEY") or current_app.config["SECRET_KEY"]), purpose)
+
+
+@functools.lru_cache(maxsize=16)
+def _derived_key(secret: str, purpose: bytes) -> bytes:
+    """The purpose's key, derived once per secret (it was derived on every call); a new secret
+    (a rotation) derives new keys at once."""
+    return hmac.new(secret.encode(), b"renkei/api/" + purpose, hashlib.sha256).digest()
 
 
 def _b64(raw: bytes) -> str:

@@ -56,6 +56,11 @@ _DIALLABLE = re.compile(r"^\+?[0-9]{1,20}$")
 
 def caller_e164(raw: str | None) -> str | None:
     """The caller's number in E.164, or None when it is withheld or not a real number."""
+    parsed = _parsed_caller(raw)
+    return None if parsed is None else phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _parsed_caller(raw: str | None) -> phonenumbers.PhoneNumber | None:
     value = (raw or "").strip()
     if not _DIALLABLE.fullmatch(value) or value in _WITHHELD_PSEUDO:
         return None
@@ -63,9 +68,7 @@ def caller_e164(raw: str | None) -> str | None:
         parsed = phonenumbers.parse(value, "JP")
     except phonenumbers.NumberParseException:
         return None
-    if not phonenumbers.is_valid_number(parsed):
-        return None
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    return parsed if phonenumbers.is_valid_number(parsed) else None
 
 
 def dialled_e164(raw: str | None) -> str | None:
@@ -120,12 +123,44 @@ def pool_of(tenant) -> tuple[str, ...]:
 
 
 def tenant_of_pool_number(number: str | None) -> str | None:
+    return _pool_tenants().get(number)
+
+
+def _pool_tenants() -> dict[str, str]:
+    """Every union's pool number (E.164) → the union (the first listed, should two share one); worked
+    out once per app: the webhook asks on every call."""
     from ..tenants import all_tenants
 
-    for tenant in all_tenants().values():
-        if number in pool_of(tenant):
-            return tenant.id
-    return None
+    known = current_app.extensions.get("call_pool_tenants")
+    if known is None:
+        known = {}
+        for tenant in all_tenants().values():
+            for number in pool_of(tenant):
+                known.setdefault(number, tenant.id)
+        current_app.extensions["call_pool_tenants"] = known
+    return known
+
+
+def _dialled_e164(raw: str | None) -> str | None:
+    """dialled_e164, without phonenumbers for what providers send nearly always: one of our pool
+    numbers, already in E.164 (which phonenumbers gives back unchanged)."""
+    return raw if raw in _pool_tenants() else dialled_e164(raw)
+
+
+@functools.lru_cache(maxsize=1024)
+def pool_national_digits(e164: str) -> str:
+    """national_digits of a pool number (ours, never a customer's: see display_number), kept."""
+    return national_digits(e164)
+
+
+def _caller(raw: str | None) -> tuple[str | None, str]:
+    """(caller_e164(raw), masked_phone of it), or (None, "withheld"), from one parse of the number
+    (caller_e164 then masked_phone parse it twice). A customer's number is never kept (no cache)."""
+    parsed = _parsed_caller(raw)
+    if parsed is None:
+        return None, "withheld"
+    national = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL)
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164), mask(re.sub(r"[^0-9]", "", national))
 
 
 # --- drawing a pool number and opening an attempt ---------------------------------------------
@@ -329,7 +364,7 @@ def _as_dialled(raw: str | None) -> str:
 
 
 # The webhook's writes, built once (Core on the tables, no ORM statement evaluation on each call).
-_ATTEMPTS, _CALLS = CallAttempt.__table__, InboundCall.__table__
+_ATTEMPTS = CallAttempt.__table__
 _CONFIRM = (update(_ATTEMPTS)
             .where(_ATTEMPTS.c.state == WAITING, _ATTEMPTS.c.pool_number == bindparam("a_to"),
                    _ATTEMPTS.c.phone_e164 == bindparam("a_from"), _ATTEMPTS.c.started_at <= bindparam("a_now"),
@@ -337,25 +372,20 @@ _CONFIRM = (update(_ATTEMPTS)
             .values(state=CONFIRMED, confirmed_at=bindparam("a_now", type_=_ATTEMPTS.c.confirmed_at.type),
                     call_sid=bindparam("a_call_sid"))
             .returning(_ATTEMPTS.c.id, _ATTEMPTS.c.flow_id, _ATTEMPTS.c.tenant))
-_RECORD_OUTCOME = (update(_CALLS).where(_CALLS.c.call_sid == bindparam("i_call_sid"))
-                   .values(outcome=bindparam("i_outcome"), attempt_id=bindparam("i_attempt_id")))
 
 
 def record_inbound_call(s: Session, *, call_sid: str, caller: str | None, dialled: str | None,
                         direction: str | None = None) -> str:
-    """Record one reported call and confirm the attempt it authenticates, if any. Commits; returns the outcome."""
+    """Record one reported call and confirm the attempt it authenticates, if any. Commits; returns the outcome.
+
+    The call's row is written last, with its outcome, by one INSERT … ON CONFLICT DO NOTHING: the
+    CallSid stays the gate, since a CallSid already recorded (a provider's retry) inserts nothing and
+    rolls back what was done before it, the confirmation included. Every writer locks the attempt
+    first and the call's row second, so PostgreSQL cannot deadlock two of them."""
     now = clock.now()
-    to = dialled_e164(dialled)
-    from_e164 = caller_e164(caller)
-    tenant = tenant_of_pool_number(to)
-    caller_shown = masked_phone(from_e164) if from_e164 else "withheld"
-    inserted = dbmod.insert_or_ignore(s, InboundCall.__table__, {
-        "call_sid": call_sid, "received_at": now, "tenant": tenant, "to_number": (to or _as_dialled(dialled))[:32],
-        "from_masked": caller_shown, "outcome": "received",
-    }, ["call_sid"])
-    if not inserted:
-        s.rollback()
-        return DUPLICATE
+    to = _dialled_e164(dialled)
+    tenant = pool_tenant = _pool_tenants().get(to)
+    from_e164, caller_shown = _caller(caller)
 
     attempt_id, flow_id, outcome = None, None, None
     if direction not in (None, "", "inbound"):
@@ -377,10 +407,16 @@ def record_inbound_call(s: Session, *, call_sid: str, caller: str | None, dialle
             if attempt is not None:
                 attempt_id, flow_id = attempt.id, attempt.flow_id
 
-    s.connection().execute(_RECORD_OUTCOME, {"i_call_sid": call_sid, "i_outcome": outcome,
-                                             "i_attempt_id": attempt_id})
+    inserted = dbmod.insert_or_ignore(s, InboundCall.__table__, {
+        "call_sid": call_sid, "received_at": now, "tenant": pool_tenant,
+        "to_number": (to or _as_dialled(dialled))[:32], "from_masked": caller_shown, "outcome": outcome,
+        "attempt_id": attempt_id,
+    }, ["call_sid"])
+    if not inserted:
+        s.rollback()
+        return DUPLICATE
     flow = flow_state.by_id(s, flow_id)
-    to_shown = national_digits(to) if to else "invalid"
+    to_shown = (pool_national_digits(to) if pool_tenant is not None else national_digits(to)) if to else "invalid"
     oplog.write(s, tenant=tenant or "-", screen="CALL", event="inbound_call",
                 result={MATCHED: "ok", "unknown_number": "refused", "not_inbound": "refused"}.get(outcome, "fail"),
                 flow=flow, detail=f"{outcome} from={caller_shown} to={to_shown}")

@@ -3,10 +3,12 @@
 One engine per app (pooled connections), one SQLModel session per request, closed at teardown.
 SQLite gets WAL and a busy timeout so parallel writers queue instead of failing. A SQLite transaction
 takes the write lock (BEGIN IMMEDIATE) from its first write on, and a read-only one none at all, so
-readers (every screen GET, the ④ poll) never queue behind writers or each other. Within a process,
-writers queue on a lock of their own (_WriteGate) before SQLite's: a waiting thread wakes the moment
-the previous transaction ends, where SQLite's busy handler would sleep up to 100 ms between tries,
-and only one writer a process ever polls SQLite's lock. synchronous=NORMAL (WAL): a commit is not
+readers (every screen GET, the ④ poll) never queue behind writers or each other. Writers queue on a
+lock of their own (_WriteGate) before SQLite's: a thread lock within a process, then flock(2) on a
+file beside the database between processes (the web's workers, the mail and webhook workers). A
+waiting writer wakes the moment the previous transaction ends, where SQLite's busy handler would
+sleep up to 100 ms between tries and lose the lock, again and again, to the next writer of the
+process that just let it go. synchronous=NORMAL (WAL): a commit is not
 fsynced on its own; it cannot corrupt the database, but the last commits before a power cut (not a
 crashed process) may be lost, and PostgreSQL is the production engine.
 """
@@ -14,7 +16,11 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import fcntl
+import logging
+import os
 import threading
+import time
 import weakref
 
 from flask import Flask, current_app, g
@@ -59,28 +65,113 @@ def _sqlite_writes(statement: str, context) -> bool:
 
 
 class _WriteGate:
-    """One SQLite write transaction at a time in this process, the others queued on a lock.
+    """One SQLite write transaction at a time: in this process, the others queued on a thread lock;
+    between processes, on the database's _FileLock, taken by the thread that holds the thread lock.
 
     Held from BEGIN IMMEDIATE to the end of the COMMIT or ROLLBACK. A thread that already holds it
-    (a second connection of the same thread) or waited busy_timeout for it goes on to SQLite's own
+    (a second connection of the same thread) or waited `timeout` for it goes on to SQLite's own
     lock, which answers as it did without the gate."""
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, path: str | None = None) -> None:
         self._lock = threading.Lock()
         self._owner: int | None = None
         self._timeout = timeout
+        self._file = _FileLock(path) if path else None
 
     def enter(self, info: dict) -> None:
         if info.get(_SQLITE_GATE) or self._owner == threading.get_ident():
             return
-        if self._lock.acquire(timeout=self._timeout):
-            self._owner = threading.get_ident()
-            info[_SQLITE_GATE] = True
+        deadline = time.monotonic() + self._timeout
+        if not self._lock.acquire(timeout=self._timeout):
+            return
+        if self._file is not None and not self._file.acquire(deadline - time.monotonic()):
+            self._lock.release()
+            return
+        self._owner = threading.get_ident()
+        info[_SQLITE_GATE] = True
 
     def leave(self, info: dict | None) -> None:
         if info is not None and info.pop(_SQLITE_GATE, None):
+            if self._file is not None:
+                self._file.release()
             self._owner = None
             self._lock.release()
+
+
+class _FileLock:
+    """flock(2) on `path`, the processes' half of _WriteGate: one holder at a time among every
+    process that writes the database, a waiter woken by the kernel when the holder lets go, and
+    a dead process's hold dropped by the kernel with its descriptors.
+
+    Only the thread holding its _WriteGate's thread lock calls acquire and release, so one thread a
+    process waits here. flock itself cannot time out: a wait that can fail the holder's timeout
+    runs on this process's locker thread, which gives the lock to whoever wants it when it comes,
+    or lets it go again if nobody does any more. The descriptor is this process's own (opened at its
+    first write): a child forked with its parent's would share its open file, which flock takes
+    for one holder."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._pid: int | None = None
+        self._fd: int | None = None
+
+    def _open(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # the parent's: it would keep the parent's hold alive past its exit
+        self._pid, self._fd = os.getpid(), None
+        self._cond = threading.Condition(threading.Lock())
+        self._held = self._wanted = self._locking = False
+        self._locker: threading.Thread | None = None
+        try:
+            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as error:  # writers then queue on SQLite's own lock only, as before
+            logging.getLogger(__name__).warning("no write gate between processes: %s", error)
+
+    def acquire(self, timeout: float) -> bool:
+        if self._pid != os.getpid():
+            self._open()
+        if self._fd is None:
+            return True
+        with self._cond:
+            if not self._locking:
+                try:
+                    fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    pass
+                else:
+                    self._held = True
+                    return True
+            self._wanted = True
+            if self._locker is None:
+                self._locker = threading.Thread(target=self._lock_when_wanted, name="sqlite-write-gate",
+                                                daemon=True)
+                self._locker.start()
+            self._cond.notify_all()
+            held = self._cond.wait_for(lambda: self._held, max(0.0, timeout))
+            self._wanted = False
+            return held
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        with self._cond:
+            self._held = False
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def _lock_when_wanted(self) -> None:
+        cond, fd = self._cond, self._fd
+        while True:
+            with cond:
+                cond.wait_for(lambda: self._wanted and not self._held)
+                self._locking = True
+            fcntl.flock(fd, fcntl.LOCK_EX)  # the kernel wakes this when the holder lets go
+            with cond:
+                self._locking = False
+                if self._wanted:
+                    self._held = True
+                    cond.notify_all()
+                else:  # the waiter gave up meanwhile
+                    fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 def _gate_transaction_ends(engine: Engine, gate: _WriteGate) -> None:
@@ -119,10 +210,17 @@ def _gate_transaction_ends(engine: Engine, gate: _WriteGate) -> None:
 _WRITE_GATES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # a SQLite engine → its _WriteGate
 
 
+def _gate_file(database: str | None) -> str | None:
+    """The file beside a SQLite database that its writers' processes queue on; none in memory."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return database + "-writers.lock"
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True)
-        gate = _WRITE_GATES[engine] = _WriteGate(timeout=30)
+        gate = _WRITE_GATES[engine] = _WriteGate(timeout=30, path=_gate_file(engine.url.database))
         _gate_transaction_ends(engine, gate)
 
         @event.listens_for(engine, "connect")

@@ -61,6 +61,8 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--engines", nargs="+", default=["sqlite"], choices=("sqlite", "postgres"))
     parser.add_argument("--generator", default="python", choices=("python", "wrk"),
                         help="python: a client process a customer; wrk: bench/flow.lua, a wrk thread a customer")
+    parser.add_argument("--server-times", action="store_true",
+                        help="also print each step's time inside gunicorn (its access log's request time)")
     return parser.parse_args()
 
 
@@ -248,14 +250,18 @@ def _measure(args, engine: str, ns, ws) -> int:
     import requests
 
     client = seed(ws.app_config(), args.customers)
+    access = str(ws.tenants_dir.parent / "access.log") if args.server_times else None
+    logging = ("--access-logfile", access, "--access-logformat", ACCESS_FORMAT) if access else ()
     if True:
-        with harness.serve(ws, ns) as server:
+        with harness.serve(ws, ns, *logging) as server:
             for i in range(min(args.customers, 4)):  # warm the workers (imports, templates, pools): not counted
                 with requests.Session() as http:
                     one_flow(http, ws.origin, client, customer(i), {})
             warm = rss_of_workers(server.pid)
+            if access:
+                open(access, "w").close()  # the warm-up's lines are not counted (gunicorn appends)
             if args.generator == "wrk":
-                return _measure_wrk(args, engine, ws, client, server, warm)
+                return _measure_wrk(args, engine, ws, client, server, warm, access)
             queue = multiprocessing.Queue()
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             server_before, machine_before = harness.server_cpu(server.pid), harness.machine_busy()
@@ -285,7 +291,7 @@ def _measure(args, engine: str, ns, ws) -> int:
     for r in results:
         for m in r[2]:
             print(f"  error: {m}")
-    _print_steps(timings)
+    _print_steps(timings, server_times(access))
     print(f"clients' own CPU: {client_cpu / elapsed:.0%} of one core ({client_cpu / elapsed / (os.cpu_count() or 1):.0%} "
           f"of the machine); worker RSS/PSS after warm-up: {', '.join(f'{x} MB' for x in warm)}, "
           f"after: {', '.join(f'{x} MB' for x in rss)}")
@@ -304,7 +310,7 @@ def _print_cpu(done: int, elapsed: float, server_used: float, machine_before: tu
               f"if nothing else ran; the machine's cores were {busy:.0%} busy")
 
 
-def _measure_wrk(args, engine: str, ws, client: dict, server, warm: list[str]) -> int:
+def _measure_wrk(args, engine: str, ws, client: dict, server, warm: list[str], access: str | None) -> int:
     """The same flows driven by wrk (bench/flow.lua): one wrk thread and connection a customer, so many
     customers cost the machine little; prints what the Python generator prints."""
     from urllib.parse import quote
@@ -341,7 +347,7 @@ def _measure_wrk(args, engine: str, ws, client: dict, server, warm: list[str]) -
     print(f"flows/s: {done / args.seconds:.1f} ({done} complete flows), errors: {errors}")
     for m in messages:
         print(f"  error: {m}")
-    _print_steps(timings)
+    _print_steps(timings, server_times(access))
     print(f"wrk's own CPU: {wrk_cpu / elapsed:.0%} of one core ({wrk_cpu / elapsed / (os.cpu_count() or 1):.0%} "
           f"of the machine); worker RSS/PSS after warm-up: {', '.join(f'{x} MB' for x in warm)}, "
           f"after: {', '.join(f'{x} MB' for x in rss)}")
@@ -349,14 +355,53 @@ def _measure_wrk(args, engine: str, ws, client: dict, server, warm: list[str]) -
     return errors
 
 
-def _print_steps(timings: dict) -> None:
-    print("| step | n | p50 | p99 |")
-    print("|---|---|---|---|")
+# gunicorn's access log, one line a request: method, path, status, request time in microseconds. That
+# time runs from the parsed request to the written response: no wait for a free thread before it, and
+# nothing the response's close runs after it (⑥'s completion mail, Response.call_on_close).
+ACCESS_FORMAT = "%(m)s %(U)s %(s)s %(D)s"
+_STEP_OF = [(re.compile(pattern), step) for pattern, step in [
+    (r"^GET /[a-z]+/oauth/authorize$", "authorize"), (r"^POST /telephony/inbound$", "webhook"),
+    (r"^POST /[a-z]+/oauth/token$", "token"), (r"^GET /[a-z]+/api/v1/accounts$", "API /accounts"),
+    *[(rf"^{method} /[a-z]+/flow/[^/]+/{screen}$", f"{mark} {method}")
+      for mark, screen in zip("①②③④⑤⑥", ("account", "customer", "phone", "call", "pin", "consent"))
+      for method in ("GET", "POST")]]]
+
+
+def server_times(access: str | None) -> dict | None:
+    """Each step's times inside gunicorn, in seconds, read from the access log (None: not logged)."""
+    if access is None:
+        return None
+    times: dict = {}
+    with open(access) as lines:
+        for line in lines:
+            method, path, _status, micros = line.split()
+            request = f"{method} {path}"
+            step = next((step for pattern, step in _STEP_OF if pattern.match(request)), None)
+            if step is not None:
+                times.setdefault(step, []).append(int(micros) / 1e6)
+    return times
+
+
+def _print_steps(timings: dict, inside: dict | None = None) -> None:
+    """Each step's client-side p50 and p99, and with `inside` the same inside gunicorn: the difference
+    is the wait for one of its threads and, for the request after ⑥'s POST on the same connection
+    (the token, with wrk), the completion mail that ⑥'s response sends after it has gone out."""
+    if inside is None:
+        print("| step | n | p50 | p99 |")
+        print("|---|---|---|---|")
+    else:
+        print("| step | n | p50 | p99 | in gunicorn: p50 | p99 |")
+        print("|---|---|---|---|---|---|")
     for step in STEPS:
         values = sorted(timings.get(step, []))
         if values:
-            print(f"| {step} | {len(values)} | {statistics.median(values) * 1000:.0f} ms | "
-                  f"{harness.percentile(values, 0.99) * 1000:.0f} ms |")
+            row = (f"| {step} | {len(values)} | {statistics.median(values) * 1000:.0f} ms | "
+                   f"{harness.percentile(values, 0.99) * 1000:.0f} ms |")
+            served = sorted((inside or {}).get(step, []))
+            if inside is not None:
+                row += (f" {statistics.median(served) * 1000:.0f} ms | {harness.percentile(served, 0.99) * 1000:.0f} ms |"
+                        if served else " | |")
+            print(row)
 
 
 def main() -> int:

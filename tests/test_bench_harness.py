@@ -29,3 +29,25 @@ def test_server_cpu_counts_every_worker_and_grows_with_the_requests_served():
         used = harness.server_cpu(server.pid) - before
     # 400 requests cost the workers well over one clock tick (10 ms); the master, alone, uses none.
     assert 0.01 <= used < 60
+
+
+def test_bench_flow_reads_each_steps_time_inside_gunicorn_from_its_access_log():
+    """bench_flow --server-times: the access log's request time, by step (the screen's path, its method)."""
+    import bench_flow
+
+    args = argparse.Namespace(database_url=None, workers=1, threads=2)
+    with harness.workspace(args) as ws:
+        access = str(ws.tenants_dir.parent / "access.log")
+        with harness.serve(ws, args, "--access-logfile", access, "--access-logformat", bench_flow.ACCESS_FORMAT):
+            conn = http.client.HTTPConnection("127.0.0.1", ws.port, timeout=30)
+            for method, path in [("GET", "/amami/flow/unknown/account"), ("POST", "/amami/flow/unknown/pin"),
+                                 ("GET", "/amami/api/v1/accounts"), ("GET", harness.BARE_PATH)]:
+                conn.request(method, path, body=b"" if method == "POST" else None)
+                conn.getresponse().read()
+            conn.close()
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and len(open(access).readlines()) < 4:
+                time.sleep(0.1)
+        times = bench_flow.server_times(access)
+    assert sorted(times) == ["API /accounts", "① GET", "⑤ POST"]  # /healthz is no step of the flow
+    assert all(len(values) == 1 and 0 < values[0] < 30 for values in times.values())

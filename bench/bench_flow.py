@@ -362,7 +362,7 @@ ACCESS_FORMAT = "%(m)s %(U)s %(s)s %(D)s"
 _STEP_OF = [(re.compile(pattern), step) for pattern, step in [
     (r"^GET /[a-z]+/oauth/authorize$", "authorize"), (r"^POST /telephony/inbound$", "webhook"),
     (r"^POST /[a-z]+/oauth/token$", "token"), (r"^GET /[a-z]+/api/v1/accounts$", "API /accounts"),
-    *[(rf"^{method} /[a-z]+/flow/[^/]+/{screen}$", f"{mark} {method}")
+    *[(rf"^{method} /[a-z]+/flow/{screen}$", f"{mark} {method}")
       for mark, screen in zip("①②③④⑤⑥", ("account", "customer", "phone", "call", "pin", "consent"))
       for method in ("GET", "POST")]]]
 

@@ -40,7 +40,7 @@ def test_bench_flow_reads_each_steps_time_inside_gunicorn_from_its_access_log():
         access = str(ws.tenants_dir.parent / "access.log")
         with harness.serve(ws, args, "--access-logfile", access, "--access-logformat", bench_flow.ACCESS_FORMAT):
             conn = http.client.HTTPConnection("127.0.0.1", ws.port, timeout=30)
-            for method, path in [("GET", "/amami/flow/unknown/account"), ("POST", "/amami/flow/unknown/pin"),
+            for method, path in [("GET", "/amami/flow/account"), ("POST", "/amami/flow/pin"),
                                  ("GET", "/amami/api/v1/accounts"), ("GET", harness.BARE_PATH)]:
                 conn.request(method, path, body=b"" if method == "POST" else None)
                 conn.getresponse().read()

@@ -228,6 +228,34 @@ def test_a_reminder_still_unsent_when_the_consent_ends_is_never_sent(app, smtp):
     assert reminders(app)[0].state == "cancelled"
 
 
+
+def test_a_reminder_past_its_end_is_not_sent_by_an_immediate_send_either(app, smtp):
+    """`kick`/`send_one` (after ⑥) leave cancelling to the scheduled run, but never send an overdue
+    mail or count an attempt on it."""
+    completed_flow(app)
+    clock.set_now(SEVEN_DAYS_LEFT)
+    smtp.stop()
+    remind(app)
+    send(app)  # one failed attempt, retried later
+    smtp.start()
+    clock.set_now(QUIET_TIME + 30 * DAY)
+    [row] = reminders(app)
+
+    with app.app_context():
+        assert kick_and_report(row.id) is None
+    assert smtp.messages == []
+    [row] = reminders(app)
+    assert (row.state, row.attempts) == ("pending", 1)
+
+    assert send(app).sent == 0 and smtp.messages == []
+    assert reminders(app)[0].state == "cancelled"
+
+
+def kick_and_report(row_id: int):
+    from webapp.mail import kick
+
+    return kick(row_id)
+
 # --- parallel workers ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("engine", ["sqlite", "postgresql"])

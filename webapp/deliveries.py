@@ -76,11 +76,15 @@ class Claim:
     row: object  # the RETURNING row: the columns the caller asked for, by name
 
 
-def claim_next(s: Session, table, columns: tuple, *, lease: dt.timedelta, only_id: int | None = None) -> Claim | None:
-    """Take the next due row of `table` (or row `only_id` if due) in one statement. Commits."""
+def claim_next(s: Session, table, columns: tuple, *, lease: dt.timedelta, only_id: int | None = None,
+               also: Callable | None = None) -> Claim | None:
+    """Take the next due row of `table` (or row `only_id` if due) in one statement. Commits.
+
+    `also(now)`, if given, is a further condition the row must meet (the outbox's own rule)."""
     now = clock.now()
     token = secrets.token_hex(16)
-    pick = select(table.id).where(due(table, now))
+    condition = due(table, now) if also is None else and_(due(table, now), also(now))
+    pick = select(table.id).where(condition)
     if only_id is not None:
         pick = pick.where(table.id == only_id)
     pick = pick.order_by(table.next_attempt_at, table.id).limit(1).with_for_update(skip_locked=True)
@@ -89,7 +93,7 @@ def claim_next(s: Session, table, columns: tuple, *, lease: dt.timedelta, only_i
     # is repeated outside it: PostgreSQL re-checks that on a row a concurrent claim just updated.
     stmt = (
         update(table)
-        .where(table.id == pick.scalar_subquery(), due(table, now))
+        .where(table.id == pick.scalar_subquery(), condition)
         .values(claimed_until=now + lease, claim_token=token, attempts=table.attempts + 1)
         .returning(table.id, table.attempts, *columns)
         .execution_options(synchronize_session=False)
@@ -139,16 +143,18 @@ def record_failure(s: Session, table, claim: Claim, description: str, *, permane
 
 
 def deliver_due(table, columns: tuple, deliver: Callable[[Claim], None], *, lease: dt.timedelta,
-                max_attempts: int, limit: int, log: logging.Logger, only_id: int | None = None) -> Report:
+                max_attempts: int, limit: int, log: logging.Logger, only_id: int | None = None,
+                also: Callable | None = None) -> Report:
     """Deliver up to `limit` due rows of `table` (or row `only_id`), one claim at a time.
 
     `deliver(claim)` sends one row or raises DeliveryFailure. Safe to run in parallel anywhere.
+    `also(now)`: a further condition a row must meet to be taken (see claim_next).
     """
     report = Report()
     name = table.__tablename__
     with Session(db.engine(), expire_on_commit=False) as s:
         for _ in range(limit):
-            claim = claim_next(s, table, columns, lease=lease, only_id=only_id)
+            claim = claim_next(s, table, columns, lease=lease, only_id=only_id, also=also)
             if claim is None:
                 break
             try:

@@ -11,8 +11,8 @@ expires.
   sender stops the run, the mail server being down for the others too.
 - After MAIL_MAX_ATTEMPTS (20) attempts, or a 5xx refusal of the recipient (a mailbox that
   does not exist will never exist): `state = 'failed'`, logged as an error for staff.
-- Still pending at its `send_before` (a reminder whose consent has ended): `state = 'cancelled'`,
-  at the start of the next run.
+- Still pending at its `send_before` (a reminder whose consent has ended): never taken by a
+  sender, and `state = 'cancelled'` at the start of the next scheduled run (`send_pending`).
 
 The mail server is behind transport.py's interface (SMTP in smtp.py, with a short timeout on every
 socket operation; sandbox.py keeps the mails in memory): its `MailError` says whether a failure is
@@ -31,7 +31,7 @@ import datetime as dt
 import logging
 
 from flask import after_this_request, current_app, has_request_context
-from sqlalchemy import update
+from sqlalchemy import or_, update
 from sqlmodel import Session
 
 from .. import clock, db, deliveries
@@ -52,9 +52,14 @@ def _lease() -> dt.timedelta:
     return dt.timedelta(seconds=float(current_app.config.get("MAIL_CLAIM_LEASE_SECONDS", LEASE_SECONDS)))
 
 
+def _not_overdue(now: dt.datetime):
+    """A mail still worth sending: no `send_before`, or one still ahead."""
+    return or_(MailOutbox.send_before.is_(None), MailOutbox.send_before > now)
+
+
 def _claim(s: Session, only_id: int | None = None) -> deliveries.Claim | None:
     """Take the next due mail (or mail `only_id` if due) for this sender, in one statement. Commits."""
-    return deliveries.claim_next(s, MailOutbox, MAIL_COLUMNS, lease=_lease(), only_id=only_id)
+    return deliveries.claim_next(s, MailOutbox, MAIL_COLUMNS, lease=_lease(), only_id=only_id, also=_not_overdue)
 
 
 def _outgoing(claim: deliveries.Claim) -> OutgoingMail:
@@ -75,6 +80,7 @@ def cancel_overdue() -> int:
 
 
 def _send(limit: int, only_id: int | None = None) -> SendReport:
+    """Send up to `limit` due mails (or mail `only_id`). A mail past its `send_before` is never taken."""
     connection: MailConnection | None = None
 
     def deliver(claim: deliveries.Claim) -> None:
@@ -83,23 +89,25 @@ def _send(limit: int, only_id: int | None = None) -> SendReport:
             connection = transport().connect()
         connection.send(_outgoing(claim))
 
-    cancel_overdue()
     try:
         return deliveries.deliver_due(
             MailOutbox, MAIL_COLUMNS, deliver, lease=_lease(), limit=limit, only_id=only_id, log=log,
-            max_attempts=int(current_app.config.get("MAIL_MAX_ATTEMPTS", MAX_ATTEMPTS)))
+            max_attempts=int(current_app.config.get("MAIL_MAX_ATTEMPTS", MAX_ATTEMPTS)), also=_not_overdue)
     finally:
         if connection is not None:
             connection.close()
 
 
 def send_pending(limit: int = 50) -> SendReport:
-    """Send up to `limit` due mails (inside an app context). Safe to run in parallel anywhere."""
+    """Cancel the overdue mails, then send up to `limit` due mails (inside an app context). Safe to
+    run in parallel anywhere."""
+    cancel_overdue()
     return _send(limit)
 
 
 def send_one(outbox_id: int) -> SendReport:
-    """Send this one mail if it is due and nobody holds it."""
+    """Send this one mail if it is due, not overdue and nobody holds it. Cancelling overdue mails is
+    the scheduled run's work (`send_pending`): the mail sent right after ⑥ costs no write for it."""
     return _send(1, only_id=outbox_id)
 
 

@@ -3,6 +3,8 @@ lost while the mail server is down, never sent twice. Against a real SMTP server
 from __future__ import annotations
 
 import datetime as dt
+import email
+import email.policy
 import logging
 import socket
 import threading
@@ -291,6 +293,32 @@ def test_a_mail_held_by_a_sender_that_died_is_retried_after_its_lease(app, smtp)
     [row] = outbox(app)
     assert row.state == "sent" and row.attempts == 2 and len(smtp.messages) == 1
 
+
+
+@pytest.mark.parametrize("subject", [
+    "【奄美信用組合】API連携認証完了のお知らせ",
+    "【丸八信用組合】API連携認証の有効期限が近づいています（しんくみアプリwith CRECO、アイ・ティ・リアライズ株式会社）",
+    "plain ASCII", "an ASCII subject long enough to be folded by any mail writer that keeps to 78 columns"])
+@pytest.mark.parametrize("sender", ["奄美信用組合 API連携認証 <noreply@webcenter.anser.or.jp>", "noreply@example.jp"])
+def test_the_mail_on_the_wire_is_byte_for_byte_what_flask_mails_smtp_policy_writes(app, subject, sender):
+    """_Base64Message writes headers with compat32 (already encoded: nothing to parse back): the
+    bytes must stay those of Flask-Mail's own SMTP policy, CRLF line ends, lines of at most 78."""
+    from flask_mail import Message
+
+    from webapp.mail.smtp import _message
+    from webapp.mail.transport import OutgoingMail
+
+    mail = OutgoingMail(sender=sender, recipient="taro@example.jp", subject=subject,
+                        body="データ 太郎 様\n\n" + "本文です。" * 40 + "\n", message_id="<x@example.jp>")
+    with app.app_context():
+        message = _message(mail)
+        ours = message.as_bytes()
+        flask_mails = Message._message(message).as_bytes()
+
+    assert ours == flask_mails
+    lines = ours.split(b"\r\n")
+    assert b"\n" not in b"".join(lines) and max(len(line) for line in lines) <= 78
+    assert email.message_from_bytes(ours, policy=email.policy.default)["Subject"] == subject
 
 # --- sending right after the consent ------------------------------------------------------------------
 

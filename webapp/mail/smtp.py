@@ -10,7 +10,9 @@ goes base64-encoded (7-bit clean for any relay). SMTP's failures become `MailErr
 from __future__ import annotations
 
 import email.charset
+import email.policy
 import smtplib
+from email.header import Header
 from email.mime.text import MIMEText
 from email.utils import parseaddr
 from typing import Callable
@@ -54,13 +56,31 @@ class _TimedConnection(Connection):
             self.host.close()
 
 
+# Flask-Mail's own policy for writing a message out (SMTP: CRLF line ends, lines of at most 78), with
+# compat32's header handling: every header here is already ASCII, so it is written as it is.
+_WRITE_POLICY = email.policy.compat32.clone(linesep="\r\n")
+
+
 class _Base64Message(Message):
-    """Flask-Mail sends UTF-8 text as raw 8-bit; base64 keeps the Japanese body 7-bit clean for any relay."""
+    """Flask-Mail's message, with two changes:
+
+    - Flask-Mail sends UTF-8 text as raw 8-bit; base64 keeps the Japanese body 7-bit clean for any relay.
+    - It is written out by compat32's header handling, not the `SMTP` policy's, which parsed each
+      (already encoded) header back into a tree to fold it again: 1.6 of the 1.8 ms a mail took.
+      The Subject is encoded knowing its name's length, so its first line fits, as `SMTP` folded it.
+      The bytes are the same (tests/test_mail.py compares them with Flask-Mail's own)."""
 
     def _mimetext(self, text, subtype="plain"):
         utf8 = email.charset.Charset("utf-8")
         utf8.body_encoding = email.charset.BASE64
         return MIMEText(text, _subtype=subtype, _charset=utf8)
+
+    def _message(self):
+        msg = super()._message()
+        msg.policy = _WRITE_POLICY
+        if self.subject and not self.subject.isascii():
+            msg.replace_header("Subject", Header(self.subject, "utf-8", header_name="Subject").encode("\r\n"))
+        return msg
 
 
 def _message(mail: OutgoingMail) -> Message:

@@ -151,6 +151,9 @@ def one_flow(http, origin: str, client: dict, c: dict, timings: dict) -> None:
     timed("⑥ GET", "GET", f"{flow}/consent", 200)
     allowed = post("⑥ POST", f"{flow}/consent", {"agree": "y"})
     code = parse_qs(urlsplit(allowed.headers["Location"]).query)["code"][0]
+    # The browser leaves for the app; the app's server exchanges the code on a connection of its own
+    # (on the browser's, it would wait for what ⑥'s response does after it has gone out: the mail).
+    http.close()
     token = timed("token", "POST", f"/{TENANT}/oauth/token", 200, auth=(client["client_id"], client["client_secret"]),
                   data={"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI,
                         "code_verifier": verifier}).json()["access_token"]

@@ -8,7 +8,7 @@
 -- after the other: thread i is customer i of bench_flow.customer(i). A flow: the authorization
 -- request (fresh PKCE pair), ① GET+POST, ② GET+POST, ③ GET+POST, ④ GET, the provider's webhook
 -- signed as Twilio signs it (HMAC-SHA1 with the auth token), ④ 確定する, ⑤ GET+POST, ⑥ GET+POST,
--- the token exchange and `/accounts`. Each answer is checked for the status a customer expects; a
+-- the token exchange and `/accounts` (on a new connection, as the app's server makes them). Each answer is checked for the status a customer expects; a
 -- wrong one counts as an error of its step and starts a new flow with a new cookie jar. Each thread
 -- writes its answers' latencies, flows and errors to OUT_DIR/<customer>.txt; bench_flow.py reads them.
 -- SHA-256, HMAC and base64 come from the system's libcrypto through LuaJIT's FFI.
@@ -152,7 +152,12 @@ local steps = {
   { "⑤ GET", function() return "GET", flow_path .. "/pin" end, 200 },
   { "⑤ POST", function() return "POST", flow_path .. "/pin", csrf_form({ { "pin", "1234" } }) end, 303 },
   { "⑥ GET", function() return "GET", flow_path .. "/consent" end, 200 },
-  { "⑥ POST", function() return "POST", flow_path .. "/consent", csrf_form({ { "agree", "y" } }) end, 303 },
+  -- The customer's browser then leaves for the app (another origin): its connection ends here, and
+  -- the app's server exchanges the code on a connection of its own. On the browser's, the token
+  -- would wait for what ⑥'s response does after it has gone out (the completion mail).
+  { "⑥ POST", function()
+    return "POST", flow_path .. "/consent", csrf_form({ { "agree", "y" } }), { Connection = "close" }
+  end, 303 },
   { "token", function()
     return "POST", "/" .. tenant .. "/oauth/token", form({ { "grant_type", "authorization_code" },
       { "code", urlencode(state.code or "") }, { "redirect_uri", urlencode("https://app.example/cb") },

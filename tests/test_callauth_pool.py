@@ -7,6 +7,7 @@ import secrets
 import threading
 
 import pytest
+from sqlalchemy import event
 from sqlmodel import Session
 
 from conftest import QUIET_TIME
@@ -104,6 +105,42 @@ def test_expired_attempts_free_their_number(app):
     states = sorted(a.state for a in attempts(app))
     assert states == ["expired"] * len(pool) + ["waiting"]
 
+
+
+def _writes_while(app, action) -> list[str]:
+    """The write statements (first word) the database saw while `action` ran."""
+    seen = []
+
+    def note(conn, cursor, statement, parameters, context, executemany):
+        word = statement.split()[0].upper()
+        if word not in ("SELECT", "BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "PRAGMA"):
+            seen.append(word)
+
+    with app.app_context():
+        engine = db.engine()
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        action()
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+    return seen
+
+
+def test_the_usual_first_attempt_writes_only_itself_and_its_log_row(app):
+    """No other attempt of the phone waits: nothing to expire, so the only writes are the INSERTs
+    (on SQLite the write lock is taken for them alone, not for the reads before)."""
+    [flow] = make_flows(app, "amami", ["+819011113333"])
+    assert _writes_while(app, lambda: open_for(app, flow)) == ["INSERT", "INSERT"]
+
+
+def test_a_passed_window_still_waiting_is_expired_before_its_number_is_drawn_again(app):
+    pool = app.extensions["tenants"]["maruhachi"].call_pool
+    made = make_flows(app, "maruhachi", ["+81534441234"] * (len(pool) + 1))
+    for flow in made[:-1]:
+        open_for(app, flow)
+    clock.set_now(QUIET_TIME + dt.timedelta(seconds=121))
+    assert _writes_while(app, lambda: open_for(app, made[-1])) == ["UPDATE", "INSERT", "INSERT"]
+    assert sorted(a.state for a in attempts(app)) == ["expired"] * len(pool) + ["waiting"]
 
 def test_reopening_returns_the_same_attempt(app):
     [flow] = make_flows(app, "amami", ["+819011113333"])

@@ -275,13 +275,20 @@ def _pick_number(s: Session, phone: str, pool, now: dt.datetime, *, avoid: str |
                  keep: int | None = None) -> tuple[str | None, CallAttempt | None]:
     """A pool number no other waiting attempt of this phone shows (another than `avoid` when one is
     free); when all are taken, the oldest waiting attempt gives way (superseded). (None, None) when a
-    parallel request changed things first: the caller rolls back and tries again."""
-    s.execute(update(CallAttempt)
-              .where(CallAttempt.phone_e164 == phone, CallAttempt.state == WAITING, CallAttempt.expires_at <= now)
-              .values(state=EXPIRED))
+    parallel request changed things first: the caller rolls back and tries again.
+
+    It reads first and writes only what it must: the usual ④ (no other attempt of this phone waits)
+    writes nothing here, and on SQLite the write lock is taken by the caller's INSERT, not for this
+    read. Attempts whose window has passed but still say waiting are marked expired first (they hold
+    their number in the partial unique index until then)."""
     waiting = s.exec(select(CallAttempt)
                      .where(CallAttempt.phone_e164 == phone, CallAttempt.state == WAITING, CallAttempt.id != keep)
                      .order_by(CallAttempt.started_at, CallAttempt.id)).all()
+    if any(a.expires_at <= now for a in waiting):
+        s.execute(update(CallAttempt)
+                  .where(CallAttempt.phone_e164 == phone, CallAttempt.state == WAITING, CallAttempt.expires_at <= now)
+                  .values(state=EXPIRED))
+        waiting = [a for a in waiting if a.expires_at > now]
     taken = {a.pool_number for a in waiting}
     free = [n for n in pool if n not in taken]
     if free:

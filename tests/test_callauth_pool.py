@@ -7,7 +7,6 @@ import secrets
 import threading
 
 import pytest
-from sqlalchemy import event
 from sqlmodel import Session
 
 from conftest import QUIET_TIME
@@ -15,6 +14,7 @@ from webapp import clock, db
 from webapp.callauth import service
 from webapp.callauth.models import CallAttempt
 from webapp.flow.models import Flow
+from sql_support import writes_during
 from test_callauth_support import attempts
 
 # chi-square critical values at p = 1e-6 (a fair draw fails about once in a million runs)
@@ -101,53 +101,19 @@ def test_expired_attempts_free_their_number(app):
     for flow in made[:-1]:
         open_for(app, flow)
     clock.set_now(QUIET_TIME + dt.timedelta(seconds=121))
-    open_for(app, made[-1])
+    # the passed windows still say waiting: they are expired before their numbers are drawn again
+    assert writes_during(app, lambda: open_for(app, made[-1])) == ["UPDATE", "INSERT", "INSERT"]
     states = sorted(a.state for a in attempts(app))
     assert states == ["expired"] * len(pool) + ["waiting"]
 
-
-
-def _writes_while(app, action) -> list[str]:
-    """The write statements (first word) the database saw while `action` ran."""
-    seen = []
-
-    def note(conn, cursor, statement, parameters, context, executemany):
-        word = statement.split()[0].upper()
-        if word not in ("SELECT", "BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "PRAGMA"):
-            seen.append(word)
-
-    with app.app_context():
-        engine = db.engine()
-    event.listen(engine, "before_cursor_execute", note)
-    try:
-        action()
-    finally:
-        event.remove(engine, "before_cursor_execute", note)
-    return seen
 
 
 def test_the_usual_first_attempt_writes_only_itself_and_its_log_row(app):
     """No other attempt of the phone waits: nothing to expire, so the only writes are the INSERTs
     (on SQLite the write lock is taken for them alone, not for the reads before)."""
     [flow] = make_flows(app, "amami", ["+819011113333"])
-    assert _writes_while(app, lambda: open_for(app, flow)) == ["INSERT", "INSERT"]
+    assert writes_during(app, lambda: open_for(app, flow)) == ["INSERT", "INSERT"]
 
-
-def test_a_passed_window_still_waiting_is_expired_before_its_number_is_drawn_again(app):
-    pool = app.extensions["tenants"]["maruhachi"].call_pool
-    made = make_flows(app, "maruhachi", ["+81534441234"] * (len(pool) + 1))
-    for flow in made[:-1]:
-        open_for(app, flow)
-    clock.set_now(QUIET_TIME + dt.timedelta(seconds=121))
-    assert _writes_while(app, lambda: open_for(app, made[-1])) == ["UPDATE", "INSERT", "INSERT"]
-    assert sorted(a.state for a in attempts(app)) == ["expired"] * len(pool) + ["waiting"]
-
-def test_reopening_returns_the_same_attempt(app):
-    [flow] = make_flows(app, "amami", ["+819011113333"])
-    first = open_for(app, flow)
-    clock.set_now(QUIET_TIME + dt.timedelta(seconds=30))
-    again = open_for(app, flow)
-    assert (again.id, again.pool_number, again.started_at) == (first.id, first.pool_number, first.started_at)
 
 
 def _parallel_opens_get_distinct_numbers(app):

@@ -10,6 +10,7 @@ from conftest import text_of
 from test_callauth_support import (PHONE_E164, WEBHOOK, attempts, call_log, e164, inbound_calls, log_rows,
                                    pool_number_on, poll, provider_params, signed_call, to_call_screen)
 from webapp.callauth import service, twilio
+from sql_support import statements_during
 
 # Twilio's documented example (webhook security docs and its helper library's tests).
 DOC_URL = "https://mycompany.com/myapp.php?foo=1&bar=2"
@@ -242,21 +243,8 @@ def test_no_full_phone_number_reaches_the_log(amami):
 
 def inbound_call_writes(app, call):
     """The SQL statements that write inbound_call while `call()` runs."""
-    from sqlalchemy import event
-
-    seen = []
-
-    def statement(_conn, _cursor, sql, *_args):
-        if "inbound_call" in sql and not sql.lstrip().upper().startswith("SELECT"):
-            seen.append(" ".join(sql.split())[:40])
-
-    engine = app.extensions["db_engine"]
-    event.listen(engine, "before_cursor_execute", statement)
-    try:
-        call()
-    finally:
-        event.remove(engine, "before_cursor_execute", statement)
-    return seen
+    _result, seen = statements_during(app, call)
+    return [sql[:40] for sql in seen if "inbound_call" in sql and not sql.upper().startswith("SELECT")]
 
 
 @pytest.mark.parametrize("caller", ["registered", "other", "anonymous"])

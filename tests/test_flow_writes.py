@@ -7,6 +7,7 @@ from sqlmodel import Session, select
 from webapp import clock, db, oplog
 from webapp.flow.models import Flow
 from webapp.oplog import OperationLog
+from sql_support import statements_during
 
 LOGGED = [c.key for c in OperationLog.__table__.c if c.key != "id"]
 
@@ -139,20 +140,6 @@ def test_the_exchanged_token_row_holds_what_the_orm_wrote(app, amami):
     assert exchange(amami, authorized(amami)["code"], auth="basic").status_code == 200  # a second consent's
 
 
-def _statements_during(app, call):
-    from sqlalchemy import event
-
-    seen = []
-    engine = app.extensions["db_engine"]
-    listener = lambda _conn, _cursor, statement, *_rest: seen.append(" ".join(statement.split()))  # noqa: E731
-    event.listen(engine, "before_cursor_execute", listener)
-    try:
-        response = call()
-    finally:
-        event.remove(engine, "before_cursor_execute", listener)
-    return response, seen
-
-
 def test_confirming_a_called_attempt_spends_it_without_reading_it_first(app, amami):
     """④'s 「確定する」 after the call: one UPDATE spends the flow's attempt; the attempt is read only when
     that finds nothing to spend (and the webhook's confirmation is logged with the flow's account)."""
@@ -161,7 +148,7 @@ def test_confirming_a_called_attempt_spends_it_without_reading_it_first(app, ama
 
     page = to_call_screen(amami)
     assert call_from_registered_phone(amami, page).status_code == 200
-    response, statements = _statements_during(app, lambda: amami.post("flow/call", {}))
+    response, statements = statements_during(app, lambda: amami.post("flow/call", {}))
     assert response.status_code == 303 and response.headers["Location"].endswith("/flow/pin")
     assert not [s for s in statements if s.startswith("SELECT") and "FROM call_attempt" in s]
     assert [a.state for a in _rows(app, CallAttempt)] == [USED]
@@ -301,7 +288,7 @@ def test_an_authorization_request_reads_its_client_once_and_starts_the_flow_as_s
         return started[-1]
 
     monkeypatch.setattr(state, "start", start)
-    response, statements = _statements_during(app, lambda: amami.client.get(
+    response, statements = statements_during(app, lambda: amami.client.get(
         "/amami/oauth/authorize", query_string=amami.authorize_params()))
     assert response.status_code == 303
     assert len([s for s in statements if s.startswith("SELECT") and "FROM oauth_client" in s]) == 1

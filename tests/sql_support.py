@@ -1,20 +1,29 @@
 """The SQL a piece of code sends: for tests that pin down how many statements (or writes) a request
-costs. Each statement as sent, whitespace collapsed, in order."""
+costs, or in which order. Each statement as sent, whitespace collapsed, in order."""
 from __future__ import annotations
+
+import contextlib
 
 from sqlalchemy import event
 
 
-def statements_during(app, call):
-    """(what `call()` returned, the statements the app's engine ran meanwhile)."""
-    seen = []
+@contextlib.contextmanager
+def recording(app):
+    """A list that fills with the statements the app's engine runs while the block runs."""
+    seen: list[str] = []
     engine = app.extensions["db_engine"]
     listener = lambda _conn, _cursor, statement, *_rest: seen.append(" ".join(statement.split()))  # noqa: E731
     event.listen(engine, "before_cursor_execute", listener)
     try:
-        result = call()
+        yield seen
     finally:
         event.remove(engine, "before_cursor_execute", listener)
+
+
+def statements_during(app, call):
+    """(what `call()` returned, the statements the app's engine ran meanwhile)."""
+    with recording(app) as seen:
+        result = call()
     return result, seen
 
 

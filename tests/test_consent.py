@@ -10,6 +10,7 @@ import pytest
 from sqlmodel import Session, select
 
 from conftest import DEMO, FlowActions, text_of
+from sql_support import recording
 from test_oauth_support import REDIRECT_URI, allow, at_consent, at_pin, authorized, latest_flow, query
 from webapp import clock, db, lockout, messages
 from webapp.corebanking import AccountKey
@@ -133,6 +134,32 @@ def test_nothing_is_granted_when_the_mail_cannot_be_queued(amami, monkeypatch):
     assert rows(amami.app, Consent) == [] and rows(amami.app, AuthorizationCode) == []
     assert latest_flow(amami.app).ended_at is None  # all or nothing
 
+
+
+def test_allow_validates_the_request_and_writes_the_mail_before_its_first_write(amami, monkeypatch):
+    """⑥'s transaction begins with the flow's close, and on SQLite its first write takes the write
+    gate: Authlib's validation (which reads the client) and the mail's templates run before it."""
+    from webapp.mail import outbox
+
+    at_consent(amami)
+    compose = outbox.compose_completion
+    composed_after = []
+    with recording(amami.app) as seen:
+        def noting(**kw):
+            composed_after.append(list(seen))
+            return compose(**kw)
+
+        monkeypatch.setattr("webapp.oauth.consents.compose_completion", noting)
+        response = allow(amami)
+    assert response.status_code == 303
+    close = next(i for i, sql in enumerate(seen) if sql.startswith("UPDATE flow SET") and "ended_at" in sql)
+    client_reads = [i for i, sql in enumerate(seen) if sql.startswith("SELECT") and "FROM oauth_client" in sql]
+    assert client_reads and max(client_reads) < close
+    [before] = composed_after
+    assert not any(sql.startswith(("UPDATE", "INSERT")) for sql in before)
+    [mail] = rows(amami.app, MailOutbox)
+    [consent] = rows(amami.app, Consent)
+    assert mail.consent_id == consent.id and "2026年11月18日" in mail.body
 
 def test_allow_ends_the_flow(amami):
     authorized(amami)

@@ -17,7 +17,7 @@ from wtforms.validators import DataRequired
 from .. import messages
 from ..messages import AGREE_LABEL, AGREE_REQUIRED, CLIENT_GONE
 from ..mail import kick
-from ..oauth.consents import AccountLocked, ClientGone, grant_consent
+from ..oauth.consents import AccountLocked, ClientGone, grant_consent, prepare_consent
 from ..render import go, render_page
 from .blueprint import bp
 from .steps import end_flow, finish_last_step, flow_step, log_step, no_flow_response
@@ -36,7 +36,9 @@ def consent():
     alert = None
     if form.validate_on_submit():
         try:
-            granted = finish_last_step(flow, "consented", lambda s: grant_consent(s, flow, g.tenant, client),
+            # what writes nothing first, outside the transaction (on SQLite: before the write gate)
+            prepared = prepare_consent(flow, g.tenant, client)
+            granted = finish_last_step(flow, "consented", lambda s: grant_consent(s, flow, g.tenant, client, prepared),
                                        describe=lambda granted: granted.log_detail)
         except AccountLocked:
             log_step(flow, "consent", "locked", detail="B84")

@@ -103,13 +103,15 @@ def _queue(session: Session, *, kind: str, tenant: "Tenant", flow: "Flow", conse
 
 
 def _queue_notice(session: Session, kind: str, compose, *, tenant: "Tenant", flow: "Flow", consent: "Consent",
-                  client: "OAuthClient") -> MailOutbox:
-    """Queue the notice `kind` once and return its row (the one already queued, unchanged, on a retry)."""
+                  client: "OAuthClient", message: tuple[str, str] | None = None) -> MailOutbox:
+    """Queue the notice `kind` once and return its row (the one already queued, unchanged, on a retry).
+    `message`: the (subject, body) `compose` gave for these rows, if the caller composed it already."""
     if not flow.email:
         raise ValueError("the flow has no mail address (screen ② stores it)")
     session.flush()  # the flow and consent rows get their ids inside the caller's transaction
-    added = _queue(session, kind=kind, tenant=tenant, flow=flow, consent=consent,
-                   message=compose(tenant=tenant, flow=flow, consent=consent, client=client))
+    if message is None:
+        message = compose(tenant=tenant, flow=flow, consent=consent, client=client)
+    added = _queue(session, kind=kind, tenant=tenant, flow=flow, consent=consent, message=message)
     if added is not None:
         return added
     row = session.connection().execute(_QUEUED, {"flow_id": flow.id, "kind": kind, "consent_id": consent.id}).one()
@@ -127,13 +129,15 @@ _QUEUED = select(*db.columns(MailOutbox, _OUTBOX_KEYS)).where(
 
 
 def queue_completion_mail(session: Session, *, tenant: "Tenant", flow: "Flow", consent: "Consent",
-                          client: "OAuthClient") -> MailOutbox:
+                          client: "OAuthClient", message: tuple[str, str] | None = None) -> MailOutbox:
     """Add the completion mail of `flow` to `session`'s transaction (flushes, never commits).
 
-    Queueing the same flow again returns the row already queued, unchanged.
+    Queueing the same flow again returns the row already queued, unchanged. `message`: the mail as
+    compose_completion gave it for this consent, when composed before the transaction (⑥ does, so
+    that its templates do not run while it holds SQLite's write gate).
     """
     return _queue_notice(session, KIND_CONSENT_COMPLETED, compose_completion, tenant=tenant, flow=flow,
-                         consent=consent, client=client)
+                         consent=consent, client=client, message=message)
 
 
 def queue_revocation_mail(session: Session, *, tenant: "Tenant", flow: "Flow", consent: "Consent",

@@ -34,6 +34,7 @@ from sqlmodel import select
 from .. import clock, db, lockout
 from ..corebanking import AccountKey
 from ..mail import cancel_reminder, queue_completion_mail, queue_revocation_mail
+from ..mail.outbox import compose_completion
 from ..oplog import OperationLog
 from ..webhooks.events import CONSENT_REVOKED, queue_event
 from . import issuer, par
@@ -64,31 +65,62 @@ class Granted:
         return f"consent {self.consent.id} until {self.consent.expires_at.date().isoformat()}"
 
 
-def grant_consent(s, flow, tenant, client: OAuthClient) -> Granted:
-    """許可する, in the transaction `s` the flow hands over (flow.steps.finish_last_step), which also
-    ends the flow and commits. Raises AccountLocked or ClientGone; the flow then rolls back."""
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+    """What 許可する works out before its transaction writes anything: the consent row (without its
+    id), Authlib's grant with the authorization request validated, and the completion mail."""
+
+    values: dict
+    grant: object
+    redirect_uri: str
+    pushed_request_id: str | None
+    mail: tuple[str, str]  # (subject, body)
+
+
+def prepare_consent(flow, tenant, client: OAuthClient) -> Prepared:
+    """The part of 許可する that writes nothing: run before the flow's close, so that on SQLite the
+    write gate is not held through Authlib's validation (a client read) and the mail's two templates.
+    Raises ClientGone. A client revoked after this gets a code that its token request cannot spend
+    (the token endpoint authenticates the client again)."""
     now = clock.now()
-    key = AccountKey(flow.tenant, flow.branch, flow.account_type, flow.account_number)
-    if lockout.is_locked(s, key, tenant.lock_threshold):
-        raise AccountLocked()
     params = dict(flow.oauth_request or {})
     pushed_request_id = params.pop(par.FLOW_KEY, None)
     values = dict(tenant=flow.tenant, client_id=flow.client_id, branch=flow.branch,
                   account_type=flow.account_type, account_number=flow.account_number,
                   scope=params.get("scope") or DEFAULT_SCOPE, flow_id=flow.id, granted_at=now,
                   expires_at=now + dt.timedelta(days=tenant.consent_days), revoked_at=None)
-    values["id"] = s.connection().execute(_NEW_CONSENT, values).scalar_one()
-    consent = db.detached(Consent, tuple(values), tuple(values.values()))  # the row as written, no ORM flush
     try:
         grant = server.get_authorization_grant(server.stored_request(params))
         redirect_uri = grant.validate_authorization_request()
-        _status, _body, headers = grant.create_authorization_response(redirect_uri, consent)
     except OAuth2Error as error:
         raise ClientGone(error.error) from error
-    if pushed_request_id is not None and not par.spend(s, pushed_request_id):
+    unsaved = db.detached(Consent, tuple(values), tuple(values.values()))
+    mail = compose_completion(tenant=tenant, flow=flow, consent=unsaved, client=client)
+    return Prepared(values=values, grant=grant, redirect_uri=redirect_uri, pushed_request_id=pushed_request_id,
+                    mail=mail)
+
+
+def grant_consent(s, flow, tenant, client: OAuthClient, prepared: Prepared | None = None) -> Granted:
+    """許可する, in the transaction `s` the flow hands over (flow.steps.finish_last_step), which also
+    ends the flow and commits. `prepared`: prepare_consent's, made before that transaction's first
+    write (made here if not given). Raises AccountLocked or ClientGone; the flow then rolls back."""
+    if prepared is None:
+        prepared = prepare_consent(flow, tenant, client)
+    key = AccountKey(flow.tenant, flow.branch, flow.account_type, flow.account_number)
+    if lockout.is_locked(s, key, tenant.lock_threshold):
+        raise AccountLocked()
+    values = dict(prepared.values)
+    values["id"] = s.connection().execute(_NEW_CONSENT, values).scalar_one()
+    consent = db.detached(Consent, tuple(values), tuple(values.values()))  # the row as written, no ORM flush
+    try:
+        _status, _body, headers = prepared.grant.create_authorization_response(prepared.redirect_uri, consent)
+    except OAuth2Error as error:
+        raise ClientGone(error.error) from error
+    if prepared.pushed_request_id is not None and not par.spend(s, prepared.pushed_request_id):
         raise ClientGone("request_uri_used")  # another flow from the same pushed request got the code
     location = add_params_to_uri(dict(headers)["Location"], [("iss", issuer(flow.tenant))])
-    outbox = queue_completion_mail(s, tenant=tenant, flow=flow, consent=consent, client=client)
+    outbox = queue_completion_mail(s, tenant=tenant, flow=flow, consent=consent, client=client,
+                                   message=prepared.mail)
     return Granted(location=location, consent=consent, outbox_id=getattr(outbox, "id", None))
 
 

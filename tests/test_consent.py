@@ -11,7 +11,7 @@ from sqlmodel import Session, select
 
 from conftest import DEMO, FlowActions, text_of
 from sql_support import recording
-from test_oauth_support import REDIRECT_URI, allow, at_consent, at_pin, authorized, latest_flow, query
+from test_oauth_support import REDIRECT_URI, allow, at_consent, at_pin, authorized, exchange, latest_flow, query
 from webapp import clock, db, lockout, messages
 from webapp.corebanking import AccountKey
 from webapp.mail.models import MailOutbox
@@ -204,19 +204,43 @@ def test_consent_is_refused_when_the_account_was_locked_after_the_pin(amami):
     assert rows(amami.app, Consent) == [] and rows(amami.app, AuthorizationCode) == []
 
 
-def test_client_revoked_during_the_flow_gets_no_code(amami):
-    at_consent(amami)
-    with amami.app.app_context(), Session(db.engine()) as s:
+def revoke_client(app) -> None:
+    with app.app_context(), Session(db.engine()) as s:
         row = s.exec(select(OAuthClient)).one()
         row.revoked_at = clock.now()
         s.add(row)
         s.commit()
+
+
+def test_client_revoked_during_the_flow_gets_no_code(amami):
+    at_consent(amami)
+    revoke_client(amami.app)
     response = allow(amami)
     assert response.status_code == 400
     assert "Location" not in response.headers
     assert rows(amami.app, Consent) == [] and rows(amami.app, AuthorizationCode) == []
     assert latest_flow(amami.app).outcome == "client_gone"
 
+
+def test_a_client_revoked_while_allow_is_prepared_cannot_spend_the_code(amami, monkeypatch):
+    """⑥ validates the request before its transaction (prepare_consent): a client revoked in
+    between still gets its redirect, but the token endpoint refuses the code's exchange."""
+    from webapp.flow import consent as consent_view
+
+    prepare = consent_view.prepare_consent
+
+    def then_revoke(*args, **kw):
+        prepared = prepare(*args, **kw)
+        revoke_client(amami.app)
+        return prepared
+
+    at_consent(amami)
+    monkeypatch.setattr(consent_view, "prepare_consent", then_revoke)
+    response = allow(amami)
+    assert response.status_code == 303
+    answer = exchange(amami, query(response.headers["Location"])["code"])
+    assert answer.status_code == 401 and answer.get_json()["error"] == "invalid_client"
+    assert "access_token" not in answer.get_json()
 
 def test_both_unions_complete_with_their_own_issuer(app, client, customers):
     for tenant in ("amami", "maruhachi"):

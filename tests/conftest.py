@@ -102,7 +102,9 @@ def _dispose_made_apps():
     """Every app a test made gives its pooled connections back (PostgreSQL's are a shared budget)."""
     yield
     while _made_apps:
-        _made_apps.pop().extensions["db_engine"].dispose()
+        made = _made_apps.pop()
+        made.extensions["mail_courier"].join(timeout=30)  # no mail still being sent into the next test's rows
+        made.extensions["db_engine"].dispose()
 
 
 @pytest.fixture
@@ -125,6 +127,7 @@ def database_url(request, tmp_path):
 def app(database_url, app_config):
     app = make_app(database_url, **app_config)
     yield app
+    app.extensions["mail_courier"].join(timeout=30)
     app.extensions["db_engine"].dispose()
 
 

@@ -342,6 +342,7 @@ def test_kick_sends_once_the_response_has_gone_out(app, smtp):
         assert response.status_code == 303
         assert smtp.messages == []  # the redirect did not wait for the mail server
 
+    assert app.extensions["mail_courier"].join(timeout=30)  # the process's sender thread sent it
     assert len(smtp.messages) == 1
     assert outbox(app)[0].state == "sent"
 

@@ -384,6 +384,7 @@ class TestTheNoticeThroughARealMailServer:
                                data={"csrf_token": amami.csrf, "confirm": "yes"}) as response:
             assert response.status_code == 303
             assert smtp.messages == []  # the page did not wait for the mail server
+        assert amami.app.extensions["mail_courier"].join(timeout=30)
         (message,) = smtp.messages
         assert message["To"] == "owner@example.jp" and "連携解除のお知らせ" in message["Subject"]
         assert APP_NAME in message.get_content()

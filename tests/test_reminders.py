@@ -230,7 +230,7 @@ def test_a_reminder_still_unsent_when_the_consent_ends_is_never_sent(app, smtp):
 
 
 def test_a_reminder_past_its_end_is_not_sent_by_an_immediate_send_either(app, smtp):
-    """`kick`/`send_one` (after ⑥) leave cancelling to the scheduled run, but never send an overdue
+    """`kick`/`send_these` (after ⑥) leave cancelling to the scheduled run, but never send an overdue
     mail or count an attempt on it."""
     completed_flow(app)
     clock.set_now(SEVEN_DAYS_LEFT)

@@ -39,6 +39,11 @@ class Report:
     retrying: int = 0  # failed this time, will be tried again
     failed: int = 0  # given up
 
+    def __iadd__(self, other: Report) -> Report:
+        self.sent, self.retrying, self.failed = (self.sent + other.sent, self.retrying + other.retrying,
+                                                 self.failed + other.failed)
+        return self
+
     def __str__(self) -> str:
         return f"sent {self.sent}, retrying {self.retrying}, failed {self.failed}"
 

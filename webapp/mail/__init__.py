@@ -10,7 +10,7 @@ consent ends, into the same outbox.
 from .models import MailOutbox
 from .outbox import queue_completion_mail, queue_revocation_mail
 from .reminders import cancel_reminder, queue_expiry_reminders
-from .sender import SendReport, kick, send_one, send_pending
+from .sender import SendReport, kick, send_pending, send_these
 
 __all__ = ["MailOutbox", "SendReport", "cancel_reminder", "kick", "queue_completion_mail", "queue_expiry_reminders",
-           "queue_revocation_mail", "send_one", "send_pending"]
+           "queue_revocation_mail", "send_pending", "send_these"]

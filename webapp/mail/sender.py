@@ -18,25 +18,28 @@ The mail server is behind transport.py's interface (SMTP in smtp.py, with a shor
 socket operation; sandbox.py keeps the mails in memory): its `MailError` says whether a failure is
 permanent and whether the link is down.
 
-`kick(row)` after the consent's commit sends that one row once the response has gone out
-(`Response.call_on_close`): the customer's redirect never waits for SMTP, and nothing runs in a
-bare thread. The row is committed before, so if the process dies first, or SMTP is down, the row
-simply stays pending for `flask mail send-pending` (run it every minute, e.g. from cron or a
-scheduler). The rare case of a crash between the server's accepting a mail and the row being
-marked sent delivers it twice, with the same Message-ID; nothing can do better over SMTP.
+`kick(row)` after the consent's commit queues that one row once the response has gone out
+(`Response.call_on_close`) for the process's sender thread (courier.py), which sends the rows
+queued together over one connection: neither the customer's redirect nor the worker's request
+threads ever wait for SMTP. The row is committed before, so if the process dies first, the queue
+is full, or SMTP is down, the row simply stays pending for `flask mail send-pending` (run it every
+minute, e.g. from cron or a scheduler). The rare case of a crash between the server's accepting a
+mail and the row being marked sent delivers it twice, with the same Message-ID; nothing can do
+better over SMTP.
 """
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import Sequence
 
-from flask import after_this_request, current_app, has_request_context
+from flask import Flask, after_this_request, current_app, has_request_context
 from sqlalchemy import or_, update
 from sqlmodel import Session
 
 from .. import clock, db, deliveries
 from .models import CANCELLED, PENDING, MailOutbox
-from .transport import MailConnection, OutgoingMail, transport
+from .transport import MailConnection, MailError, OutgoingMail, transport
 
 log = logging.getLogger(__name__)
 
@@ -79,20 +82,32 @@ def cancel_overdue() -> int:
         return result.rowcount
 
 
-def _send(limit: int, only_id: int | None = None) -> SendReport:
-    """Send up to `limit` due mails (or mail `only_id`). A mail past its `send_before` is never taken."""
+def _send(limit: int, only_ids: Sequence[int] = ()) -> SendReport:
+    """Send up to `limit` due mails (or, given `only_ids`, each of these mails that is due) over one
+    connection. A mail past its `send_before` is never taken; a link found down ends the run."""
     connection: MailConnection | None = None
+    link_down = False
 
     def deliver(claim: deliveries.Claim) -> None:
-        nonlocal connection
-        if connection is None:
-            connection = transport().connect()
-        connection.send(_outgoing(claim))
+        nonlocal connection, link_down
+        try:
+            if connection is None:
+                connection = transport().connect()
+            connection.send(_outgoing(claim))
+        except MailError as error:
+            link_down = link_down or error.link_down
+            raise
 
+    max_attempts = int(current_app.config.get("MAIL_MAX_ATTEMPTS", MAX_ATTEMPTS))
+    report = SendReport()
     try:
-        return deliveries.deliver_due(
-            MailOutbox, MAIL_COLUMNS, deliver, lease=_lease(), limit=limit, only_id=only_id, log=log,
-            max_attempts=int(current_app.config.get("MAIL_MAX_ATTEMPTS", MAX_ATTEMPTS)), also=_not_overdue)
+        for only_id in only_ids or [None]:
+            report += deliveries.deliver_due(
+                MailOutbox, MAIL_COLUMNS, deliver, lease=_lease(), limit=limit, only_id=only_id, log=log,
+                max_attempts=max_attempts, also=_not_overdue)
+            if link_down:
+                break
+        return report
     finally:
         if connection is not None:
             connection.close()
@@ -105,34 +120,39 @@ def send_pending(limit: int = 50) -> SendReport:
     return _send(limit)
 
 
-def send_one(outbox_id: int) -> SendReport:
-    """Send this one mail if it is due, not overdue and nobody holds it. Cancelling overdue mails is
-    the scheduled run's work (`send_pending`): the mail sent right after ⑥ costs no write for it."""
-    return _send(1, only_id=outbox_id)
+def send_these(outbox_ids: Sequence[int]) -> SendReport:
+    """Send each of these mails that is due, not overdue and held by nobody, over one connection.
+    Cancelling overdue mails is the scheduled run's work (`send_pending`): the mail sent right after
+    ⑥ costs no write for it."""
+    return _send(1, outbox_ids)
 
 
 def kick(outbox: MailOutbox | int) -> None:
     """Send `outbox` soon, after the consent's commit, without making the response wait.
 
     In a request: once the response has gone out (in tests: when the response is closed, e.g.
-    `with client.post(...) as r:`). Outside one (CLI, scripts): now. Never raises: a row that could
-    not be sent stays pending for `flask mail send-pending`.
+    `with client.post(...) as r:`), the row goes on the process's send queue and its sender thread
+    sends it (courier.py: no request thread ever waits on the mail server). Outside one (CLI,
+    scripts): now, in this thread. Never raises: a row that could not be sent stays pending for
+    `flask mail send-pending`.
     """
     outbox_id = outbox if isinstance(outbox, int) else outbox.id
     app = current_app._get_current_object()
-
-    def send_quietly() -> None:
-        try:
-            with app.app_context():
-                send_one(outbox_id)
-        except Exception:  # noqa: BLE001 - the row stays pending; the scheduled run retries it
-            log.exception("mail %s: immediate send failed; left for send-pending", outbox_id)
-
     if not has_request_context():
-        send_quietly()
+        send_quietly(app, [outbox_id])
         return
 
     @after_this_request
     def send_after_response(response):
-        response.call_on_close(send_quietly)
+        courier = app.extensions["mail_courier"]
+        response.call_on_close(lambda: courier.put(outbox_id))
         return response
+
+
+def send_quietly(app: Flask, outbox_ids: Sequence[int]) -> None:
+    """`send_these` in `app`'s context, logging instead of raising: the rows stay pending."""
+    try:
+        with app.app_context():
+            send_these(outbox_ids)
+    except Exception:  # noqa: BLE001 - the rows stay pending; the scheduled run retries them
+        log.exception("mails %s: immediate send failed; left for send-pending", list(outbox_ids))

@@ -1,9 +1,13 @@
-"""Which mail transport sends the outbox: chosen once, when the app is made."""
+"""Which mail transport sends the outbox, chosen once when the app is made; the courier sending what requests kick."""
 from __future__ import annotations
+
+import functools
 
 from flask import Flask
 
+from .courier import Courier
 from .sandbox import SandboxTransport
+from .sender import send_quietly
 from .smtp import TIMEOUT_SECONDS, SmtpTransport
 
 
@@ -17,3 +21,4 @@ def init_app(app: Flask) -> None:
             lambda: app.extensions["mail"],
             lambda: float(app.config.get("MAIL_TIMEOUT_SECONDS", TIMEOUT_SECONDS)))
     app.extensions.setdefault("mail_transport", implementation)
+    app.extensions["mail_courier"] = Courier(functools.partial(send_quietly, app))

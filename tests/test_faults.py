@@ -301,8 +301,14 @@ class Mailbox:
 
     def __init__(self, port: int):
         self.port, self.received, self.controller = port, [], None
+        self.answer_after = 0.0  # seconds a message waits for the server's 250 (a slow relay)
+        self.receiving = threading.Event()  # set when a message's data has arrived
 
     async def handle_DATA(self, server, session, envelope):
+        import asyncio
+
+        self.receiving.set()
+        await asyncio.sleep(self.answer_after)
         self.received.append(envelope)
         return "250 OK"
 
@@ -333,18 +339,24 @@ def wait_for(what, seconds: float = 10):
     return found
 
 
+def at_consent(ws, client) -> Browser:
+    """A customer's browser through ① to ⑤ (the call made from the registered phone), on ⑥."""
+    browser = Browser(ws.origin)
+    pool_number = browser.to_call_screen(client["client_id"])
+    call_from_registered_phone(ws, pool_number)
+    assert browser.confirm_call().status_code == 303
+    browser.get(f"/{TENANT}/flow/pin")
+    assert browser.post(f"/{TENANT}/flow/pin", {"pin": PIN}).status_code == 303
+    assert title(browser.get(f"/{TENANT}/flow/consent")) == "API連携認証（情報連携認可）"
+    return browser
+
+
 def test_smtp_down_at_consent_the_consent_stands_and_the_mail_goes_once_after_recovery(tmp_path):
     args = server_args()
     mailbox = Mailbox(harness.free_port())  # nothing listens there yet: SMTP is down
     with prepared(args, MAIL_SERVER="127.0.0.1", MAIL_PORT=mailbox.port, MAIL_TIMEOUT_SECONDS=2) as (ws, client), \
             serving(ws, args, tmp_path / "server.log"):
-        browser = Browser(ws.origin)
-        pool_number = browser.to_call_screen(client["client_id"])
-        call_from_registered_phone(ws, pool_number)
-        assert browser.confirm_call().status_code == 303
-        browser.get(f"/{TENANT}/flow/pin")
-        assert browser.post(f"/{TENANT}/flow/pin", {"pin": PIN}).status_code == 303
-        assert title(browser.get(f"/{TENANT}/flow/consent")) == "API連携認証（情報連携認可）"
+        browser = at_consent(ws, client)
 
         allowed = browser.post(f"/{TENANT}/flow/consent", {"agree": "y"})  # 許可する
 
@@ -377,6 +389,56 @@ def test_smtp_down_at_consent_the_consent_stands_and_the_mail_goes_once_after_re
         assert mailbox.received[0].rcpt_tos == [MAIL]
         assert f"Message-ID: {message_id}" in mailbox.received[0].content.decode("ascii", "replace")
         assert [r.state for r in query(ws, "SELECT state FROM mail_outbox")] == ["sent"]
+
+
+def test_smtp_hung_at_consent_holds_no_request_thread(tmp_path):
+    """One worker with one thread: were the mail sent on a request's thread, the hung server would
+    hold it for MAIL_TIMEOUT_SECONDS and the app's token request would wait as long."""
+    import socket
+
+    hung = socket.socket()  # accepts connections (the kernel's backlog) and never says a word
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(8)
+    args = argparse.Namespace(database_url=None, workers=1, threads=1)
+    try:
+        with prepared(args, MAIL_SERVER="127.0.0.1", MAIL_PORT=hung.getsockname()[1], MAIL_TIMEOUT_SECONDS=120) \
+                as (ws, client), serving(ws, args, tmp_path / "server.log"):
+            browser = at_consent(ws, client)
+
+            allowed = browser.post(f"/{TENANT}/flow/consent", {"agree": "y"})  # 許可する
+
+            assert allowed.status_code == 303
+            code = parse_qs(urlsplit(allowed.headers["Location"]).query)["code"][0]
+            # The only thread answers the app at once while the mail waits on the hung server.
+            token = requests.post(f"{ws.origin}/{TENANT}/oauth/token", auth=(client["client_id"], client["client_secret"]),
+                                  data={"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI,
+                                        "code_verifier": browser.verifier}, timeout=30)
+            assert token.status_code == 200 and token.json()["access_token"]
+            assert browser.get(f"/{TENANT}/faq").status_code == 200
+            [row] = query(ws, "SELECT state, attempts FROM mail_outbox")
+            assert (row.state, row.attempts) == ("pending", 1)  # claimed by the sender thread, still waiting
+    finally:
+        hung.close()
+
+
+def test_a_worker_stopping_finishes_the_mail_it_is_sending_first(tmp_path):
+    """gunicorn stopped (SIGTERM) while the worker's sender waits for a slow relay's answer: the
+    worker gives it time (webapp/mail/courier.py DRAIN_SECONDS), so the row is marked sent."""
+    args = server_args()
+    mailbox = Mailbox(harness.free_port())
+    mailbox.answer_after = 2.0
+    mailbox.start()
+    try:
+        with prepared(args, MAIL_SERVER="127.0.0.1", MAIL_PORT=mailbox.port, MAIL_TIMEOUT_SECONDS=30) as (ws, client):
+            with serving(ws, args, tmp_path / "server.log"):
+                browser = at_consent(ws, client)
+                assert browser.post(f"/{TENANT}/flow/consent", {"agree": "y"}).status_code == 303
+                assert mailbox.receiving.wait(10)  # the relay has the message and has not answered yet
+            # leaving `serving` stopped gunicorn and waited for it
+            assert [r.rcpt_tos for r in mailbox.received] == [[MAIL]]
+            assert [(r.state, r.attempts) for r in query(ws, "SELECT state, attempts FROM mail_outbox")] == [("sent", 1)]
+    finally:
+        mailbox.stop()
 
 
 # --- 3. a worker killed, the server restarted, while the customer waits on ④ ------------------------

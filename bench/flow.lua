@@ -169,6 +169,7 @@ local steps = {
 }
 
 local index, cookie, started = 1, nil, 0
+local foreign = false  -- the step in flight is not the browser's (webhook, token, API): its cookies are not the customer's
 
 local function restart()
   index, cookie, state = 1, nil, {}
@@ -177,6 +178,7 @@ end
 function request()
   local step = steps[index]
   local method, path, body, headers, no_cookie = step[2]()
+  foreign = no_cookie or false
   headers = headers or {}
   if body then headers["Content-Type"] = FORM end
   if cookie and not no_cookie then headers["Cookie"] = cookie end
@@ -196,7 +198,7 @@ function response(status, headers, body)
   out:write("lat ", index, " ", string.format("%.5f", elapsed), "\n")
   if status ~= step[3] then return failed(status, body) end
   local set = headers["Set-Cookie"]
-  if set and not step[5] then cookie = set:match("^([^;]+)") end
+  if set and not foreign then cookie = set:match("^([^;]+)") end
   local csrf = body and body:match('name="csrf_token" value="([^"]+)"')
   if csrf then state.csrf = csrf end
   if name == "④ GET" then

@@ -108,6 +108,32 @@ def test_a_budget_takes_its_slots_up_to_the_limit_and_starts_again_in_the_next_w
     assert used == {"ip:192.0.2.1": 1, "union:amami": 1}
 
 
+def test_the_budgets_are_taken_in_one_statement_and_a_spent_one_in_the_middle_takes_none(app):
+    """② and ⑤ reserve three budgets: one round trip, and all of them or none."""
+    from webapp import budgets
+
+    spending = [budgets.Budget("ip", "ip:192.0.2.1", "5 per minute", failures_only=False),
+                budgets.Budget("client", "client:amami:app", "1 per minute", failures_only=True),
+                budgets.Budget("union", "union:amami", "5 per minute", failures_only=True)]
+    clock.set_now(dt.datetime(2026, 12, 3, 9, 0, 5, tzinfo=dt.timezone.utc))
+    with app.app_context():
+        s = db.session()
+
+        def reserve():
+            spent = budgets.reserve(s, spending)
+            s.commit()
+            return spent
+
+        first, seen = statements_during(app, reserve)
+        second = reserve()  # the client's one slot is spent
+        s.close()
+
+    assert first is None and second.name == "client"
+    assert [w.split()[0] for w in seen if not w.startswith(("BEGIN", "COMMIT"))] == ["INSERT"]
+    used = {b.key: b.used for b in _rows(app, budgets.CheckBudget)}
+    assert used == {"ip:192.0.2.1": 1, "client:amami:app": 1, "union:amami": 1}  # the second took none back
+
+
 def test_a_client_read_by_its_id_holds_what_the_orm_reads(app, amami):
     from webapp.oauth.models import OAuthClient
 

@@ -12,8 +12,8 @@ A failed check is a mismatch (error No.2), an unknown or unusable account (No.1,
 accounts exist costs the same as guessing) or an attempt on a locked account. The counts live in
 the database beside the lock, not in a worker's memory, so they hold for every process and host
 on SQLite and PostgreSQL alike. Like the lock, a slot is reserved before core banking is asked, by
-one atomic `INSERT … ON CONFLICT DO UPDATE … WHERE used < limit RETURNING` per budget; a check that
-passes gives its failure slots back. Windows are fixed (a count belongs to one window of the limit's length).
+one atomic `INSERT … ON CONFLICT DO UPDATE … WHERE used < limit RETURNING` for all the budgets (one
+round trip, not one a budget); a check that passes gives its failure slots back. Windows are fixed (a count belongs to one window of the limit's length).
 """
 from __future__ import annotations
 
@@ -68,20 +68,28 @@ _BUDGET = CheckBudget.__table__  # Core statements: no budget row is ever loaded
 _c = _BUDGET.c
 
 
-def _take(insert):
-    """Take a slot: the budget's row made (with this slot) or its count raised, in ONE atomic statement
-    (ON CONFLICT … DO UPDATE … WHERE: the row is locked and the WHERE read on its latest version), or
-    no row back when the window's slots are spent. A new window starts again at 1."""
-    stmt = insert(_BUDGET).values(key=bindparam("b_key"), window=bindparam("b_window", type_=Integer), used=1)
-    new_window = stmt.excluded.window
-    return (stmt.on_conflict_do_update(
-        index_elements=[_c.key],
-        set_={"used": case((_c.window == new_window, _c.used + 1), else_=1), "window": new_window},
-        where=or_(_c.window != new_window, _c.used < bindparam("b_amount")))
-        .returning(_c.used))
+@functools.cache
+def _take(count: int) -> dbmod.Precompiled:
+    """Take a slot of `count` budgets in ONE atomic statement: each budget's row made (with this slot)
+    or its count raised (ON CONFLICT … DO UPDATE … WHERE: the row is locked and the WHERE read on its
+    latest version), rows taken in the budgets' order; a budget whose window's slots are spent is not
+    updated and not returned. A new window starts again at 1. Each budget's limit (`a0`, `a1`, …)
+    is picked by its key (`k0`, …), the rows having no column for it."""
+
+    def build(insert):
+        stmt = insert(_BUDGET).values([{"key": bindparam(f"k{n}"), "window": bindparam(f"w{n}", type_=Integer),
+                                        "used": 1} for n in range(count)])
+        new_window, key = stmt.excluded.window, stmt.excluded.key
+        amount = case(*((key == bindparam(f"k{n}"), bindparam(f"a{n}", type_=Integer)) for n in range(count)))
+        return (stmt.on_conflict_do_update(
+            index_elements=[_c.key],
+            set_={"used": case((_c.window == new_window, _c.used + 1), else_=1), "window": new_window},
+            where=or_(_c.window != new_window, _c.used < amount))
+            .returning(_c.key))
+
+    return dbmod.Precompiled(build)  # compiled once per dialect and count; each call only binds its values
 
 
-_TAKE = dbmod.PerDialect(_take)  # built once per dialect; each call only binds its values
 _GIVE_BACK = (update(_BUDGET)
               .where(_c.key == bindparam("b_key"), _c.window == bindparam("b_window"), _c.used > 0)
               .values(used=_c.used - 1))
@@ -90,15 +98,24 @@ _GIVE_BACK = (update(_BUDGET)
 def reserve(s: Session, budgets: list[Budget]) -> Budget | None:
     """Take one slot of every budget, or none: the first budget that is spent, else None.
 
-    Runs in the caller's transaction; when a budget is spent the transaction is rolled back, so
-    the slots already taken in it are given back.
+    One statement for all of them (their keys distinct), in the caller's transaction; when a budget
+    is spent the transaction is rolled back, so the slots the statement took are given back. A budget
+    of no slots refuses without a statement.
     """
+    if not budgets:
+        return None
+    windows = [_window(budget.limit) for budget in budgets]
+    for budget, (amount, _) in zip(budgets, windows):
+        if amount < 1:
+            s.rollback()
+            return budget
+    values = {}
+    for n, (budget, (amount, window)) in enumerate(zip(budgets, windows)):
+        values.update({f"k{n}": budget.key, f"w{n}": window, f"a{n}": amount})
     connection = s.connection()
-    take = _TAKE.on(connection)
+    taken = set(_take(len(budgets)).execute(connection, values).scalars())
     for budget in budgets:
-        amount, window = _window(budget.limit)
-        if amount < 1 or connection.execute(
-                take, {"b_key": budget.key, "b_window": window, "b_amount": amount}).first() is None:
+        if budget.key not in taken:
             s.rollback()
             return budget
     return None

@@ -5,8 +5,11 @@ The connection goes back to the pool as it came: the next writer's statements ar
 from __future__ import annotations
 
 import contextlib
+import time
 
 from sqlalchemy import event, text
+
+from webapp import db, messages
 
 
 @contextlib.contextmanager
@@ -73,3 +76,89 @@ def test_the_read_connection_goes_back_to_the_pool_out_of_autocommit(amami_on_po
         conn.execute(text("CREATE TEMPORARY TABLE scratch (x int)"))
         conn.rollback()  # in a transaction: the table goes with it
         assert conn.execute(text("SELECT to_regclass('pg_temp.scratch')")).scalar() is None
+
+
+# --- the pool's ping: only for a connection that sat idle ------------------------------------------
+
+@contextlib.contextmanager
+def _pings(app):
+    """Counts the pool's pings (`SELECT 1` before a checkout)."""
+    dialect = app.extensions["db_engine"].dialect
+    counted = []
+    ping = dialect.do_ping
+
+    def counting(dbapi_connection):
+        counted.append(dbapi_connection)
+        return ping(dbapi_connection)
+
+    dialect.do_ping = counting
+    try:
+        yield counted
+    finally:
+        del dialect.do_ping
+
+
+def _end_pooled_connections(app) -> int:
+    """The server ends every connection of the app's pool (as a restart or fail-over would)."""
+    import psycopg
+
+    url = app.config["DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://")
+    others = "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    with psycopg.connect(url, autocommit=True) as conn:
+        ended = len(conn.execute(f"SELECT pg_terminate_backend(pid) {others}").fetchall())
+        for _ in range(200):  # the backends go a moment after they are told to
+            if conn.execute(f"SELECT count(*) {others}").fetchone()[0] == 0:
+                return ended
+            time.sleep(0.01)
+    raise AssertionError("the server's backends did not end")
+
+
+def test_a_connection_given_back_a_moment_ago_is_not_pinged_one_idle_for_a_second_is(amami_on_postgres, monkeypatch):
+    amami = amami_on_postgres
+    amami.start()
+    with _pings(amami.app) as pinged:
+        monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 3600)
+        for _ in range(3):
+            assert amami.get("flow/account").status_code == 200
+        assert pinged == []  # under load every checkout finds a connection used just now: no round trip
+        monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 0)
+        assert amami.get("flow/account").status_code == 200
+        assert len(pinged) == 1  # one checkout, one ping
+
+
+def test_a_connection_the_server_ended_while_it_sat_idle_is_replaced_before_use(amami_on_postgres, monkeypatch):
+    amami = amami_on_postgres
+    amami.start()
+    assert amami.get("flow/account").status_code == 200
+    assert _end_pooled_connections(amami.app) >= 1
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 0)  # the pooled one has sat idle long enough
+    with _pings(amami.app) as pinged:
+        assert amami.get("flow/account").status_code == 200  # the customer sees nothing of it
+    assert len(pinged) == 1
+
+
+def test_a_connection_the_server_ended_a_moment_ago_is_replaced_before_use(amami_on_postgres, monkeypatch):
+    """Given back just now, so not pinged for its age; but the server's goodbye waits on its socket."""
+    amami = amami_on_postgres
+    amami.start()
+    assert amami.get("flow/account").status_code == 200
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 3600)
+    assert _end_pooled_connections(amami.app) >= 1
+    with _pings(amami.app) as pinged:
+        assert amami.get("flow/account").status_code == 200
+    assert len(pinged) == 1
+
+
+def test_a_connection_lost_without_a_word_within_the_second_costs_one_request_a_503(amami_on_postgres, monkeypatch):
+    """What the ping not sent then misses (a connection a network dropped silently, its socket showing
+    nothing): that request gets the unavailable page, as while the database is away, never a 500,
+    and the pool's connections are replaced, so the next request works."""
+    amami = amami_on_postgres
+    amami.start()
+    assert amami.get("flow/account").status_code == 200
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 3600)
+    monkeypatch.setattr(db, "_readable", lambda _connection: False)
+    assert _end_pooled_connections(amami.app) >= 1
+    refused = amami.get("flow/account")
+    assert refused.status_code == 503 and messages.UNAVAILABLE in refused.get_data(as_text=True)
+    assert amami.get("flow/account").status_code == 200

@@ -1,7 +1,8 @@
 """On PostgreSQL a request's reads before its first write (the maintenance windows, the flow, the ④
-poll, the account API's) share one pooled connection in autocommit (db.reads): no BEGIN before them,
-no ROLLBACK after, one pre-ping, where each read took its own connection and transaction (issue 13).
-The connection goes back to the pool as it came: the next writer's statements are in a transaction."""
+poll) share one pooled connection in autocommit (db.plain, read by db.plain_rows on the DB-API): no
+BEGIN before them, no ROLLBACK after, one checkout, where each read took its own connection and
+transaction (issue 13). The connection goes back to the pool as it came: the next writer's statements
+are in a transaction. The pool pings a connection only when it sat idle or the server ended it."""
 from __future__ import annotations
 
 import contextlib
@@ -15,23 +16,35 @@ from webapp import db, messages
 @contextlib.contextmanager
 def _watched(app):
     """What the request does on the database: the pool checkouts (their DB-API connections) and, for
-    each statement, whether its connection was in autocommit (psycopg then sends no BEGIN)."""
+    each statement psycopg was given (through SQLAlchemy or straight on the DB-API), whether its
+    connection was in autocommit (psycopg then sends no BEGIN). The pool's pings are left out."""
+    import psycopg
+
     engine = app.extensions["db_engine"]
     seen = {"checkouts": [], "statements": []}
 
+    class Watching(psycopg.Cursor):
+        def execute(self, query, *args, **kwargs):
+            sql = " ".join(str(query).split())
+            if sql != "SELECT 1":
+                seen["statements"].append((sql, self.connection.autocommit))
+            return super().execute(query, *args, **kwargs)
+
+    watched = []
+
     def checkout(dbapi_connection, _record, _proxy):
         seen["checkouts"].append(dbapi_connection)
-
-    def statement(conn, _cursor, sql, *_args):
-        seen["statements"].append((" ".join(sql.split()), conn.connection.driver_connection.autocommit))
+        if dbapi_connection.cursor_factory is not Watching:
+            watched.append((dbapi_connection, dbapi_connection.cursor_factory))
+            dbapi_connection.cursor_factory = Watching
 
     event.listen(engine, "checkout", checkout)
-    event.listen(engine, "before_cursor_execute", statement)
     try:
         yield seen
     finally:
         event.remove(engine, "checkout", checkout)
-        event.remove(engine, "before_cursor_execute", statement)
+        for connection, factory in watched:
+            connection.cursor_factory = factory
 
 
 def test_a_screen_get_reads_the_windows_and_the_flow_on_one_connection_in_autocommit(amami_on_postgres):
@@ -155,10 +168,15 @@ def test_a_connection_lost_without_a_word_within_the_second_costs_one_request_a_
     and the pool's connections are replaced, so the next request works."""
     amami = amami_on_postgres
     amami.start()
+    engine = amami.app.extensions["db_engine"]
+    with engine.connect(), engine.connect():
+        pass  # two connections in the pool now
     assert amami.get("flow/account").status_code == 200
     monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 3600)
     monkeypatch.setattr(db, "_readable", lambda _connection: False)
-    assert _end_pooled_connections(amami.app) >= 1
+    assert _end_pooled_connections(amami.app) == 2
     refused = amami.get("flow/account")
     assert refused.status_code == 503 and messages.UNAVAILABLE in refused.get_data(as_text=True)
+    # the other pooled connection, gone the same way, is replaced, not handed to the next request
+    assert amami.get("flow/account").status_code == 200
     assert amami.get("flow/account").status_code == 200

@@ -299,6 +299,11 @@ def _ping_when_idle(engine: Engine) -> None:
     def _idle_from_now(dbapi_connection, record):
         if dbapi_connection is not None:
             record.info[_IDLE_SINCE] = time.monotonic()
+            if dbapi_connection.autocommit:  # a request's plain() connection: the next user's writes are in a transaction
+                try:
+                    dbapi_connection.autocommit = False
+                except Exception:  # a broken connection: its next checkout pings it
+                    record.info[_IDLE_SINCE] = float("-inf")
 
     @event.listens_for(engine, "checkout")
     def _ping_if_idle(dbapi_connection, record, _proxy):
@@ -394,54 +399,90 @@ def _close_session(_exc=None) -> None:
 
 def first_read(stmt, parameters: dict):
     """The first row of the prebuilt SELECT `stmt` (None for none), for a request that only reads (a
-    screen GET): its values and their names as a Core read gives them.
+    screen GET, the ④ poll): its values and their names as a Core read gives them. See plain_rows."""
+    rows = plain_rows(stmt, parameters, first=True)
+    return rows[0] if rows else None
 
-    Elsewhere on the request's read connection (`reads`). On SQLite the statement, compiled once, runs
-    on a plain DB-API connection kept for the request, in autocommit (db.make_engine's connections are:
-    no BEGIN, no ROLLBACK, no snapshot kept between reads, as under PostgreSQL's READ COMMITTED), each
-    column through its type's own result processor: SQLAlchemy's connection, transaction and execution
-    steps were ~250 function calls of every screen's flow read (bench/profile_flow.py). The first
-    session() of the request gives the connection back, as it does `reads`'."""
+
+def plain_rows(stmt, parameters: dict, first: bool = False) -> list:
+    """The rows of the prebuilt SELECT `stmt` (only the first with `first`), for a request that has
+    not begun writing: its values and their names as a Core read gives them.
+
+    The statement, compiled once, runs on the request's plain DB-API connection (`plain`), in
+    autocommit (no BEGIN, no ROLLBACK, no snapshot kept between reads, which is what each statement
+    sees under PostgreSQL's READ COMMITTED too), each value through its type's own bind or result
+    processor, the ones SQLAlchemy's execution uses. SQLAlchemy's connection, transaction and
+    execution steps were ~250 function calls a read on SQLite and ~300 on PostgreSQL, where psycopg's
+    cursor description (a column object made for every column, every statement) is not read here
+    either (bench/profile_flow.py). Once the request has a session, on its connection instead."""
+    if "db_session" in _held():
+        result = reads().execute(stmt, parameters)
+        return [result.first()] if first else result.all()
     eng = engine()
-    if eng.dialect.name != "sqlite" or "db_session" in _held():
-        return reads().execute(stmt, parameters).first()
-    sql, names, binds, results, make = _plain_select(eng, stmt)
-    cursor = plain().cursor()
+    sql, names, binds, results, make, named = _plain_select(eng, stmt)
+    values = [parameters[n] if process is None else process(parameters[n]) for n, process in zip(names, binds)]
+    raw = plain()
+    cursor = raw.cursor()
     try:
-        cursor.execute(sql, [parameters[n] if process is None else process(parameters[n])
-                             for n, process in zip(names, binds)])
-        found = cursor.fetchone()
+        cursor.execute(sql, dict(zip(named, values)) if named else values)
+        found = cursor.fetchone() if first else cursor.fetchall()
+    except eng.dialect.loaded_dbapi.Error as e:
+        raise _as_sqlalchemy_error(eng, raw, cursor, sql, e) from e
     finally:
         cursor.close()
-    if found is None:
-        return None
-    return make([value if process is None else process(value) for value, process in zip(found, results)])
+    if first:
+        found = [] if found is None else [found]
+    return [make([value if process is None else process(value) for value, process in zip(row, results)])
+            for row in found]
+
+
+def _as_sqlalchemy_error(eng: Engine, raw, cursor, sql: str, error: Exception) -> exc.DBAPIError:
+    """A DB-API error of a plain read as SQLAlchemy's own execution would raise it (the errors.py
+    handlers answer 503 for a database away), and, for a connection the server ended, what
+    SQLAlchemy does then too: that connection is dropped and the pool's others are replaced on their
+    next checkout (they are likely gone the same way)."""
+    gone = eng.dialect.is_disconnect(error, raw.dbapi_connection, cursor)
+    if gone:
+        eng.pool._invalidate(raw, error)  # what Connection._handle_dbapi_exception does on a disconnect
+        _held().pop("db_plain", None)
+    return exc.DBAPIError.instance(sql, None, error, eng.dialect.loaded_dbapi.Error, hide_parameters=True,
+                                   connection_invalidated=gone, dialect=eng.dialect)
 
 
 def plain():
-    """SQLite: the request's plain DB-API connection, in autocommit, for reads outside its session
-    (first_read, the maintenance windows, the ④ poll): checked out of the pool on first use, given
+    """The request's plain DB-API connection, in autocommit, for reads outside its session
+    (plain_rows, SQLite's maintenance windows and ④ poll): checked out of the pool on first use, given
     back when the request's session opens and at teardown. One checkout a request instead of one a
-    read (~60 function calls each)."""
+    read (~60 function calls each). PostgreSQL's goes back to the pool out of autocommit (the pool's
+    checkin, _ping_when_idle); SQLite's connections are all in autocommit (make_engine)."""
     held = _held()
     raw = held.get("db_plain")
     if raw is None:
-        raw = held["db_plain"] = engine().raw_connection()
+        eng = engine()
+        try:
+            raw = held["db_plain"] = eng.raw_connection()
+        except eng.dialect.loaded_dbapi.Error as e:  # the database refusing connections: as Engine.connect raises it
+            raise exc.DBAPIError.instance(None, None, e, eng.dialect.loaded_dbapi.Error, hide_parameters=True,
+                                          dialect=eng.dialect) from e
+        if eng.dialect.name == "postgresql":
+            raw.driver_connection.autocommit = True
     return raw
 
 
 def _plain_select(eng: Engine, stmt) -> tuple:
     """(SQL, parameter names in order, their bind processors, each column's result processor, the row
-    maker), made once per statement: the processors are the ones SQLAlchemy's own execution uses."""
-    plain = _PLAIN_SELECTS.get(stmt)
+    maker, and for a named paramstyle (psycopg's) the names the SQL uses, else None), made once per
+    statement and dialect: the processors are the ones SQLAlchemy's own execution uses."""
+    dialect = eng.dialect
+    plain = _PLAIN_SELECTS.get((stmt, dialect.name))
     if plain is None:
-        dialect = eng.dialect
         compiled = stmt.compile(dialect=dialect)
-        names = tuple(compiled.positiontup)
+        names = tuple(compiled.positiontup) if compiled.positional else tuple(compiled.binds)
         binds = tuple(compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names)
+        named = None if compiled.positional else tuple(compiled.escaped_bind_names.get(n, n) for n in names)
         results = tuple(c.type.dialect_impl(dialect).result_processor(dialect, None) for c in stmt.selected_columns)
         row = collections.namedtuple("PlainRow", [c.key for c in stmt.selected_columns], rename=True)
-        plain = _PLAIN_SELECTS[stmt] = (compiled.string, names, binds, results, row._make)
+        plain = _PLAIN_SELECTS[(stmt, dialect.name)] = (compiled.string, names, binds, results, row._make, named)
     return plain
 
 

@@ -160,7 +160,7 @@ def _peek():
     parameters = {"handle_hash": hashed, "tenant": tenant_id}
     if engine.dialect.name == "sqlite":
         return _sqlite_peek(parameters)
-    return db.reads().execute(_POLL, parameters).first()  # the maintenance read's connection too
+    return db.first_read(_POLL, parameters)  # the maintenance read's connection too
 
 
 def _sqlite_peek(parameters: dict) -> PollRow | None:

@@ -268,6 +268,7 @@ def _measure(args, engine: str, ns, ws) -> int:
             queue = multiprocessing.Queue()
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             server_before, machine_before = harness.server_cpu(server.pid), harness.machine_busy()
+            services_before = harness.services_cpu()
             started = time.monotonic()
             deadline = started + args.seconds
             procs = [multiprocessing.Process(target=_customer, args=(ws.origin, client, i, deadline, queue))
@@ -280,6 +281,7 @@ def _measure(args, engine: str, ns, ws) -> int:
             elapsed = time.monotonic() - started
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
             server_used, machine = harness.server_cpu(server.pid) - server_before, harness.machine_busy()
+            services = _used_since(services_before)
             rss = rss_of_workers(server.pid)
     done = sum(r[0] for r in results)
     errors = sum(r[1] for r in results)
@@ -298,12 +300,18 @@ def _measure(args, engine: str, ns, ws) -> int:
     print(f"clients' own CPU: {client_cpu / elapsed:.0%} of one core ({client_cpu / elapsed / (os.cpu_count() or 1):.0%} "
           f"of the machine); worker RSS/PSS after warm-up: {', '.join(f'{x} MB' for x in warm)}, "
           f"after: {', '.join(f'{x} MB' for x in rss)}")
-    _print_cpu(done, elapsed, server_used, machine_before, machine)
+    _print_cpu(done, elapsed, server_used, machine_before, machine, services if engine == "postgres" else {})
     return errors
 
 
-def _print_cpu(done: int, elapsed: float, server_used: float, machine_before: tuple, machine_after: tuple) -> None:
-    """The server's CPU a complete flow, and the ceiling it sets on these cores, whatever else ran."""
+def _used_since(before: dict[str, float]) -> dict[str, float]:
+    return {name: used - before.get(name, 0.0) for name, used in harness.services_cpu().items()}
+
+
+def _print_cpu(done: int, elapsed: float, server_used: float, machine_before: tuple, machine_after: tuple,
+               services: dict[str, float]) -> None:
+    """The server's CPU a complete flow, and the ceiling it sets on these cores, whatever else ran;
+    with PostgreSQL + Redis, theirs a flow too (the same cores serve them here)."""
     cores = os.cpu_count() or 1
     busy = (machine_after[0] - machine_before[0]) / max(machine_after[1] - machine_before[1], 1e-9)
     if done:
@@ -311,6 +319,11 @@ def _print_cpu(done: int, elapsed: float, server_used: float, machine_before: tu
         print(f"server's CPU (gunicorn's master and workers; not the database's): {per_flow * 1000:.0f} ms a complete "
               f"flow, {server_used / elapsed:.2f} cores; a ceiling of {cores / per_flow:.1f} flows/s on {cores} cores "
               f"if nothing else ran; the machine's cores were {busy:.0%} busy")
+        if services:
+            spent = ", ".join(f"{name} {used / done * 1000:.0f} ms" for name, used in sorted(services.items()))
+            total = (server_used + sum(services.values())) / done
+            print(f"the services' CPU a complete flow: {spent}; with the server's, {total * 1000:.0f} ms, a ceiling "
+                  f"of {cores / total:.1f} flows/s on {cores} cores")
 
 
 def _measure_wrk(args, engine: str, ws, client: dict, server, warm: list[str], access: str | None) -> int:
@@ -323,6 +336,7 @@ def _measure_wrk(args, engine: str, ws, client: dict, server, warm: list[str], a
     with tempfile.TemporaryDirectory(prefix="renkei-flow-") as records:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         server_before, machine_before = harness.server_cpu(server.pid), harness.machine_busy()
+        services_before = harness.services_cpu()
         started = time.monotonic()
         subprocess.run(["wrk", f"-t{args.customers}", f"-c{args.customers}", f"-d{args.seconds:g}s", "--timeout", "30s",
                         "-s", os.path.join(os.path.dirname(__file__), "flow.lua"), ws.origin, "--", TENANT,
@@ -331,6 +345,7 @@ def _measure_wrk(args, engine: str, ws, client: dict, server, warm: list[str], a
         elapsed = time.monotonic() - started
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         server_used, machine = harness.server_cpu(server.pid) - server_before, harness.machine_busy()
+        services = _used_since(services_before)
         rss = rss_of_workers(server.pid)
         lines = [line for name in sorted(os.listdir(records)) for line in open(os.path.join(records, name))]
     done, errors, timings, messages = 0, 0, {}, []
@@ -354,7 +369,7 @@ def _measure_wrk(args, engine: str, ws, client: dict, server, warm: list[str], a
     print(f"wrk's own CPU: {wrk_cpu / elapsed:.0%} of one core ({wrk_cpu / elapsed / (os.cpu_count() or 1):.0%} "
           f"of the machine); worker RSS/PSS after warm-up: {', '.join(f'{x} MB' for x in warm)}, "
           f"after: {', '.join(f'{x} MB' for x in rss)}")
-    _print_cpu(done, elapsed, server_used, machine_before, machine)
+    _print_cpu(done, elapsed, server_used, machine_before, machine, services if engine == "postgres" else {})
     return errors
 
 

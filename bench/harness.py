@@ -171,6 +171,27 @@ def server_cpu(master_pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / tick + sum(worker_cpu(master_pid).values())
 
 
+SERVICES = {"postgres": "PostgreSQL", "redis-server": "Redis"}
+
+
+def services_cpu() -> dict[str, float]:
+    """CPU seconds the machine's PostgreSQL and Redis processes have used so far (/proc: user + system,
+    and what their reaped children used, so a backend that ended meanwhile still counts through its
+    postmaster), by service; a service not running is left out."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used: dict[str, float] = {}
+    for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):  # a process that ended meanwhile
+            text = stat.read_text()
+            name = text[text.index("(") + 1:text.rindex(")")]
+            service = SERVICES.get(name)
+            if service is None:
+                continue
+            fields = text.rsplit(")", 1)[1].split()
+            used[service] = used.get(service, 0.0) + sum(int(f) for f in fields[11:15]) / tick
+    return used
+
+
 def machine_busy() -> tuple[float, float]:
     """(busy, total) CPU seconds of the whole machine since boot, all cores (/proc/stat): two readings
     give the share of the cores anything used meanwhile, the server and whatever else ran."""

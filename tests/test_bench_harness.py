@@ -7,6 +7,8 @@ import pathlib
 import sys
 import time
 
+import pytest
+
 BENCH = pathlib.Path(__file__).resolve().parent.parent / "bench"
 sys.path.insert(0, str(BENCH))
 
@@ -51,3 +53,22 @@ def test_bench_flow_reads_each_steps_time_inside_gunicorn_from_its_access_log():
         times = bench_flow.server_times(access)
     assert sorted(times) == ["API /accounts", "① GET", "⑤ POST"]  # /healthz is no step of the flow
     assert all(len(values) == 1 and 0 < values[0] < 30 for values in times.values())
+
+
+@pytest.mark.postgres
+def test_services_cpu_counts_the_database_servers_work_even_of_a_backend_that_ended(pg_url):
+    """bench_flow --engines postgres also prints PostgreSQL's and Redis's CPU a flow: the cores the
+    server is measured on serve them too. A backend's CPU still counts after its connection closed."""
+    import psycopg
+
+    before = harness.services_cpu()["PostgreSQL"]
+    with psycopg.connect(pg_url) as conn:  # a backend of its own, ended when the block ends
+        started = time.process_time()
+        conn.execute("SELECT count(*) FROM generate_series(1, 4000000)").fetchone()
+        assert time.process_time() - started < 0.05  # the work was the server's, not this process's
+    deadline = time.monotonic() + 10
+    used = harness.services_cpu()["PostgreSQL"] - before
+    while used < 0.1 and time.monotonic() < deadline:  # the postmaster reaps the backend a moment later
+        time.sleep(0.1)
+        used = harness.services_cpu()["PostgreSQL"] - before
+    assert used >= 0.1  # 4 million rows counted: a few hundred ms of a core

@@ -445,6 +445,8 @@ def _as_sqlalchemy_error(eng: Engine, raw, cursor, sql: str, error: Exception) -
     if gone:
         eng.pool._invalidate(raw, error)  # what Connection._handle_dbapi_exception does on a disconnect
         _held().pop("db_plain", None)
+    elif _held().get("db_plain") is not raw:
+        raw.close()  # not kept for the request yet: back to the pool
     return exc.DBAPIError.instance(sql, None, error, eng.dialect.loaded_dbapi.Error, hide_parameters=True,
                                    connection_invalidated=gone, dialect=eng.dialect)
 
@@ -460,12 +462,16 @@ def plain():
     if raw is None:
         eng = engine()
         try:
-            raw = held["db_plain"] = eng.raw_connection()
+            raw = eng.raw_connection()
         except eng.dialect.loaded_dbapi.Error as e:  # the database refusing connections: as Engine.connect raises it
             raise exc.DBAPIError.instance(None, None, e, eng.dialect.loaded_dbapi.Error, hide_parameters=True,
                                           dialect=eng.dialect) from e
         if eng.dialect.name == "postgresql":
-            raw.driver_connection.autocommit = True
+            try:
+                raw.driver_connection.autocommit = True
+            except eng.dialect.loaded_dbapi.Error as e:  # a connection broken meanwhile: dropped, as a read's
+                raise _as_sqlalchemy_error(eng, raw, None, "", e) from e
+        held["db_plain"] = raw
     return raw
 
 

@@ -11,7 +11,7 @@ import datetime as dt
 from typing import Optional
 
 from flask import has_request_context
-from sqlalchemy import Column, Index, String, bindparam, literal, update
+from sqlalchemy import Column, Index, String, bindparam, update
 from sqlmodel import Field, SQLModel, select
 
 from . import clock, db, service_hours
@@ -50,20 +50,21 @@ def adhoc_rules(tenant_id: str, conn=None) -> tuple[service_hours.Rule, ...]:
     SQLite hold the write lock through the whole request (the call-status poll would wait for it).
     Every customer request and poll asks this, so the read is a plain DB-API SELECT in autocommit on
     the request's plain connection (db.plain: on SQLite no BEGIN IMMEDIATE, no write lock); the
-    request's later reads use the same one, and its first session gives it back. A caller may pass a connection that holds no write
-    transaction (no session's: the account API's plain read connection) to read on instead."""
+    request's later reads use the same one, and its first session gives it back. A caller may pass a
+    connection that holds no write transaction (no session's: the account API's plain read
+    connection) to read on instead."""
     engine = db.engine()
     now = clock.now()
     if engine.dialect.name == "sqlite":
         rows = _sqlite_live_windows(engine, tenant_id, now, conn)
     elif conn is not None:
-        rows = conn.execute(_live_windows(tenant_id, now)).all()
+        rows = conn.execute(_LIVE, {"tenant": tenant_id, "now": now}).all()
     elif has_request_context():
         # the request's plain connection (db.plain_rows), which its later reads use too
         rows = db.plain_rows(_LIVE, {"tenant": tenant_id, "now": now})
     else:
         with engine.connect() as own:
-            rows = own.execute(_live_windows(tenant_id, now)).all()
+            rows = own.execute(_LIVE, {"tenant": tenant_id, "now": now}).all()
     return tuple(service_hours.Rule("adhoc", period=(start.astimezone(clock.JST), end.astimezone(clock.JST)))
                  for start, end in rows)
 
@@ -72,12 +73,6 @@ _LIVE = (select(MaintenanceWindow.starts_at, MaintenanceWindow.ends_at)
          .where(MaintenanceWindow.tenant == bindparam("tenant"),
                 MaintenanceWindow.ends_at > bindparam("now", type_=UTCDateTime()),
                 MaintenanceWindow.cancelled_at.is_(None)))
-
-
-def _live_windows(tenant_id: str, now: dt.datetime):
-    return (select(MaintenanceWindow.starts_at, MaintenanceWindow.ends_at)
-            .where(MaintenanceWindow.tenant == tenant_id, MaintenanceWindow.ends_at > literal(now, UTCDateTime()),
-                   MaintenanceWindow.cancelled_at.is_(None)))
 
 
 _SQLITE_LIVE = ("SELECT starts_at, ends_at FROM maintenance_window"

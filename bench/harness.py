@@ -22,6 +22,7 @@ import multiprocessing
 import os
 import pathlib
 import secrets
+import signal
 import socket
 import statistics
 import subprocess
@@ -149,8 +150,24 @@ def serve(ws: Workspace, args: argparse.Namespace, *extra: str) -> Iterator[subp
                 time.sleep(0.1)
         yield server
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop(server)
+
+
+def stop(server: subprocess.Popen) -> None:
+    """SIGTERM to gunicorn's master, which passes it to its workers once. A worker still starting in
+    that instant (forked, its own handlers not yet set) takes the signal with the master's handler it
+    inherited and never sees it: it would serve on until the master's graceful timeout (30 s) killed
+    it, on a loaded machine now and then (tests/test_security_processes.py met it in CI). So after
+    10 s the workers still there are told again, themselves."""
+    server.terminate()
+    try:
+        server.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(OSError):  # the master ended meanwhile
+            for child in pathlib.Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(child), signal.SIGTERM)
+        server.wait(timeout=40)
 
 
 def worker_cpu(master_pid: int) -> dict[str, float]:

@@ -72,3 +72,21 @@ def test_services_cpu_counts_the_database_servers_work_even_of_a_backend_that_en
         time.sleep(0.1)
         used = harness.services_cpu()["PostgreSQL"] - before
     assert used >= 0.1  # 4 million rows counted: a few hundred ms of a core
+
+
+def test_stopping_the_server_ends_a_worker_that_missed_the_masters_signal(tmp_path):
+    """A worker still starting when gunicorn's master passes SIGTERM on never sees it (it runs the
+    master's handler it inherited); the master would wait out its 30 s graceful timeout. harness.stop
+    tells such workers again, so the process tests end in seconds, not in a TimeoutExpired."""
+    hooks = tmp_path / "slow_second_worker.py"
+    hooks.write_text("import time\n\n\ndef post_fork(server, worker):\n"
+                     "    if worker.age == 2:\n        time.sleep(3)  # forked, its signal handlers not set yet\n")
+    args = argparse.Namespace(database_url=None, workers=2, threads=1)
+    with harness.workspace(args) as ws:
+        with harness.serve(ws, args, "--config", str(hooks)) as server:
+            deadline = time.monotonic() + 30
+            while len(harness.worker_cpu(server.pid)) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            started = time.monotonic()  # the second worker is asleep in post_fork: the signal is lost on it
+        stopped_in = time.monotonic() - started
+    assert server.returncode is not None and stopped_in < 20

@@ -17,7 +17,8 @@ clients would take the CPU the server is measured on. The webhook is signed as t
 
 Printed: flows/s, errors, p50/p99 per step, the clients' own CPU share, and each worker's RSS and PSS
 after the warm-up flows and after the run. `--engines postgres` runs on PostgreSQL + Redis (RENKEI_BENCH_PG, default
-postgresql://postgres@127.0.0.1:5432/test, and RENKEI_BENCH_REDIS, default redis://127.0.0.1:6379/0):
+postgresql://postgres@127.0.0.1:5432/test, and RENKEI_BENCH_REDIS, default redis://127.0.0.1:6379/0; over Unix
+sockets: postgresql://postgres@/test?host=/var/run/postgresql and redis+unix:///path/to/redis.sock):
 a scratch database is created beside that one for the run and dropped after it.
 """
 from __future__ import annotations
@@ -211,21 +212,31 @@ def run(args, engine: str) -> int:
             drop_database(ns.database_url)
 
 
-def scratch_database(url: str) -> str:
+def _connect(url: str, database: str | None = None):
+    """psycopg's connection to `database` on `url`'s server, which may be a Unix socket
+    (`postgresql://postgres@/test?host=/var/run/postgresql`, SQLAlchemy's form)."""
     import psycopg
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    return psycopg.connect(dbname=database or u.database, user=u.username, password=u.password,
+                           host=u.query.get("host") or u.host, port=u.port, autocommit=True)
+
+
+def scratch_database(url: str) -> str:
+    from sqlalchemy.engine import make_url
 
     name = "renkei_bench_" + secrets.token_hex(4)
-    with psycopg.connect(url, autocommit=True) as conn:
+    with _connect(url) as conn:
         conn.execute(f"CREATE DATABASE {name}")
-    return url.rsplit("/", 1)[0] + "/" + name
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
 
 
 def drop_database(url: str) -> None:
-    import psycopg
+    from sqlalchemy.engine import make_url
 
-    base, name = url.rsplit("/", 1)
-    with psycopg.connect(base + "/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with _connect(url, "postgres") as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {make_url(url).database} WITH (FORCE)")
 
 
 class Sink:

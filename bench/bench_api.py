@@ -18,7 +18,7 @@ import shutil
 import sys
 
 import harness
-from bench_screens import Wrk, measure_row
+from bench_screens import SPLIT_NOTE, Wrk, measure_row, reuse_port
 from bench_transactions import seed
 
 ENDPOINTS = ("accounts", "balances", "transactions")
@@ -46,6 +46,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--worker-class", default="gthread", choices=("gthread", "sync"))
     parser.add_argument("--database-url", default=None, help="default: a temporary SQLite file")
+    parser.add_argument("--reuse-port", action="store_true", help="gunicorn --reuse-port (bench_screens.py)")
     return parser.parse_args()
 
 
@@ -77,7 +78,7 @@ def main() -> int:
         labels = {"accounts": "`/accounts`", "balances": "`/accounts/balances`",
                   "transactions": "transactions, page of 500"}
         answered = 0
-        with harness.serve(ws, args) as server:
+        with harness.serve(ws, args, *reuse_port(args)) as server:
             for key in args.only:
                 status, body = harness.get(ws.port, paths[key], auth)
                 if status != 200:
@@ -89,14 +90,16 @@ def main() -> int:
                 print(f"  {key}: {results[-1]['rps']:.0f} req/s, p99 {results[-1]['p99']:.1f} ms", file=sys.stderr,
                       flush=True)
         logged = logged_calls(ws.app_config(TESTING=True))
-    print(f"# gunicorn {args.worker_class} {args.workers}x{args.threads}, {ws.engine}, wrk -t1 keep-alive, "
-          f"{args.connections} connections, {args.rounds} rounds of {args.seconds:g} s, medians")
+    print(f"# gunicorn {args.worker_class} {args.workers}x{args.threads}{' --reuse-port' * args.reuse_port}, "
+          f"{ws.engine}, wrk -t1 keep-alive, {args.connections} connections, {args.rounds} rounds of {args.seconds:g} s, "
+          "medians")
     print("| endpoint | req/s | p99 | ratio to `/healthz` | `/healthz` req/s | server CPU a request | "
-          "CPU ratio to `/healthz` | errors |")
-    print("|---|---|---|---|---|---|---|---|")
+          "CPU ratio to `/healthz` | errors | connections a worker |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(f"| {r['label']} | {r['rps']:,.0f} | {r['p99']:.0f} ms | {r['ratio']:.2f} | {r['bare_rps']:,.0f} | "
-              f"{r['cpu_ms']:.2f} ms | {r['cpu_ratio']:.2f} | {r['errors']} |")
+              f"{r['cpu_ms']:.2f} ms | {r['cpu_ratio']:.2f} | {r['errors']} | {r['splits']} |")
+    print(SPLIT_NOTE)
     cores = os.cpu_count() or 1
     print(f"wrk's own CPU: {wrk.cpu / max(wrk.wall, 1e-9):.0%} of one core over its phases "
           f"({wrk.cpu / max(wrk.wall, 1e-9) / cores:.0%} of the machine's {cores} cores)")

@@ -67,6 +67,9 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--first-visit", action="store_true",
                         help="session cookies without the CSRF secret (each screen then re-sends the cookie)")
     parser.add_argument("--canaille", default=None, metavar="VENV", help="also Canaille's login page")
+    parser.add_argument("--reuse-port", action="store_true",
+                        help="gunicorn --reuse-port (ours and Canaille's): each worker listens on a socket of its "
+                             "own and the kernel spreads new connections over them")
     return parser.parse_args()
 
 
@@ -165,13 +168,21 @@ class Wrk:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         server_before = harness.server_cpu(server_pid) if server_pid else 0.0
         started = time.monotonic()
-        out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+        proc = subprocess.Popen([*command, url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        split = []
+        if server_pid:  # the keep-alive connections have been accepted by now, and stay where they went
+            time.sleep(min(seconds / 2, 1.0))
+            split = harness.connections_by_worker(server_pid, urllib.parse.urlsplit(url).port)
+        out, err = proc.communicate()
+        if proc.returncode:
+            raise subprocess.CalledProcessError(proc.returncode, command, out, err)
         self.wall += time.monotonic() - started
         server_used = harness.server_cpu(server_pid) - server_before if server_pid else 0.0
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         self.cpu += (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         figures = parse_wrk(out)
         figures["cpu_ms"] = server_used * 1000 / max(figures["requests"], 1)
+        figures["split"] = "+".join(map(str, split))
         return figures
 
 
@@ -215,7 +226,16 @@ def measure_row(wrk: Wrk, origin: str, bare_origin: str, row: dict, args, pid: i
             "ratio": statistics.median(e["rps"] / b["rps"] for b, e in pairs),
             "cpu_ms": statistics.median(e["cpu_ms"] for _, e in pairs),
             "cpu_ratio": statistics.median(b["cpu_ms"] / max(e["cpu_ms"], 1e-9) for b, e in pairs),
-            "errors": sum(e["errors"] + b["errors"] for b, e in pairs)}
+            "errors": sum(e["errors"] + b["errors"] for b, e in pairs),
+            "splits": ", ".join(f"{b['split']} · {e['split']}" for b, e in pairs)}
+
+
+SPLIT_NOTE = ("connections a worker: how the keep-alive connections of each round's `/healthz` · endpoint phase "
+              "lay across the workers (all on one worker: it served that phase alone, on one core)")
+
+
+def reuse_port(args) -> tuple[str, ...]:
+    return ("--reuse-port",) if getattr(args, "reuse_port", False) else ()
 
 
 def canaille_server(venv: pathlib.Path, tmp: pathlib.Path, args) -> tuple[subprocess.Popen | None, int, str]:
@@ -233,7 +253,7 @@ def canaille_server(venv: pathlib.Path, tmp: pathlib.Path, args) -> tuple[subpro
                "--threads", str(threads), "--bind", f"127.0.0.1:{port}", "--log-level", "warning"]
     if "--no-control-socket" in subprocess.run([str(gunicorn), "--help"], capture_output=True, text=True).stdout:
         command.append("--no-control-socket")  # gunicorn 27's one socket a user would clash with ours
-    proc = subprocess.Popen([*command, "canaille_wsgi:app"], cwd=tmp, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen([*command, *reuse_port(args), "canaille_wsgi:app"], cwd=tmp, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     for _ in range(100):
         try:
@@ -241,6 +261,8 @@ def canaille_server(venv: pathlib.Path, tmp: pathlib.Path, args) -> tuple[subpro
                 break
         except OSError:
             time.sleep(0.1)
+    while not harness._all_listening(proc.pid, port, args.workers) and proc.poll() is None:
+        time.sleep(0.1)
     status = 0
     for _ in range(40):  # its workers migrate the new database on their first request: one may restart
         try:
@@ -267,7 +289,7 @@ def main() -> int:
                            LOG_LEVEL="WARNING") as ws:
         cookies = seed(ws.app_config(), args.first_visit)
         table = [r for r in rows(cookies, args) if args.only is None or r["key"] in args.only]
-        with harness.serve(ws, args) as server:
+        with harness.serve(ws, args, *reuse_port(args)) as server:
             for row in table:
                 status, body = harness.get(ws.port, row["path"], row["headers"])
                 if status != 200:
@@ -290,15 +312,17 @@ def main() -> int:
                         finally:
                             proc.terminate()
                             proc.wait(timeout=30)
-    print(f"# gunicorn {args.worker_class} {args.workers}x{args.threads}, {ws.engine}, wrk -t1 keep-alive, "
+    print(f"# gunicorn {args.worker_class} {args.workers}x{args.threads}{' --reuse-port' * args.reuse_port}, "
+          f"{ws.engine}, wrk -t1 keep-alive, "
           f"{args.connections} connections unless said, {args.rounds} rounds of {args.seconds:g} s, "
           f"medians; /healthz measured before each phase")
     print("| endpoint | req/s | p99 | ratio to `/healthz` | `/healthz` req/s | server CPU a request | "
-          "CPU ratio to `/healthz` | errors |")
-    print("|---|---|---|---|---|---|---|---|")
+          "CPU ratio to `/healthz` | errors | connections a worker |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(f"| {r['label']} | {r['rps']:,.0f} | {r['p99']:.0f} ms | {r['ratio']:.2f} | {r['bare_rps']:,.0f} | "
-              f"{r['cpu_ms']:.2f} ms | {r['cpu_ratio']:.2f} | {r['errors']} |")
+              f"{r['cpu_ms']:.2f} ms | {r['cpu_ratio']:.2f} | {r['errors']} | {r['splits']} |")
+    print(SPLIT_NOTE)
     if args.canaille and canaille_note:
         print(f"Canaille not measured: {canaille_note}")
     cores = os.cpu_count() or 1

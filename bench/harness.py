@@ -148,6 +148,10 @@ def serve(ws: Workspace, args: argparse.Namespace, *extra: str) -> Iterator[subp
                     break
             except OSError:
                 time.sleep(0.1)
+        # Under --reuse-port each worker listens on a socket of its own, made when it boots: until the
+        # last one has, the kernel hands every new connection to those already there.
+        while time.monotonic() < deadline and server.poll() is None and not _all_listening(server.pid, ws.port, args.workers):
+            time.sleep(0.1)
         yield server
     finally:
         stop(server)
@@ -168,6 +172,55 @@ def stop(server: subprocess.Popen) -> None:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(int(child), signal.SIGTERM)
         server.wait(timeout=40)
+
+
+def _socket_inodes(pid: int | str) -> set[str]:
+    inodes = set()
+    with contextlib.suppress(OSError):  # a process that exited meanwhile
+        for fd in pathlib.Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+    return inodes
+
+
+def _tcp_states(port: int) -> dict[str, str]:
+    """inode → TCP state (01 established, 0A listening) of this machine's sockets whose local port is `port`."""
+    states = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(FileNotFoundError):
+            for line in pathlib.Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    states[fields[9]] = fields[3]
+    return states
+
+
+def _workers(master_pid: int) -> list[str]:
+    with contextlib.suppress(OSError):
+        return pathlib.Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
+    return []
+
+
+def _all_listening(master_pid: int, port: int, workers: int) -> bool:
+    """The master listens for its workers (gunicorn's default), or each of `workers` has its own listener."""
+    states = _tcp_states(port)
+
+    def listens(pid) -> bool:
+        return any(states.get(inode) == "0A" for inode in _socket_inodes(pid))
+
+    return listens(master_pid) or sum(listens(pid) for pid in _workers(master_pid)) >= workers
+
+
+def connections_by_worker(master_pid: int, port: int) -> list[int]:
+    """How many client connections on `port` each gunicorn worker holds now, most first. With keep-alive
+    clients a connection stays with the worker that accepted it: wrk's 16 connections, opened at once,
+    have all gone to one of two workers about half the time, which then serves the phase alone on one
+    core (its GIL) while the other idles. Benchmarks print this beside each phase."""
+    states = _tcp_states(port)
+    return sorted((sum(states.get(inode) == "01" for inode in _socket_inodes(pid)) for pid in _workers(master_pid)),
+                  reverse=True)
 
 
 def worker_cpu(master_pid: int) -> dict[str, float]:

@@ -33,6 +33,38 @@ def test_server_cpu_counts_every_worker_and_grows_with_the_requests_served():
     assert 0.01 <= used < 60
 
 
+def _open_keep_alive(port: int, n: int) -> list[http.client.HTTPConnection]:
+    conns = []
+    for _ in range(n):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.request("GET", harness.BARE_PATH)
+        assert conn.getresponse().read() == b"ok"
+        conns.append(conn)
+    return conns
+
+
+@pytest.mark.parametrize("reuse_port", [False, True])
+def test_connections_by_worker_finds_each_keep_alive_connection_on_the_worker_holding_it(reuse_port):
+    """bench_screens and bench_api print, for each phase, how its connections lay across the workers
+    (harness.connections_by_worker, from /proc). Under --reuse-port each worker listens on its own
+    socket and serve() waits for all of them: 16 connections then reach both workers."""
+    args = argparse.Namespace(database_url=None, workers=2, threads=2)
+    with harness.workspace(args) as ws, harness.serve(ws, args, *(["--reuse-port"] if reuse_port else [])) as server:
+        conns = _open_keep_alive(ws.port, 16)
+        try:
+            split = harness.connections_by_worker(server.pid, ws.port)
+        finally:
+            for conn in conns:
+                conn.close()
+        assert len(split) == 2 and sum(split) == 16, split
+        if reuse_port:
+            assert min(split) >= 1, split  # all 16 on one worker: 2 × 2⁻¹⁶ by chance
+        deadline = time.monotonic() + 10
+        while sum(harness.connections_by_worker(server.pid, ws.port)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert harness.connections_by_worker(server.pid, ws.port) == [0, 0]  # closed ones are not counted
+
+
 def test_bench_flow_reads_each_steps_time_inside_gunicorn_from_its_access_log():
     """bench_flow --server-times: the access log's request time, by step (the screen's path, its method)."""
     import bench_flow

@@ -261,7 +261,8 @@ def canaille_server(venv: pathlib.Path, tmp: pathlib.Path, args) -> tuple[subpro
                 break
         except OSError:
             time.sleep(0.1)
-    while not harness._all_listening(proc.pid, port, args.workers) and proc.poll() is None:
+    deadline = time.monotonic() + 30  # under --reuse-port each worker listens once it has booted
+    while not harness.all_listening(proc.pid, port, args.workers) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
     status = 0
     for _ in range(40):  # its workers migrate the new database on their first request: one may restart

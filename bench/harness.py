@@ -150,7 +150,7 @@ def serve(ws: Workspace, args: argparse.Namespace, *extra: str) -> Iterator[subp
                 time.sleep(0.1)
         # Under --reuse-port each worker listens on a socket of its own, made when it boots: until the
         # last one has, the kernel hands every new connection to those already there.
-        while time.monotonic() < deadline and server.poll() is None and not _all_listening(server.pid, ws.port, args.workers):
+        while time.monotonic() < deadline and server.poll() is None and not all_listening(server.pid, ws.port, args.workers):
             time.sleep(0.1)
         yield server
     finally:
@@ -203,7 +203,7 @@ def _workers(master_pid: int) -> list[str]:
     return []
 
 
-def _all_listening(master_pid: int, port: int, workers: int) -> bool:
+def all_listening(master_pid: int, port: int, workers: int) -> bool:
     """The master listens for its workers (gunicorn's default), or each of `workers` has its own listener."""
     states = _tcp_states(port)
 

@@ -50,6 +50,9 @@ def test_connections_by_worker_finds_each_keep_alive_connection_on_the_worker_ho
     socket and serve() waits for all of them: 16 connections then reach both workers."""
     args = argparse.Namespace(database_url=None, workers=2, threads=2)
     with harness.workspace(args) as ws, harness.serve(ws, args, *(["--reuse-port"] if reuse_port else [])) as server:
+        deadline = time.monotonic() + 30  # by default serve() returns once the master listens: a worker may still boot
+        while len(harness.worker_cpu(server.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
         conns = _open_keep_alive(ws.port, 16)
         try:
             split = harness.connections_by_worker(server.pid, ws.port)

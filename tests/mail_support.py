@@ -36,6 +36,7 @@ class Collector:
 
     def __init__(self):
         self.envelopes = []
+        self.peers = []  # each delivered message's connection (the client's address and port)
         self.refuse_rcpt: str | None = None
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
@@ -46,6 +47,7 @@ class Collector:
 
     async def handle_DATA(self, server, session, envelope):
         self.envelopes.append(envelope)
+        self.peers.append(session.peer)
         return "250 Message accepted for delivery"
 
     @property

@@ -285,8 +285,8 @@ def test_parallel_senders_send_each_mail_once(engine, request, smtp):
 
 def test_a_mail_held_by_a_sender_that_died_is_retried_after_its_lease(app, smtp):
     queue(app, completed_flow(app))
-    with app.app_context(), Session(db.engine()) as s:
-        assert mail_sender._claim(s) is not None  # a sender took it, then its process died
+    with app.app_context(), db.engine().connect() as conn:
+        assert mail_sender._claim(conn) is not None  # a sender took it, then its process died
 
     assert send(app).sent == 0
     clock.set_now(QUIET_TIME + dt.timedelta(seconds=mail_sender.LEASE_SECONDS))
@@ -356,6 +356,44 @@ def test_kick_with_the_server_down_leaves_the_mail_for_the_scheduled_run(app, sm
 
     [row] = outbox(app)
     assert row.state == "pending" and row.attempts == 1
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_the_couriers_batch_sends_each_of_its_mails_once_over_one_connection(engine, request, smtp):
+    """What the sender thread does with the rows queued together (send_these): each of them that is
+    due, none twice, none it was not given; a row another sender holds or sent is left alone."""
+    app = request.getfixturevalue("app" if engine == "sqlite" else "pg_app")
+    ids = [queue(app, completed_flow(app, email_address=f"c{i}@example.jp")) for i in range(4)]
+    other = queue(app, completed_flow(app, email_address="other@example.jp"))
+    with app.app_context():
+        with db.engine().connect() as conn:
+            held = mail_sender._claim(conn, only_id=ids[1])  # another sender is on it
+        assert held is not None
+        assert mail_sender.send_these([ids[0]]).sent == 1
+
+        report = mail_sender.send_these(ids)
+
+    assert (report.sent, report.retrying, report.failed) == (2, 0, 0)
+    assert len(smtp.handler.envelopes) == 3 and smtp.handler.peers[1] == smtp.handler.peers[2]  # one connection
+    assert sorted(e.rcpt_tos[0] for e in smtp.handler.envelopes) == ["c0@example.jp", "c2@example.jp", "c3@example.jp"]
+    rows = {r.id: r for r in outbox(app)}
+    assert [rows[i].state for i in ids] == ["sent", "pending", "sent", "sent"] and rows[other].state == "pending"
+    assert [rows[i].attempts for i in ids] == [1, 1, 1, 1] and rows[ids[1]].claim_token == held.token
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_the_couriers_batch_stops_at_an_outage_and_leaves_the_rest_untouched(engine, request, smtp):
+    app = request.getfixturevalue("app" if engine == "sqlite" else "pg_app")
+    smtp.stop()
+    ids = [queue(app, completed_flow(app, email_address=f"c{i}@example.jp")) for i in range(3)]
+
+    with app.app_context():
+        report = mail_sender.send_these(ids)
+
+    assert (report.sent, report.retrying) == (0, 1)
+    rows = {r.id: r for r in outbox(app)}
+    assert [(rows[i].attempts, rows[i].claimed_until) for i in ids] == [(1, None), (0, None), (0, None)]
+    assert "pending" == rows[ids[0]].state and rows[ids[0]].next_attempt_at > clock.now()
 
 
 def test_kick_sends_only_its_own_mail(app, smtp):

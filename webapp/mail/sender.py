@@ -35,6 +35,7 @@ from typing import Sequence
 
 from flask import Flask, after_this_request, current_app, has_request_context
 from sqlalchemy import or_, update
+from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
 from .. import clock, db, deliveries
@@ -60,9 +61,9 @@ def _not_overdue(now: dt.datetime):
     return or_(MailOutbox.send_before.is_(None), MailOutbox.send_before > now)
 
 
-def _claim(s: Session, only_id: int | None = None) -> deliveries.Claim | None:
+def _claim(conn: Connection, only_id: int | None = None) -> deliveries.Claim | None:
     """Take the next due mail (or mail `only_id` if due) for this sender, in one statement. Commits."""
-    return deliveries.claim_next(s, MailOutbox, MAIL_COLUMNS, lease=_lease(), only_id=only_id, also=_not_overdue)
+    return deliveries.claim_next(conn, MailOutbox, MAIL_COLUMNS, lease=_lease(), only_id=only_id, also=_not_overdue)
 
 
 def _outgoing(claim: deliveries.Claim) -> OutgoingMail:
@@ -86,28 +87,17 @@ def _send(limit: int, only_ids: Sequence[int] = ()) -> SendReport:
     """Send up to `limit` due mails (or, given `only_ids`, each of these mails that is due) over one
     connection. A mail past its `send_before` is never taken; a link found down ends the run."""
     connection: MailConnection | None = None
-    link_down = False
 
     def deliver(claim: deliveries.Claim) -> None:
-        nonlocal connection, link_down
-        try:
-            if connection is None:
-                connection = transport().connect()
-            connection.send(_outgoing(claim))
-        except MailError as error:
-            link_down = link_down or error.link_down
-            raise
+        nonlocal connection
+        if connection is None:
+            connection = transport().connect()
+        connection.send(_outgoing(claim))
 
     max_attempts = int(current_app.config.get("MAIL_MAX_ATTEMPTS", MAX_ATTEMPTS))
-    report = SendReport()
     try:
-        for only_id in only_ids or [None]:
-            report += deliveries.deliver_due(
-                MailOutbox, MAIL_COLUMNS, deliver, lease=_lease(), limit=limit, only_id=only_id, log=log,
-                max_attempts=max_attempts, also=_not_overdue)
-            if link_down:
-                break
-        return report
+        return deliveries.deliver_due(MailOutbox, MAIL_COLUMNS, deliver, lease=_lease(), limit=limit, only_ids=only_ids,
+                                      log=log, max_attempts=max_attempts, also=_not_overdue)
     finally:
         if connection is not None:
             connection.close()

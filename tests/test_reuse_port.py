@@ -4,7 +4,7 @@ Where the host moves a closing listener's queued connections to the others (Linu
 net.ipv4.tcp_migrate_req=1), each worker listens on a socket of its own and the kernel spreads new
 connections over them; elsewhere the workers share one socket, since a worker stopping on a reload
 would reset the connections queued on its own (bench/bench_reload.py). RENKEI_REUSE_PORT=0 or 1
-decides instead. The tests change the host's setting, which needs root, and put it back.
+decides instead. Most tests change the host's setting, which needs root, and put it back.
 """
 from __future__ import annotations
 
@@ -36,8 +36,26 @@ def _writable() -> bool:
         return False
 
 
-pytestmark = pytest.mark.skipif(not SETTING.exists() or not _writable(),
+needs_root = pytest.mark.skipif(not SETTING.exists() or not _writable(),
                                 reason="needs Linux 5.14+ and root to set net.ipv4.tcp_migrate_req")
+ROOT = BENCH.parent
+
+
+@pytest.mark.parametrize("env, chosen", [
+    ({"RENKEI_REUSE_PORT": "1"}, True), ({"RENKEI_REUSE_PORT": "0"}, False),
+    ({"RENKEI_REUSE_PORT": "1", "RENKEI_REUSE_PORT_CHOSEN": "0"}, False),  # a reload keeps the master's choice
+    ({"RENKEI_REUSE_PORT": "0", "RENKEI_REUSE_PORT_CHOSEN": "1"}, True)])
+def test_the_override_decides_and_a_choice_once_made_is_kept(env, chosen, tmp_path):
+    import json
+    import subprocess
+
+    script = "import json, os, runpy; conf = runpy.run_path('gunicorn.conf.py'); " \
+             "print(json.dumps([conf['reuse_port'], os.environ['RENKEI_REUSE_PORT_CHOSEN']]))"
+    base = {k: v for k, v in os.environ.items() if not k.startswith("RENKEI_REUSE_PORT")}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=ROOT,
+                            env={**base, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), **env})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == [chosen, "1" if chosen else "0"]
 
 
 @contextlib.contextmanager
@@ -86,6 +104,7 @@ def _serve(ws, args):
 ARGS = argparse.Namespace(database_url=None, workers=2, threads=4, worker_class="gthread")
 
 
+@needs_root
 @pytest.mark.parametrize("setting, override, per_worker", [
     ("1", None, True), ("0", None, False), ("1", "0", False), ("0", "1", True)])
 def test_the_workers_listen_each_on_their_own_socket_only_where_the_host_migrates_queued_connections(
@@ -132,6 +151,7 @@ def _short_connections(port: int, deadline: float, results) -> None:
     results.put((answered, failed, first))
 
 
+@needs_root
 def test_reloading_the_workers_under_load_loses_no_connection():
     """Three HUP reloads (new workers start, the old ones stop) while 6 clients open a connection for
     every request: each request is answered. With a socket per worker and no migration the same run
@@ -159,6 +179,7 @@ def test_reloading_the_workers_under_load_loses_no_connection():
     assert failed == [] and answered > 1000, (answered, failed)
 
 
+@needs_root
 def test_a_reload_keeps_how_the_workers_listen_when_the_hosts_setting_changed_meanwhile():
     """The choice is made once per master: new workers that listened otherwise than the old ones
     could not bind beside them (a shared socket holds the port without SO_REUSEPORT)."""

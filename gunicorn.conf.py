@@ -8,33 +8,6 @@ import tempfile
 # and the app's own log lines are JSON, one object a line (webapp/accesslog.py, webapp/logs.py).
 logger_class = "webapp.accesslog.RedactingLogger"
 
-# Each worker listens on a socket of its own (SO_REUSEPORT) where the host moves a closing listener's
-# queued connections to the others (Linux's net.ipv4.tcp_migrate_req=1): the kernel then spreads new
-# connections over the workers, where with one shared socket a load balancer's few keep-alive
-# connections often all land on one worker (README "How connections reach the workers"). Without
-# that setting a worker stopping on a reload would reset the connections queued on its socket
-# (bench/bench_reload.py), so it stays one shared socket. RENKEI_REUSE_PORT=1 or 0 decides instead.
-# Decided once per master and kept across HUP reloads, which read this file again: switching
-# between the two on a reload would leave the new workers unable to bind beside the old socket.
-REUSE_PORT_SETTING = "/proc/sys/net/ipv4/tcp_migrate_req"
-
-
-def _reuse_port() -> bool:
-    chosen = os.environ.get("RENKEI_REUSE_PORT_CHOSEN")
-    if chosen is None:
-        chosen = os.environ.get("RENKEI_REUSE_PORT", "").strip()
-        if chosen not in ("0", "1"):
-            try:
-                with open(REUSE_PORT_SETTING, encoding="ascii") as f:
-                    chosen = "1" if f.read().strip() == "1" else "0"
-            except OSError:  # not Linux, or a kernel before 5.14: no migration
-                chosen = "0"
-        os.environ["RENKEI_REUSE_PORT_CHOSEN"] = chosen
-    return chosen == "1"
-
-
-reuse_port = _reuse_port()
-
 # The app is made once, in the master, and the workers fork from it: the pages holding its modules
 # stay shared between them until written, so each worker's PSS (its share of physical memory) is
 # 14-24 MB lower; RSS counts shared pages in full and moves 0-6 MB (bench/README "Round 5").

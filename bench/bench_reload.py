@@ -10,7 +10,7 @@ ones. Three ways, each a server of its own:
   is closed with connections the kernel queued on it;
 - the same with `net.ipv4.tcp_migrate_req=1`: Linux moves those to another worker's socket.
 
-gunicorn.conf.py takes a socket per worker where the host migrates (RENKEI_REUSE_PORT decides here).
+A socket per worker is gunicorn's `--reuse-port`.
 Printed: requests answered and wrk's socket errors (a reset connection is a read error) for each.
 Changing the setting needs root; without it, only the ways the host's setting allows are run.
 The setting is put back as it was.
@@ -68,12 +68,11 @@ def _set(value: str) -> bool:
 
 
 def _run(args: argparse.Namespace, reuse: str) -> tuple[int, str]:
-    os.environ["RENKEI_REUSE_PORT"] = reuse
     with harness.workspace(args) as ws:
         from webapp import create_app, db
 
         db.create_all(create_app(ws.app_config()))
-        with harness.serve(ws, args, "--graceful-timeout", "5") as server:
+        with harness.serve(ws, args, "--graceful-timeout", "5", *(["--reuse-port"] if reuse == "1" else [])) as server:
             wrk = subprocess.Popen(["wrk", "-t2", f"-c{args.connections}", f"-d{args.seconds:g}s", "-H",
                                     "Connection: close", f"{ws.origin}{harness.BARE_PATH}"],
                                    stdout=subprocess.PIPE, text=True)

@@ -145,9 +145,3 @@ def test_make_demo_serves_the_procfiles_web_line():
     demo = (ROOT / "scripts" / "demo").read_text()
     assert "sed -n 's/^web:[[:space:]]*//p' Procfile" in demo
     assert "--worker-class" not in demo and "--workers" not in demo  # nothing of its own to drift
-
-
-def test_the_web_container_lets_each_worker_listen_on_its_own_socket(compose):
-    """gunicorn.conf.py gives each worker a socket of its own only where the host moves a stopping
-    worker's queued connections to the others (tests/test_reuse_port.py): the web container says so."""
-    assert compose["services"]["web"]["sysctls"] == {"net.ipv4.tcp_migrate_req": 1}

@@ -99,11 +99,6 @@ def claim_next(conn: Connection, table, columns: tuple, *, lease: dt.timedelta, 
     return Claim(id=row.id, token=token, attempts=row.attempts, row=row)
 
 
-def _moment(name: str):
-    """A datetime parameter of a prebuilt statement, bound as the UTC columns are."""
-    return bindparam(name, type_=db.UTCDateTime())
-
-
 _CLAIMS: dict[tuple, object] = {}
 
 
@@ -114,7 +109,8 @@ def _claim_statement(table, columns: tuple, also: Callable | None, one: bool):
     key = (table, tuple(c.key for c in columns), also, one)
     stmt = _CLAIMS.get(key)
     if stmt is None:
-        now = _moment("now")
+        columns_of = table.__table__.c  # each parameter bound as its column is (UTC moments)
+        now = bindparam("now", type_=columns_of.next_attempt_at.type)
         condition = due(table, now) if also is None else and_(due(table, now), also(now))
         pick = select(table.id).where(condition)
         if one:
@@ -127,7 +123,7 @@ def _claim_statement(table, columns: tuple, also: Callable | None, one: bool):
         stmt = _CLAIMS[key] = (
             update(table)
             .where(table.id == pick.scalar_subquery(), condition)
-            .values(claimed_until=_moment("until"), claim_token=bindparam("token"), attempts=table.attempts + 1)
+            .values(claimed_until=bindparam("until", type_=columns_of.claimed_until.type), claim_token=bindparam("token"), attempts=table.attempts + 1)
             .returning(table.id, table.attempts, *columns)
         )
     return stmt

@@ -40,7 +40,7 @@ from sqlmodel import Session
 
 from .. import clock, db, deliveries
 from .models import CANCELLED, PENDING, MailOutbox
-from .transport import MailConnection, MailError, OutgoingMail, transport
+from .transport import MailConnection, OutgoingMail, transport
 
 log = logging.getLogger(__name__)
 

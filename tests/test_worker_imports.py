@@ -8,8 +8,10 @@ request, an API call), then a client assertion, which loads them; then a staff p
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import sysconfig
 import textwrap
 
 import pytest
@@ -95,3 +97,20 @@ def test_a_worker_loads_only_its_own_engines_sqlalchemy_dialect(database_url):
     assert result.returncode == 0, result.stderr[-3000:]
     own = "postgresql" if database_url.startswith("postgres") else "sqlite"
     assert json.loads(result.stdout.strip().splitlines()[-1]) == [own]
+
+
+def test_a_python_OO_worker_compiles_none_of_its_libraries_from_source(database_url):
+    """The web runs under `python -OO`, whose bytecode pip does not write and, with PYTHONDONTWRITEBYTECODE
+    (the image's, maybe the machine's), Python does not either: scripts/bootstrap compiles it for the
+    venv's libraries as the Dockerfile does for the image. Without it each start compiled ~1,000 modules
+    from source: 1.4 s of start-up and ~4 MB of every worker's RSS (bench/README round 13). webapp/ is
+    left out here: it changes while one works, and a stale module only compiles again in memory."""
+    result = subprocess.run([sys.executable, "-OO", "-v", "-c", DIALECTS, database_url, conftest.REDIS_URL or ""],
+                            capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    loaded = [line[len("# code object from "):] for line in result.stderr.splitlines()
+              if line.startswith("# code object from ")]
+    libraries = sysconfig.get_paths()["purelib"]
+    assert sum(1 for path in loaded if libraries in path) > 300  # psycopg, redis, sqlalchemy, flask, …: the worker's libraries
+    from_source = [path for path in loaded if path.startswith(libraries)]  # a bytecode file's path is quoted
+    assert from_source == [], f"{len(from_source)} modules compiled from source (run scripts/bootstrap): {from_source[:5]}"

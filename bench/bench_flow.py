@@ -435,7 +435,11 @@ def _print_steps(timings: dict, inside: dict | None = None) -> None:
 
 def main() -> int:
     args = arguments()
-    return 1 if sum(run(args, engine) for engine in args.engines) else 0
+    pace = harness.pace_ms()
+    failed = sum(run(args, engine) for engine in args.engines)
+    print(f"this box's pace (harness.pace_ms, CPU of a fixed workload): {pace:.1f} ms before, "
+          f"{harness.pace_ms():.1f} ms after; compare CPU figures of runs at a similar pace")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -285,6 +285,7 @@ def main() -> int:
         raise SystemExit("wrk is not installed (apt install wrk)")
     wrk = Wrk()
     results = []
+    pace = harness.pace_ms()
     with harness.workspace(args, PHONE_AUTH_WINDOW_SECONDS=3600, IDENTITY_CHECKS_PER_IP=UNLIMITED,
                            IDENTITY_FAILURES_PER_CLIENT=UNLIMITED, IDENTITY_FAILURES_PER_UNION=UNLIMITED,
                            LOG_LEVEL="WARNING") as ws:
@@ -329,6 +330,8 @@ def main() -> int:
     cores = os.cpu_count() or 1
     print(f"wrk's own CPU: {wrk.cpu / max(wrk.wall, 1e-9):.0%} of one core over its phases "
           f"({wrk.cpu / max(wrk.wall, 1e-9) / cores:.0%} of the machine's {cores} cores)")
+    print(f"this box's pace (harness.pace_ms, CPU of a fixed workload): {pace:.1f} ms before, "
+          f"{harness.pace_ms():.1f} ms after; compare CPU figures of runs at a similar pace")
     return 1 if any(r["errors"] for r in results) else 0
 
 

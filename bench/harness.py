@@ -272,6 +272,29 @@ def machine_busy() -> tuple[float, float]:
     return (total - idle) / tick, total / tick
 
 
+def pace_ms() -> float:
+    """This box's pace: the CPU time, in ms, of a fixed pure-Python workload (dict and string work, as a
+    request's), best of five. The same code's server CPU a flow has moved from 45 to 69 ms between
+    runs half an hour apart on these shared machines, with the cores no busier (bench/README round
+    13); printed beside such figures, the pace shows whether the box itself was slower. CPU time, not
+    wall time: what else runs on the cores does not lengthen it, a slower host does."""
+    def workload() -> int:
+        counts: dict[str, int] = {}
+        total = 0
+        for i in range(200_000):
+            key = f"k{i % 1000}"
+            counts[key] = counts.get(key, 0) + i
+            total += len(key)
+        return total
+
+    best = float("inf")
+    for _ in range(5):
+        started = time.process_time()
+        workload()
+        best = min(best, time.process_time() - started)
+    return best * 1000
+
+
 def get(port: int, path: str, headers: dict) -> tuple[int, bytes]:
     """One request on its own connection: (status, body), to check the endpoint before measuring it."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)

@@ -3,6 +3,7 @@ workers used, read from /proc, so that bench_screens' CPU a request counts the s
 not the load generator's or anything else running on the machine."""
 import argparse
 import http.client
+import os
 import pathlib
 import sys
 import time
@@ -125,3 +126,31 @@ def test_stopping_the_server_ends_a_worker_that_missed_the_masters_signal(tmp_pa
             started = time.monotonic()  # the second worker is asleep in post_fork: the signal is lost on it
         stopped_in = time.monotonic() - started
     assert server.returncode is not None and stopped_in < 20
+
+
+def _spin(seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        pass
+
+
+def test_the_pace_figure_is_cpu_time_so_other_work_on_the_cores_does_not_lengthen_it():
+    """bench_flow and bench_screens print the box's pace (harness.pace_ms) so that CPU figures of runs
+    at different moments can be compared. What else runs meanwhile must not move it: four processes
+    spinning on the two cores make the same workload take 2-3 times as long by the clock."""
+    import multiprocessing
+
+    alone = harness.pace_ms()
+    spinners = [multiprocessing.Process(target=_spin, args=(20,)) for _ in range(2 * (os.cpu_count() or 1))]
+    for p in spinners:
+        p.start()
+    try:
+        started = time.perf_counter()
+        crowded = harness.pace_ms()
+        wall = (time.perf_counter() - started) * 1000
+    finally:
+        for p in spinners:
+            p.terminate()
+            p.join()
+    assert wall > 1.5 * 5 * alone  # five runs of the workload, slowed by the clock
+    assert crowded < 1.4 * alone, (alone, crowded)

@@ -348,12 +348,19 @@ def _measure_wrk(args, engine: str, ws, client: dict, server, warm: list[str], a
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         server_before, machine_before = harness.server_cpu(server.pid), harness.machine_busy()
         services_before = harness.services_cpu()
+        workers_before = harness.worker_cpu(server.pid)
         started = time.monotonic()
-        subprocess.run(["wrk", f"-t{args.customers}", f"-c{args.customers}", f"-d{args.seconds:g}s", "--timeout", "30s",
-                        "-s", os.path.join(os.path.dirname(__file__), "flow.lua"), ws.origin, "--", TENANT,
-                        client["client_id"], client["client_secret"], harness.TOKEN, quote(NAME), records],
-                       capture_output=True, text=True, check=True)
+        wrk = subprocess.Popen(["wrk", f"-t{args.customers}", f"-c{args.customers}", f"-d{args.seconds:g}s", "--timeout",
+                                "30s", "-s", os.path.join(os.path.dirname(__file__), "flow.lua"), ws.origin, "--", TENANT,
+                                client["client_id"], client["client_secret"], harness.TOKEN, quote(NAME), records],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(min(1.0, args.seconds / 2))  # wrk's connections are open and kept for the whole run
+        split = harness.connections_by_worker(server.pid, ws.port)
+        out, err = wrk.communicate()
+        if wrk.returncode:
+            raise subprocess.CalledProcessError(wrk.returncode, wrk.args, out, err)
         elapsed = time.monotonic() - started
+        workers_used = {pid: used - workers_before.get(pid, 0.0) for pid, used in harness.worker_cpu(server.pid).items()}
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         server_used, machine = harness.server_cpu(server.pid) - server_before, harness.machine_busy()
         services = _used_since(services_before)
@@ -381,6 +388,10 @@ def _measure_wrk(args, engine: str, ws, client: dict, server, warm: list[str], a
           f"of the machine); worker RSS/PSS after warm-up: {', '.join(f'{x} MB' for x in warm)}, "
           f"after: {', '.join(f'{x} MB' for x in rss)}")
     _print_cpu(done, elapsed, server_used, machine_before, machine, services if engine == "postgres" else {})
+    shares = sorted(workers_used.values(), reverse=True)
+    print(f"wrk's connections a worker: {'+'.join(map(str, split))}; the workers' shares of their CPU: "
+          f"{' / '.join(f'{used / max(sum(shares), 1e-9):.0%}' for used in shares)} (one worker holding most "
+          f"connections serves most flows on one core, its GIL)")
     return errors
 
 

@@ -274,9 +274,9 @@ def machine_busy() -> tuple[float, float]:
 
 def pace_ms() -> float:
     """This box's pace: the CPU time, in ms, of a fixed pure-Python workload (dict and string work, as a
-    request's), best of five. The same code's server CPU a flow has moved from 45 to 69 ms between
-    runs half an hour apart on these shared machines, with the cores no busier (bench/README round
-    13); printed beside such figures, the pace shows whether the box itself was slower. CPU time, not
+    request's), best of five. Printed beside a benchmark's CPU figures, it shows whether the box itself
+    was slower during a run. It does not explain every swing: in round 13 the same code's server CPU a
+    flow ranged 40-53 ms (once 69) while the pace stayed at 38.5-40.8 ms (bench/README). CPU time, not
     wall time: what else runs on the cores does not lengthen it, a slower host does."""
     def workload() -> int:
         counts: dict[str, int] = {}

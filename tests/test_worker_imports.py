@@ -103,7 +103,7 @@ def test_a_python_OO_worker_compiles_none_of_its_libraries_from_source(database_
     """The web runs under `python -OO`, whose bytecode pip does not write and, with PYTHONDONTWRITEBYTECODE
     (the image's, maybe the machine's), Python does not either: scripts/bootstrap compiles it for the
     venv's libraries as the Dockerfile does for the image. Without it each start compiled ~1,000 modules
-    from source: 1.4 s of start-up and ~4 MB of every worker's RSS (bench/README round 13). webapp/ is
+    from source: 1.4 s of start-up and 3-4 MB of every worker's RSS (bench/README round 13). webapp/ is
     left out here: it changes while one works, and a stale module only compiles again in memory."""
     result = subprocess.run([sys.executable, "-OO", "-v", "-c", DIALECTS, database_url, conftest.REDIS_URL or ""],
                             capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})

@@ -47,6 +47,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--worker-class", default="gthread", choices=("gthread", "sync"))
     parser.add_argument("--database-url", default=None, help="default: a temporary SQLite file")
     parser.add_argument("--reuse-port", action="store_true", help="gunicorn --reuse-port (bench_screens.py)")
+    harness.figures_argument(parser)
     return parser.parse_args()
 
 
@@ -86,7 +87,8 @@ def main() -> int:
                 answered += 1
             for key in args.only:
                 row = {"label": labels[key], "path": paths[key], "headers": auth, "connections": args.connections}
-                results.append(measure_row(wrk, ws.origin, ws.origin, row, args, server.pid, server.pid))
+                results.append({"key": key, **measure_row(wrk, ws.origin, ws.origin, row, args, server.pid,
+                                                            server.pid)})
                 print(f"  {key}: {results[-1]['rps']:.0f} req/s, p99 {results[-1]['p99']:.1f} ms", file=sys.stderr,
                       flush=True)
         logged = logged_calls(ws.app_config(TESTING=True))
@@ -105,6 +107,8 @@ def main() -> int:
           f"({wrk.cpu / max(wrk.wall, 1e-9) / cores:.0%} of the machine's {cores} cores)")
     print(f"operation-log rows of API calls: {logged:,}; calls answered: {answered + wrk.api_requests:,} "
           "(wrk counts the answers it read; it may drop a few in flight when a phase ends)")
+    harness.write_figures(args.json, {"engine": ws.engine, "connections": args.connections, "rows": results,
+                                      "logged": logged, "answered": answered + wrk.api_requests})
     return 1 if any(r["errors"] for r in results) else 0
 
 

@@ -64,6 +64,7 @@ def arguments() -> argparse.Namespace:
                         help="python: a client process a customer; wrk: bench/flow.lua, a wrk thread a customer")
     parser.add_argument("--server-times", action="store_true",
                         help="also print each step's time inside gunicorn (its access log's request time)")
+    harness.figures_argument(parser)
     return parser.parse_args()
 
 
@@ -312,7 +313,29 @@ def _measure(args, engine: str, ns, ws) -> int:
           f"of the machine); worker RSS/PSS after warm-up: {', '.join(f'{x} MB' for x in warm)}, "
           f"after: {', '.join(f'{x} MB' for x in rss)}")
     _print_cpu(done, elapsed, server_used, machine_before, machine, services if engine == "postgres" else {})
+    args.figures.append(_figures(engine, args, done / elapsed, done, errors, timings, warm, rss, server_used,
+                                 services if engine == "postgres" else {}))
     return errors
+
+
+def _figures(engine: str, args, per_second: float, done: int, errors: int, timings: dict, warm: list[str],
+             rss: list[str], server_used: float, services: dict[str, float]) -> dict:
+    """What one engine's run printed, for --json: flows, each step's p50/p99 (ms), the workers'
+    RSS/PSS (MB) after the warm-up and after the run, the CPU a complete flow (ms)."""
+    def sizes(pairs: list[str], which: int) -> list[int]:
+        return [int(pair.split("/")[which]) for pair in pairs]
+
+    steps = {}
+    for step in STEPS:
+        values = sorted(timings.get(step, []))
+        if values:
+            steps[step] = {"n": len(values), "p50_ms": statistics.median(values) * 1000,
+                           "p99_ms": harness.percentile(values, 0.99) * 1000}
+    return {"engine": engine, "generator": args.generator, "customers": args.customers, "flows_per_s": per_second,
+            "complete": done, "errors": errors, "steps": steps,
+            "rss_mb_warm": sizes(warm, 0), "rss_mb_after": sizes(rss, 0), "pss_mb_after": sizes(rss, 1),
+            "server_cpu_ms_a_flow": server_used / done * 1000 if done else None,
+            "services_cpu_ms_a_flow": {name: used / done * 1000 for name, used in services.items()} if done else {}}
 
 
 def _used_since(before: dict[str, float]) -> dict[str, float]:
@@ -388,6 +411,8 @@ def _measure_wrk(args, engine: str, ws, client: dict, server, warm: list[str], a
           f"of the machine); worker RSS/PSS after warm-up: {', '.join(f'{x} MB' for x in warm)}, "
           f"after: {', '.join(f'{x} MB' for x in rss)}")
     _print_cpu(done, elapsed, server_used, machine_before, machine, services if engine == "postgres" else {})
+    args.figures.append(_figures(engine, args, done / args.seconds, done, errors, timings, warm, rss, server_used,
+                                 services if engine == "postgres" else {}))
     shares = sorted(workers_used.values(), reverse=True)
     print(f"wrk's connections a worker: {'+'.join(map(str, split))}; the workers' shares of their CPU: "
           f"{' / '.join(f'{used / max(sum(shares), 1e-9):.0%}' for used in shares)} (one worker holding most "
@@ -446,10 +471,13 @@ def _print_steps(timings: dict, inside: dict | None = None) -> None:
 
 def main() -> int:
     args = arguments()
+    args.figures = []  # each engine's run adds its own (--json)
     pace = harness.pace_ms()
     failed = sum(run(args, engine) for engine in args.engines)
+    pace_after = harness.pace_ms()
     print(f"this box's pace (harness.pace_ms, CPU of a fixed workload): {pace:.1f} ms before, "
-          f"{harness.pace_ms():.1f} ms after; compare CPU figures of runs at a similar pace")
+          f"{pace_after:.1f} ms after; compare CPU figures of runs at a similar pace")
+    harness.write_figures(args.json, {"pace_ms": [pace, pace_after], "runs": args.figures})
     return 1 if failed else 0
 
 

@@ -70,6 +70,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--reuse-port", action="store_true",
                         help="gunicorn --reuse-port (ours and Canaille's): each worker listens on a socket of its "
                              "own and the kernel spreads new connections over them")
+    harness.figures_argument(parser)
     return parser.parse_args()
 
 
@@ -297,7 +298,8 @@ def main() -> int:
                 if status != 200:
                     raise SystemExit(f"{row['label']}: {row['path']} answered {status} before measuring: {body[:300]!r}")
             for row in table:
-                results.append(measure_row(wrk, ws.origin, ws.origin, row, args, server.pid, server.pid))
+                results.append({"key": row["key"], **measure_row(wrk, ws.origin, ws.origin, row, args, server.pid,
+                                                                   server.pid)})
                 print(f"  {row['label']}: {results[-1]['rps']:.0f} req/s, p99 {results[-1]['p99']:.1f} ms, "
                       f"{results[-1]['cpu_ms']:.2f} CPU ms a request",
                       file=sys.stderr, flush=True)
@@ -309,8 +311,8 @@ def main() -> int:
                         try:
                             row = dict(label="Canaille 0.3 login page (its own gunicorn, same settings)",
                                        path="/login", headers={}, connections=args.connections)
-                            results.append(measure_row(wrk, f"http://127.0.0.1:{port}", ws.origin, row, args,
-                                                      proc.pid, server.pid))
+                            results.append({"key": "canaille", **measure_row(
+                                wrk, f"http://127.0.0.1:{port}", ws.origin, row, args, proc.pid, server.pid)})
                         finally:
                             proc.terminate()
                             proc.wait(timeout=30)
@@ -330,8 +332,11 @@ def main() -> int:
     cores = os.cpu_count() or 1
     print(f"wrk's own CPU: {wrk.cpu / max(wrk.wall, 1e-9):.0%} of one core over its phases "
           f"({wrk.cpu / max(wrk.wall, 1e-9) / cores:.0%} of the machine's {cores} cores)")
+    pace_after = harness.pace_ms()
     print(f"this box's pace (harness.pace_ms, CPU of a fixed workload): {pace:.1f} ms before, "
-          f"{harness.pace_ms():.1f} ms after; compare CPU figures of runs at a similar pace")
+          f"{pace_after:.1f} ms after; compare CPU figures of runs at a similar pace")
+    harness.write_figures(args.json, {"engine": ws.engine, "connections": args.connections,
+                                      "pace_ms": [pace, pace_after], "rows": results})
     return 1 if any(r["errors"] for r in results) else 0
 
 

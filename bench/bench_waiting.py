@@ -49,6 +49,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--keep-alive", type=int, default=None,
                         help="gunicorn --keep-alive seconds (default: gunicorn.conf.py's)")
     parser.add_argument("--database-url", default=None, help="default: a temporary SQLite file")
+    harness.figures_argument(parser)
     return parser.parse_args()
 
 
@@ -190,6 +191,9 @@ def main() -> int:
           f"{cpu / wall:.2f} cores ({cpu / wall / cores:.0%} of {cores}; by worker "
           f"{', '.join(f'{c / wall:.2f}' for c in each)}) | {own / wall:.0%} of one core | {healthz['rps']:,.0f} req/s |")
     print(f"connections the server had closed while idle, opened again: {customers.reconnections:,}")
+    harness.write_figures(args.json, {"engine": ws.engine, "customers": args.customers,
+                                      "polls_per_s": len(latencies) / wall, "p50_ms": pct[0], "p99_ms": pct[1], "max_ms": pct[2], "errors": errors,
+                                      "cores": cpu / wall, "healthz_rps": healthz["rps"]})
     return 1 if errors else 0
 
 

@@ -17,6 +17,7 @@ import array
 import contextlib
 import dataclasses
 import http.client
+import json
 import math
 import multiprocessing
 import os
@@ -293,6 +294,18 @@ def pace_ms() -> float:
         workload()
         best = min(best, time.process_time() - started)
     return best * 1000
+
+
+def figures_argument(parser: argparse.ArgumentParser) -> None:
+    """--json FILE: the figures a benchmark prints, also as JSON, for bench/goals.py."""
+    parser.add_argument("--json", metavar="FILE", default=None,
+                        help="also write the figures printed here to FILE as JSON (bench/goals.py reads them)")
+
+
+def write_figures(path: str | None, figures: dict) -> None:
+    """Write `figures` (what the benchmark printed) to `path`, if one was given."""
+    if path:
+        pathlib.Path(path).write_text(json.dumps(figures, ensure_ascii=False, indent=1), encoding="utf-8")
 
 
 def get(port: int, path: str, headers: dict) -> tuple[int, bytes]:

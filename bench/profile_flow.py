@@ -7,8 +7,8 @@ each, with the SQL statements and commits a request runs.
                                  [--only poll ...] [--statements]
 
 Each flow goes ①→⑥ and the token as a customer would; only the named requests run under the
-profiler (each screen's GET 3 times a flow, ④'s after the one that opens its call attempt; the poll
-5 times), and none of the first --warmup flows' (whose templates are compiled then). ②'s identity check answers without its 0.1 s
+profiler (each screen's GET 3 times a flow, ④'s after the one that opens its call attempt, which is
+call_open; the poll 5 times), and none of the first --warmup flows' (whose templates are compiled then). ②'s identity check answers without its 0.1 s
 floor (IDENTITY_CHECK_SECONDS=0) so the profile shows the work, not the sleep. Per request times
 are the profiler's wall clock and this process's CPU time divided by the calls, so they include its
 own overhead; the function calls a request are the steadiest figure on a busy machine.
@@ -40,8 +40,8 @@ from bench_flow import BIRTH, NAME, PIN, REDIRECT_URI, TENANT, customer, seed
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 TEL = re.compile(r'class="button call-button" href="tel:([0-9]+)"')
 SCREENS = ("account", "customer", "phone", "call", "pin", "consent")
-KINDS = ("authorize",) + SCREENS + ("account_htmx", "account_post", "customer_post", "phone_post", "poll", "webhook",
-                                   "call_post", "pin_post", "consent_post", "token", "healthz")
+KINDS = ("authorize",) + SCREENS + ("account_htmx", "account_post", "customer_post", "phone_post", "call_open", "poll",
+                                   "webhook", "call_post", "pin_post", "consent_post", "token", "healthz")
 
 
 def main() -> int:
@@ -159,7 +159,7 @@ def main() -> int:
                 "phone": c["phone"], "email": "b@example.jp", "email_confirm": "b@example.jp"}))
             screen("phone")
             profiled("phone_post", lambda: post(f"{flow}/phone"))
-            get(f"{flow}/call")  # opens the call attempt
+            assert profiled("call_open", lambda: get(f"{flow}/call")).status_code == 200  # opens the call attempt
             page = screen("call")
             pool = TEL.search(page.get_data(as_text=True)).group(1)
             for _ in range(5):

@@ -322,3 +322,49 @@ def test_an_authorization_request_reads_its_client_once_and_starts_the_flow_as_s
     assert {c.key: getattr(started[0], c.key) for c in Flow.__table__.c} == \
         {c.key: getattr(stored, c.key) for c in Flow.__table__.c}
     assert stored.purpose == "authorize" and stored.oauth_request["scope"] == "accounts" and stored.branch is None
+
+
+def test_the_first_call_screen_opens_its_attempt_and_reads_it_back_once(app, amami):
+    """④'s first GET opens the flow's attempt (its INSERT and log row in one commit) and shows it read
+    back once, as the later GETs read it: not the whole ORM object before the INSERT and after it."""
+    from test_callauth_support import to_phone_screen
+    from webapp.callauth.models import WAITING, CallAttempt
+
+    to_phone_screen(amami)
+    assert amami.post("flow/phone", {}).status_code == 303
+    (first, statements), commits = _commits_during(app, lambda: statements_during(app, lambda: amami.get("flow/call")))
+    assert first.status_code == 200
+    attempt_reads = [s for s in statements if s.startswith("SELECT") and "FROM call_attempt" in s]
+    assert len(attempt_reads) == 2, attempt_reads  # this phone's waiting attempts (the pool), then the shown one
+    assert "call_attempt.phone_e164 = " in attempt_reads[0] and "call_attempt.flow_id = " in attempt_reads[1]
+    assert [s.split()[0] for s in statements if not s.startswith(("SELECT", "BEGIN", "ROLLBACK"))] == [
+        "INSERT", "INSERT"]  # the attempt, its log row
+    assert commits == 1
+    [attempt] = _rows(app, CallAttempt)
+    assert attempt.state == WAITING
+    assert [r.event for r in _rows(app, OperationLog) if r.event.startswith("call_attempt")] == ["call_attempt_started"]
+    again = amami.get("flow/call")  # a later GET reads the attempt without opening it
+    assert again.get_data(as_text=True) == first.get_data(as_text=True)
+    assert len(_rows(app, CallAttempt)) == 1
+
+
+def test_a_first_call_screen_that_lost_the_race_shows_the_attempt_the_other_request_opened(app, amami):
+    """Two first GETs of ④ at once: the one whose INSERT finds the flow's attempt already there opens
+    none and logs nothing, and shows that attempt."""
+    from test_callauth_support import to_phone_screen
+    from webapp.callauth import service
+    from webapp.callauth.models import CallAttempt
+
+    to_phone_screen(amami)
+    assert amami.post("flow/phone", {}).status_code == 303
+    with Session(app.extensions["db_engine"]) as s:
+        flow = s.exec(select(Flow)).one()
+        s.expunge(flow)
+    with app.test_request_context("/amami/flow/call"):
+        tenant = app.extensions["tenants"]["amami"]
+        won = service.open_attempt(db.session(), flow, tenant)
+        shown = service.open_shown_attempt(db.session(), flow, tenant)
+        assert (shown.id, shown.pool_number, shown.state, shown.expires_at) == (
+            won.id, won.pool_number, won.state, won.expires_at)
+    assert len(_rows(app, CallAttempt)) == 1
+    assert [r.event for r in _rows(app, OperationLog) if r.event.startswith("call_attempt")] == ["call_attempt_started"]

@@ -200,6 +200,19 @@ def open_attempt(s: Session, flow, tenant, rng=None) -> CallAttempt:
     existing = attempt_for(s, flow.id)
     if existing is not None:
         return existing
+    return _open(s, flow, tenant, rng, lambda: attempt_for(s, flow.id))
+
+
+def open_shown_attempt(s: Session, flow, tenant, rng=None):
+    """④'s first GET, which has just read no attempt through shown_attempt: opens the flow's attempt
+    as open_attempt does and gives it as shown_attempt does. Neither the ORM read before (the
+    INSERT's ON CONFLICT is the check a parallel request needs) nor the ORM object after: those two
+    reads were a quarter of that request (bench/profile_flow.py call_open)."""
+    return _open(s, flow, tenant, rng, lambda: shown_attempt(flow.id))
+
+
+def _open(s: Session, flow, tenant, rng, read):
+    """Create the flow's attempt unless it has one (a parallel request's), commit, and `read()` it."""
     pool = _pool_or_fail(tenant)
     for _ in range(8):
         now = clock.now()
@@ -218,7 +231,7 @@ def open_attempt(s: Session, flow, tenant, rng=None) -> CallAttempt:
         except IntegrityError:  # a parallel attempt for the same phone took that number first
             s.rollback()
             continue
-        attempt = attempt_for(s, flow.id)
+        attempt = read()
         if attempt is not None:
             return attempt
     raise RuntimeError("could not open a call attempt")

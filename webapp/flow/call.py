@@ -76,7 +76,7 @@ def call():
     flow = g.flow
     form = FlaskForm()  # CSRF only
     if not form.validate_on_submit():  # a GET opens the attempt only the first time: later ones only read it
-        shown = callauth.shown_attempt(flow.id) or callauth.open_attempt(db.session(), flow, g.tenant)
+        shown = callauth.shown_attempt(flow.id) or callauth.open_shown_attempt(db.session(), flow, g.tenant)
         return _render(flow, shown, form)
 
     s = db.session()

@@ -182,3 +182,35 @@ def test_parallel_retries_open_one_new_window_sqlite(app, customers):
 def test_parallel_retries_open_one_new_window_postgres(pg_app):
     add_account(pg_app, "amami", **DEMO["amami"])
     parallel_retries_open_one_new_window(pg_app)
+
+
+def parallel_first_call_screens_open_one_attempt(app):
+    """④ loaded in many tabs at once, the first time: one attempt with one window and one log row;
+    every tab shows that attempt's number (callauth.open_shown_attempt)."""
+    from test_callauth_support import to_phone_screen
+
+    actions = FlowActions(app, app.test_client(), "amami")
+    to_phone_screen(actions)
+    assert actions.post("flow/phone", {}).status_code == 303
+    cookie = session_cookie(actions)
+
+    def load():
+        r = clone_browser(app, cookie).get("/amami/flow/call")
+        return r.status_code, e164(pool_number_on(r)) if r.status_code == 200 else None
+
+    results = run_all([load] * 10)
+    assert not [r for r in results if isinstance(r, Exception)], results
+    [attempt] = attempts(app)
+    assert attempt.state == "waiting"
+    assert results == [(200, attempt.pool_number)] * 10, results
+    assert len([r for r in log_rows(app) if r.event == "call_attempt_started"]) == 1
+
+
+def test_parallel_first_call_screens_open_one_attempt_sqlite(app, customers):
+    parallel_first_call_screens_open_one_attempt(app)
+
+
+@pytest.mark.postgres
+def test_parallel_first_call_screens_open_one_attempt_postgres(pg_app):
+    add_account(pg_app, "amami", **DEMO["amami"])
+    parallel_first_call_screens_open_one_attempt(pg_app)

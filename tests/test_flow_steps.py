@@ -20,7 +20,9 @@ from webapp.render import partial_of
 @contextlib.contextmanager
 def templates_rendered(app):
     """The names of the templates rendered meanwhile, not those they include (the union's override
-    or the common one)."""
+    or the common one). The blank screens kept so far are dropped (render_blank), so a screen's page
+    is rendered, as for its first customer."""
+    app.extensions.pop("blank_pages", None)
     names = []
 
     def remember(sender, template, context, **extra):

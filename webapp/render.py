@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import functools
 import posixpath
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 from flask import current_app, g, has_request_context, make_response, redirect, render_template, request, url_for
+from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup, escape
 
 
@@ -34,9 +35,60 @@ def render_page(page: str, status: int = 200, *, partial: str | None = None, **c
 def render_exact(name: str, status: int = 200, **context):
     """Template `name` itself, htmx or not: a polled status area (no page of its own), a page with no
     partial."""
-    response = make_response(render_template(themed(name), **context), status)
+    return _answer(render_template(themed(name), **context), status)
+
+
+def _answer(body: str, status: int = 200):
+    response = make_response(body, status)
     response.headers["Vary"] = "HX-Request"
     return response
+
+
+def _hole(name: str) -> str:
+    """Where a kept page takes a request's own value: no template writes a NUL, and none survives
+    render_blank (tests/test_blank_pages.py)."""
+    return f"\x00{name}\x00"
+
+
+CSRF_HOLE = _hole("csrf_token")
+
+
+def render_blank(page: str, form: Callable[[], object], *, vary: tuple = (), text: dict | None = None, **context):
+    """A screen before the customer has typed anything (render_page's page or partial): the same for
+    every customer of a union but for the CSRF token and the `text` values, so rendered once and kept;
+    each answer is the kept page with this request's token and values in it.
+
+    Each customer sees each screen once, and it is the same page for all of them: rendering it (the
+    layout, the macros, the form's binding) was three tenths of a screen's cost (bench/README.md,
+    round 15). What the page depends on is its key: the template (the union's override, page or
+    partial), the union, the script root, `vary` (e.g. the client's id and operator, which ① and ⑥
+    name) and the names of the `text` values. The rest of `context` must be the same for every
+    request with the same key.
+
+    :param form: builds the screen's blank form; called only when the page is rendered.
+    :param text: the values that differ from customer to customer (a masked phone, an account
+        number). The template must write each only as text (no test, no filter on it): the kept page
+        holds a marker where each goes, replaced by the value, escaped as Jinja escapes it.
+
+    A page is not kept while templates auto-reload (debug), so an edit to one shows at once there;
+    it is rendered with the values themselves. The kept page never holds a customer's value, nor a
+    token: both are put in after."""
+    name = themed(partial_of(page) if is_htmx() else page)
+    text = text or {}
+    if current_app.jinja_env.auto_reload:
+        return _answer(render_template(name, form=form(), **text, **context))
+    tenant = getattr(g, "tenant", None)
+    key = (name, tenant.id if tenant is not None else None, request.script_root, vary, tuple(text))
+    kept = current_app.extensions.setdefault("blank_pages", {})
+    blank = kept.get(key)
+    token = generate_csrf()
+    if blank is None:
+        body = render_template(name, form=form(), **{k: Markup(_hole(k)) for k in text}, **context)
+        blank = kept[key] = body.replace(token, CSRF_HOLE)
+    body = blank.replace(CSRF_HOLE, token)
+    for k, value in text.items():
+        body = body.replace(_hole(k), escape(value))
+    return _answer(body)
 
 
 def themed(name: str) -> str:

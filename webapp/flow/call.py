@@ -29,7 +29,7 @@ from .. import clock, db, messages
 from ..callauth import service as callauth
 from ..callauth.models import CONFIRMED, EXPIRED, SUPERSEDED, USED, WAITING, CallAttempt
 from ..oauth.models import OAuthClient
-from ..render import go, is_htmx, render_exact, render_page
+from ..render import go, is_htmx, render_blank, render_exact, render_page
 from . import state
 from .blueprint import bp
 from .models import LINKS, Flow
@@ -56,26 +56,35 @@ def _status_context(attempt, pressed: bool = False) -> dict:
     return {"call_state": status, "lines": _lines(status, attempt), "pressed": pressed,
             "pressed_text": callauth.PRESSED_TOO_EARLY,
             "deadline_clock": f"{deadline.hour}:{deadline.minute:02d}",
-            "deadline_iso": attempt.expires_at.isoformat(),
             "seconds_left": max(0, int((attempt.expires_at - clock.now()).total_seconds())),
             "renewals_left": callauth.renewals_left(attempt),
             "poll_url": url_for("flow.call_status", pressed=1) if pressed else url_for("flow.call_status")}
 
 
-def _render(flow, attempt, form, pressed: bool = False, status: int = 200):
-    return render_page("flow/call.html", status, form=form, window=callauth.window_seconds(),
-                       masked_phone=callauth.masked_phone(flow.phone_e164),
-                       pool_display=callauth.display_number(attempt.pool_number),
-                       pool_tel=callauth.tel_uri(attempt.pool_number),
-                       demo=current_app.config["SANDBOX"], **_status_context(attempt, pressed))
+def _render(flow, attempt, form=None, pressed: bool = False, status: int = 200):
+    """④ showing `attempt`; `form` None for a GET, whose page, while the call is awaited, is the same
+    for every customer but for the numbers and times in it (render_blank)."""
+    shown = {"masked_phone": callauth.masked_phone(flow.phone_e164),
+             "pool_display": callauth.display_number(attempt.pool_number),
+             "pool_tel": callauth.tel_uri(attempt.pool_number)}
+    context = _status_context(attempt, pressed)
+    waiting = context["call_state"]
+    if form is None and not pressed and status == 200 and waiting.kind == WAITING and not waiting.withheld_seen:
+        for varies in ("deadline_clock", "seconds_left"):
+            shown[varies] = context.pop(varies)
+        del context["renewals_left"]  # only a final state's page shows it
+        return render_blank("flow/call.html", FlaskForm, text=shown, window=callauth.window_seconds(),
+                            demo=current_app.config["SANDBOX"], **context)
+    return render_page("flow/call.html", status, form=form or FlaskForm(), window=callauth.window_seconds(),
+                       demo=current_app.config["SANDBOX"], **shown, **context)
 
 
 @bp.route("/call", methods=["GET", "POST"])
 @flow_step("call")
 def call():
     flow = g.flow
-    form = FlaskForm()  # CSRF only
-    if not form.validate_on_submit():  # a GET opens the attempt only the first time: later ones only read it
+    form = FlaskForm() if request.method == "POST" else None  # CSRF only
+    if form is None or not form.validate_on_submit():  # a GET opens the attempt only the first time: later ones only read it
         shown = callauth.shown_attempt(flow.id) or callauth.open_shown_attempt(db.session(), flow, g.tenant)
         return _render(flow, shown, form)
 

@@ -9,7 +9,7 @@ to the client.
 """
 from __future__ import annotations
 
-from flask import g
+from flask import g, request
 from flask_wtf import FlaskForm
 from wtforms import BooleanField
 from wtforms.validators import DataRequired
@@ -18,9 +18,9 @@ from .. import messages
 from ..messages import AGREE_LABEL, AGREE_REQUIRED, CLIENT_GONE
 from ..mail import kick
 from ..oauth.consents import AccountLocked, ClientGone, grant_consent, prepare_consent
-from ..render import go, render_page
+from ..render import go, render_blank, render_page
 from .blueprint import bp
-from .steps import end_flow, finish_last_step, flow_step, log_step, no_flow_response
+from .steps import client_vary, end_flow, finish_last_step, flow_step, log_step, no_flow_response
 
 
 class ConsentForm(FlaskForm):
@@ -32,6 +32,8 @@ class ConsentForm(FlaskForm):
 def consent():
     flow = g.flow
     client = g.client
+    if request.method == "GET":
+        return render_blank("flow/consent.html", ConsentForm, vary=client_vary(client), client=client, alert=None)
     form = ConsentForm()
     alert = None
     if form.validate_on_submit():

@@ -6,10 +6,10 @@ email only receives the completion notice (FAQ 2-Q5). Each check first reserves 
 from __future__ import annotations
 
 import phonenumbers
-from flask import flash, g
+from flask import flash, g, request
 
 from ..corebanking import AccountCheck, core
-from ..render import render_page
+from ..render import render_blank, render_page
 from .blueprint import bp
 from .forms import CustomerForm, missing_required
 from .identity import check_with_lockout, standing_lock
@@ -24,8 +24,12 @@ def e164(national: str) -> str:
 @flow_step("customer")
 def customer():
     flow = g.flow
+    shown = {"branch": flow.branch, "account_type_name": g.tenant.account_type_name(flow.account_type),
+             "account_number": flow.account_number}
+    alert = None if request.method == "POST" else standing_lock(flow)
+    if alert is None and request.method == "GET":
+        return render_blank("flow/customer.html", CustomerForm, text=shown, missing=False, alert=None)
     form = CustomerForm()
-    alert = None if form.is_submitted() else standing_lock(flow)
     if form.validate_on_submit():
         result, alert = check_with_lockout(
             flow, "identity_check", lambda key: core().check_identity(key, form.birth_date, form.phone.data).check,
@@ -36,6 +40,4 @@ def customer():
             # The account itself is wrong: back to ① with the message, the entries kept.
             flash(alert["message"], "alert")
             return back_to(flow, "account")
-    return render_page("flow/customer.html", form=form, flow=flow,
-                       account_type_name=g.tenant.account_type_name(flow.account_type),
-                       missing=missing_required(form), alert=alert)
+    return render_page("flow/customer.html", form=form, **shown, missing=missing_required(form), alert=alert)

@@ -4,11 +4,11 @@
 """
 from __future__ import annotations
 
-from flask import g
+from flask import g, request
 from flask_wtf import FlaskForm
 
 from ..callauth import service as callauth
-from ..render import render_page
+from ..render import render_blank, render_page
 from .blueprint import bp
 from .steps import finish_step, flow_step
 
@@ -17,7 +17,10 @@ from .steps import finish_step, flow_step
 @flow_step("phone")
 def phone():
     flow = g.flow
+    masked = callauth.masked_phone(flow.phone_e164)
+    if request.method == "GET":
+        return render_blank("flow/phone.html", FlaskForm, text={"masked_phone": masked})
     form = FlaskForm()  # CSRF only
     if form.validate_on_submit():
         return finish_step(flow)
-    return render_page("flow/phone.html", form=form, masked_phone=callauth.masked_phone(flow.phone_e164))
+    return render_page("flow/phone.html", form=form, masked_phone=masked)

@@ -7,10 +7,10 @@ the flow row, the session, a template or a URL.
 """
 from __future__ import annotations
 
-from flask import g
+from flask import g, request
 
 from ..corebanking import AccountCheck, core
-from ..render import render_page
+from ..render import render_blank, render_page
 from . import identity
 from .blueprint import bp
 from .forms import PinForm, missing_required
@@ -21,8 +21,10 @@ from .steps import finish_step, flow_step
 @flow_step("pin")
 def pin():
     flow = g.flow
+    alert = None if request.method == "POST" else identity.standing_lock(flow)
+    if alert is None and request.method == "GET":
+        return render_blank("flow/pin.html", PinForm, missing=False, alert=None)
     form = PinForm()
-    alert = None if form.is_submitted() else identity.standing_lock(flow)
     if form.validate_on_submit():
         entered = form.pin.data
         result, alert = identity.check_with_lockout(flow, "pin_check", lambda key: core().check_pin(key, entered),

@@ -71,6 +71,12 @@ def flow_step(step: str, *, with_client: bool = False):
     return decorator
 
 
+def client_vary(client) -> tuple:
+    """What ① and ⑥ show of the flow's client (its operator), with its id: their blank page's `vary`
+    (render_blank). A client renamed since gets pages of its own."""
+    return (client.client_id, client.operator) if client is not None else ()
+
+
 def next_step(flow: Flow, step: str | None = None) -> str:
     """The step after `step` (default: where the flow stands) on the flow's route."""
     route = state.ROUTES[flow.purpose]

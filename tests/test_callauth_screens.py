@@ -315,9 +315,11 @@ def test_status_after_cancel_stops_polling(amami):
 
 def test_status_tells_about_a_withheld_call_and_186(amami):
     page = to_call_screen(amami)
+    assert "非通知" not in text_of(poll(amami))  # the waiting area every customer gets, kept (render_kept)
     signed_call(amami.client, amami.app, "anonymous", e164(pool_number_on(page)))
     body = text_of(poll(amami))
     assert "非通知の着信がありました。" in body and "「186」" in body and "hx-trigger" in body
+    assert "非通知の着信がありました。" in text_of(amami.get("flow/call"))
 
 
 # --- the sandbox demo button --------------------------------------------------------------------

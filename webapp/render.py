@@ -73,19 +73,28 @@ def render_blank(page: str, form: Callable[[], object], *, vary: tuple = (), tex
     A page is not kept while templates auto-reload (debug), so an edit to one shows at once there;
     it is rendered with the values themselves. The kept page never holds a customer's value, nor a
     token: both are put in after."""
-    name = themed(partial_of(page) if is_htmx() else page)
+    return render_kept(partial_of(page) if is_htmx() else page, form, vary=vary, text=text, **context)
+
+
+def render_kept(name: str, form: Callable[[], object] | None = None, *, vary: tuple = (), text: dict | None = None,
+                **context):
+    """render_blank for template `name` itself, htmx or not (render_exact's): ④'s polled status area
+    while the call is awaited. Without `form` the answer has no CSRF token, and asks for none (a poll
+    does not give the session one)."""
+    name = themed(name)
     text = text or {}
     if current_app.jinja_env.auto_reload:
-        return _answer(render_template(name, form=form(), **text, **context))
+        return _answer(render_template(name, **({"form": form()} if form else {}), **text, **context))
     tenant = getattr(g, "tenant", None)
     key = (name, tenant.id if tenant is not None else None, request.script_root, vary, tuple(text))
     kept = current_app.extensions.setdefault("blank_pages", {})
     blank = kept.get(key)
-    token = generate_csrf()
+    token = generate_csrf() if form else None
     if blank is None:
-        body = render_template(name, form=form(), **{k: Markup(_hole(k)) for k in text}, **context)
-        blank = kept[key] = body.replace(token, CSRF_HOLE)
-    body = blank.replace(CSRF_HOLE, token)
+        body = render_template(name, **({"form": form()} if form else {}), **{k: Markup(_hole(k)) for k in text},
+                               **context)
+        blank = kept[key] = body.replace(token, CSRF_HOLE) if token else body
+    body = blank.replace(CSRF_HOLE, token) if token else blank
     for k, value in text.items():
         body = body.replace(_hole(k), escape(value))
     return _answer(body)

@@ -29,7 +29,7 @@ from .. import clock, db, messages
 from ..callauth import service as callauth
 from ..callauth.models import CONFIRMED, EXPIRED, SUPERSEDED, USED, WAITING, CallAttempt
 from ..oauth.models import OAuthClient
-from ..render import go, is_htmx, render_blank, render_exact, render_page
+from ..render import go, is_htmx, render_blank, render_exact, render_kept, render_page
 from . import state
 from .blueprint import bp
 from .models import LINKS, Flow
@@ -58,7 +58,11 @@ def _status_context(attempt, pressed: bool = False) -> dict:
             "deadline_clock": f"{deadline.hour}:{deadline.minute:02d}",
             "seconds_left": max(0, int((attempt.expires_at - clock.now()).total_seconds())),
             "renewals_left": callauth.renewals_left(attempt),
-            "poll_url": url_for("flow.call_status", pressed=1) if pressed else url_for("flow.call_status")}
+            "poll_url": _poll_url(pressed)}
+
+
+def _poll_url(pressed: bool) -> str:
+    return url_for("flow.call_status", pressed=1) if pressed else url_for("flow.call_status")
 
 
 def _render(flow, attempt, form=None, pressed: bool = False, status: int = 200):
@@ -128,8 +132,11 @@ def call_status():
         response.headers["HX-Retarget"] = "#screen"
         response.headers["HX-Reswap"] = "outerHTML"
         return response
-    return render_exact("flow/partials/call_status.html",
-                        **_status_context(row, pressed=request.args.get("pressed") == "1"))
+    pressed = request.args.get("pressed") == "1"
+    if not status.withheld_seen:  # waiting: the same area for every customer of the union
+        return render_kept("flow/partials/call_status.html", vary=(pressed,), call_state=status,
+                           lines=_lines(status, row), poll_url=_poll_url(pressed))
+    return render_exact("flow/partials/call_status.html", **_status_context(row, pressed=pressed))
 
 
 # What state.load() reads, joined with the attempt, as one statement on a short connection: a poll

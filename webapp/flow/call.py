@@ -88,7 +88,8 @@ def _render(flow, attempt, form=None, pressed: bool = False, status: int = 200):
 def call():
     flow = g.flow
     form = FlaskForm() if request.method == "POST" else None  # CSRF only
-    if form is None or not form.validate_on_submit():  # a GET opens the attempt only the first time: later ones only read it
+    # a GET opens the attempt only the first time: later ones only read it
+    if form is None or not form.validate_on_submit():
         shown = callauth.shown_attempt(flow.id) or callauth.open_shown_attempt(db.session(), flow, g.tenant)
         return _render(flow, shown, form)
 

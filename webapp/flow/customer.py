@@ -24,11 +24,9 @@ def e164(national: str) -> str:
 @flow_step("customer")
 def customer():
     flow = g.flow
-    shown = {"branch": flow.branch, "account_type_name": g.tenant.account_type_name(flow.account_type),
-             "account_number": flow.account_number}
     alert = None if request.method == "POST" else standing_lock(flow)
     if alert is None and request.method == "GET":
-        return render_blank("flow/customer.html", CustomerForm, text=shown, missing=False, alert=None)
+        return render_blank("flow/customer.html", CustomerForm, text=_account_shown(flow), missing=False, alert=None)
     form = CustomerForm()
     if form.validate_on_submit():
         result, alert = check_with_lockout(
@@ -40,4 +38,11 @@ def customer():
             # The account itself is wrong: back to ① with the message, the entries kept.
             flash(alert["message"], "alert")
             return back_to(flow, "account")
-    return render_page("flow/customer.html", form=form, **shown, missing=missing_required(form), alert=alert)
+    return render_page("flow/customer.html", form=form, **_account_shown(flow), missing=missing_required(form),
+                       alert=alert)
+
+
+def _account_shown(flow) -> dict:
+    """The ① entries ② shows above its form."""
+    return {"branch": flow.branch, "account_type_name": g.tenant.account_type_name(flow.account_type),
+            "account_number": flow.account_number}

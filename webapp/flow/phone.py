@@ -17,10 +17,9 @@ from .steps import finish_step, flow_step
 @flow_step("phone")
 def phone():
     flow = g.flow
-    masked = callauth.masked_phone(flow.phone_e164)
     if request.method == "GET":
-        return render_blank("flow/phone.html", FlaskForm, text={"masked_phone": masked})
+        return render_blank("flow/phone.html", FlaskForm, text={"masked_phone": callauth.masked_phone(flow.phone_e164)})
     form = FlaskForm()  # CSRF only
     if form.validate_on_submit():
         return finish_step(flow)
-    return render_page("flow/phone.html", form=form, masked_phone=masked)
+    return render_page("flow/phone.html", form=form, masked_phone=callauth.masked_phone(flow.phone_e164))

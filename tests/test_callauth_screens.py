@@ -42,6 +42,41 @@ def test_mask_keeps_only_the_last_four_digits(digits, masked):
     assert service.masked_phone(service.caller_e164(digits)) == masked
 
 
+def test_a_phone_is_read_from_e164_as_phonenumbers_parses_it():
+    """national_digits builds a +81 number without parsing it (service._read_e164): for what ② stores
+    from any 10 or 11 digits a customer may type, and for numbers in other forms, the national digits
+    are phonenumbers' own."""
+    import random
+
+    import phonenumbers
+
+    from webapp.flow.customer import e164
+
+    def parsed(number):
+        return re.sub(r"[^0-9]", "", phonenumbers.format_number(phonenumbers.parse(number, "JP"),
+                                                                phonenumbers.PhoneNumberFormat.NATIONAL))
+
+    rng = random.Random(15)
+    typed = ["".join(rng.choice("0123456789") for _ in range(rng.choice((10, 11)))) for _ in range(4000)]
+    typed += ["09011113333", "0534441234", "0120111001", "0080636083", "0101234567", "00376801234", "9011113333"]
+    stored = set()
+    for t in typed:
+        try:
+            stored.add(e164(t))
+        except phonenumbers.NumberParseException:  # phonenumbers cannot read it: nothing to compare
+            pass
+    stored |= {"+8190", "+81", "+819011113333x", "+1 202 555 0100", "+442079460000", "+810312345678"}
+    built = 0
+    for number in sorted(stored):
+        try:
+            expected = parsed(number)
+        except phonenumbers.NumberParseException:
+            continue
+        assert service.national_digits(number) == expected, number
+        built += number.startswith("+81") and number[3:].isdigit() and number[3] != "0"
+    assert built > 3000  # most took the shortcut
+
+
 def test_deciding_the_phone_leads_to_the_call_screen(amami):
     to_phone_screen(amami)
     response = amami.post("flow/phone", {})

@@ -85,8 +85,18 @@ def dialled_e164(raw: str | None) -> str | None:
 
 def national_digits(e164: str) -> str:
     """+819011113333 → 09011113333 (the number as the customer knows it)."""
-    parsed = phonenumbers.parse(e164, "JP")
-    return re.sub(r"[^0-9]", "", phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL))
+    return re.sub(r"[^0-9]", "", phonenumbers.format_number(_read_e164(e164), phonenumbers.PhoneNumberFormat.NATIONAL))
+
+
+def _read_e164(e164: str) -> phonenumbers.PhoneNumber:
+    """`e164` as phonenumbers.parse(e164, "JP") reads it. A Japanese number in E.164 (+81, then digits
+    with no leading 0) is built directly: parsing it was half of ③'s and ④'s masked phone on every
+    visit. Anything else, including +810… (whose zeros parse would keep as leading zeros), is parsed.
+    tests/test_callauth_screens.py compares the two for thousands of numbers."""
+    rest = e164[3:]
+    if e164.startswith("+81") and rest.isdigit() and rest[:1] != "0":
+        return phonenumbers.PhoneNumber(country_code=81, national_number=int(rest))
+    return phonenumbers.parse(e164, "JP")
 
 
 def mask(digits: str) -> str:

@@ -1,5 +1,6 @@
 """The screens' flow read (state.load, state.load_with_client) is a Core SELECT whose rows become
 detached objects (issue 13): they must hold what an ORM read of the same rows holds."""
+import pytest
 from sqlmodel import Session, select
 
 from conftest import text_of
@@ -138,20 +139,69 @@ def test_a_plain_read_gives_what_a_core_read_gives(app, client, amami):
         assert tuple(plain) == tuple(core) and plain.branch == core.branch
         assert plain.created_at.tzinfo is not None and plain.oauth_request["scope"] == "accounts"
         if db.engine().dialect.name == "sqlite":
-            held = flask.g.db_plain
-            db.session()  # a request that goes on to write gives the plain connection back first
-            assert "db_plain" not in flask.g and held.dbapi_connection is None
+            db.session()  # a request that goes on to write reads in its session from then on
+            assert "db_plain" not in flask.g
             assert tuple(db.first_read(statement, found)) == tuple(core)  # now read in the session's transaction
             assert "db_plain" not in flask.g
     with app.test_request_context():
         db.first_read(statement, found)
         held = flask.g.get("db_plain")
-    assert held is None or held.dbapi_connection is None  # given back at the request's end
+    if db_is_sqlite(app):  # the thread's own (test_sqlite_reads_keep_a_connection_a_thread), not the pool's
+        assert held.dbapi_connection is not None and app.extensions["db_engine"].pool.checkedout() == 0
+    else:
+        assert held is None or held.dbapi_connection is None  # given back at the request's end
+
+
+def db_is_sqlite(app) -> bool:
+    return app.extensions["db_engine"].dialect.name == "sqlite"
+
+
+def test_sqlite_reads_keep_a_connection_a_thread(app, client, amami):
+    """On SQLite a request's plain reads run on its thread's own connection, kept from one request to
+    the next (db._ThreadReads): the same one for the thread's next request, another for another
+    thread, none taken from the pool; after the engine is disposed a new one, the old one closed."""
+    import sqlite3
+    import threading
+
+    import flask
+    from sqlalchemy import event
+
+    if not db_is_sqlite(app):
+        pytest.skip("PostgreSQL's plain connection is the pool's, given back each request")
+    amami.start()
+    engine = app.extensions["db_engine"]
+
+    def read_on():
+        with app.test_request_context():
+            assert db.first_read(state._LIVE[True], {"handle_hash": "none", "tenant": "amami"}) is None
+            return flask.g.db_plain.dbapi_connection
+
+    first = read_on()
+    taken = []
+    listener = lambda *_args: taken.append(1)  # noqa: E731
+    event.listen(engine, "checkout", listener)
+    try:
+        assert read_on() is first and engine.pool.checkedout() == 0
+        assert amami.get("flow/account").status_code == 200 and read_on() is first  # a screen's reads too
+        assert taken == []  # none from the pool, not even given back and taken again
+    finally:
+        event.remove(engine, "checkout", listener)
+    other = []
+    thread = threading.Thread(target=lambda: other.append(read_on()))
+    thread.start()
+    thread.join()
+    assert other[0] is not first
+    engine.dispose()
+    renewed = read_on()
+    assert renewed is not first and read_on() is renewed
+    with pytest.raises(sqlite3.ProgrammingError):
+        first.execute("SELECT 1")  # closed when it was replaced
 
 
 def test_a_screen_get_and_a_poll_take_one_connection_from_the_pool(app, client, amami):
     """The maintenance windows, the flow and what a screen shows are read on one connection a request
-    (on SQLite the request's plain connection, db.plain; on PostgreSQL db.reads), not one each."""
+    (on PostgreSQL db.reads, taken from the pool), not one each; on SQLite on the thread's own plain
+    connection (db.plain), which none of them takes from the pool."""
     from sqlalchemy import event
 
     from test_callauth_support import poll, to_call_screen
@@ -166,6 +216,6 @@ def test_a_screen_get_and_a_poll_take_one_connection_from_the_pool(app, client, 
                         lambda: amami.get("flow/call", headers={"HX-Request": "true"})):
             taken.clear()
             assert request().status_code == 200
-            assert len(taken) == 1
+            assert len(taken) == (0 if db_is_sqlite(app) else 1)
     finally:
         event.remove(engine, "checkout", listener)

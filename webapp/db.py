@@ -442,7 +442,10 @@ def _as_sqlalchemy_error(eng: Engine, raw, cursor, sql: str, error: Exception) -
     SQLAlchemy does then too: that connection is dropped and the pool's others are replaced on their
     next checkout (they are likely gone the same way)."""
     gone = eng.dialect.is_disconnect(error, raw.dbapi_connection, cursor)
-    if gone:
+    if gone and isinstance(raw, _KeptReads):
+        raw.discard()  # the thread's next read makes a new one
+        _held().pop("db_plain", None)
+    elif gone:
         eng.pool._invalidate(raw, error)  # what Connection._handle_dbapi_exception does on a disconnect
         _held().pop("db_plain", None)
     elif _held().get("db_plain") is not raw:
@@ -453,26 +456,88 @@ def _as_sqlalchemy_error(eng: Engine, raw, cursor, sql: str, error: Exception) -
 
 def plain():
     """The request's plain DB-API connection, in autocommit, for reads outside its session
-    (plain_rows, SQLite's maintenance windows and ④ poll): checked out of the pool on first use, given
-    back when the request's session opens and at teardown. One checkout a request instead of one a
-    read (~60 function calls each). PostgreSQL's goes back to the pool out of autocommit (the pool's
-    checkin, _ping_when_idle); SQLite's connections are all in autocommit (make_engine)."""
+    (plain_rows, SQLite's maintenance windows and ④ poll). PostgreSQL's is checked out of the pool on
+    first use and given back when the request's session opens and at teardown: one checkout a
+    request instead of one a read (~60 function calls each); it goes back out of autocommit (the
+    pool's checkin, _ping_when_idle). SQLite's is the thread's own, kept from request to request
+    (_ThreadReads)."""
     held = _held()
     raw = held.get("db_plain")
     if raw is None:
         eng = engine()
+        if eng.dialect.name == "sqlite":
+            raw = held["db_plain"] = _ThreadReads.of(eng)
+            return raw
         try:
             raw = eng.raw_connection()
         except eng.dialect.loaded_dbapi.Error as e:  # the database refusing connections: as Engine.connect raises it
             raise exc.DBAPIError.instance(None, None, e, eng.dialect.loaded_dbapi.Error, hide_parameters=True,
                                           dialect=eng.dialect) from e
-        if eng.dialect.name == "postgresql":
-            try:
-                raw.driver_connection.autocommit = True
-            except eng.dialect.loaded_dbapi.Error as e:  # a connection broken meanwhile: dropped, as a read's
-                raise _as_sqlalchemy_error(eng, raw, None, "", e) from e
+        try:
+            raw.driver_connection.autocommit = True
+        except eng.dialect.loaded_dbapi.Error as e:  # a connection broken meanwhile: dropped, as a read's
+            raise _as_sqlalchemy_error(eng, raw, None, "", e) from e
         held["db_plain"] = raw
     return raw
+
+
+class _ThreadReads(threading.local):
+    """SQLite: each thread's plain read connection, one per engine, kept from one request to the next.
+
+    A SQLite connection in autocommit that only reads holds no lock and no snapshot between its
+    statements (WAL), so nothing is gained by giving it back after each request, and the pool's
+    checkout and checkin (its queue, its events, the rollback on return) were a twentieth of a ④
+    poll (bench/README.md, round 16). The connection is the pool's own, made by its `connect` event
+    (WAL, busy timeout, foreign keys) and then detached from it: it counts in no pool size. A
+    disposed engine (a new pool) gets a new one; the old one closes with its thread's entry or at
+    once when it is replaced. A connection that fails as closed is dropped (_as_sqlalchemy_error).
+    Only its own thread uses it: gthread workers keep their threads, each holds one connection."""
+
+    def __init__(self) -> None:
+        self.kept: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # engine → _KeptReads
+
+    @classmethod
+    def of(cls, eng: Engine) -> "_KeptReads":
+        kept = _THREAD_READS.kept.get(eng)
+        if kept is None or kept.pool is not eng.pool:
+            if kept is not None:
+                kept.discard()
+            try:
+                fairy = eng.raw_connection()
+            except eng.dialect.loaded_dbapi.Error as e:  # as Engine.connect raises it
+                raise exc.DBAPIError.instance(None, None, e, eng.dialect.loaded_dbapi.Error, hide_parameters=True,
+                                              dialect=eng.dialect) from e
+            fairy.detach()
+            kept = _THREAD_READS.kept[eng] = _KeptReads(eng, fairy.dbapi_connection)
+        return kept
+
+
+class _KeptReads:
+    """A thread's kept SQLite read connection, as `plain` hands it out: `cursor()` as a pooled one,
+    and `close()` (the request's end) keeps it for the thread's next request."""
+
+    __slots__ = ("engine", "pool", "dbapi_connection", "__weakref__")
+
+    def __init__(self, eng: Engine, dbapi_connection) -> None:
+        self.engine, self.pool, self.dbapi_connection = weakref.ref(eng), eng.pool, dbapi_connection
+
+    def cursor(self):
+        return self.dbapi_connection.cursor()
+
+    def close(self) -> None:
+        """Kept: the request is over, the thread's next one reads on it too."""
+
+    def discard(self) -> None:
+        eng = self.engine()
+        if eng is not None and _THREAD_READS.kept.get(eng) is self:
+            del _THREAD_READS.kept[eng]
+        try:
+            self.dbapi_connection.close()
+        except Exception:  # already unusable: nothing more to free
+            pass
+
+
+_THREAD_READS = _ThreadReads()
 
 
 def _plain_select(eng: Engine, stmt) -> tuple:

@@ -203,3 +203,25 @@ def test_the_page_keeps_what_the_template_writes_and_escapes_each_value_as_jinja
         assert answers[who, True] == answers[who, False]
     assert answers["<b>&amp;\"'", True].startswith(
         '<p title="&lt;b&gt;&amp;amp;&#34;&#39;">&lt;b&gt;&amp;amp;&#34;&#39;</p><p>7</p>同じ')
+
+
+def test_what_late_builds_is_in_the_page_and_worked_out_only_when_it_is_rendered(app):
+    """`late` (④'s status lines and poll URL) is called when the page is rendered, not for a kept page's
+    later answers; with templates auto-reloading, on every answer, as the rest of the page is rendered."""
+    app.jinja_env.loader = ChoiceLoader([DictLoader({"t/late.html": "<p>{{ fixed }} {{ built }}</p>"}),
+                                         app.jinja_env.loader])
+    calls = []
+
+    def late():
+        calls.append(1)
+        return {"built": "後で"}
+
+    for kept, expected_calls in ((True, 1), (False, 3)):
+        calls.clear()
+        app.jinja_env.auto_reload = not kept
+        app.extensions.pop("blank_pages", None)
+        for _ in range(3):
+            with app.test_request_context("/"):
+                body = render_blank("t/late.html", FlaskForm, fixed="先に", late=late).get_data(as_text=True)
+            assert body == "<p>先に 後で</p>"
+        assert len(calls) == expected_calls

@@ -53,7 +53,8 @@ def _hole(name: str) -> str:
 CSRF_HOLE = _hole("csrf_token")
 
 
-def render_blank(page: str, form: Callable[[], object], *, vary: tuple = (), text: dict | None = None, **context):
+def render_blank(page: str, form: Callable[[], object], *, vary: tuple = (), text: dict | None = None,
+                 late: Callable[[], dict] | None = None, **context):
     """A screen before the customer has typed anything (render_page's page or partial): the same for
     every customer of a union but for the CSRF token and the `text` values, so rendered once and kept;
     each answer is the kept page with this request's token and values in it.
@@ -69,22 +70,25 @@ def render_blank(page: str, form: Callable[[], object], *, vary: tuple = (), tex
     :param text: the values that differ from customer to customer (a masked phone, an account
         number). The template must write each only as text (no test, no filter on it): the kept page
         holds a marker where each goes, replaced by the value, escaped as Jinja escapes it.
+    :param late: builds more of the context (as `context`, the same for every request with the same
+        key); called only when the page is rendered, so a kept page's answer does not work it out.
 
     A page is not kept while templates auto-reload (debug), so an edit to one shows at once there;
     it is rendered with the values themselves. The kept page never holds a customer's value, nor a
     token: both are put in after."""
-    return render_kept(partial_of(page) if is_htmx() else page, form, vary=vary, text=text, **context)
+    return render_kept(partial_of(page) if is_htmx() else page, form, vary=vary, text=text, late=late, **context)
 
 
 def render_kept(name: str, form: Callable[[], object] | None = None, *, vary: tuple = (), text: dict | None = None,
-                **context):
+                late: Callable[[], dict] | None = None, **context):
     """render_blank for template `name` itself, htmx or not (render_exact's): ④'s polled status area
     while the call is awaited. Without `form` the answer has no CSRF token, and asks for none (a poll
     does not give the session one)."""
     name = themed(name)
     text = text or {}
     if current_app.jinja_env.auto_reload:
-        return _answer(render_template(name, **({"form": form()} if form else {}), **text, **context))
+        return _answer(render_template(name, **({"form": form()} if form else {}), **text, **context,
+                                       **(late() if late else {})))
     tenant = getattr(g, "tenant", None)
     key = (name, tenant.id if tenant is not None else None, request.script_root, vary, tuple(text))
     kept = current_app.extensions.setdefault("blank_pages", {})
@@ -92,7 +96,7 @@ def render_kept(name: str, form: Callable[[], object] | None = None, *, vary: tu
     token = generate_csrf() if form else None
     if blank is None:
         body = render_template(name, **({"form": form()} if form else {}), **{k: Markup(_hole(k)) for k in text},
-                               **context)
+                               **context, **(late() if late else {}))
         blank = kept[key] = body.replace(token, CSRF_HOLE) if token else body
     body = blank.replace(CSRF_HOLE, token) if token else blank
     for k, value in text.items():

@@ -50,13 +50,17 @@ def _lines(status: callauth.Status, attempt) -> list[str]:
     return lines
 
 
+def _times(attempt) -> dict:
+    """The attempt's deadline as the screen shows it (JST) and the seconds left until it."""
+    deadline = attempt.expires_at.astimezone(clock.JST)
+    return {"deadline_clock": f"{deadline.hour}:{deadline.minute:02d}",
+            "seconds_left": max(0, int((attempt.expires_at - clock.now()).total_seconds()))}
+
+
 def _status_context(attempt, pressed: bool = False) -> dict:
     status = callauth.status_of(attempt)
-    deadline = attempt.expires_at.astimezone(clock.JST)
     return {"call_state": status, "lines": _lines(status, attempt), "pressed": pressed,
-            "pressed_text": callauth.PRESSED_TOO_EARLY,
-            "deadline_clock": f"{deadline.hour}:{deadline.minute:02d}",
-            "seconds_left": max(0, int((attempt.expires_at - clock.now()).total_seconds())),
+            "pressed_text": callauth.PRESSED_TOO_EARLY, **_times(attempt),
             "renewals_left": callauth.renewals_left(attempt),
             "poll_url": _poll_url(pressed)}
 
@@ -71,16 +75,20 @@ def _render(flow, attempt, form=None, pressed: bool = False, status: int = 200):
     shown = {"masked_phone": callauth.masked_phone(flow.phone_e164),
              "pool_display": callauth.display_number(attempt.pool_number),
              "pool_tel": callauth.tel_uri(attempt.pool_number)}
-    context = _status_context(attempt, pressed)
-    waiting = context["call_state"]
+    waiting = callauth.status_of(attempt)
     if form is None and not pressed and status == 200 and waiting.kind == WAITING and not waiting.withheld_seen:
-        for varies in ("deadline_clock", "seconds_left"):
-            shown[varies] = context.pop(varies)
-        del context["renewals_left"]  # only a final state's page shows it
+        shown.update(_times(attempt))
+
+        def blank_context() -> dict:
+            context = _status_context(attempt)
+            for varies in ("deadline_clock", "seconds_left", "renewals_left"):  # renewals: a final state's only
+                del context[varies]
+            return context
+
         return render_blank("flow/call.html", FlaskForm, text=shown, window=callauth.window_seconds(),
-                            demo=current_app.config["SANDBOX"], **context)
+                            demo=current_app.config["SANDBOX"], late=blank_context)
     return render_page("flow/call.html", status, form=form or FlaskForm(), window=callauth.window_seconds(),
-                       demo=current_app.config["SANDBOX"], **shown, **context)
+                       demo=current_app.config["SANDBOX"], **shown, **_status_context(attempt, pressed))
 
 
 @bp.route("/call", methods=["GET", "POST"])
@@ -135,8 +143,9 @@ def call_status():
         return response
     pressed = request.args.get("pressed") == "1"
     if not status.withheld_seen:  # waiting: the same area for every customer of the union
-        return render_kept("flow/partials/call_status.html", vary=(pressed,), call_state=status,
-                           lines=_lines(status, row), poll_url=_poll_url(pressed))
+        return render_kept("flow/partials/call_status.html", vary=(pressed,),
+                           late=lambda: {"call_state": status, "lines": _lines(status, row),
+                                         "poll_url": _poll_url(pressed)})
     return render_exact("flow/partials/call_status.html", **_status_context(row, pressed=pressed))
 
 

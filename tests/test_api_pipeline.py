@@ -3,10 +3,10 @@
 - Flask-Limiter's before-request pass is skipped for the API's views, whose limits are all their
   decorator's: every answer (status, headers in order, body bytes) is the one the stock pass gives,
   the 429 and its Retry-After included, and the calls are still counted.
-- The API reads on a plain connection (db.reads), not an ORM session: a call builds no session and
-  still logs its row; a session opened later in a request takes the reads over.
-- On SQLite the sandbox's transactions page is read with the DB-API cursor: the same rows as
-  SQLAlchemy's, and the same page bytes, first and next.
+- The API reads on the request's plain connection (db.plain_rows), not an ORM session: a call builds
+  no session and still logs its row; a session opened later in a request takes the reads over.
+- The sandbox's transactions page is read with the DB-API cursor: the same rows as SQLAlchemy's
+  (on SQLite and PostgreSQL), and on SQLite the same page bytes, first and next.
 """
 from __future__ import annotations
 
@@ -155,19 +155,24 @@ def test_the_api_limit_still_counts_every_call(api):
 def test_an_api_call_reads_without_an_orm_session_and_logs_its_row(api):
     with api.client:
         assert api.get("accounts").status_code == 200
-        assert "db_session" not in flask.g and "db_reads" not in flask.g  # given back before the log
+        assert "db_session" not in flask.g and "db_plain" not in flask.g  # given back before the log
     assert [(row.event, row.result) for row in api_log(api.app)][-1] == ("accounts", "ok")
 
 
 def test_a_session_opened_after_reads_takes_them_over(app):
-    from sqlalchemy import literal, select
+    from sqlalchemy import bindparam, select
 
+    from webapp.oauth.models import OAuthClient
+
+    stmt = select(OAuthClient.client_id).where(OAuthClient.tenant == bindparam("tenant"))
     with app.test_request_context("/"):
-        reads = db.reads()
-        assert reads.execute(select(literal(1))).scalar() == 1
-        assert db.reads() is reads  # one connection for the request's reads
+        assert db.first_read(stmt, {"tenant": "nowhere"}) is None
+        plain = flask.g.db_plain
+        assert db.plain_dbapi() is plain and db.plain() is plain  # one connection for the request's reads
         session = db.session()
-        assert reads.closed and db.reads() is session.connection()
+        assert "db_plain" not in flask.g
+        assert db.plain_dbapi() is session.connection().connection.driver_connection
+        assert db.first_read(stmt, {"tenant": "nowhere"}) is None and "db_plain" not in flask.g
 
 
 def sqlalchemys_page(conn, stmt, params) -> list[Transaction]:
@@ -175,7 +180,9 @@ def sqlalchemys_page(conn, stmt, params) -> list[Transaction]:
     return list(map(Transaction._make, conn.execute(stmt, params).all()))
 
 
-def test_the_sqlite_page_has_sqlalchemys_rows(api):
+def test_the_page_has_sqlalchemys_rows(api):
+    """The transactions page as the sandbox reads it (SQLite: its own DB-API read; PostgreSQL:
+    db.plain_rows made into Transactions) against SQLAlchemy's execution of the same statement."""
     from webapp.corebanking import AccountKey, core
 
     from conftest import DEMO
@@ -185,9 +192,7 @@ def test_the_sqlite_page_has_sqlalchemys_rows(api):
     c = DEMO["amami"]
     key = AccountKey("amami", c["branch"], c["account_type"], c["number"])
     with api.app.test_request_context("/"):
-        if db.engine().dialect.name != "sqlite":
-            pytest.skip("the DB-API read is SQLite's")
-        conn = db.reads()
+        conn = db.engine().connect()
         params = {**sandbox._key_params(key), "date_from": dt.date(2026, 9, 1), "date_to": TODAY, "limit": 200}
         first = core().transactions(key, dt.date(2026, 9, 1), TODAY, None, 200)
         assert first == sqlalchemys_page(conn, sandbox._PAGE, params) and len(first) == 200
@@ -198,6 +203,7 @@ def test_the_sqlite_page_has_sqlalchemys_rows(api):
         assert second == expected and second[0].seq < first[-1].seq
         assert all(type(t) is Transaction and type(t.date) is dt.date and type(t.value_date) is dt.date
                    for t in first + second)
+        conn.close()
 
 
 def test_the_sqlite_page_writes_the_same_bytes_as_sqlalchemys(api, monkeypatch):
@@ -210,7 +216,11 @@ def test_the_sqlite_page_writes_the_same_bytes_as_sqlalchemys(api, monkeypatch):
                 api.transactions(dateFrom="2026-11-01", dateTo="2026-11-10").get_data()]
 
     ours = pages()
-    monkeypatch.setattr(sandbox, "_sqlite_page", sqlalchemys_page)
+    def through_sqlalchemy(_dbapi_connection, stmt, params):
+        with db.engine().connect() as conn:
+            return sqlalchemys_page(conn, stmt, params)
+
+    monkeypatch.setattr(sandbox, "_sqlite_page", through_sqlalchemy)
     assert pages() == ours
     assert all(b'"transactionDate":"2026-' in page for page in ours)
 
@@ -248,7 +258,7 @@ def test_the_sqlite_log_insert_stores_what_sqlalchemy_stores(app):
 
 
 def test_an_announced_window_closes_the_api_read_on_the_calls_own_connection(api):
-    """The ad hoc windows are read on the call's read connection (db.reads): one announced by staff
+    """The ad hoc windows are read on the call's plain connection (db.plain): one announced by staff
     answers 503 with its Retry-After at once, its cancelling reopens the API at once."""
     from sqlmodel import Session, select
 

@@ -60,7 +60,7 @@ def test_no_flow_for_a_browser_without_one(app, client, amami):
 
 def test_screen_gets_read_without_an_orm_session(app, client, amami, monkeypatch):
     """A screen GET only reads (issue 13): its flow, ②/⑤'s standing lock and ④'s attempt on the request's
-    read connection (db.reads), no ORM session built, begun and closed. Only ④'s first GET, which opens
+    plain connection (db.plain), no ORM session built, begun and closed. Only ④'s first GET, which opens
     the call attempt, writes; every POST still reads its flow in its session's transaction."""
     import flask
 
@@ -200,8 +200,8 @@ def test_sqlite_reads_keep_a_connection_a_thread(app, client, amami):
 
 def test_a_screen_get_and_a_poll_take_one_connection_from_the_pool(app, client, amami):
     """The maintenance windows, the flow and what a screen shows are read on one connection a request
-    (on PostgreSQL db.reads, taken from the pool), not one each; on SQLite on the thread's own plain
-    connection (db.plain), which none of them takes from the pool."""
+    (db.plain: on PostgreSQL taken from the pool), not one each; on SQLite the thread's own plain
+    connection, which none of them takes from the pool."""
     from sqlalchemy import event
 
     from test_callauth_support import poll, to_call_screen

@@ -352,38 +352,13 @@ def session() -> Session:
     return s
 
 
-def reads() -> Connection:
-    """A Core connection for the request's reads: its session's when it has one, else a plain pooled
-    connection kept for the request. A request that only reads prebuilt Core statements (every
-    account API call) then builds no ORM session: no Session, no SessionTransaction, no session
-    rollback on each call (bench/profile_api.py). The first session() of the request gives this
-    connection back, so a request never reads on one connection and writes on another.
-
-    On PostgreSQL the plain connection runs in autocommit: each of its reads is a statement of its
-    own, which is what it is inside a READ COMMITTED transaction too (each statement sees what was
-    committed before it began), without the BEGIN before the first and the ROLLBACK when it goes back
-    to the pool: two of a poll's or an API call's round trips to the server. Nothing writes on it."""
-    held = _held()
-    s = held.get("db_session")
-    if s is not None:
-        return s.connection()
-    conn = held.get("db_reads")
-    if conn is None:
-        conn = engine().connect()
-        if conn.dialect.name == "postgresql":
-            conn.execution_options(isolation_level="AUTOCOMMIT")  # reset when it goes back to the pool
-        held["db_reads"] = conn
-    return conn
-
-
 def end_reads() -> None:
     """End what the request read (it wrote nothing): the plain connection goes back to the pool, the
     session's transaction is rolled back; on SQLite no snapshot is left open across what follows."""
     held = _held()
-    for name in ("db_reads", "db_plain"):
-        conn = held.pop(name, None)
-        if conn is not None:
-            conn.close()
+    conn = held.pop("db_plain", None)
+    if conn is not None:
+        conn.close()
     s = held.get("db_session")
     if s is not None:
         s.rollback()
@@ -391,7 +366,7 @@ def end_reads() -> None:
 
 def _close_session(_exc=None) -> None:
     held = _held()
-    for name in ("db_reads", "db_plain", "db_session"):
+    for name in ("db_plain", "db_session"):
         kept = held.pop(name, None)
         if kept is not None:
             kept.close()
@@ -404,9 +379,11 @@ def first_read(stmt, parameters: dict):
     return rows[0] if rows else None
 
 
-def plain_rows(stmt, parameters: dict, first: bool = False) -> list:
+def plain_rows(stmt, parameters: dict, first: bool = False, make=None) -> list:
     """The rows of the prebuilt SELECT `stmt` (only the first with `first`), for a request that has
-    not begun writing: its values and their names as a Core read gives them.
+    not begun writing: its values and their names as a Core read gives them, or, with `make`, each
+    row made by `make` from its values in order (a NamedTuple's `_make`: the account API's
+    transactions, 500 a page, not made twice).
 
     The statement, compiled once, runs on the request's plain DB-API connection (`plain`), in
     autocommit (no BEGIN, no ROLLBACK, no snapshot kept between reads, which is what each statement
@@ -415,11 +392,14 @@ def plain_rows(stmt, parameters: dict, first: bool = False) -> list:
     execution steps were ~250 function calls a read on SQLite and ~300 on PostgreSQL, where psycopg's
     cursor description (a column object made for every column, every statement) is not read here
     either (bench/profile_flow.py). Once the request has a session, on its connection instead."""
-    if "db_session" in _held():
-        result = reads().execute(stmt, parameters)
-        return [result.first()] if first else result.all()
+    s = _held().get("db_session")
+    if s is not None:
+        result = s.connection().execute(stmt, parameters)
+        rows = ([] if (row := result.first()) is None else [row]) if first else result.all()
+        return rows if make is None else list(map(make, rows))
     eng = engine()
-    sql, names, binds, results, make, named = _plain_select(eng, stmt)
+    sql, names, binds, results, own_make, named = _plain_select(eng, stmt)
+    make = make or own_make
     values = [parameters[n] if process is None else process(parameters[n]) for n, process in zip(names, binds)]
     raw = plain()
     cursor = raw.cursor()
@@ -432,6 +412,8 @@ def plain_rows(stmt, parameters: dict, first: bool = False) -> list:
         cursor.close()
     if first:
         found = [] if found is None else [found]
+    if results is None:  # no column needs converting (psycopg's dates, ints and text)
+        return list(map(make, found))
     return [make([value if process is None else process(value) for value, process in zip(row, results)])
             for row in found]
 
@@ -456,11 +438,16 @@ def _as_sqlalchemy_error(eng: Engine, raw, cursor, sql: str, error: Exception) -
 
 def plain():
     """The request's plain DB-API connection, in autocommit, for reads outside its session
-    (plain_rows, SQLite's maintenance windows and ④ poll). PostgreSQL's is checked out of the pool on
-    first use and given back when the request's session opens and at teardown: one checkout a
-    request instead of one a read (~60 function calls each); it goes back out of autocommit (the
-    pool's checkin, _ping_when_idle). SQLite's is the thread's own, kept from request to request
-    (_ThreadReads)."""
+    (plain_rows: the screens' and the account API's reads; SQLite's maintenance windows, ④ poll and
+    transactions page). A request that only reads then builds no ORM session, no transaction.
+
+    In autocommit each read is a statement of its own, which is what it is inside a READ COMMITTED
+    transaction too (each statement sees what was committed before it began), without the BEGIN
+    before the first and the ROLLBACK after the last: two of a poll's or an API call's round trips to
+    PostgreSQL. Nothing writes on it. PostgreSQL's is checked out of the pool on first use and given
+    back when the request's session opens and at teardown: one checkout a request instead of one a
+    read (~60 function calls each); it goes back out of autocommit (the pool's checkin,
+    _ping_when_idle). SQLite's is the thread's own, kept from request to request (_ThreadReads)."""
     held = _held()
     raw = held.get("db_plain")
     if raw is None:
@@ -479,6 +466,13 @@ def plain():
             raise _as_sqlalchemy_error(eng, raw, None, "", e) from e
         held["db_plain"] = raw
     return raw
+
+
+def plain_dbapi():
+    """The DB-API connection a request that reads by hand reads on (SQLite's transactions page): its
+    session's while it has one (its own writes, its transaction), else its plain connection (plain)."""
+    s = _held().get("db_session")
+    return s.connection().connection.driver_connection if s is not None else plain()
 
 
 class _ThreadReads(threading.local):
@@ -541,9 +535,10 @@ _THREAD_READS = _ThreadReads()
 
 
 def _plain_select(eng: Engine, stmt) -> tuple:
-    """(SQL, parameter names in order, their bind processors, each column's result processor, the row
-    maker, and for a named paramstyle (psycopg's) the names the SQL uses, else None), made once per
-    statement and dialect: the processors are the ones SQLAlchemy's own execution uses."""
+    """(SQL, parameter names in order, their bind processors, each column's result processor (None when
+    no column has one), the row maker, and for a named paramstyle (psycopg's) the names the SQL uses,
+    else None), made once per statement and dialect: the processors are the ones SQLAlchemy's own
+    execution uses."""
     dialect = eng.dialect
     plain = _PLAIN_SELECTS.get((stmt, dialect.name))
     if plain is None:
@@ -552,6 +547,7 @@ def _plain_select(eng: Engine, stmt) -> tuple:
         binds = tuple(compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names)
         named = None if compiled.positional else tuple(compiled.escaped_bind_names.get(n, n) for n in names)
         results = tuple(c.type.dialect_impl(dialect).result_processor(dialect, None) for c in stmt.selected_columns)
+        results = None if all(process is None for process in results) else results
         row = collections.namedtuple("PlainRow", [c.key for c in stmt.selected_columns], rename=True)
         plain = _PLAIN_SELECTS[(stmt, dialect.name)] = (compiled.string, names, binds, results, row._make, named)
     return plain

@@ -35,30 +35,25 @@ class MaintenanceWindow(SQLModel, table=True):
     cancelled_by: Optional[int] = Field(default=None, foreign_key="staff_account.id")
 
 
-def rules_for(tenant, conn=None) -> tuple[service_hours.Rule, ...]:
+def rules_for(tenant) -> tuple[service_hours.Rule, ...]:
     """The union's calendar plus the ad hoc windows its staff announced, read on each call, so every
-    worker follows a change at once. `conn`: a connection of the request's to read on (see
-    adhoc_rules), e.g. the account API's db.reads(), instead of one more from the pool."""
-    extra = adhoc_rules(tenant.id, conn)
+    worker follows a change at once."""
+    extra = adhoc_rules(tenant.id)
     return tenant.maintenance + extra if extra else tenant.maintenance
 
 
-def adhoc_rules(tenant_id: str, conn=None) -> tuple[service_hours.Rule, ...]:
+def adhoc_rules(tenant_id: str) -> tuple[service_hours.Rule, ...]:
     """The union's live (not cancelled, not over) windows as calendar rules.
 
     Not read in the request's session: that would open its transaction here, before the view, and on
     SQLite hold the write lock through the whole request (the call-status poll would wait for it).
     Every customer request and poll asks this, so the read is a plain DB-API SELECT in autocommit on
     the request's plain connection (db.plain: on SQLite no BEGIN IMMEDIATE, no write lock); the
-    request's later reads use the same one, and its first session gives it back. A caller may pass a
-    connection that holds no write transaction (no session's: the account API's plain read
-    connection) to read on instead."""
+    request's later reads use the same one."""
     engine = db.engine()
     now = clock.now()
     if engine.dialect.name == "sqlite":
-        rows = _sqlite_live_windows(engine, tenant_id, now, conn)
-    elif conn is not None:
-        rows = conn.execute(_LIVE, {"tenant": tenant_id, "now": now}).all()
+        rows = _sqlite_live_windows(engine, tenant_id, now)
     elif has_request_context():
         # the request's plain connection (db.plain_rows), which its later reads use too
         rows = db.plain_rows(_LIVE, {"tenant": tenant_id, "now": now})
@@ -79,7 +74,7 @@ _SQLITE_LIVE = ("SELECT starts_at, ends_at FROM maintenance_window"
                 " WHERE tenant = ? AND ends_at > ? AND cancelled_at IS NULL")
 
 
-def _sqlite_live_windows(engine, tenant_id: str, now: dt.datetime, conn=None) -> list[tuple[dt.datetime, dt.datetime]]:
+def _sqlite_live_windows(engine, tenant_id: str, now: dt.datetime) -> list[tuple[dt.datetime, dt.datetime]]:
     """SQLAlchemy stores UTCDateTime on SQLite as naive UTC text 'YYYY-MM-DD HH:MM:SS.ffffff', which
     orders as the times do; db.make_engine's connections are in autocommit (isolation_level None)."""
     def stored(value: dt.datetime) -> str:
@@ -96,8 +91,6 @@ def _sqlite_live_windows(engine, tenant_id: str, now: dt.datetime, conn=None) ->
         finally:
             cursor.close()
 
-    if conn is not None:
-        return read(conn.connection.driver_connection)
     if has_request_context():
         return read(db.plain())  # the request's plain connection, kept for its other reads
     raw = engine.raw_connection()  # from the pool; back to it on close

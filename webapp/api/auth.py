@@ -124,8 +124,8 @@ def _check_binding(scheme: str, token: str, bound_jkt: str | None) -> None:
         raise _invalid("dpop_proof_other_key", "DPoP")
 
 
-# The token, its consent and its client in one statement built once, run as Core on the request's
-# read connection (db.reads): no statement construction, no ORM objects on every call (bench/profile_api.py).
+# The token, its consent and its client in one statement built once, run on the request's plain
+# connection (db.first_read): no statement construction, no ORM objects on every call (bench/profile_api.py).
 _t, _c, _k = Token.__table__.c, Consent.__table__.c, OAuthClient.__table__.c
 _TOKEN_GRANT = (
     select(_t.id, _t.client_id, _t.scope, _t.revoked_at, _t.access_expires_at, _t.dpop_jkt,
@@ -146,7 +146,7 @@ def authenticate(scope: str) -> Grant:
     if credentials is None:
         raise ApiError("unauthorized", headers=_challenge())
     scheme, token = credentials
-    row = db.reads().execute(_TOKEN_GRANT, {"access_token_hash": secret_hash(token)}).first()
+    row = db.first_read(_TOKEN_GRANT, {"access_token_hash": secret_hash(token)})
     if row is None:
         raise _invalid("unknown", scheme)
     g.api_client_id = row.client_id  # known from here on, for the log and the rate limit

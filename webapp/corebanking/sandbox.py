@@ -1,7 +1,8 @@
 """The sandbox core banking: accounts and transactions in this database's sandbox_* tables.
 
-It reads through the request's own connection (db.reads: its session's, if it has one): on SQLite
-a second connection inside one request would wait on the first one's write lock. Its rows
+It reads through the request's own connection (db.plain_rows: its session's, if it has one, else
+its plain connection): on SQLite a second connection inside one request would not see what the
+request's session wrote, and would wait on its write lock. Its rows
 (`SandboxAccount`) never leave this module: it answers with the interface's own types.
 """
 from __future__ import annotations
@@ -19,7 +20,8 @@ from .models import SandboxAccount, SandboxTransaction
 
 
 # The account API's reads (one call of a fintech app's schedule each): statements built once and run
-# as Core on the request's read connection (db.reads), plain columns, no ORM objects (bench/profile_api.py).
+# on the request's plain DB-API connection (db.plain_rows), plain columns, no ORM objects
+# (bench/profile_api.py).
 _a, _t = SandboxAccount.__table__.c, SandboxTransaction.__table__.c
 _THIS_ACCOUNT = and_(_a.tenant == bindparam("k_tenant"), _a.branch == bindparam("k_branch"),
                      _a.account_type == bindparam("k_type"), _a.number == bindparam("k_number"))
@@ -52,7 +54,7 @@ class SandboxCoreBanking(CoreBanking):
         return acct is not None and acct.status == ACTIVE and acct.cash_card
 
     def _facts(self, key: AccountKey):
-        return db.reads().execute(_ACCOUNT_FACTS, _key_params(key)).first()
+        return db.first_read(_ACCOUNT_FACTS, _key_params(key))
 
     def account(self, key: AccountKey) -> AccountSummary | None:
         acct = self._facts(key)
@@ -90,30 +92,27 @@ class SandboxCoreBanking(CoreBanking):
         if after is not None:
             stmt = _NEXT_PAGE
             params["after_date"], params["after_seq"] = after
-        conn = db.reads()
-        if conn.dialect.name == "sqlite":
-            return _sqlite_page(conn, stmt, params)
-        # .all(): one fetchall, where iterating the result would fetch row by row
-        return list(map(Transaction._make, conn.execute(stmt, params).all()))
+        if db.engine().dialect.name == "sqlite":
+            return _sqlite_page(db.plain_dbapi(), stmt, params)
+        return db.plain_rows(stmt, params, make=Transaction._make)
 
 
 _SQLITE_PAGES: dict = {}  # statement → its SQLite compilation, made once
 
 
-def _sqlite_page(conn, stmt, params: dict) -> list[Transaction]:
-    """The page's statement as SQLAlchemy compiles it for SQLite, run on the same connection's DB-API
-    cursor: SQLAlchemy's result rows and its parsing of 1,000 dates were a third of a 500-row page's
+def _sqlite_page(dbapi_connection, stmt, params: dict) -> list[Transaction]:
+    """The page's statement as SQLAlchemy compiles it for SQLite, run on the request's DB-API
+    connection (db.plain_dbapi): SQLAlchemy's result rows and its parsing of 1,000 dates were a third of a 500-row page's
     CPU. SQLite keeps a Date as 'YYYY-MM-DD' text (SQLAlchemy's storage format, as it binds one too),
     and a page's rows share a handful of dates, so each distinct one is parsed once; the rows are
-    made with tuple.__new__, as Transaction._make does, without a Python call a row. The read runs
-    in the connection's transaction, as `conn.execute` would. tests/test_api_pipeline.py compares
-    the rows and the page's bytes with SQLAlchemy's."""
+    made with tuple.__new__, as Transaction._make does, without a Python call a row.
+    tests/test_api_pipeline.py compares the rows and the page's bytes with SQLAlchemy's."""
     compiled = _SQLITE_PAGES.get(stmt)
     if compiled is None:
-        compiled = _SQLITE_PAGES[stmt] = stmt.compile(dialect=conn.dialect)
+        compiled = _SQLITE_PAGES[stmt] = stmt.compile(dialect=db.engine().dialect)
     values = compiled.construct_params(params)
     bound = [v.isoformat() if isinstance(v, dt.date) else v for v in (values[n] for n in compiled.positiontup)]
-    cursor = conn.connection.driver_connection.cursor()
+    cursor = dbapi_connection.cursor()
     try:
         rows = cursor.execute(compiled.string, bound).fetchall()
     finally:

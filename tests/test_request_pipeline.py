@@ -4,16 +4,21 @@
   order, are stock Flask-Talisman's, over http and https, with HSTS on and off; a view with
   Talisman options of its own still gets them.
 - The session's signer is built once per set of keys (web.SessionCookies): a key rotation still
-  takes effect at once.
+  takes effect at once. The data of a cookie it verified is kept by the cookie's value: each opens
+  as stock Flask opens it, a tampered one is refused, a kept one expires with the session's
+  lifetime, and what one request changes is not what the next one opens.
 - Flask-Limiter's hook is skipped for views without a limit, and load shedding parses its settings
   once: the limits still hold.
 """
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 
 import flask_talisman
 import pytest
+from flask.sessions import SecureCookieSessionInterface
+from werkzeug.test import EnvironBuilder
 
 from conftest import TEST_SECRET, make_app, text_of
 from test_callauth_support import poll, to_call_screen
@@ -170,3 +175,88 @@ def test_the_polls_sqlite_read_gives_what_sqlalchemy_gives(amami):
         assert ours is None or ours._fields == tuple(expected._fields)
         seen.append(None if ours is None else (ours.state, ours.ended_at is not None))
     assert seen == [("waiting", False), ("confirmed", False), ("confirmed", True), None]
+
+
+def request_with(app, value: str | None):
+    """A request carrying session cookie `value` (no request context: pushing one opens its session)."""
+    name = app.session_interface.get_cookie_name(app)
+    return app.request_class(EnvironBuilder("/", headers={"Cookie": f"{name}={value}"} if value else {}).get_environ())
+
+
+def open_with(app, value: str | None):
+    """The session web.SessionCookies opens for a request carrying cookie `value`."""
+    return app.session_interface.open_session(app, request_with(app, value))
+
+
+def stock_open(app, value: str):
+    return SecureCookieSessionInterface().open_session(app, request_with(app, value))
+
+
+SESSIONS = [{"flows": {"amami": "h-1"}, "csrf_token": "0" * 40},
+            {"flows": {"amami": "h-2", "maruhachi": "h-3"}, "cancelled": {"amami": 7}},
+            {"demo_requests": {"state-1": {"tenant": "amami", "verifier": "v" * 43, "profile": "p"}}},
+            {"when": dt.datetime(2026, 11, 18, 1, 2, 3, tzinfo=dt.timezone.utc), "raw": b"\x00\xff", "t": (1, "a")},
+            {}]
+
+
+def test_a_kept_session_is_the_session_flask_opens(app):
+    """Opened twice (verified, then kept), each cookie gives what stock Flask's interface gives."""
+    serializer = app.session_interface.get_signing_serializer(app)
+    for data in SESSIONS:
+        value = serializer.dumps(data)
+        first, second = open_with(app, value), open_with(app, value)
+        assert dict(first) == dict(second) == dict(stock_open(app, value)) == data
+        assert type(first) is type(second) is app.session_interface.session_class
+        assert not second.modified and not second.new
+    assert dict(open_with(app, None)) == {}
+
+
+def test_what_a_request_changes_in_its_session_is_not_what_the_next_one_opens(app):
+    """Neither the request that verified the cookie nor one that found it kept changes what is kept."""
+    data = {**SESSIONS[1], "here": "only"}  # a cookie no other test opened in this app
+    value = app.session_interface.get_signing_serializer(app).dumps(data)
+    for _ in range(2):
+        opened = open_with(app, value)
+        opened["flows"]["amami"] = "changed in place"
+        opened["cancelled"].clear()
+        opened["new"] = 1
+    assert dict(open_with(app, value)) == data
+
+
+def test_a_tampered_or_foreign_cookie_is_refused_though_a_genuine_one_is_kept(app):
+    serializer = app.session_interface.get_signing_serializer(app)
+    value = serializer.dumps(SESSIONS[0])
+    assert dict(open_with(app, value)) == SESSIONS[0]
+    payload, stamp, signature = value.rsplit(".", 2)
+    forged = serializer.dumps({"flows": {"amami": "someone else's"}}).rsplit(".", 2)[0] + f".{stamp}.{signature}"
+    # a character in the middle: the last one's lowest bits are base64's padding, which decoding drops
+    flipped = f"{payload}.{stamp}.{signature[:5]}{'A' if signature[5] != 'A' else 'Q'}{signature[6:]}"
+    for bad in (forged, flipped, value + "x"):
+        assert dict(open_with(app, bad)) == {} and bad not in app.session_interface._opened
+
+
+def test_a_kept_cookie_expires_with_the_session_lifetime(app, monkeypatch):
+    """Counted from when the cookie was signed, as itsdangerous counts it: a kept cookie too."""
+    import time
+
+    app.permanent_session_lifetime = dt.timedelta(minutes=30)
+    value = app.session_interface.get_signing_serializer(app).dumps(SESSIONS[0])
+    assert dict(open_with(app, value)) == SESSIONS[0]
+    assert value in app.session_interface._opened
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + 29 * 60)
+    assert dict(open_with(app, value)) == SESSIONS[0]
+    monkeypatch.setattr(time, "time", lambda: real() + 31 * 60)
+    assert dict(open_with(app, value)) == {}
+
+
+def test_at_most_opened_kept_cookies_are_kept_the_oldest_dropped_first(app, monkeypatch):
+    interface = app.session_interface
+    monkeypatch.setattr(interface, "OPENED_KEPT", 3)
+    serializer = interface.get_signing_serializer(app)
+    values = [serializer.dumps({"n": n}) for n in range(5)]
+    for n, value in enumerate(values):
+        assert dict(open_with(app, value)) == {"n": n}
+    assert list(interface._opened) == values[2:]
+    assert dict(open_with(app, values[0])) == {"n": 0}  # verified again
+    assert list(interface._opened) == values[3:] + values[:1]

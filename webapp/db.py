@@ -353,7 +353,8 @@ def session() -> Session:
 
 
 def end_reads() -> None:
-    """End what the request read (it wrote nothing): the plain connection goes back to the pool, the
+    """End what the request read (it wrote nothing): the plain connection is let go (PostgreSQL's back
+    to the pool; SQLite's, in autocommit with no snapshot open, stays the thread's: _ThreadReads), the
     session's transaction is rolled back; on SQLite no snapshot is left open across what follows."""
     held = _held()
     conn = held.pop("db_plain", None)

@@ -1,8 +1,8 @@
 """The sandbox core banking: accounts and transactions in this database's sandbox_* tables.
 
 It reads through the request's own connection (db.plain_rows: its session's, if it has one, else
-its plain connection): on SQLite a second connection inside one request would not see what the
-request's session wrote, and would wait on its write lock. Its rows
+its plain connection): another connection would not see what the request's session has written and
+not yet committed. Its rows
 (`SandboxAccount`) never leave this module: it answers with the interface's own types.
 """
 from __future__ import annotations
@@ -102,10 +102,11 @@ _SQLITE_PAGES: dict = {}  # statement → its SQLite compilation, made once
 
 def _sqlite_page(dbapi_connection, stmt, params: dict) -> list[Transaction]:
     """The page's statement as SQLAlchemy compiles it for SQLite, run on the request's DB-API
-    connection (db.plain_dbapi): SQLAlchemy's result rows and its parsing of 1,000 dates were a third of a 500-row page's
-    CPU. SQLite keeps a Date as 'YYYY-MM-DD' text (SQLAlchemy's storage format, as it binds one too),
-    and a page's rows share a handful of dates, so each distinct one is parsed once; the rows are
-    made with tuple.__new__, as Transaction._make does, without a Python call a row.
+    connection (db.plain_dbapi): SQLAlchemy's result rows and its parsing of 1,000 dates were a
+    third of a 500-row page's CPU. SQLite keeps a Date as 'YYYY-MM-DD' text (SQLAlchemy's storage
+    format, as it binds one too), and a page's rows share a handful of dates, so each distinct one
+    is parsed once; the rows are made with tuple.__new__, as Transaction._make does, without a
+    Python call a row.
     tests/test_api_pipeline.py compares the rows and the page's bytes with SQLAlchemy's."""
     compiled = _SQLITE_PAGES.get(stmt)
     if compiled is None:

@@ -260,3 +260,82 @@ def test_at_most_opened_kept_cookies_are_kept_the_oldest_dropped_first(app, monk
     assert list(interface._opened) == values[2:]
     assert dict(open_with(app, values[0])) == {"n": 0}  # verified again
     assert list(interface._opened) == values[3:] + values[:1]
+
+
+# What the session cookie's header may look like: the fast path takes only the first (the cookie
+# alone, as a customer's browser sends it here); request.cookies parses the others, as stock Flask.
+COOKIE_HEADERS = ["{name}={value}", "{name}={value}; other=1", "other=1; {name}={value}", '{name}="{value}"',
+                  "{name}= {value}", "{name}={value} ", " {name}={value}", "{name}x={value}", "{name}=",
+                  "{name}={value}={value}", "{name}={value}; {name}=other", "{name}={value}%41", "{name}"]
+
+
+def test_a_session_cookie_header_opens_as_flask_opens_it(app):
+    from werkzeug.http import parse_cookie
+
+    from webapp.web import _only_cookie
+
+    name = app.session_interface.get_cookie_name(app)
+    value = app.session_interface.get_signing_serializer(app).dumps(SESSIONS[1])
+    taken = []
+    for template in COOKIE_HEADERS:
+        header = template.format(name=name, value=value)
+        fast = _only_cookie(header, name)
+        assert fast is None or fast == parse_cookie(header).get(name), header
+        taken.append(fast is not None)
+        environ = EnvironBuilder("/", headers={"Cookie": header}).get_environ()
+        for _ in range(2):  # verified, then kept
+            ours = app.session_interface.open_session(app, app.request_class(environ))
+            stock = SecureCookieSessionInterface().open_session(app, app.request_class(environ))
+            assert dict(ours) == dict(stock), header
+    assert taken[0] and not any(taken[1:])
+    assert _only_cookie(None, name) is None
+
+
+def saved_by(interface, app, session, vary: list[str]) -> list[tuple[str, str]]:
+    response = app.response_class("x")
+    for value in vary:
+        response.headers.add("Vary", value)
+    interface.save_session(app, session, response)
+    return headers_of(response)
+
+
+@pytest.mark.parametrize("vary", [[], ["HX-Request"], ["HX-Request, Accept-Encoding"], ["cookie"],
+                                  ["HX-Request, Cookie"], ["Accept-Encoding,HX-Request"], ['"quoted"'], ["*"],
+                                  ["HX-Request", "Accept-Encoding"]])
+def test_a_saved_session_gives_stock_flasks_headers(app, vary):
+    """Every way a session ends a request (opened and read, not read, changed, emptied, permanent and
+    refreshed on each request or not), on each kind of Vary header: the headers stock Flask's
+    interface writes, in order, the cookie's attributes included."""
+    ours, stock = app.session_interface, SecureCookieSessionInterface()
+    value = ours.get_signing_serializer(app).dumps(SESSIONS[0])
+
+    # `accessed` is what the request context sets when a view reaches the session (flask.session)
+    def read(s):
+        s.accessed = True
+        s.get("flows")
+
+    def changed(s):
+        s.accessed = True
+        s["flows"] = {"amami": "h-9"}
+
+    def emptied(s):
+        s.accessed = True
+        s.clear()
+
+    def permanent(s):
+        s.accessed = True
+        s.permanent = True  # a change too: Flask sets `modified`
+        s.modified = False
+
+    cases = {"read": read, "not read": lambda s: None, "changed": changed, "emptied": emptied,
+             "permanent": permanent}
+    for refresh in (True, False):
+        app.config["SESSION_REFRESH_EACH_REQUEST"] = refresh
+        for what, act in cases.items():
+            written = []
+            for interface in (ours, stock):
+                session = open_with(app, value)
+                act(session)
+                written.append(saved_by(interface, app, session, vary))
+            assert written[0] == written[1], (what, refresh, vary)
+    app.config["SESSION_REFRESH_EACH_REQUEST"] = True

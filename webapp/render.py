@@ -39,7 +39,8 @@ def render_exact(name: str, status: int = 200, **context):
 
 
 def _answer(body: str, status: int = 200):
-    response = make_response(body, status)
+    """The response Flask's make_response builds from a str body and a status, made directly."""
+    response = current_app.response_class(body, status)
     response.headers["Vary"] = "HX-Request"
     return response
 

@@ -219,3 +219,73 @@ def test_a_screen_get_and_a_poll_take_one_connection_from_the_pool(app, client, 
             assert len(taken) == (0 if db_is_sqlite(app) else 1)
     finally:
         event.remove(engine, "checkout", listener)
+
+
+def test_a_threads_maintenance_windows_are_the_querys_and_read_again_after_any_write(app):
+    """On SQLite the union's live windows are read once and used again while nothing is committed
+    (PRAGMA data_version on the thread's kept connection) and the clock does not go back; each
+    answer is what the query itself gives at that moment, as time moves either way and rows are
+    added, cancelled and written by another connection."""
+    import datetime as dt
+
+    from sqlalchemy import insert, update
+
+    from webapp import clock, maintenance
+    from webapp.maintenance import MaintenanceWindow
+    from webapp.staff.models import StaffAccount
+
+    if not db_is_sqlite(app):
+        pytest.skip("PostgreSQL reads the windows every time")
+    engine = app.extensions["db_engine"]
+    t0 = dt.datetime(2026, 12, 5, 1, 0, tzinfo=dt.timezone.utc)
+    hour = dt.timedelta(hours=1)
+    with engine.begin() as conn:
+        staff_id = conn.execute(insert(StaffAccount).values(
+            tenant="amami", email="m@example.jp", role="admin", created_at=t0)).inserted_primary_key[0]
+
+    def add(start, end):
+        with engine.begin() as conn:  # another connection, as the staff console's request would be
+            return conn.execute(insert(MaintenanceWindow).values(
+                tenant="amami", starts_at=start, ends_at=end, reason="r", created_by=staff_id,
+                created_at=t0)).inserted_primary_key[0]
+
+    def cancel(window_id):
+        with engine.begin() as conn:
+            conn.execute(update(MaintenanceWindow).where(MaintenanceWindow.id == window_id)
+                         .values(cancelled_at=t0, cancelled_by=staff_id))
+
+    def queried(now):
+        with engine.connect() as conn:
+            return sorted((s.replace(tzinfo=dt.timezone.utc), e.replace(tzinfo=dt.timezone.utc)) for s, e in
+                          conn.execute(maintenance._LIVE, {"tenant": "amami", "now": now}).all())
+
+    with app.test_request_context():
+        plain = db.plain()
+        statements = []
+        plain.dbapi_connection.set_trace_callback(statements.append)
+        try:
+            def check(now, *, read_again: bool):
+                clock.set_now(now)
+                statements.clear()
+                ours = sorted((r.period[0].astimezone(dt.timezone.utc), r.period[1].astimezone(dt.timezone.utc))
+                              for r in maintenance.adhoc_rules("amami"))
+                assert ours == queried(now), now
+                assert any("maintenance_window" in s for s in statements) == read_again, (now, statements)
+                return ours
+
+            assert check(t0, read_again=True) == []
+            assert check(t0 + hour, read_again=False) == []
+            first = add(t0 + 2 * hour, t0 + 3 * hour)
+            assert len(check(t0 + hour, read_again=True)) == 1  # another connection committed
+            assert len(check(t0 + 2.5 * hour, read_again=False)) == 1  # inside it: the same rows
+            assert check(t0 + 4 * hour, read_again=False) == []  # over: left out without a read
+            add(t0 + 5 * hour, t0 + 6 * hour)
+            assert len(check(t0 + 4 * hour, read_again=True)) == 1  # read at 4 h: the first one is over
+            assert len(check(t0 + 2.5 * hour, read_again=True)) == 2  # the clock went back before that read
+            assert len(check(t0 + 2.75 * hour, read_again=False)) == 2
+            cancel(first)
+            assert len(check(t0 + 2.5 * hour, read_again=True)) == 1
+            assert len(check(t0 + 5.5 * hour, read_again=False)) == 1
+        finally:
+            plain.dbapi_connection.set_trace_callback(None)
+            clock.set_now(None)

@@ -2,8 +2,9 @@
 
 A window is a row; the customer screens, the authorization start, the API and the FAQ page read the
 union's live windows on every request (`rules_for`: one query on the
-(tenant, ends_at) index, windows already over are not read), so every worker on every host follows an
-added or cancelled window at once. Cancelling is one atomic UPDATE; nothing is ever deleted.
+(tenant, ends_at) index, windows already over are not read; on SQLite a thread reads them again only
+once something was committed since its last read, `_remembered`), so every worker on every host
+follows an added or cancelled window at once. Cancelling is one atomic UPDATE; nothing is ever deleted.
 """
 from __future__ import annotations
 
@@ -92,12 +93,31 @@ def _sqlite_live_windows(engine, tenant_id: str, now: dt.datetime) -> list[tuple
             cursor.close()
 
     if has_request_context():
-        return read(db.plain())  # the request's plain connection, kept for its other reads
+        return _remembered(db.plain(), tenant_id, now, read)  # the request's plain connection
     raw = engine.raw_connection()  # from the pool; back to it on close
     try:
         return read(raw)
     finally:
         raw.close()
+
+
+def _remembered(plain, tenant_id: str, now: dt.datetime, read) -> list[tuple[dt.datetime, dt.datetime]]:
+    """read(plain): the union's windows not over at `now`. On the thread's kept SQLite connection
+    (db._KeptReads) the windows it read last are used again while no connection has committed to
+    the database since (its data_version) and the clock has not gone back, less those over by now:
+    the same rows the query would give. Each customer request asks this, and a waiting customer's
+    poll every 2 s changes nothing; any write anywhere (a window added or cancelled, by any worker
+    or host sharing the file) makes the next request read again."""
+    if not isinstance(plain, db._KeptReads):
+        return read(plain)
+    version = plain.data_version()  # before the read: a commit after it is seen by the next request
+    key = ("maintenance_windows", tenant_id)
+    kept = plain.remembered.get(key)
+    if kept is not None and kept[0] == version and now >= kept[1]:
+        return [window for window in kept[2] if window[1] > now]
+    windows = read(plain)
+    plain.remembered[key] = (version, now, windows)
+    return windows
 
 
 def upcoming(s, tenant_id: str) -> list[MaintenanceWindow]:

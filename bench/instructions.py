@@ -1,0 +1,93 @@
+"""Instructions a request (valgrind's callgrind): the steadiest measure of a request's own CPU here.
+
+    python bench/instructions.py [--only poll healthz account call] [--calls 100 600]
+
+Each kind is called straight through the app (`app(environ, start_response)`: no server, no test
+client) in a process of its own under `valgrind --tool=callgrind`, twice: once with the first
+number of calls, once with the second; the difference of the two totals over the difference of the
+calls is what one request costs, start-up, seeding and a 200-call warm-up cancelling out.
+PYTHONHASHSEED is fixed, so two runs of the same code agree to ~0.03 % whatever else the machine is
+doing, where timings on a shared box wander ±10 %. Each run takes ~1.5 minutes; two run at once.
+
+The requests are bench_screens.py's (its seed: a flow at each step, ④'s call attempt open, the
+session cookie a browser holds), on a temporary SQLite file, memory:// limits.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import re
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import harness
+
+KINDS = ("poll", "healthz", "account", "call")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", nargs="+", default=["poll", "healthz"], choices=KINDS)
+    parser.add_argument("--calls", nargs=2, type=int, default=[100, 600], metavar=("FEWER", "MORE"))
+    parser.add_argument("--run", nargs=2, metavar=("KIND", "CALLS"), help=argparse.SUPPRESS)  # the measured child
+    args = parser.parse_args()
+    if args.run:
+        return _serve(args.run[0], int(args.run[1]))
+    fewer, more = args.calls
+    jobs = [(kind, calls) for kind in args.only for calls in (fewer, more)]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        totals = dict(zip(jobs, pool.map(lambda job: _counted(*job), jobs)))
+    for kind in args.only:
+        per_request = (totals[kind, more] - totals[kind, fewer]) / (more - fewer)
+        print(f"{kind:8s} {per_request:12,.0f} instructions a request")
+    return 0
+
+
+def _counted(kind: str, calls: int) -> int:
+    """The instructions valgrind counted in a child serving `calls` requests of `kind`."""
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    done = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
+                           os.path.abspath(__file__), "--run", kind, str(calls)],
+                          env=env, capture_output=True, text=True, check=True)
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    if found is None:
+        raise SystemExit(f"valgrind printed no total for {kind}: {done.stderr[-2000:]}")
+    return int(found.group(1))
+
+
+def _serve(kind: str, calls: int) -> int:
+    from werkzeug.test import EnvironBuilder
+
+    from bench_screens import seed
+    from webapp import clock, create_app
+
+    clock.set_now(None)
+    with harness.workspace(argparse.Namespace(database_url=None), PHONE_AUTH_WINDOW_SECONDS=3600,
+                           LOG_LEVEL="WARNING") as ws:
+        config = ws.app_config(GLOBAL_REQUEST_LIMIT="100000000 per second", REQUESTS_PER_IP="100000000 per second")
+        cookies = seed(config)
+        app = create_app(config)
+        path, headers = {"poll": ("/amami/flow/call/status", {"Cookie": cookies["call"], "HX-Request": "true"}),
+                         "healthz": ("/healthz", {}),
+                         "account": ("/amami/flow/account", {"Cookie": cookies["account"]}),
+                         "call": ("/amami/flow/call", {"Cookie": cookies["call"]})}[kind]
+        environ = EnvironBuilder(path=path, headers=headers, base_url="http://127.0.0.1").get_environ()
+        statuses = []
+
+        def request() -> None:
+            out = app({**environ, "wsgi.input": io.BytesIO(b"")}, lambda status, _headers, _exc=None:
+                      statuses.append(status))
+            b"".join(out)
+            getattr(out, "close", lambda: None)()
+
+        for _ in range(200 + calls):  # the warm-up, then the counted calls
+            request()
+        if any(not s.startswith("200") for s in statuses):
+            raise SystemExit(f"{kind}: {sorted(set(statuses))}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -106,8 +106,8 @@ def _remembered(plain, tenant_id: str, now: dt.datetime, read) -> list[tuple[dt.
     (db._KeptReads) the windows it read last are used again while no connection has committed to
     the database since (its data_version) and the clock has not gone back, less those over by now:
     the same rows the query would give. Each customer request asks this, and a waiting customer's
-    poll every 2 s changes nothing; any write anywhere (a window added or cancelled, by any worker
-    or host sharing the file) makes the next request read again."""
+    poll every 2 s changes nothing; any commit by any process (a window added or cancelled by
+    another worker, the CLI) makes the next request read again (tests/test_maintenance_processes.py)."""
     if not isinstance(plain, db._KeptReads):
         return read(plain)
     version = plain.data_version()  # before the read: a commit after it is seen by the next request

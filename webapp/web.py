@@ -77,7 +77,7 @@ class SessionCookies(SecureCookieSessionInterface):
     def save_session(self, app, session, response) -> None:
         """Flask's save_session. A session this answer does not save (unchanged, and not refreshed
         on every request: every screen GET and poll) only adds `Cookie` to `Vary`, which Flask does
-        by parsing the header into a HeaderSet and writing it back (~2 % of a poll): here as text
+        by parsing the header into a HeaderSet and writing it back (~4 % of a poll's instructions): here as text
         when the header is a plain list of names, the same bytes (tests/test_request_pipeline.py)."""
         if session.modified or self.should_set_cookie(app, session):
             return super().save_session(app, session, response)

@@ -1,6 +1,6 @@
 """Instructions a request (valgrind's callgrind): the steadiest measure of a request's own CPU here.
 
-    python bench/instructions.py [--only poll healthz account call] [--calls 100 600]
+    python bench/instructions.py [--only poll healthz account call api] [--calls 100 600]
 
 Each kind is called straight through the app (`app(environ, start_response)`: no server, no test
 client) in a process of its own under `valgrind --tool=callgrind`, twice: once with the first
@@ -10,7 +10,8 @@ PYTHONHASHSEED is fixed, so two runs of the same code agree to ~0.03 % whatever 
 doing, where timings on a shared box wander ±10 %. Each run takes ~1.5 minutes; two run at once.
 
 The requests are bench_screens.py's (its seed: a flow at each step, ④'s call attempt open, the
-session cookie a browser holds), on a temporary SQLite file, memory:// limits.
+session cookie a browser holds), on a temporary SQLite file, memory:// limits; `api` is the account
+API's `/accounts` with bench_transactions.py's token (its log row written and committed each call).
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import harness
 
-KINDS = ("poll", "healthz", "account", "call")
+KINDS = ("poll", "healthz", "account", "call", "api")
 
 
 def main() -> int:
@@ -67,12 +68,19 @@ def _serve(kind: str, calls: int) -> int:
     with harness.workspace(argparse.Namespace(database_url=None), PHONE_AUTH_WINDOW_SECONDS=3600,
                            LOG_LEVEL="WARNING") as ws:
         config = ws.app_config(GLOBAL_REQUEST_LIMIT="100000000 per second", REQUESTS_PER_IP="100000000 per second")
-        cookies = seed(config)
+        if kind == "api":  # the account API's /accounts, bench_transactions.py's token and account
+            from bench_transactions import seed as api_seed
+            config["API_RATE_LIMIT"] = "100000000 per minute"
+            token, _account_id = api_seed(config)
+            cookies = {"account": "", "call": ""}
+        else:
+            token, cookies = None, seed(config)
         app = create_app(config)
         path, headers = {"poll": ("/amami/flow/call/status", {"Cookie": cookies["call"], "HX-Request": "true"}),
                          "healthz": ("/healthz", {}),
                          "account": ("/amami/flow/account", {"Cookie": cookies["account"]}),
-                         "call": ("/amami/flow/call", {"Cookie": cookies["call"]})}[kind]
+                         "call": ("/amami/flow/call", {"Cookie": cookies["call"]}),
+                         "api": ("/amami/api/v1/accounts", {"Authorization": f"Bearer {token}"})}[kind]
         environ = EnvironBuilder(path=path, headers=headers, base_url="http://127.0.0.1").get_environ()
         statuses = []
 

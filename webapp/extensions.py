@@ -40,6 +40,29 @@ class SweptMemoryStorage(MemoryStorage):
             self._swept_at = now
             self._MemoryStorage__expire_events()
 
+    def hit_in_order(self, windows) -> int | None:
+        """Count one in each fixed window `(key, expiry seconds, limit)` in turn, stopping at the
+        first that was already full: its index, or None. What FixedWindowRateLimiter.hit on each in
+        turn does (`incr(key, expiry) <= limit`: a counter past its expiry starts again, the first
+        count of a window sets its expiry), under the same per-key locks, with the stock methods'
+        wrappers and look-ups once a request instead of once a window: each `hit` here was ~24k
+        instructions of the ④ poll's ~1.3M, which counts two."""
+        self._MemoryStorage__schedule_expiry()
+        storage, expirations, locks = self.storage, self.expirations, self.locks
+        now = time.time()
+        for i, (key, expiry, amount) in enumerate(windows):
+            with locks[key]:
+                if expirations.get(key, 0) <= now:
+                    storage.pop(key, None)
+                    expirations.pop(key, None)
+                count = storage[key] + 1
+                storage[key] = count
+                if count == 1:
+                    expirations[key] = now + expiry
+            if count > amount:
+                return i
+        return None
+
 
 class Limiter(flask_limiter.Limiter):
     """Flask-Limiter's Limiter, with what it lacks.
@@ -262,10 +285,20 @@ class Limiter(flask_limiter.Limiter):
         `all(hit(limit, *identifiers) for …)`, the refused one counted and those after it not; in
         Redis, with Flask-Limiter's fixed windows, as one script call (FIXED_WINDOWS_IN_ORDER, the
         same INCRBY and EXPIRE per key as limits' own script, on the same keys): one round trip a
-        request instead of one a limit. Anywhere else (memory, the fall-back, another strategy or
-        Redis deployment), `hit` on each in turn."""
+        request instead of one a limit. In this process's memory (`memory://`, and the fall-back
+        while Redis is away), SweptMemoryStorage.hit_in_order: the same counting in one call. Anywhere
+        else (another strategy or Redis deployment), `hit` on each in turn."""
         script = self._fixed_windows_script()
         if script is None:
+            counting = self.limiter  # the fall-back's while the storage is away
+            if type(counting) is FixedWindowRateLimiter and type(counting.storage) is SweptMemoryStorage:
+                prefix = current_app.config.get("RATELIMIT_KEY_PREFIX")
+                try:
+                    return counting.storage.hit_in_order([
+                        (limit.key_for(*((prefix, *identifiers) if prefix else identifiers)), limit.get_expiry(),
+                         limit.amount) for limit, *identifiers in counts])
+                finally:
+                    self._report_storage_state()
             for i, (limit, *identifiers) in enumerate(counts):
                 if not self.hit(limit, *identifiers):
                     return i

@@ -12,7 +12,7 @@ import re
 
 from flask import Blueprint, current_app, g, request
 
-from .. import clock, db, logs, maintenance, oplog, service_hours, tenants
+from .. import clock, db, logs, maintenance, oplog, tenants
 from ..corebanking import ACTIVE, CLOSED, AccountKey, AccountSummary, core
 from ..extensions import limiter
 from . import history, keys, openapi
@@ -52,7 +52,7 @@ def _api_error(e: ApiError):
 def _refuse_during_maintenance():
     if request.endpoint == "api.openapi_document":
         return None  # the document stays readable
-    window = service_hours.maintenance_window_at(maintenance.rules_for(g.tenant))  # on db.plain
+    window = maintenance.window_now(g.tenant)
     if window is not None:
         retry = max(1, math.ceil((window.end - clock.now()).total_seconds()))
         return ApiError("maintenance", headers={"Retry-After": str(retry)}).response()

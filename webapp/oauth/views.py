@@ -56,7 +56,7 @@ def authorize():
         if pushed is None:
             return error_page(messages.BAD_AUTHORIZATION_REQUEST)
     args = MultiDict(pushed.params) if pushed else request.args
-    window = service_hours.maintenance_window_at(maintenance.rules_for(g.tenant))
+    window = maintenance.window_now(g.tenant)
     client, redirect_uri, refused = _client_and_redirect_uri(args)
     state = args.get("state")
     if window is not None:

@@ -223,38 +223,57 @@ def test_a_screen_get_and_a_poll_take_one_connection_from_the_pool(app, client, 
         event.remove(engine, "checkout", listener)
 
 
-def test_a_threads_maintenance_windows_are_the_querys_and_read_again_after_any_write(app):
-    """On SQLite the union's live windows are read once and used again while nothing is committed
-    (PRAGMA data_version on the thread's kept connection) and the clock does not go back; each
+class _OtherConnection:
+    """Writes maintenance windows on connections of its own, as the staff console's request would."""
+
+    def __init__(self, app, at):
+        from sqlalchemy import insert
+
+        from webapp.staff.models import StaffAccount
+
+        self.engine, self.at = app.extensions["db_engine"], at
+        with self.engine.begin() as conn:
+            self.staff_id = conn.execute(insert(StaffAccount).values(
+                tenant="amami", email="m@example.jp", role="admin", created_at=at)).inserted_primary_key[0]
+
+    def add(self, start, end) -> int:
+        from sqlalchemy import insert
+
+        from webapp.maintenance import MaintenanceWindow
+        with self.engine.begin() as conn:
+            return conn.execute(insert(MaintenanceWindow).values(
+                tenant="amami", starts_at=start, ends_at=end, reason="r", created_by=self.staff_id,
+                created_at=self.at)).inserted_primary_key[0]
+
+    def cancel(self, window_id: int) -> None:
+        from sqlalchemy import update
+
+        from webapp.maintenance import MaintenanceWindow
+        with self.engine.begin() as conn:
+            conn.execute(update(MaintenanceWindow).where(MaintenanceWindow.id == window_id)
+                         .values(cancelled_at=self.at, cancelled_by=self.staff_id))
+
+
+def test_a_threads_maintenance_windows_are_the_querys_and_read_again_after_a_window_changes(app):
+    """On SQLite the union's live windows are read once and used again while no window changes
+    (maintenance_changes, counted by the database's triggers) and the clock does not go back; each
     answer is what the query itself gives at that moment, as time moves either way and rows are
-    added, cancelled and written by another connection."""
+    added and cancelled by another connection. Commits to other tables (a customer's step, the
+    account API's log) do not make it read again."""
     import datetime as dt
 
-    from sqlalchemy import insert, update
+    from sqlalchemy import insert
 
     from webapp import clock, maintenance
-    from webapp.maintenance import MaintenanceWindow
-    from webapp.staff.models import StaffAccount
+    from webapp.oplog import OperationLog
 
     if not db_is_sqlite(app):
         pytest.skip("PostgreSQL reads the windows every time")
     engine = app.extensions["db_engine"]
     t0 = dt.datetime(2026, 12, 5, 1, 0, tzinfo=dt.timezone.utc)
     hour = dt.timedelta(hours=1)
-    with engine.begin() as conn:
-        staff_id = conn.execute(insert(StaffAccount).values(
-            tenant="amami", email="m@example.jp", role="admin", created_at=t0)).inserted_primary_key[0]
-
-    def add(start, end):
-        with engine.begin() as conn:  # another connection, as the staff console's request would be
-            return conn.execute(insert(MaintenanceWindow).values(
-                tenant="amami", starts_at=start, ends_at=end, reason="r", created_by=staff_id,
-                created_at=t0)).inserted_primary_key[0]
-
-    def cancel(window_id):
-        with engine.begin() as conn:
-            conn.execute(update(MaintenanceWindow).where(MaintenanceWindow.id == window_id)
-                         .values(cancelled_at=t0, cancelled_by=staff_id))
+    other = _OtherConnection(app, t0)
+    add, cancel = other.add, other.cancel
 
     def queried(now):
         with engine.connect() as conn:
@@ -277,6 +296,9 @@ def test_a_threads_maintenance_windows_are_the_querys_and_read_again_after_any_w
 
             assert check(t0, read_again=True) == []
             assert check(t0 + hour, read_again=False) == []
+            with engine.begin() as conn:  # another table: the windows are still those read
+                conn.execute(insert(OperationLog).values(at=t0, tenant="amami", screen="API", event="x", result="ok"))
+            assert check(t0 + hour, read_again=False) == []
             first = add(t0 + 2 * hour, t0 + 3 * hour)
             assert len(check(t0 + hour, read_again=True)) == 1  # another connection committed
             assert len(check(t0 + 2.5 * hour, read_again=False)) == 1  # inside it: the same rows
@@ -297,36 +319,19 @@ def test_the_service_hours_answer_is_the_calendars_at_every_moment_and_kept_only
     """maintenance.window_now answers what service_hours.maintenance_window_at(rules_for(…)) answers,
     at every moment of a sweep in 7-second steps across a calendar window, an ad hoc window on whole
     minutes and one with seconds, as another connection adds and cancels windows. On SQLite the
-    answer is kept for the rest of its minute while nothing is committed, and only when no rule
-    starts or ends inside a minute: the trace shows when the windows are read."""
+    answer is kept for the rest of its minute while no window changes, and only when no rule starts
+    or ends inside that minute: counting the calls of maintenance_window_at shows when."""
     import dataclasses
     import datetime as dt
 
-    from sqlalchemy import insert, update
-
     from webapp import clock, maintenance, service_hours
-    from webapp.maintenance import MaintenanceWindow
-    from webapp.staff.models import StaffAccount
 
-    engine = app.extensions["db_engine"]
     jst = dt.timezone(dt.timedelta(hours=9))
     t0 = dt.datetime(2026, 12, 5, 10, 0, tzinfo=jst)
     calendar = service_hours.validate([{"kind": "daily", "start": "10:05", "end": "10:07"}])
     tenant = dataclasses.replace(app.extensions["tenants"]["amami"], maintenance=calendar)
-    with engine.begin() as conn:
-        staff_id = conn.execute(insert(StaffAccount).values(
-            tenant="amami", email="w@example.jp", role="admin", created_at=t0)).inserted_primary_key[0]
-
-    def add(start, end):
-        with engine.begin() as conn:  # another connection, as the staff console's request would be
-            return conn.execute(insert(MaintenanceWindow).values(
-                tenant="amami", starts_at=start, ends_at=end, reason="r", created_by=staff_id,
-                created_at=t0)).inserted_primary_key[0]
-
-    def cancel(window_id):
-        with engine.begin() as conn:
-            conn.execute(update(MaintenanceWindow).where(MaintenanceWindow.id == window_id)
-                         .values(cancelled_at=t0, cancelled_by=staff_id))
+    other = _OtherConnection(app, t0)
+    add, cancel = other.add, other.cancel
 
     minute = dt.timedelta(minutes=1)
     stock = service_hours.maintenance_window_at

@@ -39,6 +39,55 @@ def test_operation_log_refuses_update_and_delete(migrated_app):
                 conn.execute(sa.text(statement))
 
 
+def _changes_counted(engine, statements) -> list[int]:
+    """maintenance_changes' total (0: no row yet) after each statement, each committed alone."""
+    import sqlalchemy as sa
+    totals = []
+    for statement in statements:
+        with engine.begin() as conn:
+            conn.execute(sa.text(statement) if isinstance(statement, str) else statement)
+        with engine.connect() as conn:
+            totals.append(conn.execute(sa.text("SELECT coalesce(max(total), 0) FROM maintenance_changes")).scalar())
+    return totals
+
+
+def _window_writes() -> tuple:
+    import datetime as dt
+
+    from sqlalchemy import insert
+
+    from webapp.staff.models import StaffAccount
+    return (insert(StaffAccount).values(id=7, tenant="amami", email="o@example.jp", role="admin",
+                                        created_at=dt.datetime.now(dt.timezone.utc)),) + _WINDOW_WRITES
+
+
+_WINDOW_WRITES = (
+    "INSERT INTO maintenance_window (tenant, starts_at, ends_at, reason, created_by, created_at) "
+    "VALUES ('amami', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 'r', 7, CURRENT_TIMESTAMP)",
+    "INSERT INTO operation_log (at, tenant, screen, event, result) VALUES (CURRENT_TIMESTAMP, 'amami', 'API', 'x', 'ok')",
+    "UPDATE maintenance_window SET cancelled_at = CURRENT_TIMESTAMP, cancelled_by = 7",
+    "UPDATE maintenance_window SET reason = 'r' WHERE id = -1",  # a statement that changes no row
+    "DELETE FROM maintenance_window",
+)
+
+
+def test_the_database_counts_each_change_of_the_maintenance_windows(migrated_app):
+    """Migration 0010's triggers: every statement that writes maintenance_window moves the count, in
+    its own transaction; writes to other tables do not (webapp/maintenance.py keeps what it read
+    until it moves)."""
+    totals = _changes_counted(migrated_app.extensions["db_engine"], _window_writes())
+    dialect = migrated_app.extensions["db_engine"].dialect.name
+    # SQLite's triggers fire for each row written, PostgreSQL's for each statement, even one of no rows
+    assert totals == ([0, 1, 1, 2, 3, 4] if dialect == "postgresql" else [0, 1, 1, 2, 2, 3])
+
+
+def test_the_models_schema_counts_them_as_the_migrations_do(app):
+    """The tests' schema (db.create_all) has the same triggers as the migrations' (maintenance.py)."""
+    dialect = app.extensions["db_engine"].dialect.name
+    totals = _changes_counted(app.extensions["db_engine"], _window_writes())
+    assert totals == ([0, 1, 1, 2, 3, 4] if dialect == "postgresql" else [0, 1, 1, 2, 2, 3])
+
+
 def test_models_make_the_waiting_call_index_partial_on_each_engine(app):
     """create_all (the tests' schema) makes the (phone, pool number) index unique among waiting
     attempts only, on PostgreSQL as on SQLite, though the model names PostgreSQL's where= only when

@@ -515,16 +515,10 @@ class _KeptReads:
 
     def __init__(self, eng: Engine, dbapi_connection) -> None:
         self.engine, self.pool, self.dbapi_connection = weakref.ref(eng), eng.pool, dbapi_connection
-        self.remembered: dict = {}  # what a caller read on it, for as long as data_version() stays the same
+        self.remembered: dict = {}  # what a caller read on it, for as long as it knows it holds
 
     def cursor(self):
         return self.dbapi_connection.cursor()
-
-    def data_version(self) -> int:
-        """SQLite's PRAGMA data_version: it changes when another connection (of any process) has
-        committed a change to the database since this one last asked. This one never writes, so the
-        same value means that nothing it read since has changed."""
-        return self.dbapi_connection.execute("PRAGMA data_version").fetchone()[0]
 
     def close(self) -> None:
         """Kept: the request is over, the thread's next one reads on it too."""

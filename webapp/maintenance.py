@@ -1,10 +1,11 @@
 """Ad hoc maintenance windows that a union's staff announce (臨時メンテナンス).
 
 A window is a row; the customer screens, the authorization start, the API and the FAQ page read the
-union's live windows on every request (`rules_for`: one query on the
-(tenant, ends_at) index, windows already over are not read; on SQLite a thread reads them again only
-once something was committed since its last read, `_remembered`), so every worker on every host
-follows an added or cancelled window at once. Cancelling is one atomic UPDATE; nothing is ever deleted.
+union's live windows on every request (`rules_for`: one query on the (tenant, ends_at) index,
+windows already over are not read; on SQLite a thread reads them again only once the database's
+count of window changes has moved since its last read, `_remembered`, `window_now`), so every
+worker on every host follows an added or cancelled window at once. Cancelling is one atomic UPDATE;
+nothing is ever deleted.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import datetime as dt
 from typing import Optional
 
 from flask import has_request_context
-from sqlalchemy import Column, Index, String, bindparam, update
+from sqlalchemy import DDL, Column, Index, String, bindparam, event, update
 from sqlmodel import Field, SQLModel, select
 
 from . import clock, db, service_hours
@@ -36,6 +37,42 @@ class MaintenanceWindow(SQLModel, table=True):
     cancelled_by: Optional[int] = Field(default=None, foreign_key="staff_account.id")
 
 
+class MaintenanceChanges(SQLModel, table=True):
+    """How many times maintenance_window has changed: one row, counted by the database itself (the
+    triggers below, migration 0010) in the transaction that adds, cancels or deletes a window, by
+    whatever wrote it (the staff console, the CLI, a hand-typed statement). A worker thread that
+    keeps what it read of the windows (`_remembered`, `window_now`) reads them again only when this
+    moved; commits to any other table leave it alone. No row yet: nothing has changed."""
+
+    __tablename__ = "maintenance_changes"
+
+    id: int = Field(primary_key=True)  # always 1
+    total: int
+
+
+# The same triggers as migration 0010's, for a schema made from the models (db.create_all: tests).
+_COUNT_A_CHANGE = ("INSERT INTO maintenance_changes (id, total) VALUES (1, 1)"
+                   " ON CONFLICT (id) DO UPDATE SET total = maintenance_changes.total + 1")
+for _action in ("INSERT", "UPDATE", "DELETE"):
+    event.listen(MaintenanceWindow.__table__, "after_create", DDL(
+        f"CREATE TRIGGER maintenance_window_{_action.lower()} AFTER {_action} ON maintenance_window"
+        f" BEGIN {_COUNT_A_CHANGE}; END").execute_if(dialect="sqlite"))
+event.listen(MaintenanceWindow.__table__, "after_create", DDL(
+    "CREATE FUNCTION maintenance_window_changed() RETURNS trigger LANGUAGE plpgsql AS $$"
+    f" BEGIN {_COUNT_A_CHANGE}; RETURN NULL; END $$").execute_if(dialect="postgresql"))
+event.listen(MaintenanceWindow.__table__, "after_create", DDL(
+    "CREATE TRIGGER maintenance_window_changed AFTER INSERT OR UPDATE OR DELETE ON maintenance_window"
+    " FOR EACH STATEMENT EXECUTE FUNCTION maintenance_window_changed()").execute_if(dialect="postgresql"))
+
+_CHANGES = "SELECT total FROM maintenance_changes WHERE id = 1"
+
+
+def _changes(plain) -> int:
+    """maintenance_changes' total as the kept connection reads it now (autocommit: the last commit's)."""
+    row = plain.dbapi_connection.execute(_CHANGES).fetchone()
+    return 0 if row is None else row[0]
+
+
 def rules_for(tenant, now: dt.datetime | None = None) -> tuple[service_hours.Rule, ...]:
     """The union's calendar plus the ad hoc windows its staff announced (those not over at `now`,
     default clock.now()), read on each call, so every worker follows a change at once."""
@@ -49,8 +86,7 @@ def window_now(tenant) -> service_hours.Window | None:
     request, poll, authorization request and API call.
 
     On SQLite's kept read connection (db._KeptReads) the answer is kept for the rest of the minute
-    while no connection has committed to the database (its data_version), unless a rule begins or
-    ends inside that minute. The calendar's rules begin and end on whole minutes of the day, so only
+    while no window has changed (MaintenanceChanges), unless a rule begins or ends inside that minute. The calendar's rules begin and end on whole minutes of the day, so only
     an ad hoc window with seconds can: in its first and last minute the answer is worked out on each
     call, as it always is on PostgreSQL. With no boundary inside the minute, every moment of it
     gets the same answer. Working it out was ~4 % of a ④ poll's instructions (bench/README, round 18)."""
@@ -58,7 +94,7 @@ def window_now(tenant) -> service_hours.Window | None:
     plain = db.plain() if has_request_context() else None  # the request's, which rules_for reads on
     if not isinstance(plain, db._KeptReads):
         return service_hours.maintenance_window_at(rules_for(tenant, now), now)
-    version = plain.data_version()
+    version = _changes(plain)
     key = ("maintenance_answer", tenant.id)
     kept = plain.remembered.get(key)
     if kept is not None and kept[0] == version and kept[1] <= now < kept[2] and kept[3] is tenant.maintenance:
@@ -135,14 +171,14 @@ def _sqlite_live_windows(engine, tenant_id: str, now: dt.datetime) -> list[tuple
 
 def _remembered(plain, tenant_id: str, now: dt.datetime, read) -> list[tuple[dt.datetime, dt.datetime]]:
     """read(plain): the union's windows not over at `now`. On the thread's kept SQLite connection
-    (db._KeptReads) the windows it read last are used again while no connection has committed to
-    the database since (its data_version) and the clock has not gone back, less those over by now:
-    the same rows the query would give. Each customer request asks this, and a waiting customer's
-    poll every 2 s changes nothing; any commit by any process (a window added or cancelled by
-    another worker, the CLI) makes the next request read again (tests/test_maintenance_processes.py)."""
+    (db._KeptReads) the windows it read last are used again while no window has changed since
+    (MaintenanceChanges) and the clock has not gone back, less those over by now: the same rows the
+    query would give. Each customer request asks this; a window added or cancelled by any process
+    (another worker, the CLI) makes the next request read again (tests/test_maintenance_processes.py),
+    and the commits of customers' steps and of the account API's log do not."""
     if not isinstance(plain, db._KeptReads):
         return read(plain)
-    version = plain.data_version()  # before the read: a commit after it is seen by the next request
+    version = _changes(plain)  # before the read: a change after it is seen by the next request
     key = ("maintenance_windows", tenant_id)
     kept = plain.remembered.get(key)
     if kept is not None and kept[0] == version and now >= kept[1]:

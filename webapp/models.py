@@ -7,6 +7,6 @@ from .lockout import AccountLock  # noqa: F401
 from .mail.models import MailOutbox  # noqa: F401
 from .oauth.models import AuthorizationCode, Consent, OAuthClient, PushedRequest, SeenJti, Token  # noqa: F401
 from .oplog import OperationLog  # noqa: F401
-from .maintenance import MaintenanceWindow  # noqa: F401
+from .maintenance import MaintenanceChanges, MaintenanceWindow  # noqa: F401
 from .staff.models import StaffAccount, StaffSession, StaffSetupToken  # noqa: F401
 from .webhooks.models import SigningKey, WebhookOutbox  # noqa: F401

@@ -73,9 +73,16 @@ def flow_ended(tenant: str, step: str, outcome: str) -> None:
     FLOWS_ENDED.labels(tenant, step, outcome).inc()
 
 
+_EVENT_CHILDREN: dict[tuple[str, str, str, str], object] = {}  # as RequestMetrics keeps its children
+
+
 def event_logged(tenant: str, screen: str, event: str, result: str) -> None:
     """One operation-log row: every row by (screen, event, result); identity checks and locks by name."""
-    EVENTS.labels(tenant, screen, event, result).inc()
+    key = (tenant, screen, event, result)
+    child = _EVENT_CHILDREN.get(key)
+    if child is None:  # prometheus_client's labels() locks and checks its arguments on every call
+        child = _EVENT_CHILDREN[key] = EVENTS.labels(*key)
+    child.inc()
     if event == LOCKED_EVENT:
         LOCKS.labels(tenant).inc()
     elif event in IDENTITY_EVENTS:

@@ -93,7 +93,9 @@ def record_committed(*, tenant: str, screen: str, event: str, result: str, detai
     load one commit covers many calls, instead of each call waiting for the write lock in turn."""
     values = _row(tenant=tenant, screen=screen, event=event, result=result, detail=detail, client_id=client_id,
                   branch=branch, account_type=account_type, account_number=account_number)
-    batches = current_app.extensions.setdefault("oplog_group_commit", _GroupCommit())
+    batches = current_app.extensions.get("oplog_group_commit")
+    if batches is None:  # the app's first call; setdefault: one of two racing threads' is kept
+        batches = current_app.extensions.setdefault("oplog_group_commit", _GroupCommit())
     batches.write(db.engine(), values)
     _announce(tenant, screen, event, result, detail, None)
 

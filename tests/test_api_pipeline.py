@@ -152,6 +152,29 @@ def test_the_api_limit_still_counts_every_call(api):
     assert api.get("accounts").headers["X-RateLimit-Remaining"] == "0"
 
 
+def test_the_rate_limit_headers_come_from_the_calls_own_count_without_reading_the_storage_again(api, monkeypatch):
+    """The per-app limit's hit leaves its count and its window's end (fixed windows, in memory on
+    SQLite's run, in Redis on PostgreSQL's: one script, no GET and TTL after it); the X-RateLimit-*
+    headers show them."""
+    import time
+
+    storage = type(extensions.limiter.limiter.storage)
+    reads = []
+    for name in ("get", "get_expiry"):
+        real = getattr(storage, name)
+        monkeypatch.setattr(storage, name, functools.partialmethod(
+            lambda self, key, _name, _real: reads.append(_name) or _real(self, key), _name=name, _real=real))
+
+    api.app.config["API_RATE_LIMIT"] = "3 per minute"
+    answers = [api.get("accounts") for _ in range(4)]
+    assert [r.status_code for r in answers] == [200, 200, 200, 429]
+    assert reads == ["get"] * 4  # each call's invalid-token test only: no window read after the hit
+    assert [r.headers["X-RateLimit-Remaining"] for r in answers] == ["2", "1", "0", "0"]
+    assert {r.headers["X-RateLimit-Limit"] for r in answers} == {"3"}
+    resets = {int(r.headers["X-RateLimit-Reset"]) for r in answers}
+    assert len(resets) == 1 and 0 < resets.pop() - time.time() <= 61  # the one window's end
+
+
 def test_an_api_call_reads_without_an_orm_session_and_logs_its_row(api):
     with api.client:
         assert api.get("accounts").status_code == 200

@@ -271,16 +271,32 @@ class Limiter(flask_limiter.Limiter):
             raise flask_limiter.RateLimitExceeded(first_breached)
 
     def _hit_keeping_window(self, request_limit) -> bool:
-        """`limiter.hit` of a decorated limit. In memory, with fixed windows, the count and the
-        window's end that the hit leaves are kept as the request's window (what the X-RateLimit-*
-        headers show): the stock after-request hook then reads them there instead of reading the
-        storage again (`get_window_stats`: its key built twice, two reads; ~5 % of `/accounts`)."""
+        """`limiter.hit` of a decorated limit. With fixed windows in memory or in Redis, the count
+        and the window's end that the hit leaves are kept as the request's window (what the
+        X-RateLimit-* headers show): the stock after-request hook then reads them there instead of
+        reading the storage again (`get_window_stats`: its key built twice, two reads; ~5 % of
+        `/accounts` in memory, two more round trips a call to Redis). Elsewhere, stock `hit`."""
         limit, counting = request_limit.limit, self.limiter
-        if type(counting) is not FixedWindowRateLimiter or type(counting.storage) is not SweptMemoryStorage:
+        if type(counting) is FixedWindowRateLimiter and type(counting.storage) is SweptMemoryStorage:
+            count, ends = counting.storage.count_in_window(request_limit.key, limit.get_expiry())
+        elif (script := self._redis_script("_counted_window", self.COUNT_IN_WINDOW)) is not None:
+            # limits' own incr script, then the key's TTL: RedisStorage.incr, then its get_expiry
+            count, ttl = script([self._storage.prefixed_key(request_limit.key)], [limit.get_expiry(), 1])
+            ends = max(ttl, 0) + time.time()
+        else:
             return counting.hit(limit, *request_limit.request_args, cost=1)
-        count, ends = counting.storage.count_in_window(request_limit.key, limit.get_expiry())
         request_limit._window = WindowStats(ends, max(0, limit.amount - count))
         return count <= limit.amount
+
+    COUNT_IN_WINDOW = """
+    -- limits' incr_expire.lua (KEYS[1]: the window's counter; ARGV[1]: its window in seconds,
+    -- ARGV[2]: the amount), and the counter's TTL as RedisStorage.get_expiry reads it.
+    local current = redis.call("incrby", KEYS[1], ARGV[2])
+    if tonumber(current) == tonumber(ARGV[2]) then
+        redis.call("expire", KEYS[1], ARGV[1])
+    end
+    return {current, redis.call("ttl", KEYS[1])}
+    """
 
     def _report_storage_state(self) -> None:
         if self._storage_dead == self._reported_dead:
@@ -357,17 +373,23 @@ class Limiter(flask_limiter.Limiter):
     """
 
     def _fixed_windows_script(self):
-        """FIXED_WINDOWS_IN_ORDER on this app's Redis (registered once a storage: no round trip; redis-py
-        loads it on first use), or None where `hit_in_order` counts limit by limit."""
+        """FIXED_WINDOWS_IN_ORDER on this app's Redis, or None where `hit_in_order` counts limit by limit."""
+        return self._redis_script("_in_order", self.FIXED_WINDOWS_IN_ORDER)
+
+    def _redis_script(self, name: str, source: str):
+        """The Lua script `source` on this app's Redis (registered once a storage: no round trip;
+        redis-py loads it on first use), or None unless the limits count in Redis, in fixed windows."""
         storage = self._storage
         if (self._storage_dead or type(storage) is not RedisStorage
                 or type(self._limiter) is not FixedWindowRateLimiter):
             return None
-        registered = getattr(self, "_registered_script", None)
-        if registered is None or registered[0] is not storage:
-            registered = self._registered_script = (storage, storage.get_connection().register_script(
-                self.FIXED_WINDOWS_IN_ORDER))
-        return registered[1]
+        scripts = getattr(self, "_registered_scripts", None)
+        if scripts is None or scripts[0] is not storage:
+            scripts = self._registered_scripts = (storage, {})
+        script = scripts[1].get(name)
+        if script is None:
+            script = scripts[1][name] = storage.get_connection().register_script(source)
+        return script
 
     def _counter(self, operation: str, limit: RateLimitItem, identifiers) -> bool:
         prefix = current_app.config.get("RATELIMIT_KEY_PREFIX")

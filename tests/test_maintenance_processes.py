@@ -1,7 +1,8 @@
 """An ad hoc maintenance window reaches every worker process at once (webapp/maintenance.py): on
 SQLite each worker thread keeps the windows it read until the database's count of their changes
-moves (maintenance_changes, kept by triggers). Through the real server, gunicorn with two workers as the Procfile runs it;
-the window is written by another process (this one), as the staff console's worker or the CLI would."""
+moves (maintenance_changes, kept by triggers). Through the real server, gunicorn with two workers as
+the Procfile runs it; the window is written by another process (this one), as the staff console's
+worker or the CLI would."""
 from __future__ import annotations
 
 import datetime as dt

@@ -82,9 +82,9 @@ def test_threads_counting_at_once_lose_no_count(memory_app):
     assert list(_counters("threads").values()) == [(1200, 60)]
 
 
-def test_the_poll_is_shed_by_its_address_in_memory(tmp_path):
-    """The customer-facing effect: in memory, an address past REQUESTS_PER_IP is refused (429), and
-    another address is not."""
+def test_an_address_past_its_limit_is_refused_in_memory_and_another_is_not(tmp_path):
+    """What a customer sees: in memory, an address past REQUESTS_PER_IP is refused (429) on a
+    customer page, and another address is served."""
     app = make_app(f"sqlite:///{tmp_path / 'shed.sqlite3'}", REDIS_URL=None, RATELIMIT_STORAGE_URI="memory://",
                    REQUESTS_PER_IP="3 per minute")
     web = app.test_client()

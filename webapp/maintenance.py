@@ -86,9 +86,10 @@ def window_now(tenant) -> service_hours.Window | None:
     request, poll, authorization request and API call.
 
     On SQLite's kept read connection (db._KeptReads) the answer is kept for the rest of the minute
-    while no window has changed (MaintenanceChanges), unless a rule begins or ends inside that minute. The calendar's rules begin and end on whole minutes of the day, so only
-    an ad hoc window with seconds can: in its first and last minute the answer is worked out on each
-    call, as it always is on PostgreSQL. With no boundary inside the minute, every moment of it
+    while no window has changed (MaintenanceChanges), unless a rule begins or ends inside that
+    minute. The calendar's rules begin and end on whole minutes of the day, so only an ad hoc
+    window with seconds can: in its first and last minute the answer is worked out on each call, as
+    it always is on PostgreSQL. With no boundary inside the minute, every moment of it
     gets the same answer. Working it out was ~4 % of a ④ poll's instructions (bench/README, round 18)."""
     now = clock.now()
     plain = db.plain() if has_request_context() else None  # the request's, which rules_for reads on

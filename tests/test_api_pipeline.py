@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
+import json
 
 import flask
 import flask_limiter
@@ -229,23 +230,71 @@ def test_the_page_has_sqlalchemys_rows(api):
         conn.close()
 
 
-def test_the_sqlite_page_writes_the_same_bytes_as_sqlalchemys(api, monkeypatch):
-    add_transactions(api.app, sandbox_account_id(api.app), daily_rows(dt.date(2026, 10, 1), TODAY, 12))
-    api.app.config["API_PAGE_SIZE"] = 250
+# Remarks the sandbox loader would refuse, written straight to the table: each one JSON must escape,
+# or must not (kana, an emoji, U+2028), as orjson does.
+# (NUL only on SQLite: PostgreSQL's text cannot hold it.)
+AWKWARD_REMARKS = ('ﾌﾘｺﾐ "ﾃﾞ-ﾀ"', "back\\slash", "tab\tnew\nline\r", "\x01\x08\x0c\x1f\x7f", "絵文字🏦",
+                   "\u2028\u2029", "</script>", "")
+
+
+def test_the_sqlite_pages_write_the_same_bytes_as_sqlalchemys_rows(api, monkeypatch):
+    """The transactions pages three ways, byte for byte: SQLite writing each row's JSON
+    (transactions_json), the Transactions read by the DB-API cursor (_sqlite_page) made into dicts,
+    and the Transactions SQLAlchemy reads, as on PostgreSQL. First and next pages, a window, the last
+    page short of the page size, an empty day; awkward remarks and amounts up to a 64-bit integer."""
+    from sqlalchemy import insert
+    from sqlmodel import Session
+
+    from webapp.corebanking.models import SandboxTransaction
+
+    account = sandbox_account_id(api.app)
+    add_transactions(api.app, account, daily_rows(dt.date(2026, 10, 1), dt.date(2026, 11, 10), 12))
+    with api.app.app_context(), Session(db.engine()) as s:
+        on_sqlite = db.engine().dialect.name == "sqlite"
+        awkward = AWKWARD_REMARKS + (("nul\x00",) if on_sqlite else ())
+        s.execute(insert(SandboxTransaction), [
+            {"account_id": account, "seq": 10_000 + i, "date": dt.date(2026, 11, 12),
+             "value_date": dt.date(2026, 11, 13), "type": "2", "amount": 2**63 - 1 - i, "remarks": remarks,
+             "balance": -(2**63) + i}
+            for i, remarks in enumerate(awkward)])
+        s.commit()
+    api.app.config["API_PAGE_SIZE"] = 240  # 41 days of 12 rows and the awkward ones: 240, 240, the rest
 
     def pages():
-        first = api.transactions()
-        return [first.get_data(), api.transactions(nextItemKey=first.get_json()["nextItemKey"]).get_data(),
-                api.transactions(dateFrom="2026-11-01", dateTo="2026-11-10").get_data()]
+        pages = [api.transactions()]
+        while pages[-1].get_json()["hasNext"]:  # to the last page, short of the page size
+            pages.append(api.transactions(nextItemKey=pages[-1].get_json()["nextItemKey"]))
+        pages += [api.transactions(dateFrom="2026-11-01", dateTo="2026-11-12"),
+                  api.transactions(dateFrom="2026-11-11", dateTo="2026-11-11")]
+        assert all(page.status_code == 200 for page in pages)
+        return [page.get_data() for page in pages]
 
+    statements = []
+    rows_read = sandbox._sqlite_rows
+    monkeypatch.setattr(sandbox, "_sqlite_rows", lambda conn, stmt, params: statements.append(stmt) or
+                        rows_read(conn, stmt, params))
     ours = pages()
+    if on_sqlite:
+        assert set(statements) == {sandbox._PAGE_JSON, sandbox._NEXT_PAGE_JSON}
+    monkeypatch.setattr(sandbox.SandboxCoreBanking, "transactions_json", lambda *args: None)
+    before = len(statements)
+    assert pages() == ours
+    if on_sqlite:
+        assert set(statements[before:]) == {sandbox._PAGE, sandbox._NEXT_PAGE}
+
     def through_sqlalchemy(_dbapi_connection, stmt, params):
         with db.engine().connect() as conn:
             return sqlalchemys_page(conn, stmt, params)
 
     monkeypatch.setattr(sandbox, "_sqlite_page", through_sqlalchemy)
     assert pages() == ours
-    assert all(b'"transactionDate":"2026-' in page for page in ours)
+    written = b"".join(ours)
+    assert b'"transactionDate":"2026-11-12","valueDate":"2026-11-13"' in written
+    assert '"remarks":"ﾌﾘｺﾐ \\"ﾃﾞ-ﾀ\\""'.encode() in written and b'"remarks":"tab\\tnew\\nline\\r"' in written
+    counts = [(json.loads(page)["hasNext"], json.loads(page)["count"]) for page in ours]
+    assert counts[:-2] == [(True, 240), (True, 240), (False, 41 * 12 + len(awkward) - 480)]
+    assert counts[-2] == (False, 10 * 12 + len(awkward)) and counts[-1] == (False, 0)
+    assert ours[-1].endswith(b'"count":0,"transactions":[]}')
 
 
 def test_the_sqlite_log_insert_stores_what_sqlalchemy_stores(app):

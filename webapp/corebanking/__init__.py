@@ -113,6 +113,14 @@ class CoreBanking(abc.ABC):
         (date desc, seq desc), starting strictly after position `after` (a (date, seq) pair) in
         that order. Keyset paging: rows booked later never shift the pages already read."""
 
+    def transactions_json(self, key: AccountKey, date_from: dt.date, date_to: dt.date,
+                          after: tuple[dt.date, int] | None, limit: int) -> list[bytes] | None:
+        """The rows `transactions` gives, each already written as the account API's JSON object
+        (CONTRACT §6: itemKey … balance, the bytes webapp/api/views.py writes for a Transaction),
+        when this core can write them faster than the API builds them; None when it cannot, and the
+        API builds them from `transactions`."""
+        return None
+
 
 def core() -> CoreBanking:
     return current_app.extensions["core_banking"]

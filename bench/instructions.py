@@ -1,6 +1,6 @@
 """Instructions a request (valgrind's callgrind): the steadiest measure of a request's own CPU here.
 
-    python bench/instructions.py [--only poll healthz account call api] [--calls 100 600]
+    python bench/instructions.py [--only poll healthz account call api rows] [--calls 100 600]
 
 Each kind is called straight through the app (`app(environ, start_response)`: no server, no test
 client) in a process of its own under `valgrind --tool=callgrind`, twice: once with the first
@@ -11,7 +11,8 @@ doing, where timings on a shared box wander ±10 %. Each run takes ~1.5 minutes;
 
 The requests are bench_screens.py's (its seed: a flow at each step, ④'s call attempt open, the
 session cookie a browser holds), on a temporary SQLite file, memory:// limits; `api` is the account
-API's `/accounts` with bench_transactions.py's token (its log row written and committed each call).
+API's `/accounts` with bench_transactions.py's token (its log row written and committed each call);
+`rows` the same token's first transactions page, 500 rows of bench_transactions.py's 10,000.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import harness
 
-KINDS = ("poll", "healthz", "account", "call", "api")
+KINDS = ("poll", "healthz", "account", "call", "api", "rows")
 
 
 def main() -> int:
@@ -68,10 +69,11 @@ def _serve(kind: str, calls: int) -> int:
     with harness.workspace(argparse.Namespace(database_url=None), PHONE_AUTH_WINDOW_SECONDS=3600,
                            LOG_LEVEL="WARNING") as ws:
         config = ws.app_config(GLOBAL_REQUEST_LIMIT="100000000 per second", REQUESTS_PER_IP="100000000 per second")
-        if kind == "api":  # the account API's /accounts, bench_transactions.py's token and account
+        account_id = None
+        if kind in ("api", "rows"):  # the account API, bench_transactions.py's token and account
             from bench_transactions import seed as api_seed
             config["API_RATE_LIMIT"] = "100000000 per minute"
-            token, _account_id = api_seed(config)
+            token, account_id = api_seed(config)
             cookies = {"account": "", "call": ""}
         else:
             token, cookies = None, seed(config)
@@ -80,7 +82,9 @@ def _serve(kind: str, calls: int) -> int:
                          "healthz": ("/healthz", {}),
                          "account": ("/amami/flow/account", {"Cookie": cookies["account"]}),
                          "call": ("/amami/flow/call", {"Cookie": cookies["call"]}),
-                         "api": ("/amami/api/v1/accounts", {"Authorization": f"Bearer {token}"})}[kind]
+                         "api": ("/amami/api/v1/accounts", {"Authorization": f"Bearer {token}"}),
+                         "rows": (f"/amami/api/v1/accounts/transactions?accountId={account_id}",
+                                  {"Authorization": f"Bearer {token}"})}[kind]
         environ = EnvironBuilder(path=path, headers=headers, base_url="http://127.0.0.1").get_environ()
         statuses = []
 

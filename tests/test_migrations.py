@@ -40,7 +40,8 @@ def test_operation_log_refuses_update_and_delete(migrated_app):
 
 
 def _changes_counted(engine, statements) -> list[int]:
-    """maintenance_changes' total (0: no row yet) after each statement, each committed alone."""
+    """maintenance_changes' total (0: no row yet) after each statement, each committed alone, counted
+    from the row's first total (random, migration 0011) as 1."""
     import sqlalchemy as sa
     totals = []
     for statement in statements:
@@ -48,7 +49,9 @@ def _changes_counted(engine, statements) -> list[int]:
             conn.execute(sa.text(statement) if isinstance(statement, str) else statement)
         with engine.connect() as conn:
             totals.append(conn.execute(sa.text("SELECT coalesce(max(total), 0) FROM maintenance_changes")).scalar())
-    return totals
+    first = next((t for t in totals if t), 1)
+    assert 1 <= first <= 2**30
+    return [t and t - first + 1 for t in totals]
 
 
 def _window_writes() -> tuple:
@@ -72,13 +75,40 @@ _WINDOW_WRITES = (
 
 
 def test_the_database_counts_each_change_of_the_maintenance_windows(migrated_app):
-    """Migration 0010's triggers: every statement that writes maintenance_window moves the count, in
-    its own transaction; writes to other tables do not (webapp/maintenance.py keeps what it read
-    until it moves)."""
+    """Migration 0010's triggers (with 0011's first total): every statement that writes
+    maintenance_window moves the count, in its own transaction; writes to other tables do not
+    (webapp/maintenance.py keeps what it read until it moves)."""
     totals = _changes_counted(migrated_app.extensions["db_engine"], _window_writes())
     dialect = migrated_app.extensions["db_engine"].dialect.name
     # SQLite's triggers fire for each row written, PostgreSQL's for each statement, even one of no rows
     assert totals == ([0, 1, 1, 2, 3, 4] if dialect == "postgresql" else [0, 1, 1, 2, 2, 3])
+
+
+def _first_totals_after_deletions(engine, times: int = 10) -> list[int]:
+    """The total a window's change gives a maintenance_changes row deleted by hand before it, `times`."""
+    import sqlalchemy as sa
+
+    _changes_counted(engine, _window_writes()[:1])  # the staff member the windows name
+    firsts = []
+    for _ in range(times):
+        with engine.begin() as conn:
+            conn.execute(sa.text(_WINDOW_WRITES[0]))
+            firsts.append(conn.execute(sa.text("SELECT total FROM maintenance_changes")).scalar())
+            conn.execute(sa.text("DELETE FROM maintenance_changes"))
+    return firsts
+
+
+def test_a_count_row_deleted_by_hand_starts_again_from_a_random_total(migrated_app):
+    """Migration 0011: a thread that kept the total it read must not meet it again after the row is
+    deleted and the next change makes it anew (webapp/maintenance.py would keep changed windows).
+    Each new row starts at a random total: ten deletions give ten different ones, none of them 1."""
+    firsts = _first_totals_after_deletions(migrated_app.extensions["db_engine"])
+    assert len(set(firsts)) == 10 and 1 not in firsts and all(1 <= t <= 2**30 for t in firsts)
+
+
+def test_the_models_schema_starts_a_count_row_at_a_random_total_too(app):
+    firsts = _first_totals_after_deletions(app.extensions["db_engine"])
+    assert len(set(firsts)) == 10 and 1 not in firsts and all(1 <= t <= 2**30 for t in firsts)
 
 
 def test_the_models_schema_counts_them_as_the_migrations_do(app):

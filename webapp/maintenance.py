@@ -42,7 +42,11 @@ class MaintenanceChanges(SQLModel, table=True):
     triggers below, migration 0010) in the transaction that adds, cancels or deletes a window, by
     whatever wrote it (the staff console, the CLI, a hand-typed statement). A worker thread that
     keeps what it read of the windows (`_remembered`, `window_now`) reads them again only when this
-    moved; commits to any other table leave it alone. No row yet: nothing has changed."""
+    moved; commits to any other table leave it alone. No row yet: nothing has changed.
+
+    The row starts at a random total (migration 0011), not at 1: were it deleted by hand, the next
+    change would make it again, and a thread that kept the total it read before the deletion must
+    not meet that same total (a chance of 1 in 2**30), or it would keep windows that have changed."""
 
     __tablename__ = "maintenance_changes"
 
@@ -50,16 +54,21 @@ class MaintenanceChanges(SQLModel, table=True):
     total: int
 
 
-# The same triggers as migration 0010's, for a schema made from the models (db.create_all: tests).
-_COUNT_A_CHANGE = ("INSERT INTO maintenance_changes (id, total) VALUES (1, 1)"
-                   " ON CONFLICT (id) DO UPDATE SET total = maintenance_changes.total + 1")
+# The same triggers as migrations 0010 and 0011 make, for a schema made from the models
+# (db.create_all: tests). A new row's total is random in 1 … 2**30 (MaintenanceChanges).
+def _count_a_change(first_total: str) -> str:
+    return (f"INSERT INTO maintenance_changes (id, total) VALUES (1, {first_total})"
+            " ON CONFLICT (id) DO UPDATE SET total = maintenance_changes.total + 1")
+
+
 for _action in ("INSERT", "UPDATE", "DELETE"):
     event.listen(MaintenanceWindow.__table__, "after_create", DDL(
         f"CREATE TRIGGER maintenance_window_{_action.lower()} AFTER {_action} ON maintenance_window"
-        f" BEGIN {_COUNT_A_CHANGE}; END").execute_if(dialect="sqlite"))
+        f" BEGIN {_count_a_change('abs(random() %% 1073741824) + 1')}; END").execute_if(dialect="sqlite"))  # %%: DDL's
 event.listen(MaintenanceWindow.__table__, "after_create", DDL(
     "CREATE FUNCTION maintenance_window_changed() RETURNS trigger LANGUAGE plpgsql AS $$"
-    f" BEGIN {_COUNT_A_CHANGE}; RETURN NULL; END $$").execute_if(dialect="postgresql"))
+    f" BEGIN {_count_a_change('floor(random() * 1073741824)::integer + 1')}; RETURN NULL; END $$"
+).execute_if(dialect="postgresql"))
 event.listen(MaintenanceWindow.__table__, "after_create", DDL(
     "CREATE TRIGGER maintenance_window_changed AFTER INSERT OR UPDATE OR DELETE ON maintenance_window"
     " FOR EACH STATEMENT EXECUTE FUNCTION maintenance_window_changed()").execute_if(dialect="postgresql"))

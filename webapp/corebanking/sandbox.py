@@ -98,11 +98,7 @@ class SandboxCoreBanking(CoreBanking):
     def transactions(self, key: AccountKey, date_from: dt.date, date_to: dt.date,
                      after: tuple[dt.date, int] | None, limit: int) -> list[Transaction]:
         # Plain columns, not ORM objects: building 500 model instances costs ~10x the query.
-        params = {**_key_params(key), "date_from": date_from, "date_to": date_to, "limit": limit}
-        stmt = _PAGE
-        if after is not None:
-            stmt = _NEXT_PAGE
-            params["after_date"], params["after_seq"] = after
+        stmt, params = _page(_PAGE, _NEXT_PAGE, key, date_from, date_to, after, limit)
         if db.engine().dialect.name == "sqlite":
             return _sqlite_page(db.plain_dbapi(), stmt, params)
         return db.plain_rows(stmt, params, make=Transaction._make)
@@ -112,12 +108,18 @@ class SandboxCoreBanking(CoreBanking):
         """On SQLite with its JSON functions, the page's rows as JSON objects (_PAGE_JSON); else None."""
         if db.engine().dialect.name != "sqlite" or not _sqlite_has_json():
             return None
-        params = {**_key_params(key), "date_from": date_from, "date_to": date_to, "limit": limit}
-        stmt = _PAGE_JSON
-        if after is not None:
-            stmt = _NEXT_PAGE_JSON
-            params["after_date"], params["after_seq"] = after
+        stmt, params = _page(_PAGE_JSON, _NEXT_PAGE_JSON, key, date_from, date_to, after, limit)
         return [row for row, in _sqlite_rows(db.plain_dbapi(), stmt, params)]
+
+
+def _page(first, following, key: AccountKey, date_from: dt.date, date_to: dt.date,
+          after: tuple[dt.date, int] | None, limit: int) -> tuple:
+    """The statement of a page (`first`, or `following` after a position) and its parameters."""
+    params = {**_key_params(key), "date_from": date_from, "date_to": date_to, "limit": limit}
+    if after is None:
+        return first, params
+    params["after_date"], params["after_seq"] = after
+    return following, params
 
 
 _SQLITE_PAGES: dict = {}  # statement → its SQLite compilation, made once

@@ -54,10 +54,12 @@ def arguments() -> argparse.Namespace:
 def logged_calls(config: dict) -> int:
     from sqlalchemy import func, select
 
-    from webapp import create_app, db
+    from webapp import create_app, db, oplog
     from webapp.oplog import OperationLog
 
     app = create_app(config)
+    with app.app_context():
+        oplog.drain()  # what the stopped workers left in their spool files (SQLite: webapp/logspool.py)
     with app.app_context(), db.engine().connect() as conn:
         count = conn.execute(select(func.count()).select_from(OperationLog).where(OperationLog.screen == "API")).scalar()
     app.extensions["db_engine"].dispose()

@@ -10,7 +10,7 @@ import uuid
 import pytest
 from sqlmodel import Session, select
 
-from webapp import clock, db
+from webapp import clock, db, oplog
 from webapp.corebanking import CoreUnavailable
 from webapp.oplog import OperationLog
 
@@ -20,7 +20,9 @@ UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0
 
 
 def api_log(app) -> list[OperationLog]:
+    """The API's rows in the log, as a reader of it sees them: spooled rows drained first."""
     with app.app_context(), Session(db.engine()) as s:
+        oplog.drain()
         return list(s.exec(select(OperationLog).where(OperationLog.screen == "API").order_by(OperationLog.id)))
 
 

@@ -18,7 +18,7 @@ from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import Column, Index, String, insert
 from sqlmodel import Field, SQLModel, select
 
-from . import clock, db, metrics
+from . import clock, db, logspool, metrics
 from .db import UTCDateTime
 from .fields import ACCOUNT_NUMBER, ACCOUNT_TYPE, BRANCH, NAME_KANA, padded_account_number
 
@@ -93,11 +93,47 @@ def record_committed(*, tenant: str, screen: str, event: str, result: str, detai
     load one commit covers many calls, instead of each call waiting for the write lock in turn."""
     values = _row(tenant=tenant, screen=screen, event=event, result=result, detail=detail, client_id=client_id,
                   branch=branch, account_type=account_type, account_number=account_number)
+    spool = _spool()
+    if spool is not None:
+        try:
+            spool.append(values)
+        except OSError:
+            events_log.exception("log spool not written: the row is committed instead")
+        else:
+            _announce(tenant, screen, event, result, detail, None)
+            try:
+                spool.drain_if_due()
+            except Exception:  # the call's own row is kept in the file; the next drain takes it
+                events_log.exception("log spool drain failed")
+            return
     batches = current_app.extensions.get("oplog_group_commit")
     if batches is None:  # the app's first call; setdefault: one of two racing threads' is kept
         batches = current_app.extensions.setdefault("oplog_group_commit", _GroupCommit())
     batches.write(db.engine(), values)
     _announce(tenant, screen, event, result, detail, None)
+
+
+def drain() -> None:
+    """Move the account API's spooled rows into the table (webapp/logspool.py): every reader of the
+    log calls this first, so it sees every call answered before it. A failed drain is logged, not
+    raised: the rows stay in their files for the next one, and the reader reads what is there."""
+    spool = _spool()
+    if spool is not None:
+        try:
+            spool.drain()
+        except Exception:
+            events_log.exception("log spool drain failed")
+
+
+def _spool() -> "logspool.Spool | None":
+    """This app's spool on a SQLite file database, made on first use; None on PostgreSQL."""
+    spool = current_app.extensions.get("oplog_spool", False)
+    if spool is False:
+        engine = db.engine()
+        directory = logspool.directory_for(engine)
+        made = None if directory is None else logspool.Spool(engine, directory, OperationLog.__table__, _SPOOLED)
+        spool = current_app.extensions.setdefault("oplog_spool", made)
+    return spool
 
 
 def _row(*, tenant, screen, event, result, flow=None, detail=None, client_id=None, branch=None, account_type=None,
@@ -125,6 +161,8 @@ def _announce(tenant, screen, event, result, detail, flow_id) -> None:
 
 
 _INSERT = insert(OperationLog.__table__)  # built once: every API call runs it
+_SPOOLED = ("at", "tenant", "screen", "event", "result", "detail", "flow_id", "client_id", "branch", "account_type",
+            "account_number", "name_kana", "ip", "user_agent")  # what _row gives: every column a line holds
 
 
 class _Ticket:
@@ -196,6 +234,7 @@ def show_cmd(tenant, account, since, limit):
                             OperationLog.account_number == padded_account_number(number))
     if since:
         query = query.where(OperationLog.at >= since.replace(tzinfo=clock.JST))
+    drain()
     rows = db.session().exec(query.order_by(OperationLog.at.desc(), OperationLog.id.desc()).limit(limit)).all()
     for row in rows:
         data = row.model_dump()

@@ -43,6 +43,7 @@ def _links_flow():
 def _page(flow, form, *, status: int = 200, alert: str | None = None):
     g.screen_id, g.screen_title = STEPS["links"].screen_id, STEPS["links"].title
     done = get_flashed_messages(category_filter=[_DONE])
+    oplog.drain()  # each app's last call, up to the one just answered
     return render_page("my/links.html", status, form=form, flow=flow,
                        links=live_links(db.session(), account_key(flow)),
                        account_type_name=g.tenant.account_type_name(flow.account_type),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 from flask.cli import AppGroup
 
+from .. import oplog
 from ..deliveries import keep_running
 
 mail_cli = AppGroup("mail", help="Completion mail and expiry reminder outbox.")
@@ -22,6 +23,7 @@ def send_pending_cmd(limit: int, every: int | None, remind: bool) -> None:
     from .sender import send_pending
 
     def run_once() -> None:
+        oplog.drain()  # the account API's log rows, kept even while no one calls or reads the log
         queued = queue_expiry_reminders() if remind else 0
         if queued:
             click.echo(f"queued {queued} reminder(s)")

@@ -6,7 +6,7 @@ import re
 from wtforms import SelectChoice
 from flask import abort, g, redirect, render_template, request, url_for
 
-from .. import db, fields, lockout
+from .. import db, fields, lockout, oplog
 from ..corebanking import AccountKey
 from ..oauth.consents import revoke_consent
 from . import accounts
@@ -49,6 +49,7 @@ def account_search():
 @bp.route("/accounts/<branch>/<account_type>/<number>")
 def account(branch, account_type, number):
     key = _key(branch, account_type, number)
+    oplog.drain()  # the account API's latest calls, in the log shown below
     s = db.session()
     name, reachable = accounts.kana_name(key)
     notice = {"unlocked": UNLOCKED, "nothing": NOTHING_TO_UNLOCK, "revoked": REVOKED,
@@ -63,6 +64,7 @@ def _reason_or_page(key: AccountKey):
     form = ReasonForm()
     if form.validate_on_submit():
         return form, None
+    oplog.drain()  # the account API's latest calls, in the log shown below
     s = db.session()
     name, reachable = accounts.kana_name(key)
     error = errors_text(form)

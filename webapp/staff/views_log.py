@@ -5,7 +5,7 @@ from urllib.parse import quote
 
 from flask import Response, g, render_template, request, stream_with_context, url_for
 
-from .. import clock, db
+from .. import clock, db, oplog
 from . import logsearch
 from .blueprint import audit, bp
 from .forms import LogSearchForm
@@ -28,6 +28,7 @@ def log_search():
     rows, next_cursor = [], None
     valid = form.validate()
     if valid:
+        oplog.drain()  # the account API's latest calls too
         rows, next_cursor = logsearch.search(db.session(), _query(form), logsearch.decode_cursor(request.args.get("after")))
     filters = _filters()
     return render_template(
@@ -43,6 +44,7 @@ def log_export():
         return render_template("staff/log.html", form=form, log=[], valid=False, first_page=True, next_url=None,
                                first_url=url_for("staff.log_search"), csv_url=None), 400
     query = _query(form)
+    oplog.drain()
     s = db.session()
     audit(s, "log_exported", reason=" ".join(f"{k}={v}" for k, v in _filters().items())[:200] or None)
     s.commit()

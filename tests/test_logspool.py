@@ -1,0 +1,225 @@
+"""The account API's log rows on SQLite go through a spool file (webapp/logspool.py): each is in the
+file before its answer, in operation_log once drained, never twice, and none is lost to a process
+that dies, a drain that races another, a file rotated, a torn line or a full disk."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func
+from sqlmodel import select
+
+from webapp import clock, db, logspool, oplog
+from webapp.oplog import OperationLog
+
+from conftest import text_of
+from staff_support import app_config, staff  # noqa: F401  (fixtures: fast hashing, amami's operator signed in)
+from test_api_support import api  # noqa: F401
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _spool(app) -> logspool.Spool:
+    with app.app_context():
+        spool = oplog._spool()
+    if spool is None:
+        pytest.skip("the spool is SQLite's: PostgreSQL commits each row in its call")
+    return spool
+
+
+def _details(app) -> list[str]:
+    """operation_log's details as they stand, without draining."""
+    with app.app_context(), db.engine().connect() as conn:
+        return list(conn.execute(select(OperationLog.detail).order_by(OperationLog.id)).scalars())
+
+
+def _lines(spool: logspool.Spool) -> list[bytes]:
+    return [line for path in sorted(spool.directory.glob("*.jsonl")) for line in path.read_bytes().splitlines()]
+
+
+def _row(app, detail: str) -> dict:
+    with app.app_context():
+        return oplog._row(tenant="amami", screen="API", event="accounts", result="ok", detail=detail)
+
+
+def test_a_call_is_in_the_spool_before_its_answer_and_in_the_log_once_drained(api, monkeypatch):
+    monkeypatch.setattr(logspool, "DRAIN_SECONDS", 3600)  # no drain by the calls themselves
+    sent = str(uuid.uuid4())
+    assert api.get("accounts", headers={"x-fapi-interaction-id": sent, "User-Agent": "アプリ/2.0"}).status_code == 200
+    spool = _spool(api.app)
+    assert [line for line in _lines(spool) if sent.encode() in line]
+    assert not any(sent in (d or "") for d in _details(api.app))  # not in the table yet: the spool took it
+
+    with api.app.app_context():
+        oplog.drain()
+        oplog.drain()  # a second drain finds nothing more
+        row, = db.session().exec(select(OperationLog).where(OperationLog.detail.contains(sent))).all()
+    assert (row.tenant, row.screen, row.event, row.result) == ("amami", "API", "accounts", "ok")
+    assert (row.branch, row.account_number, row.user_agent) == ("115", "1100026", "アプリ/2.0")
+    assert row.client_id and row.ip == "127.0.0.1"
+    assert abs(clock.as_utc(row.at) - clock.now()) < dt.timedelta(minutes=1)
+
+
+def test_the_process_that_writes_drains_when_a_drain_is_due(api, monkeypatch):
+    _spool(api.app)
+    monkeypatch.setattr(logspool, "DRAIN_SECONDS", 0)
+    sent = str(uuid.uuid4())
+    api.get("accounts", headers={"x-fapi-interaction-id": sent})
+    assert sum(sent in (d or "") for d in _details(api.app)) == 1
+
+
+@pytest.mark.parametrize("page", ["log", "accounts/115/1/1100026"])
+def test_the_staff_console_shows_a_call_answered_a_moment_before(api, staff, monkeypatch, page):
+    """Staff read the log through pages that drain first: a call answered before the page shows,
+    however long before the next drain was due."""
+    monkeypatch.setattr(logspool, "DRAIN_SECONDS", 3600)
+    sent = str(uuid.uuid4())
+    api.get("accounts", headers={"x-fapi-interaction-id": sent})
+    assert sent in text_of(staff.get(page))
+
+
+def test_the_mail_worker_drains_on_each_round(api, monkeypatch):
+    """With no call and no reader to drain, the mail worker's round (each minute) moves the rows."""
+    monkeypatch.setattr(logspool, "DRAIN_SECONDS", 3600)
+    _spool(api.app)
+    sent = str(uuid.uuid4())
+    api.get("accounts", headers={"x-fapi-interaction-id": sent})
+    assert not any(sent in (d or "") for d in _details(api.app))
+    result = api.app.test_cli_runner().invoke(args=["mail", "send-pending"])
+    assert result.exit_code == 0, result.output
+    assert sum(sent in (d or "") for d in _details(api.app)) == 1
+
+
+def test_a_spool_that_cannot_be_written_leaves_the_row_committed_in_the_call(api, monkeypatch, caplog):
+    spool = _spool(api.app)
+
+    def disk_full(self, values):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(logspool.Spool, "append", disk_full)
+    sent = str(uuid.uuid4())
+    assert api.get("accounts", headers={"x-fapi-interaction-id": sent}).status_code == 200
+    assert sum(sent in (d or "") for d in _details(api.app)) == 1
+    assert not any(sent.encode() in line for line in _lines(spool))
+    assert "log spool not written" in caplog.text
+
+
+def test_a_short_write_raises_and_its_torn_line_is_never_drained(app, monkeypatch, caplog):
+    spool = _spool(app)
+    spool.append(_row(app, "before"))
+    real_write = os.write
+
+    def half(fd, data):
+        return real_write(fd, data[:len(data) // 2])
+
+    with monkeypatch.context() as patched:
+        patched.setattr(logspool.os, "write", half)
+        with pytest.raises(OSError, match="short write"):
+            spool.append(_row(app, "torn"))
+    spool.append(_row(app, "after"))  # in a new file: the torn line ended the old one
+    assert len(list(spool.directory.glob("*.jsonl"))) == 2
+    assert spool.drain() == 2
+    assert _details(app) == ["before", "after"]
+    assert "torn line, not kept" in caplog.text
+    assert len(list(spool.directory.glob("*.jsonl"))) == 1  # the old one deleted, the live one kept
+
+
+def test_files_done_with_are_drained_then_deleted_and_the_live_one_kept(app, monkeypatch):
+    spool = _spool(app)
+    monkeypatch.setattr(logspool, "ROTATE_BYTES", 1)  # a new file after every line
+    for n in range(5):
+        spool.append(_row(app, f"r{n}"))
+    assert len(list(spool.directory.glob("*.jsonl"))) == 5
+    assert spool.drain() == 5
+    assert _details(app) == [f"r{n}" for n in range(5)]
+    assert list(spool.directory.glob("*.jsonl")) == []
+    with app.app_context(), db.engine().connect() as conn:
+        assert conn.execute(select(logspool.spool_table.c.name)).scalars().all() == []
+    monkeypatch.setattr(logspool, "ROTATE_BYTES", 1 << 20)
+    spool.append(_row(app, "r5"))
+    assert spool.drain() == 1 and len(_details(app)) == 6
+    live, = spool.directory.glob("*.jsonl")  # this process's own, still open: kept
+    spool.append(_row(app, "r6"))
+    assert spool.drain() == 1 and list(spool.directory.glob("*.jsonl")) == [live]
+    with app.app_context(), db.engine().connect() as conn:
+        assert conn.execute(select(logspool.spool_table.c.drained)).scalars().all() == [live.stat().st_size]
+
+
+def test_a_dead_writers_file_with_a_torn_tail_keeps_its_whole_lines(app, caplog):
+    spool = _spool(app)
+    spool.directory.mkdir(exist_ok=True)
+    dead = spool.directory / "99999-deadbeef.jsonl"
+    lines = [oplog.logspool.orjson.dumps({k: _row(app, d).get(k) for k in oplog._SPOOLED}) for d in ("d1", "d2")]
+    dead.write_bytes(b"\n".join(lines) + b'\n{"at":"2026-11-')  # the machine stopped mid-line
+    assert spool.drain() == 2
+    assert _details(app) == ["d1", "d2"]
+    assert not dead.exists()
+    assert "torn line, not kept" in caplog.text
+
+
+_WRITER = """
+import os, signal, sys
+from webapp import clock, db, logspool, oplog
+logspool.DRAIN_SECONDS = 0  # every append drains, if no other drain of this process runs
+engine = db.make_engine(sys.argv[1])
+spool = logspool.Spool(engine, logspool.directory_for(engine), oplog.OperationLog.__table__, oplog._SPOOLED)
+name, count, ending = sys.argv[2], int(sys.argv[3]), sys.argv[4]
+for n in range(count):
+    spool.append(dict(at=clock.now(), tenant="amami", screen="API", event="accounts", result="ok",
+                      detail=f"{name}-{n}"))
+    spool.drain_if_due()
+    if ending == "killed" and n == count // 2 - 1:
+        os.kill(os.getpid(), signal.SIGKILL)  # half its lines written, the rest never
+print("done", flush=True)
+os._exit(0)  # no last drain: what is left in its file waits for another process
+"""
+
+_DRAINER = """
+import os, sys, time
+from webapp import db, logspool, oplog
+engine = db.make_engine(sys.argv[1])
+spool = logspool.Spool(engine, logspool.directory_for(engine), oplog.OperationLog.__table__, oplog._SPOOLED)
+while not os.path.exists(sys.argv[2]):
+    spool.drain()
+spool.drain()
+"""
+
+
+def test_processes_writing_draining_and_dying_log_every_line_once(app, database_url, tmp_path):
+    """Three writer processes (one killed half-way, one ending without a last drain) and two drainer
+    processes on one database: every line written is in operation_log exactly once, and every file
+    of a dead process is deleted with its length row."""
+    spool = _spool(app)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    stop = tmp_path / "stop"
+    count = 300
+    drainers = [subprocess.Popen([sys.executable, "-c", textwrap.dedent(_DRAINER), database_url, str(stop)],
+                                 env=env, cwd=ROOT) for _ in range(2)]
+    writers = {name: subprocess.Popen([sys.executable, "-c", textwrap.dedent(_WRITER), database_url, name, str(count),
+                                       ending], env=env, cwd=ROOT, stdout=subprocess.PIPE)
+               for name, ending in (("w0", "exit"), ("w1", "killed"), ("w2", "exit"))}
+    for name, writer in writers.items():
+        out, _ = writer.communicate(timeout=120)
+        if name == "w1":
+            assert writer.returncode == -signal.SIGKILL
+        else:
+            assert (writer.returncode, out.strip()) == (0, b"done")
+    stop.touch()
+    for drainer in drainers:
+        assert drainer.wait(timeout=120) == 0
+    spool.drain()
+
+    details = _details(app)
+    expected = [f"w0-{n}" for n in range(count)] + [f"w1-{n}" for n in range(count // 2)] + \
+               [f"w2-{n}" for n in range(count)]
+    assert len(details) == len(expected) and sorted(details) == sorted(expected)
+    assert list(spool.directory.glob("*.jsonl")) == []
+    with app.app_context(), db.engine().connect() as conn:
+        assert conn.execute(select(func.count()).select_from(logspool.spool_table)).scalar() == 0

@@ -1,0 +1,215 @@
+"""The account API's log rows on SQLite: appended to a file before the answer, moved into
+operation_log in batches.
+
+Why: every account API call logs a row (SPEC §6). Committed one call at a time, even grouped
+(oplog._GroupCommit), the row was a third of `/accounts`' cost under load: both workers' writers
+queue on SQLite's one write lock, and each commit writes the row and four index entries to the WAL
+(bench/README "Round 20"). Here a call appends one JSON line to its process's file (one `write()`,
+O_APPEND) and answers; a drain moves every line written since the last one into operation_log in
+one transaction.
+
+Durability is SQLite's own under `synchronous=NORMAL` (webapp/db.py): the line is in the kernel
+before the client has the answer, so it survives the process (a kill -9 included), not the machine,
+as a commit to the WAL without fsync does. PostgreSQL keeps committing each row in the call
+(oplog.record_committed): its commit survives the machine, and it has no single write lock.
+
+Exactly once: a file's drained length is kept in operation_log_spool and moves in the transaction
+that inserts its rows, under SQLite's write lock, so two drainers (threads or processes) never
+insert a line twice and a drain that fails inserts none. Only whole lines are drained.
+
+Who drains: the process that wrote, every DRAIN_SECONDS of calls (the call that finds it due drains,
+after its own line is written); every reader of the log, first (drain_for_reading: the staff console,
+`flask log show`, the customer's list of apps); and the mail worker on each round. A file whose
+process has gone (its shared flock released) is drained by whoever comes next, then deleted.
+
+Files: `<database>-oplog/<ns since 1970>-<pid>-<random>.jsonl`, beside the database, on the same disk. A process
+starts a new file past ROTATE_BYTES; the old one is drained and deleted like a dead process's.
+If the file cannot be written (disk full, directory gone), the call commits its row as PostgreSQL's
+do: no row is ever acknowledged unkept.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import logging
+import os
+import secrets
+import threading
+import time
+from pathlib import Path
+
+import orjson
+from sqlalchemy import BigInteger, Column, String, Table, bindparam, delete, insert, select, update
+from sqlmodel import SQLModel
+
+from . import db
+
+log = logging.getLogger(__name__)
+
+DRAIN_SECONDS = 0.1
+ROTATE_BYTES = 4 << 20
+SUFFIX = ".jsonl"
+
+spool_table = Table(
+    "operation_log_spool", SQLModel.metadata,
+    Column("name", String(80), primary_key=True),
+    Column("drained", BigInteger, nullable=False),
+)
+
+
+def directory_for(engine) -> Path | None:
+    """The spool's directory for `engine`'s database: a SQLite file's, none in memory or elsewhere."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database + "-oplog")
+
+
+class Spool:
+    """One database's spool in this process: the file this process appends to, and the drains."""
+
+    def __init__(self, engine, directory: Path, log_table: Table, columns: tuple[str, ...]) -> None:
+        self.engine, self.directory, self._columns = engine, directory, columns
+        self._insert = insert(log_table)
+        self._file_lock = threading.Lock()  # opening and rotating this process's file
+        self._draining = threading.Lock()  # one drain at a time in this process
+        self._fd: int | None = None
+        self._pid: int | None = None
+        self._size = 0
+        self._drained_at = time.monotonic()
+        self._known: dict[str, int] = {}  # file → the length this process's last drain of it reached
+
+    # --- writing --------------------------------------------------------------------------------
+
+    def append(self, values: dict) -> None:
+        """Write one row's line; raises OSError if it could not be written whole."""
+        line = orjson.dumps({k: values.get(k) for k in self._columns}) + b"\n"
+        with self._file_lock:
+            fd = self._current_fd()
+            written = os.write(fd, line)
+            self._size += written
+            if written != len(line) or self._size >= ROTATE_BYTES:
+                # Done with this file: the next line opens a new one. Its lock goes with the
+                # descriptor, so a drain takes what is left and deletes it, as a dead process's.
+                self._fd = None
+                os.close(fd)
+            if written != len(line):  # a short write (disk full): the torn line ends the file, undrained
+                raise OSError(f"short write to the log spool: {written} of {len(line)} bytes")
+
+    def drain_if_due(self) -> None:
+        """Drain when DRAIN_SECONDS have passed since this process last did, unless a drain runs."""
+        if time.monotonic() - self._drained_at < DRAIN_SECONDS or not self._draining.acquire(blocking=False):
+            return
+        try:
+            self._drain_all()
+        finally:
+            self._draining.release()
+
+    def _current_fd(self) -> int:
+        if self._fd is not None and self._pid != os.getpid():  # inherited through fork: the parent's file
+            os.close(self._fd)
+            self._fd = None
+        if self._fd is None:
+            self._open()
+        return self._fd
+
+    def _open(self) -> None:
+        self.directory.mkdir(exist_ok=True)
+        # Named by when it began, so drains take files (and the table's ids follow) in that order.
+        path = self.directory / f"{time.time_ns()}-{os.getpid()}-{secrets.token_hex(8)}{SUFFIX}"
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_SH)  # ours while this process lives: no drainer deletes it
+        self._fd, self._pid, self._size = fd, os.getpid(), 0
+
+    # --- draining -------------------------------------------------------------------------------
+
+    def drain(self) -> int:
+        """Move every whole line of every file into operation_log; the rows moved."""
+        with self._draining:
+            return self._drain_all()
+
+    def _drain_all(self) -> int:
+        self._drained_at = time.monotonic()
+        try:
+            paths = sorted(self.directory.glob("*" + SUFFIX))
+        except OSError:
+            return 0
+        return sum(self._drain_file(path) for path in paths)
+
+    def _drain_file(self, path: Path) -> int:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:  # another process drained and deleted it meanwhile
+            return 0
+        try:
+            # The writer's shared lock stops this; got, the writer is gone and nothing more will come.
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                finished = True
+            except BlockingIOError:
+                finished = False
+            if not finished and self._known.get(path.name) == os.fstat(fd).st_size:
+                return 0  # a live writer's file, drained to its end by this process: no transaction
+            moved = self._move(fd, path, finished)
+            if finished and moved:  # now delete it, in a transaction that has nothing to lose
+                self._move(fd, path, finished)
+            return moved
+        finally:
+            os.close(fd)
+
+    def _move(self, fd: int, path: Path, finished: bool) -> int:
+        """One transaction: the file's whole lines not yet drained into operation_log, and its drained
+        length moved past them; or, for a finished file with nothing left, the file deleted."""
+        with self.engine.begin() as conn:
+            # The first statement writes, so the transaction holds the write lock from here on: what
+            # it reads next is what it moves, and no other drainer is between its reads and commit.
+            conn.execute(_ADD_FILE.on(conn), {"name": path.name})
+            try:
+                if os.stat(path).st_ino != os.fstat(fd).st_ino:
+                    return 0
+            except FileNotFoundError:  # deleted by a drainer that committed before this one began
+                conn.execute(_FORGET, {"file": path.name})  # the row this transaction just added
+                return 0
+            start = conn.execute(_DRAINED, {"file": path.name}).scalar_one()
+            data = os.pread(fd, max(0, os.fstat(fd).st_size - start), start)
+            end = data.rfind(b"\n") + 1
+            if end == 0:
+                if finished:
+                    if data:
+                        log.error("log spool %s ends in %d bytes of a torn line, not kept", path.name, len(data))
+                    # Unlinked inside the transaction, before its row goes: should the commit fail,
+                    # the row outlives the file (harmless), never the file its row (drained again).
+                    path.unlink()
+                    conn.execute(_FORGET, {"file": path.name})
+                    self._known.pop(path.name, None)
+                return 0
+            rows = self._rows(path.name, data[:end])
+            if rows:
+                conn.execute(self._insert, rows)
+            if conn.execute(_MOVE, {"file": path.name, "start": start, "to": start + end}).rowcount != 1:
+                raise RuntimeError(f"log spool {path.name}: drained length moved under a drain")
+        self._known[path.name] = start + end  # committed: the length this process knows is drained
+        return len(rows)
+
+    def _rows(self, name: str, data: bytes) -> list[dict]:
+        rows = []
+        for number, line in enumerate(data.splitlines(), 1):
+            if not line:
+                continue
+            try:
+                row = orjson.loads(line)
+                row["at"] = dt.datetime.fromisoformat(row["at"])
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                # Only a short write's torn line can be here; it was never acknowledged (append raised).
+                log.error("log spool %s: line %d is not a row, skipped", name, number)
+                continue
+            rows.append(row)
+        return rows
+
+
+_ADD_FILE = db.PerDialect(lambda dialect_insert: dialect_insert(spool_table).values(drained=0)
+                          .on_conflict_do_nothing(index_elements=["name"]))
+_DRAINED = select(spool_table.c.drained).where(spool_table.c.name == bindparam("file"))
+_MOVE = (update(spool_table).where(spool_table.c.name == bindparam("file"), spool_table.c.drained == bindparam("start"))
+         .values(drained=bindparam("to")))
+_FORGET = delete(spool_table).where(spool_table.c.name == bindparam("file"))

@@ -313,20 +313,22 @@ def test_the_sqlite_log_insert_stores_what_sqlalchemy_stores(app):
         rows = [oplog._row(tenant="amami", screen="API", event="accounts", result="ok", detail="status=200",
                            client_id="client-1", branch="115", account_type="1", account_number="1100026"),
                 oplog._row(tenant="amami", screen="API", event="balances", result="refused", detail=None)]
+        rows.append(dict(rows[1], at=rows[1]["at"].replace(microsecond=0)))  # stored with its ".000000" too
         db.insert_committed(engine, oplog._INSERT, rows)
         with engine.begin() as conn:
             conn.execute(oplog._INSERT, rows)
         with engine.connect() as conn:
             stored = conn.exec_driver_sql("SELECT * FROM operation_log ORDER BY id").all()
-        assert [tuple(r)[1:] for r in stored[:2]] == [tuple(r)[1:] for r in stored[2:]]
+        assert [tuple(r)[1:] for r in stored[:3]] == [tuple(r)[1:] for r in stored[3:]]
         assert stored[0].at == "2026-11-17 16:02:03.456789" and stored[0].user_agent == "アプリ/1.0"
+        assert stored[2].at == "2026-11-17 16:02:03.000000"
 
         with pytest.raises(Exception):  # tenant is NOT NULL: the whole batch is refused
             db.insert_committed(engine, oplog._INSERT, [rows[0], dict(rows[1], tenant=None)])
         gate = db._WRITE_GATES[engine]
         assert gate._owner is None and not gate._lock.locked()
         with engine.connect() as conn:
-            assert conn.execute(text("SELECT count(*) FROM operation_log")).scalar() == 4
+            assert conn.execute(text("SELECT count(*) FROM operation_log")).scalar() == 6
 
 
 def test_an_announced_window_closes_the_api_read_on_the_calls_own_connection(api):

@@ -624,7 +624,10 @@ def _plain_insert(engine: Engine, stmt, keys: tuple) -> tuple:
     if plain is None:
         compiled = stmt.compile(dialect=engine.dialect, column_keys=list(keys))
         names = compiled.positiontup
-        processors = tuple(compiled.binds[n].type.bind_processor(engine.dialect) for n in names)
+        # The dialect's own processor, as SQLAlchemy's execution uses: a TypeDecorator's generic one
+        # leaves SQLite's DATETIME formatting to sqlite3, which drops a zero microsecond part.
+        processors = tuple(compiled.binds[n].type.dialect_impl(engine.dialect).bind_processor(engine.dialect)
+                           for n in names)
         plain = _PLAIN_INSERTS[cache_key] = (compiled.string, names, processors)
     return plain
 

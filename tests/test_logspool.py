@@ -156,8 +156,8 @@ def test_a_dead_writers_file_with_a_torn_tail_keeps_its_whole_lines(app, caplog)
     spool = _spool(app)
     spool.directory.mkdir(exist_ok=True)
     dead = spool.directory / "99999-deadbeef.jsonl"
-    lines = [oplog.logspool.orjson.dumps({k: _row(app, d).get(k) for k in oplog._SPOOLED}) for d in ("d1", "d2")]
-    dead.write_bytes(b"\n".join(lines) + b'\n{"at":"2026-11-')  # the machine stopped mid-line
+    lines = b"".join(spool.line(_row(app, d)) for d in ("d1", "d2"))
+    dead.write_bytes(lines + b'{"at":"2026-11-')  # the machine stopped mid-line
     assert spool.drain() == 2
     assert _details(app) == ["d1", "d2"]
     assert not dead.exists()
@@ -223,3 +223,31 @@ def test_processes_writing_draining_and_dying_log_every_line_once(app, database_
     assert list(spool.directory.glob("*.jsonl")) == []
     with app.app_context(), db.engine().connect() as conn:
         assert conn.execute(select(func.count()).select_from(logspool.spool_table)).scalar() == 0
+
+
+def test_a_drained_row_is_stored_as_sqlalchemy_stores_it(app):
+    """The drain inserts each line's values through SQLite's JSON functions: compared, column by column
+    as SQLite keeps them, with the same rows inserted through SQLAlchemy."""
+    from sqlalchemy import insert
+
+    spool = _spool(app)
+    awkward = ['"quoted" \\ back', "tab\there\nnew\r", "ｶﾅ 漢字 🏦 \u2028", "\x01\x1f", "", None]
+    with app.test_request_context("/amami/api/v1/accounts", headers={"User-Agent": "アプリ/1.0 \"x\""}):
+        rows = []
+        for n, text in enumerate(awkward):
+            clock.set_now(dt.datetime(2026, 11, 18, 1, 2, 3, 456789 if n % 2 else 0, tzinfo=clock.JST))
+            rows.append(oplog._row(tenant="amami", screen="API", event="accounts", result="ok", detail=text,
+                                   client_id=text, branch="115", account_type="1", account_number="1100026"))
+        rows[0]["flow_id"] = 2**40
+        clock.set_now(None)
+        for row in rows:
+            spool.append(row)
+        assert spool.drain() == len(rows)
+        with db.engine().begin() as conn:
+            conn.execute(insert(OperationLog), rows)
+        with db.engine().connect() as conn:
+            stored = conn.exec_driver_sql("SELECT * FROM operation_log ORDER BY id").all()
+    drained, reference = [tuple(r)[1:] for r in stored[:len(rows)]], [tuple(r)[1:] for r in stored[len(rows):]]
+    assert drained == reference
+    assert stored[0].at == "2026-11-17 16:02:03.000000" and stored[1].at == "2026-11-17 16:02:03.456789"
+    assert stored[0].flow_id == 2**40 and stored[5].detail is None and stored[4].detail == ""

@@ -253,3 +253,66 @@ def test_a_drained_row_is_stored_as_sqlalchemy_stores_it(app):
     assert drained == reference
     assert stored[0].at == "2026-11-17 16:02:03.000000" and stored[1].at == "2026-11-17 16:02:03.456789"
     assert stored[0].flow_id == 2**40 and stored[5].detail is None and stored[4].detail == ""
+
+
+def test_every_call_a_real_server_answered_is_logged_once_though_its_workers_are_killed(app):
+    """gunicorn with two workers (as the Procfile), clients calling all along: one worker SIGKILLed
+    (the master starts another), then the whole server. Every call that got its answer is in the log
+    once after a drain, and the dead workers' files are gone."""
+    import argparse
+    import threading
+
+    import requests
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    import harness
+    from bench_transactions import seed
+    from test_faults import children, kill_server, wait_for
+
+    _spool(app)  # SQLite runs only
+    args = argparse.Namespace(database_url=None, workers=2, threads=4)
+    answered, stop = [], threading.Event()
+
+    def call_all_along(origin, token):
+        with requests.Session() as web:
+            while not stop.is_set():
+                sent = str(uuid.uuid4())
+                try:
+                    response = web.get(f"{origin}/amami/api/v1/accounts", timeout=5, headers={
+                        "Authorization": f"Bearer {token}", "x-fapi-interaction-id": sent})
+                except requests.RequestException:
+                    continue  # the worker died under it: no answer, nothing promised
+                if response.status_code == 200:
+                    answered.append(sent)
+
+    with harness.workspace(args, API_RATE_LIMIT="1000000 per minute") as ws:
+        clock.set_now(None)
+        token, _ = seed(ws.app_config(TESTING=True))
+        with harness.serve(ws, args) as server:
+            callers = [threading.Thread(target=call_all_along, args=(ws.origin, token)) for _ in range(4)]
+            for caller in callers:
+                caller.start()
+            assert wait_for(lambda: len(answered) >= 300, seconds=60)
+            workers = children(server.pid)
+            os.kill(workers[0], signal.SIGKILL)
+            assert wait_for(lambda: len(set(children(server.pid)) - set(workers)) == 1, seconds=60)
+            counted = len(answered)
+            assert wait_for(lambda: len(answered) >= counted + 300, seconds=60)
+            kill_server(server)
+            stop.set()
+            for caller in callers:
+                caller.join(30)
+
+        from webapp import create_app
+
+        after = create_app(ws.app_config(TESTING=True))
+        with after.app_context():
+            oplog.drain()
+            with db.engine().connect() as conn:
+                details = conn.execute(select(OperationLog.detail).where(OperationLog.screen == "API")).scalars().all()
+            left = list(logspool.directory_for(db.engine()).glob("*.jsonl"))
+        after.extensions["db_engine"].dispose()
+    logged = [d.split("interaction=")[1].split()[0] for d in details]
+    assert len(logged) == len(set(logged))  # none twice
+    assert set(answered) <= set(logged)  # every answer's row kept
+    assert left == []

@@ -17,15 +17,16 @@ Exactly once: a file's drained length is kept in operation_log_spool and moves i
 that inserts its rows, under SQLite's write lock, so two drainers (threads or processes) never
 insert a line twice and a drain that fails inserts none. Only whole lines are drained.
 
-Who drains: the process that wrote, every DRAIN_SECONDS of calls (the call that finds it due drains,
-after its own line is written); every reader of the log, first (drain_for_reading: the staff console,
-`flask log show`, the customer's list of apps); and the mail worker on each round. A file whose
-process has gone (its shared flock released) is drained by whoever comes next, then deleted.
+Who drains: each writing process's drainer thread, DRAIN_SECONDS after a line woke it (its own file
+and any finished one), off the request threads, so that no call waits for a drain; every reader of
+the log, first (oplog.drain: the staff console, `flask log show`, the customer's list of apps); the
+mail worker on each round. A file whose process has gone (its shared flock released) is drained by
+whoever comes next, then deleted.
 
-Files: `<database>-oplog/<ns since 1970>-<pid>-<random>.jsonl`, beside the database, on the same disk. A process
-starts a new file past ROTATE_BYTES; the old one is drained and deleted like a dead process's.
-If the file cannot be written (disk full, directory gone), the call commits its row as PostgreSQL's
-do: no row is ever acknowledged unkept.
+Files: `<database>-oplog/<pid>-<ns since 1970>-<random>.jsonl`, beside the database, on the same
+disk. A process starts a new file past ROTATE_BYTES; the old one is drained and deleted like a dead
+process's. If the file cannot be written (disk full, directory gone), the call commits its row as
+PostgreSQL's do: no row is ever acknowledged unkept.
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ import os
 import secrets
 import threading
 import time
+import weakref
 from pathlib import Path
 
 import orjson
@@ -80,16 +82,20 @@ class Spool:
         self._fd: int | None = None
         self._pid: int | None = None
         self._size = 0
-        self._drained_at = time.monotonic()
         self._known: dict[str, int] = {}  # file → the length this process's last drain of it reached
+        self._written = threading.Event()  # set by append: wakes this process's drainer
+        self._drainer_pid: int | None = None
 
     # --- writing --------------------------------------------------------------------------------
 
     def append(self, values: dict) -> None:
-        """Write one row's line; raises OSError if it could not be written whole."""
+        """Write one row's line; raises OSError if it could not be written whole. This process's
+        drainer thread moves it into the table within about DRAIN_SECONDS."""
         line = self.line(values)
         with self._file_lock:
             fd = self._current_fd()
+            if self._drainer_pid != self._pid:
+                self._start_drainer()
             written = os.write(fd, line)
             self._size += written
             if written != len(line) or self._size >= ROTATE_BYTES:
@@ -99,6 +105,7 @@ class Spool:
                 os.close(fd)
             if written != len(line):  # a short write (disk full): the torn line ends the file, undrained
                 raise OSError(f"short write to the log spool: {written} of {len(line)} bytes")
+        self._written.set()
 
     def line(self, values: dict) -> bytes:
         """The line of a row (the values oplog._row gives)."""
@@ -106,14 +113,12 @@ class Spool:
         row["at"] = self._stored_at(row["at"])
         return orjson.dumps(row) + b"\n"
 
-    def drain_if_due(self) -> None:
-        """Drain when DRAIN_SECONDS have passed since this process last did, unless a drain runs."""
-        if time.monotonic() - self._drained_at < DRAIN_SECONDS or not self._draining.acquire(blocking=False):
-            return
-        try:
-            self._drain_all()
-        finally:
-            self._draining.release()
+    def _start_drainer(self) -> None:
+        """This process's drainer: a daemon thread, started by the first append after a fork (never
+        by making the app: tests/test_preload.py), that holds the spool only weakly."""
+        self._drainer_pid = self._pid
+        threading.Thread(target=_drainer, args=(weakref.ref(self), self._written), name="log-spool-drainer",
+                         daemon=True).start()
 
     def _current_fd(self) -> int:
         if self._fd is not None and self._pid != os.getpid():  # inherited through fork: the parent's file
@@ -123,10 +128,13 @@ class Spool:
             self._open()
         return self._fd
 
+    def _own_prefix(self) -> str:
+        return f"{self._pid}-" if self._pid == os.getpid() else "\0"  # nothing before this process wrote
+
     def _open(self) -> None:
         self.directory.mkdir(exist_ok=True)
-        # Named by when it began, so drains take files (and the table's ids follow) in that order.
-        path = self.directory / f"{time.time_ns()}-{os.getpid()}-{secrets.token_hex(8)}{SUFFIX}"
+        # Named by its process, then when it began: a process's files are drained in order.
+        path = self.directory / f"{os.getpid()}-{time.time_ns()}-{secrets.token_hex(8)}{SUFFIX}"
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         fcntl.flock(fd, fcntl.LOCK_SH)  # ours while this process lives: no drainer deletes it
         self._fd, self._pid, self._size = fd, os.getpid(), 0
@@ -138,15 +146,20 @@ class Spool:
         with self._draining:
             return self._drain_all()
 
-    def _drain_all(self) -> int:
-        self._drained_at = time.monotonic()
+    def _drain_all(self, own_only: bool = False) -> int:
         try:
             paths = sorted(self.directory.glob("*" + SUFFIX))
         except OSError:
             return 0
-        return sum(self._drain_file(path) for path in paths)
+        return sum(self._drain_file(path, own_only) for path in paths)
 
-    def _drain_file(self, path: Path) -> int:
+    def drain_own(self) -> int:
+        """The drainer's round: this process's own file and every finished one, not another live
+        writer's (its own drainer takes it: the two processes' rounds need not wait on each other)."""
+        with self._draining:
+            return self._drain_all(own_only=True)
+
+    def _drain_file(self, path: Path, own_only: bool = False) -> int:
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:  # another process drained and deleted it meanwhile
@@ -158,6 +171,8 @@ class Spool:
                 finished = True
             except BlockingIOError:
                 finished = False
+            if not finished and own_only and not path.name.startswith(self._own_prefix()):
+                return 0  # another live writer's: its own drainer takes it
             if not finished and self._known.get(path.name) == os.fstat(fd).st_size:
                 return 0  # a live writer's file, drained to its end by this process: no transaction
             moved = self._move(fd, path, finished)
@@ -223,3 +238,22 @@ _DRAINED = select(spool_table.c.drained).where(spool_table.c.name == bindparam("
 _MOVE = (update(spool_table).where(spool_table.c.name == bindparam("file"), spool_table.c.drained == bindparam("start"))
          .values(drained=bindparam("to")))
 _FORGET = delete(spool_table).where(spool_table.c.name == bindparam("file"))
+
+
+def _drainer(spool_ref, written: threading.Event) -> None:
+    """Wait for a line, let DRAIN_SECONDS of them gather, drain; end when the spool is gone."""
+    while True:
+        if not written.wait(timeout=5):
+            if spool_ref() is None:
+                return
+            continue
+        time.sleep(DRAIN_SECONDS)
+        written.clear()
+        spool = spool_ref()
+        if spool is None:
+            return
+        try:
+            spool.drain_own()
+        except Exception:  # the lines stay in the file: the next round, or any reader, takes them
+            log.exception("log spool drain failed")
+        del spool

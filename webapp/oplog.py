@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import Optional
 
-import functools
 import json
 import logging
 import threading
@@ -86,14 +85,13 @@ def write(session, *, tenant: str, screen: str, event: str, result: str, flow=No
 
 def record_committed(*, tenant: str, screen: str, event: str, result: str, detail: str | None = None,
                      client_id: str | None = None, branch: str | None = None, account_type: str | None = None,
-                     account_number: str | None = None, after_response=None) -> None:
+                     account_number: str | None = None) -> None:
     """Keep a log row before this returns, outside the caller's transaction (the account API's log of
     every call, which has nothing else to commit).
 
-    On a SQLite file the row is appended to this process's spool file (webapp/logspool.py), moved
-    into the table by a drain: the one this process runs when due, through `after_response` (the
-    response's call_on_close: once the client has its answer) or else here. Elsewhere, or when the
-    file cannot be written, it is committed here: rows that several threads log at the same moment
+    On a SQLite file the row is appended to this process's spool file (webapp/logspool.py), which
+    its drainer thread moves into the table a moment later. Elsewhere, or when the file cannot be
+    written, it is committed here: rows that several threads log at the same moment
     share one transaction (_GroupCommit), so under load one commit covers many calls, instead of
     each call waiting for the write lock in turn."""
     values = _row(tenant=tenant, screen=screen, event=event, result=result, detail=detail, client_id=client_id,
@@ -106,23 +104,12 @@ def record_committed(*, tenant: str, screen: str, event: str, result: str, detai
             events_log.exception("log spool not written: the row is committed instead")
         else:
             _announce(tenant, screen, event, result, detail, None)
-            if after_response is None:
-                _drain_if_due(spool)
-            else:  # once the client has its answer: no call waits for a drain (its p99)
-                after_response(functools.partial(_drain_if_due, spool))
             return
     batches = current_app.extensions.get("oplog_group_commit")
     if batches is None:  # the app's first call; setdefault: one of two racing threads' is kept
         batches = current_app.extensions.setdefault("oplog_group_commit", _GroupCommit())
     batches.write(db.engine(), values)
     _announce(tenant, screen, event, result, detail, None)
-
-
-def _drain_if_due(spool) -> None:
-    try:
-        spool.drain_if_due()
-    except Exception:  # the call's own row is kept in the file; the next drain takes it
-        events_log.exception("log spool drain failed")
 
 
 def drain() -> None:

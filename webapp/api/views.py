@@ -71,12 +71,11 @@ def _interaction_and_log(response):
     tenant = getattr(g, "tenant", None)
     tenant_id = tenant.id if tenant else match.group(1)
     if request.endpoint != "api.openapi_document" and tenant_id in tenants.all_tenants():
-        _log_call(tenant_id, response, interaction_id)
+        _log_call(tenant_id, response.status_code, interaction_id)
     return response
 
 
-def _log_call(tenant_id: str, response, interaction_id: str) -> None:
-    status = response.status_code
+def _log_call(tenant_id: str, status: int, interaction_id: str) -> None:
     grant = g.get("api_grant")
     account = grant.account if grant else None
     result = ("ok" if status < 400 else "refused" if status in (401, 403, 429)
@@ -90,8 +89,7 @@ def _log_call(tenant_id: str, response, interaction_id: str) -> None:
                            result=result, detail=detail, client_id=g.get("api_client_id"),
                            branch=account.branch if account else None,
                            account_type=account.account_type if account else None,
-                           account_number=account.number if account else None,
-                           after_response=response.call_on_close)
+                           account_number=account.number if account else None)
 
 
 # --- parameters -------------------------------------------------------------------------------

@@ -4,6 +4,10 @@ On SQLite an account API call appends its log row to a file beside the database 
 the file's lines into operation_log (webapp/logspool.py). A file's drained length moves in the
 transaction that inserts its rows, so no line is inserted twice or lost between two drains.
 
+Before a downgrade past this revision, stop the web workers and drain what they left (any reader of
+the log drains first: `flask log show --tenant amami --limit 1`): code before it never reads the
+files, and their rows would wait there.
+
 Revision ID: 0012_operation_log_spool
 Revises: 0011_changes_random_start
 """

@@ -92,6 +92,15 @@ def test_the_staff_console_shows_a_call_answered_a_moment_before(api, staff, mon
     assert sent in text_of(staff.get(page))
 
 
+def test_log_show_shows_a_call_answered_a_moment_before(api, monkeypatch):
+    monkeypatch.setattr(logspool, "DRAIN_SECONDS", 3600)
+    sent = str(uuid.uuid4())
+    api.get("accounts", headers={"x-fapi-interaction-id": sent})
+    result = api.app.test_cli_runner().invoke(args=["log", "show", "--tenant", "amami", "--limit", "5"])
+    assert result.exit_code == 0, result.output
+    assert sent in result.output
+
+
 def test_the_mail_worker_drains_on_each_round(api, monkeypatch):
     """With no call and no reader to drain, the mail worker's round (each minute) moves the rows."""
     monkeypatch.setattr(logspool, "DRAIN_SECONDS", 3600)

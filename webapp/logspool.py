@@ -132,7 +132,7 @@ class Spool:
         return f"{self._pid}-" if self._pid == os.getpid() else "\0"  # nothing before this process wrote
 
     def _open(self) -> None:
-        self.directory.mkdir(exist_ok=True)
+        self.directory.mkdir(mode=0o700, exist_ok=True)  # its files hold what the log's rows hold
         # Named by its process, then when it began: a process's files are drained in order.
         path = self.directory / f"{os.getpid()}-{time.time_ns()}-{secrets.token_hex(8)}{SUFFIX}"
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)

@@ -91,9 +91,9 @@ def record_committed(*, tenant: str, screen: str, event: str, result: str, detai
 
     On a SQLite file the row is appended to this process's spool file (webapp/logspool.py), which
     its drainer thread moves into the table a moment later. Elsewhere, or when the file cannot be
-    written, it is committed here: rows that several threads log at the same moment
-    share one transaction (_GroupCommit), so under load one commit covers many calls, instead of
-    each call waiting for the write lock in turn."""
+    written, it is committed here: rows that several threads log at the same moment share one
+    transaction (_GroupCommit), so under load one commit covers many calls, instead of each call
+    waiting for the write lock in turn."""
     values = _row(tenant=tenant, screen=screen, event=event, result=result, detail=detail, client_id=client_id,
                   branch=branch, account_type=account_type, account_number=account_number)
     spool = _spool()

@@ -160,8 +160,9 @@ def _announce(tenant, screen, event, result, detail, flow_id) -> None:
 
 
 _INSERT = insert(OperationLog.__table__)  # built once: every API call runs it
-_SPOOLED = ("at", "tenant", "screen", "event", "result", "detail", "flow_id", "client_id", "branch", "account_type",
-            "account_number", "name_kana", "ip", "user_agent")  # what _row gives: every column a line holds
+# A spool line holds every column but the id (webapp/logspool.py): one list, the table's, so a column
+# added to the log is spooled too (what _row does not give is null, as in the INSERT).
+_SPOOLED = tuple(column.name for column in OperationLog.__table__.columns if column.name != "id")
 
 
 class _Ticket:

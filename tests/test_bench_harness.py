@@ -140,7 +140,9 @@ def test_the_pace_figure_is_cpu_time_so_other_work_on_the_cores_does_not_lengthe
     spinning on the two cores make the same workload take 2-3 times as long by the clock."""
     import multiprocessing
 
-    alone = harness.pace_ms()
+    # The middle of three: one measured while something else ran (CI's own load) would set the bar
+    # wrong for both checks below (seen: 89 ms against the box's 50).
+    alone = sorted(harness.pace_ms() for _ in range(3))[1]
     spinners = [multiprocessing.Process(target=_spin, args=(20,)) for _ in range(2 * (os.cpu_count() or 1))]
     for p in spinners:
         p.start()

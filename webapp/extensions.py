@@ -21,6 +21,9 @@ from werkzeug.datastructures import Headers
 
 log = logging.getLogger("renkei.ratelimit")
 ALL = object()  # every endpoint may be limited
+# Answers on which Retry-After means something (RFC 6585 §4, RFC 9110 §10.2.3; 3xx too, but no limited
+# view redirects): only these get it from the limiter (Limiter._limit_headers).
+RETRY_AFTER_STATUSES = frozenset({429, 503})
 
 
 class SweptMemoryStorage(MemoryStorage):
@@ -153,8 +156,33 @@ class Limiter(flask_limiter.Limiter):
         return contexts is not None and self in contexts
 
     def _inject_headers_when_kept(self, response):
-        if self._kept():
+        if not self._kept():
+            return response
+        if response.status_code in RETRY_AFTER_STATUSES or "Retry-After" in response.headers:
             return flask_limiter.Limiter._Limiter__inject_headers(self, response)
+        return self._limit_headers(response)
+
+    def _limit_headers(self, response):
+        """The X-RateLimit-* headers of an answer that asks no client to wait, without `Retry-After`.
+
+        The stock hook also sets `Retry-After` (seconds to the window's end) on every answer, a 200
+        included, where RFC 9110 §10.2.3 gives it a meaning only on 503 and 3xx, and RFC 6585 on
+        429: a client honouring it would pause after a good call. Those answers still get the
+        stock hook's. The values are the stock hook's (tests/test_api_pipeline.py), read from the
+        window the call's own hit kept (_hit_keeping_window) when there is one."""
+        context = self.context
+        limit = context.view_rate_limit
+        if (limit is None or context.conditional_deductions or not self.enabled or not self._headers_enabled
+                or not self._header_mapping):
+            return flask_limiter.Limiter._Limiter__inject_headers(self, response)
+        try:
+            window = limit.window  # the kept one, else read from the storage
+        except Exception:
+            return flask_limiter.Limiter._Limiter__inject_headers(self, response)  # its fallback and logging
+        names, headers = self._header_mapping, response.headers
+        headers.add(names[flask_limiter.HeaderNames.LIMIT], str(limit.limit.amount))
+        headers.add(names[flask_limiter.HeaderNames.REMAINING], str(window[1]))
+        headers.add(names[flask_limiter.HeaderNames.RESET], str(int(window[0] + 1)))
         return response
 
     def _release_context_when_kept(self, exc=None) -> None:

@@ -30,6 +30,23 @@ def test_account_id_is_stable_for_one_app_and_unrelated_between_apps(app, client
     assert len(account_id) == 22
 
 
+def test_account_id_follows_its_key_at_once(api):
+    """The ids are kept per key (keys._account_id): a new API_ID_KEY gives new ones on the next call,
+    the old ones are no longer found, and going back to the old key gives the old ids back."""
+    def listed() -> str:
+        return api.get("accounts").get_json()["accounts"][0]["accountId"]
+
+    api.app.config["API_ID_KEY"] = "k" * 32
+    old = listed()
+    api.app.config["API_ID_KEY"] = "n" * 32
+    new = listed()
+    assert new != old and len(new) == 22
+    assert api.get("accounts/balances", accountId=old).status_code == 404
+    assert api.get("accounts/balances", accountId=new).status_code == 200
+    api.app.config["API_ID_KEY"] = "k" * 32
+    assert listed() == old
+
+
 def test_balances_of_the_consented_account(api):
     set_account(api.app, "amami", balance=1234567, withdrawable=1200000)
     response = api.get("accounts/balances", accountId=api.account_id())

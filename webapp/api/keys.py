@@ -46,8 +46,15 @@ def _b64(raw: bytes) -> str:
 
 
 def account_id(client_id: str, key: AccountKey) -> str:
+    return _account_id(_key(b"account-id/v1"), client_id, key)
+
+
+@functools.lru_cache(maxsize=1024)
+def _account_id(mac_key: bytes, client_id: str, key: AccountKey) -> str:
+    """Kept per (key, client, account): an app polls the same account on a schedule, and each of its
+    calls made this MAC again. A new secret is a new `mac_key`, so a rotation is seen at once."""
     message = f"{key.tenant}|{client_id}|{key.branch}|{key.account_type}|{key.number}".encode()
-    return _b64(hmac.new(_key(b"account-id/v1"), message, hashlib.sha256).digest()[:16])
+    return _b64(hmac.new(mac_key, message, hashlib.sha256).digest()[:16])
 
 
 def same_account_id(given: str, client_id: str, key: AccountKey) -> bool:

@@ -105,7 +105,8 @@ class Spool:
                 os.close(fd)
             if written != len(line):  # a short write (disk full): the torn line ends the file, undrained
                 raise OSError(f"short write to the log spool: {written} of {len(line)} bytes")
-        self._written.set()
+        if not self._written.is_set():  # set: the drainer has yet to clear it, so its drain reads this line
+            self._written.set()
 
     def line(self, values: dict) -> bytes:
         """The line of a row (the values oplog._row gives)."""

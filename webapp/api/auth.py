@@ -70,11 +70,12 @@ def _challenge(error: str | None = None, scope: str | None = None, scheme: str =
 def _credentials() -> tuple[str, str] | None:
     """(scheme, token) from the Authorization header, the scheme "Bearer" or "DPoP"; None when the
     request carries no credentials."""
+    r = request._get_current_object()  # one context lookup, not one per attribute (every API call)
     # A form only when a Content-Type says so (werkzeug's own test): a GET without one reads no form.
-    if "access_token" in request.args or (request.want_form_data_parsed and "access_token" in request.form):
+    if "access_token" in r.args or (r.want_form_data_parsed and "access_token" in r.form):
         raise ApiError("invalid_request", "アクセストークンはAuthorizationヘッダーで送信してください。",
                        _challenge("invalid_request"))
-    header = request.headers.get("Authorization", "").strip()
+    header = r.headers.get("Authorization", "").strip()
     scheme = header[:6].lower()
     if not header or not (scheme.startswith("bearer") or scheme.startswith("dpop")):
         return None  # no credentials, or an unsupported scheme (RFC 6750 §3.1)
@@ -149,7 +150,8 @@ def authenticate(scope: str) -> Grant:
     row = db.first_read(_TOKEN_GRANT, {"access_token_hash": secret_hash(token)})
     if row is None:
         raise _invalid("unknown", scheme)
-    g.api_client_id = row.client_id  # known from here on, for the log and the rate limit
+    ctx_g = g._get_current_object()
+    ctx_g.api_client_id = row.client_id  # known from here on, for the log and the rate limit
     now = clock.now()
     if row.revoked_at is not None:
         raise _invalid("token_revoked", scheme)
@@ -159,7 +161,7 @@ def authenticate(scope: str) -> Grant:
         raise _invalid("consent_revoked", scheme)
     if clock.as_utc(row.consent_expires_at) <= now:
         raise _invalid("consent_expired", scheme)
-    if row.consent_tenant != g.tenant.id or row.consent_client_id != row.client_id:
+    if row.consent_tenant != ctx_g.tenant.id or row.consent_client_id != row.client_id:
         raise _invalid("other_tenant", scheme)
     if row.client_row_id is None or row.client_revoked_at is not None or row.client_tenant != row.consent_tenant:
         raise _invalid("client_revoked", scheme)
@@ -167,7 +169,7 @@ def authenticate(scope: str) -> Grant:
     scopes = frozenset(row.scope.split())
     grant = Grant(client_id=row.client_id, consent_id=row.consent_id, token_id=row.id, scopes=scopes,
                   account=AccountKey(row.consent_tenant, row.branch, row.account_type, row.account_number))
-    g.api_grant = grant
+    ctx_g.api_grant = grant
     if scope not in scopes:
         raise ApiError("insufficient_scope", headers=_challenge("insufficient_scope", scope, scheme))
     return grant

@@ -62,31 +62,34 @@ def _refuse_during_maintenance():
 
 @bp.after_app_request
 def _interaction_and_log(response):
-    match = _API_PATH.match(request.path)
+    r = request._get_current_object()  # one context lookup, not one per attribute (every API call)
+    match = _API_PATH.match(r.path)
     if match is None:
         return response
     # The same id as the server log's request_id (webapp/logs.py): the client's UUID, else a new one.
-    interaction_id = logs.request_id(request.environ)
+    interaction_id = logs.request_id(r.environ)
     response.headers[INTERACTION_HEADER] = interaction_id
-    tenant = getattr(g, "tenant", None)
+    ctx_g = g._get_current_object()
+    tenant = getattr(ctx_g, "tenant", None)
     tenant_id = tenant.id if tenant else match.group(1)
-    if request.endpoint != "api.openapi_document" and tenant_id in tenants.all_tenants():
-        _log_call(tenant_id, response.status_code, interaction_id)
+    if r.endpoint != "api.openapi_document" and tenant_id in tenants.all_tenants():
+        _log_call(ctx_g, r.endpoint, tenant_id, response.status_code, interaction_id)
     return response
 
 
-def _log_call(tenant_id: str, status: int, interaction_id: str) -> None:
-    grant = g.get("api_grant")
+def _log_call(ctx_g, endpoint: str | None, tenant_id: str, status: int, interaction_id: str) -> None:
+    grant = ctx_g.get("api_grant")
     account = grant.account if grant else None
     result = ("ok" if status < 400 else "refused" if status in (401, 403, 429)
               else "error" if status >= 500 else "fail")
     detail = f"status={status} interaction={interaction_id}"
-    if g.get("api_auth_failure"):
-        detail += f" reason={g.api_auth_failure}"
+    failure = ctx_g.get("api_auth_failure")
+    if failure:
+        detail += f" reason={failure}"
     db.end_reads()  # a read-only request: nothing of it is pending, and a failed one must not block the log
     oplog.record_committed(tenant=tenant_id, screen="API",
-                           event=(request.endpoint or "unknown").removeprefix("api.")[:40],
-                           result=result, detail=detail, client_id=g.get("api_client_id"),
+                           event=(endpoint or "unknown").removeprefix("api.")[:40],
+                           result=result, detail=detail, client_id=ctx_g.get("api_client_id"),
                            branch=account.branch if account else None,
                            account_type=account.account_type if account else None,
                            account_number=account.number if account else None)

@@ -1,8 +1,10 @@
 """The account API's per-call work made cheaper (issue 13, round 5) answers exactly as before.
 
-- Flask-Limiter's before-request pass is skipped for the API's views, whose limits are all their
-  decorator's: every answer (status, headers in order, body bytes) is the one the stock pass gives,
-  the 429 and its Retry-After included, and the calls are still counted.
+- The per-app limit is counted by the views themselves (views.per_app_limit, Limiter.count_limits),
+  not by Flask-Limiter's decorator, before-request pass and after-request hook: every answer
+  (status, headers, body bytes) is the one Flask-Limiter's own path gives, the 429 and its
+  Retry-After included, but for its Retry-After on answers that ask nobody to wait; the calls are
+  counted on Flask-Limiter's keys.
 - The API reads on the request's plain connection (db.plain_rows), not an ORM session: a call builds
   no session and still logs its row; a session opened later in a request takes the reads over.
 - The sandbox's transactions page is read with the DB-API cursor: the same rows as SQLAlchemy's
@@ -30,43 +32,55 @@ TIMES = ("x-ratelimit-reset", "retry-after")  # seconds of the limiter's own clo
 
 
 @contextlib.contextmanager
-def stock_limiter_pass(app):
-    """Flask-Limiter's own before-request hook and its own check in the views' decorator instead of
-    ours, for the block."""
+def flask_limiters_own_path(app):
+    """The API's per-app limit counted as Flask-Limiter itself counts a view's limits, for the block:
+    its decorator (`limiter.limit(rate_limit, key_func=per_client)`, what the views carried before
+    they counted it themselves) where views.per_app_limit counts, its own before-request pass over
+    every endpoint, and its own after-request hook writing the X-RateLimit-* headers."""
+    from webapp.api import views
+
     limiter = extensions.limiter
+    manager = limiter.limit_manager
+    hints, decorated = ({name: type(kept)(kept) for name, kept in mapping.items()}
+                        for mapping in (manager._endpoint_hints, manager._decorated_limits))
+
+    def counted_by_flask_limiter():  # its own name: the decorator keeps its limits by qualified name
+        return None  # nothing for _interaction_and_log to write: Flask-Limiter's hook writes them
+
+    stock_view = limiter.limit(views.rate_limit, key_func=views.per_client)(counted_by_flask_limiter)
+    saved = list(app.before_request_funcs[None])
     ours = limiter._check_request_limit
     stock = functools.partial(flask_limiter.Limiter._check_request_limit, limiter)
-    saved = list(app.before_request_funcs[None])
     app.before_request_funcs[None] = [stock if f == ours else f for f in saved]
     assert app.before_request_funcs[None] != saved
     limiter._check_request_limit = stock  # what the decorator calls (through its weak proxy)
+    limiter.count_limits = lambda text, *identifiers: stock_view()
+    limiter._limit_headers = functools.partial(flask_limiter.Limiter._Limiter__inject_headers, limiter)
+    limited = app.extensions.pop("rate_limited_endpoints", None)
+    app.extensions["rate_limited_endpoints"] = extensions.ALL  # no endpoint filtered out before the decorator
     try:
         yield
     finally:
         app.before_request_funcs[None] = saved
-        del limiter._check_request_limit
-
-
-@contextlib.contextmanager
-def stock_header_hook():
-    """Flask-Limiter's own after-request hook writing the X-RateLimit-* headers, for the block."""
-    limiter = extensions.limiter
-    limiter._limit_headers = functools.partial(flask_limiter.Limiter._Limiter__inject_headers, limiter)
-    try:
-        yield
-    finally:
-        del limiter._limit_headers
+        del limiter._check_request_limit, limiter.count_limits, limiter._limit_headers
+        app.extensions.pop("rate_limited_endpoints")
+        # the decorator left its limit, and the API's endpoints a hint of it, in the limiter every
+        # later app shares: Flask-Limiter would resolve them on each call from then on
+        manager._endpoint_hints, manager._decorated_limits = hints, decorated
+        if limited is not None:
+            app.extensions["rate_limited_endpoints"] = limited
 
 
 def answer_of(response) -> tuple:
-    """Status, every header in order and the body; the interaction id (new each call) and the
-    limiter's times reduced to their names."""
-    headers = [(name, "-" if name.lower() in TIMES + ("x-fapi-interaction-id",) else value)
-               for name, value in response.headers.items()]
+    """Status, every header and the body; the interaction id (new each call) and the limiter's
+    times reduced to their names. Headers by name: where in the list the limiter's are written is
+    no part of HTTP's meaning (RFC 9110 §5.3: only the order of fields with the same name is)."""
+    headers = sorted((name, "-" if name.lower() in TIMES + ("x-fapi-interaction-id",) else value)
+                     for name, value in response.headers.items())
     return response.status_code, headers, response.get_data()
 
 
-def test_the_api_answers_as_with_flask_limiters_own_before_request_pass(api):
+def test_the_api_answers_as_with_flask_limiters_own_counting(api):
     app = api.app
     app.config["API_RATE_LIMIT"] = "2 per minute"
     add_transactions(app, sandbox_account_id(app), daily_rows(dt.date(2026, 11, 1), TODAY, 40))
@@ -101,20 +115,15 @@ def test_the_api_answers_as_with_flask_limiters_own_before_request_pass(api):
         extensions.limiter.reset()
         ours = call()
         extensions.limiter.reset()
-        with stock_limiter_pass(app):
-            stock = call()
-        assert answer_of(ours) == answer_of(stock), what
-        for name in TIMES:  # the same, within the second the two calls may straddle
-            assert abs(float(ours.headers.get(name, "0")) - float(stock.headers.get(name, "0"))) <= 1, what
-        # Flask-Limiter's own header hook too: the same answer, but for its Retry-After on answers
-        # that ask nobody to wait (a 200, a 404), which ours leaves out.
-        extensions.limiter.reset()
-        with stock_limiter_pass(app), stock_header_hook():
+        with flask_limiters_own_path(app):
             stock = call()
         if ours.status_code not in (429, 503) and "X-RateLimit-Limit" in stock.headers:
+            # Flask-Limiter's hook writes Retry-After on every answer; ours only where it means something
             assert "Retry-After" in stock.headers and "Retry-After" not in ours.headers, what
             del stock.headers["Retry-After"]
         assert answer_of(ours) == answer_of(stock), what
+        for name in TIMES:  # the same, within the second the two calls may straddle
+            assert abs(float(ours.headers.get(name, "0")) - float(stock.headers.get(name, "0"))) <= 1, what
         statuses[what] = ours.status_code
     assert statuses == {"accounts": 200, "balances": 200, "transactions": 200, "next page": 200,
                         "another account": 404, "bad date": 400, "no token": 401, "unknown token": 401,
@@ -137,16 +146,15 @@ def with_limit(app, limit: str, call, fail_on_first_breach: bool = True):
 
 
 def test_the_api_limit_is_counted_without_flask_limiters_resolution_and_parsed_once(api, monkeypatch):
-    """The views' decorated limit is counted by extensions.Limiter (the stock check resolves the
-    exemption scope and the default, application and blueprint limits on every call; all empty here),
+    """The per-app limit is counted by views.per_app_limit (Flask-Limiter's check resolves the
+    exemption scope and the default, application, blueprint and decorated limits on every call),
     and its string is parsed once per value, not on every call."""
-    import limits
-
     stock, parsed = [], []
-    real_check, real_parse = flask_limiter.Limiter._check_request_limit, limits.parse_many
+    real_check, real_parse = flask_limiter.Limiter._check_request_limit, extensions.parse_many
     monkeypatch.setattr(flask_limiter.Limiter, "_check_request_limit",
                         lambda self, *a, **k: stock.append(a) or real_check(self, *a, **k))
-    monkeypatch.setattr("flask_limiter._limits.parse_many", lambda text: parsed.append(text) or real_parse(text))
+    monkeypatch.setattr(extensions, "parse_many", lambda text: parsed.append(text) or real_parse(text))
+    extensions._sorted_limits.cache_clear()
     api.app.config["API_RATE_LIMIT"] = "7 per minute"
     assert [api.get("accounts").status_code for _ in range(8)] == [200] * 7 + [429]
     assert stock == [] and parsed == ["7 per minute"]

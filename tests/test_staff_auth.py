@@ -202,8 +202,12 @@ def test_login_is_rate_limited_per_address(app, client):
     staff = Staff(app, client, "amami")
     staff.set_up()
     staff.get("login")
-    statuses = [staff.post("login", {"email": "x@example.jp", "password": "x" * 12}).status_code for _ in range(4)]
-    assert statuses == [200, 200, 200, 429]
+    answers = [staff.post("login", {"email": "x@example.jp", "password": "x" * 12}) for _ in range(4)]
+    assert [r.status_code for r in answers] == [200, 200, 200, 429]
+    assert [r.headers.get("X-RateLimit-Remaining") for r in answers] == ["2", "1", "0", "0"]
+    # Retry-After only where a client is asked to wait: not on the form shown again
+    assert [("Retry-After" in r.headers) for r in answers] == [False, False, False, True]
+    assert 1 <= int(answers[-1].headers["Retry-After"]) <= 60
 
 
 def test_session_ends_after_15_minutes_idle(app, client):

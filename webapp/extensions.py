@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from typing import NamedTuple
 
 import flask_limiter
 import flask_talisman
@@ -13,7 +14,7 @@ from flask_compress import Compress
 from flask_limiter.util import get_qualified_name, get_remote_address
 from flask_mail import Mail
 from flask_wtf import CSRFProtect
-from limits import RateLimitItem
+from limits import RateLimitItem, parse_many
 from limits.storage import MemoryStorage, RedisStorage
 from limits.strategies import STRATEGIES, FixedWindowRateLimiter
 from limits.util import WindowStats
@@ -24,6 +25,32 @@ ALL = object()  # every endpoint may be limited
 # Answers on which Retry-After means something (RFC 6585 §4, RFC 9110 §10.2.3; 3xx too, but no limited
 # view redirects): only these get it from the limiter (Limiter._limit_headers).
 RETRY_AFTER_STATUSES = frozenset({429, 503})
+
+
+class Counted(NamedTuple):
+    """What Limiter.count_limits counted: the limit the X-RateLimit-* headers show and its window
+    after this call (Flask-Limiter's choice: the breached one, else the smallest window), and the
+    first limit this call reached (None when it passed)."""
+
+    limit: RateLimitItem
+    window: WindowStats
+    reached: RateLimitItem | None
+
+    def headers(self, status: int) -> list[tuple[str, str]]:
+        """The answer's X-RateLimit-* headers, as Flask-Limiter writes them, and its Retry-After
+        (seconds to the window's end) on a 429 or 503 only (see Limiter._limit_headers)."""
+        reset_at = int(self.window.reset_time + 1)
+        headers = [("X-RateLimit-Limit", str(self.limit.amount)), ("X-RateLimit-Remaining", str(self.window.remaining)),
+                   ("X-RateLimit-Reset", str(reset_at))]
+        if status in RETRY_AFTER_STATUSES:
+            headers.append(("Retry-After", str(int(reset_at - time.time()))))
+        return headers
+
+
+@functools.lru_cache(maxsize=16)
+def _sorted_limits(text: str) -> tuple[RateLimitItem, ...]:
+    """A limit setting's items, smallest window first, parsed once per text (Flask-Limiter's order)."""
+    return tuple(sorted(parse_many(text)))
 
 
 class SweptMemoryStorage(MemoryStorage):
@@ -93,14 +120,15 @@ class Limiter(flask_limiter.Limiter):
       Flask-Limiter's per-request resolution (≈0.15 ms of the ④ poll's CPU) while no default,
       application, blueprint or fall-back limit exists and the storage answers; the screens' own
       counters are shedding.py's. So does the before-request pass of a view whose limits are all
-      its decorator's (the account API's): with none of those, no meta limit and no hint (a limit
+      its decorator's (the staff login's): with none of those, no meta limit and no hint (a limit
       decorating a function the view calls), Flask-Limiter resolves an empty list there and counts
-      the view's limits in the decorator anyway (≈8 % of `/accounts`' function calls).
+      the view's limits in the decorator anyway.
+    - The account API counts its per-app limit with `count_limits`, on Flask-Limiter's storage
+      and keys, without the decorator's per-request machinery.
     """
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._parsed_limits = {}  # (decorated limit, its limit string) → its RuntimeLimits
         self.request_filter(self._has_no_limit)
 
     def _has_no_limit(self) -> bool:
@@ -167,9 +195,9 @@ class Limiter(flask_limiter.Limiter):
 
         The stock hook also sets `Retry-After` (seconds to the window's end) on every answer, a 200
         included, where RFC 9110 §10.2.3 gives it a meaning only on 503 and 3xx, and RFC 6585 on
-        429: a client honouring it would pause after a good call. Those answers still get the
-        stock hook's. The values are the stock hook's (tests/test_api_pipeline.py), read from the
-        window the call's own hit kept (_hit_keeping_window) when there is one."""
+        429: a client honouring it would pause after a good call (the staff login's form shown
+        again, tests/test_staff_auth.py). Those answers still get the stock hook's. The account API
+        writes its own from its count (Counted.headers)."""
         context = self.context
         limit = context.view_rate_limit
         if (limit is None or context.conditional_deductions or not self.enabled or not self._headers_enabled
@@ -208,113 +236,66 @@ class Limiter(flask_limiter.Limiter):
             # above), or resolve no limit before the view (see _nothing_before_the_view), then still
             # work out the exemption scope and evaluate an empty list: nothing counted, nothing kept.
             return
-        if not in_middleware and callable_name and not self._meta_limits and self._on_breach is None \
-                and self._nothing_before_the_view():
-            limits = self._plain_limits(callable_name)
-            if limits is not None:
-                self._count_plain_limits(limits, callable_name)
-                return
         try:
             super()._check_request_limit(callable_name=callable_name, in_middleware=in_middleware)
         finally:
             self._report_storage_state()
 
-    def _plain_limits(self, callable_name: str):
-        """The decorated limits of `callable_name` as Flask-Limiter resolves them in the view's
-        decorator, when they are plain (a string of limits and a key function: no scope, cost,
-        methods, exemption, conditional deduction, callback or meta limit) and nothing else applies
-        (see _nothing_before_the_view): a list of RuntimeLimits, each limit string parsed once (it
-        was parsed on every call). None: let Flask-Limiter do it."""
-        manager = self.limit_manager
-        if manager._route_exemptions.get(callable_name):
-            return None
-        limits = []
-        for group in manager._decorated_limits.get(callable_name, ()):
-            provider = group.limit_provider
-            value = provider() if callable(provider) else provider
-            key = (id(group), value)
-            parsed = self._parsed_limits.get(key)
-            if parsed is None:
-                try:
-                    parsed = tuple(group)
-                except ValueError:  # stock logs and skips a bad string: let it
-                    return None
-                if not all(_plain(limit) for limit in parsed):
-                    return None
-                self._parsed_limits[key] = parsed
-            limits.extend(parsed)
-        return limits
+    def count_limits(self, text: str, *identifiers: str) -> Counted | None:
+        """Count one call of `identifiers` against each limit of `text` (a setting such as
+        "600 per minute" or "5 per hour; 2 per minute"), the smallest window first, stopping at the
+        first one reached (RATELIMIT_FAIL_ON_FIRST_BREACH, the default): what Flask-Limiter's
+        decorator does for a view's plain limits, on the same keys (its `key_for` of the identifiers
+        after the key prefix), with the same fall-back to memory while the storage is away.
 
-    def _count_plain_limits(self, limits, callable_name: str) -> None:
-        """What Flask-Limiter's decorator does with plain limits (`Limiter._check_request_limit` with
-        in_middleware=False, where only the counting is left once _plain_limits holds): count each,
-        smallest window first, keep them for the X-RateLimit-* headers (the stock after-request hook
-        writes those), and raise RateLimitExceeded at the first one breached. Its exemption scope,
-        application, default, blueprint and meta limits, all worked out on every call before, are
-        empty here. tests/test_api_pipeline.py compares every answer with the stock path's."""
-        endpoint = self.identify_request()
-        if not endpoint or not (self.enabled and self.initialized) or endpoint.split(".")[-1] == "static" \
-                or any(fn() for fn in self._request_filters):
-            return
-        context = self.context
-        view_limits, breached, first_breached = [], None, None
+        The decorator also made a per-request limiter context, a RequestLimit per limit, the
+        after-request hook's work and a teardown: ~15 % of a `/accounts` call's instructions
+        (bench/README, round 21). Here the caller gets what the answer's X-RateLimit-* headers
+        show (the breached limit, else the smallest window's), and the limit reached, if any.
+        None when the storage failed and errors are swallowed: nothing counted, nothing shown."""
+        prefix = self._key_prefix
+        keys = (prefix, *identifiers) if prefix else identifiers
+        shown = breached = None
         try:
-            for lim in sorted(limits, key=lambda x: x.limit):
-                limit_key = lim.key_func()
-                args = [limit_key, endpoint]
-                if not limit_key:
-                    self.logger.error(f"Skipping limit: {lim.limit}. Empty value found in parameters.")
-                    continue
-                if self._key_prefix:
-                    args = [self._key_prefix, *args]
-                request_limit = flask_limiter.RequestLimit(self, lim.limit, args, False, lim.shared)
-                view_limits.append(request_limit)
-                if not self._hit_keeping_window(request_limit):
-                    self.logger.info("ratelimit %s (%s) exceeded at endpoint: %s", lim.limit, limit_key, endpoint)
-                    request_limit.breached = True
-                    breached = request_limit  # the headers show the last one breached,
-                    first_breached = first_breached or lim  # the answer names the smallest
+            for item in _sorted_limits(text):
+                within, window = self._count_keeping_window(item, keys)
+                if shown is None:
+                    shown = Counted(item, window, None)
+                if not within:
+                    self.logger.info("ratelimit %s (%s) exceeded at endpoint: %s", item, identifiers[0],
+                                     identifiers[-1])
+                    breached = Counted(item, window, breached.reached if breached else item)
                     if self._fail_on_first_breach:
                         break
         except Exception:
             if self._in_memory_fallback_enabled and not self._storage_dead:
                 self.logger.warning("Rate limit storage unreachable - falling back to in-memory storage")
                 self._storage_dead = True
-                context.seen_limits.clear()
-                super()._check_request_limit(callable_name=callable_name, in_middleware=False)
-            elif self._swallow_errors:
-                self.logger.exception("Failed to rate limit. Swallowing error")
-            else:
-                raise
-            return
+                return self.count_limits(text, *identifiers)  # in memory now, from the first limit
+            if self._swallow_errors:
+                log.exception("rate limit storage failed: %s not counted", text)
+                return None
+            raise
         finally:
             self._report_storage_state()
-        if breached is not None:
-            context.view_rate_limit = breached
-        else:
-            explicit = [limit for limit in view_limits if not limit.shared]
-            context.view_rate_limit = explicit[0] if explicit else (view_limits[0] if view_limits else None)
-        context.view_rate_limits = view_limits
-        if first_breached is not None:
-            raise flask_limiter.RateLimitExceeded(first_breached)
+        return breached or shown
 
-    def _hit_keeping_window(self, request_limit) -> bool:
-        """`limiter.hit` of a decorated limit. With fixed windows in memory or in Redis, the count
-        and the window's end that the hit leaves are kept as the request's window (what the
-        X-RateLimit-* headers show): the stock after-request hook then reads them there instead of
-        reading the storage again (`get_window_stats`: its key built twice, two reads; ~5 % of
-        `/accounts` in memory, two more round trips a call to Redis). Elsewhere, stock `hit`."""
-        limit, counting = request_limit.limit, self.limiter
+    def _count_keeping_window(self, item: RateLimitItem, keys) -> tuple[bool, WindowStats]:
+        """`limiter.hit` of one limit, and its window as the hit left it (what
+        `limiter.get_window_stats` reads, without reading it again): with fixed windows in memory
+        or in Redis, from the count itself (in Redis one script, no GET and TTL after it); else
+        stock `hit`, then `get_window_stats`."""
+        counting = self.limiter
         if type(counting) is FixedWindowRateLimiter and type(counting.storage) is SweptMemoryStorage:
-            count, ends = counting.storage.count_in_window(request_limit.key, limit.get_expiry())
+            count, ends = counting.storage.count_in_window(item.key_for(*keys), item.get_expiry())
         elif (script := self._redis_script("_counted_window", self.COUNT_IN_WINDOW)) is not None:
             # limits' own incr script, then the key's TTL: RedisStorage.incr, then its get_expiry
-            count, ttl = script([self._storage.prefixed_key(request_limit.key)], [limit.get_expiry(), 1])
+            count, ttl = script([self._storage.prefixed_key(item.key_for(*keys))], [item.get_expiry(), 1])
             ends = max(ttl, 0) + time.time()
         else:
-            return counting.hit(limit, *request_limit.request_args, cost=1)
-        request_limit._window = WindowStats(ends, max(0, limit.amount - count))
-        return count <= limit.amount
+            within = counting.hit(item, *keys, cost=1)
+            return within, counting.get_window_stats(item, *keys)
+        return count <= item.amount, WindowStats(ends, max(0, item.amount - count))
 
     COUNT_IN_WINDOW = """
     -- limits' incr_expire.lua (KEYS[1]: the window's counter; ARGV[1]: its window in seconds,
@@ -434,12 +415,6 @@ class Limiter(flask_limiter.Limiter):
             raise
         finally:
             self._report_storage_state()
-
-
-def _plain(limit) -> bool:
-    return (limit.scope is None and not limit.per_method and not limit.methods and limit.error_message is None
-            and limit.exempt_when is None and limit.deduct_when is None and limit.on_breach is None
-            and limit.cost == 1 and not limit.meta_limits)
 
 
 class Talisman(flask_talisman.Talisman):

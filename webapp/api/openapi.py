@@ -92,8 +92,10 @@ def document(tenant, page_size: int, rate_limit: str) -> dict:
                 "JSON is camelCase; amounts are integers in yen; dates are `YYYY-MM-DD` in JST. "
                 "Every response carries `x-fapi-interaction-id` (yours if you send a UUID). Errors are "
                 "`{\"errorCode\", \"errorMessage\"}`; branch on `errorCode`, never on the message. "
-                f"Each app may call up to {rate_limit} (429 with Retry-After beyond); during the union's "
-                "maintenance windows every call answers 503 with Retry-After."
+                f"Each app may call each endpoint up to {rate_limit} (429 with Retry-After beyond); an "
+                "answer counted against it carries `X-RateLimit-Limit`, `X-RateLimit-Remaining` and "
+                "`X-RateLimit-Reset` (Unix time the window ends). During the union's maintenance "
+                "windows every call answers 503 with Retry-After."
             ),
         },
         "servers": [{"url": f"{base}/api/v1"}],

@@ -8,10 +8,12 @@ Retry-After; each client is rate-limited (API_RATE_LIMIT, default 600 per minute
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import re
 
 from flask import Blueprint, current_app, g, request
+from werkzeug.exceptions import TooManyRequests
 
 from .. import clock, db, logs, maintenance, oplog, tenants
 from ..corebanking import ACTIVE, CLOSED, AccountKey, AccountSummary, core
@@ -36,6 +38,23 @@ def rate_limit() -> str:
 
 def per_client() -> str:
     return "api-client:" + g.api_grant.client_id
+
+
+def per_app_limit(view):
+    """The calling app's limit (API_RATE_LIMIT), one count for each endpoint, on Flask-Limiter's
+    storage and keys (`api-client:<client_id>` and the endpoint), counted once the token passed
+    (the decorator below require_token): past it, 429 with Retry-After. The answer's X-RateLimit-*
+    headers come from this count (_interaction_and_log)."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        counted = limiter.count_limits(rate_limit(), per_client(), request.endpoint)
+        g.api_rate_limit = counted
+        if counted is not None and counted.reached is not None:
+            raise TooManyRequests(str(counted.reached))
+        return view(*args, **kwargs)
+
+    return wrapper
 
 
 def page_size() -> int:
@@ -68,8 +87,13 @@ def _interaction_and_log(response):
         return response
     # The same id as the server log's request_id (webapp/logs.py): the client's UUID, else a new one.
     interaction_id = logs.request_id(r.environ)
-    response.headers[INTERACTION_HEADER] = interaction_id
+    headers = response.headers
+    headers[INTERACTION_HEADER] = interaction_id
     ctx_g = g._get_current_object()
+    counted = ctx_g.get("api_rate_limit")
+    if counted is not None:
+        for name, value in counted.headers(response.status_code):
+            headers.add(name, value)
     tenant = getattr(ctx_g, "tenant", None)
     tenant_id = tenant.id if tenant else match.group(1)
     if r.endpoint != "api.openapi_document" and tenant_id in tenants.all_tenants():
@@ -143,7 +167,7 @@ def openapi_document():
 
 @bp.get("/accounts")
 @require_token("accounts")
-@limiter.limit(rate_limit, key_func=per_client)
+@per_app_limit
 def accounts():
     grant = g.api_grant
     acct = _serviceable(grant.account)
@@ -160,7 +184,7 @@ def accounts():
 
 @bp.get("/accounts/balances")
 @require_token("accounts")
-@limiter.limit(rate_limit, key_func=per_client)
+@per_app_limit
 def balances():
     account_id, key = _requested_account()
     balance = core().balance(key)
@@ -179,7 +203,7 @@ def balances():
 
 @bp.get("/accounts/transactions")
 @require_token("accounts")
-@limiter.limit(rate_limit, key_func=per_client)
+@per_app_limit
 def transactions():
     """Newest first by (date desc, seq desc); keyset pages of at most 500 (see history.py, keys.py)."""
     account_id, key = _requested_account()

@@ -204,7 +204,7 @@ class Limiter(flask_limiter.Limiter):
                 or not self._header_mapping):
             return flask_limiter.Limiter._Limiter__inject_headers(self, response)
         try:
-            window = limit.window  # the kept one, else read from the storage
+            window = limit.window  # read from the storage, as the stock hook reads it
         except Exception:
             return flask_limiter.Limiter._Limiter__inject_headers(self, response)  # its fallback and logging
         names, headers = self._header_mapping, response.headers

@@ -68,6 +68,16 @@ def test_production_refuses_short_secret(monkeypatch, tmp_path):
         create_app()
 
 
+@pytest.mark.parametrize("value", ["false", "0"])
+def test_the_rate_limiter_cannot_be_switched_off(monkeypatch, tmp_path, value):
+    """Flask-Limiter's kill switch would leave the invalid-token check and load shedding without a
+    storage (every API call a 500): the start is refused, with what to do instead."""
+    monkeypatch.setenv("FLASK_RATELIMIT_ENABLED", value)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/p.db")
+    with pytest.raises(RuntimeError, match="FLASK_RATELIMIT_ENABLED=.* is not supported"):
+        create_app()
+
+
 def test_production_starts_with_real_secrets(monkeypatch, tmp_path):
     monkeypatch.setenv("FLASK_SECRET_KEY", TEST_SECRET)
     monkeypatch.setenv("FLASK_TELEPHONY_AUTH_TOKEN", "a-real-provider-token")

@@ -115,6 +115,12 @@ def _check_limits(app: Flask) -> None:
             (parse if name in BUDGET_SETTINGS else parse_many)(str(app.config[name]))
         except ValueError:
             raise RuntimeError(f"FLASK_{name}={app.config[name]!r} is not a limit such as '30 per 10 minutes'") from None
+    if not app.config.get("RATELIMIT_ENABLED", True):
+        # Flask-Limiter's kill switch leaves it without a storage, and the invalid-token check and
+        # load shedding count there: every API call and screen would answer 500.
+        raise RuntimeError(f"FLASK_RATELIMIT_ENABLED={app.config['RATELIMIT_ENABLED']!r} is not supported: the "
+                           "invalid-token check, load shedding and the API's per-app limit need the rate limiter. "
+                           "Raise the limits instead (README, Security).")
 
 
 def _refuse_unsafe_production(app: Flask) -> None:

@@ -168,6 +168,28 @@ def test_files_done_with_are_drained_then_deleted_and_the_live_one_kept(app, mon
         assert conn.execute(select(logspool.spool_table.c.drained)).scalars().all() == [live.stat().st_size]
 
 
+def test_a_drain_between_a_files_creation_and_its_lock_does_not_take_it(app, monkeypatch):
+    """Another process's drain running in the instant after this process made its new file and
+    before it locked it: the file was taken for a dead writer's empty one and deleted, and the
+    lines written to it next were lost (the process test below lost a file's worth 1 run in 2)."""
+    import fcntl
+
+    spool = _spool(app)
+    other = logspool.Spool(spool.engine, spool.directory, OperationLog.__table__, oplog._SPOOLED)
+    real_flock = fcntl.flock
+
+    def drain_first(fd, operation):
+        if operation == fcntl.LOCK_SH:
+            other.drain()
+        return real_flock(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", drain_first)
+    spool.append(_row(app, "first"))
+    spool.append(_row(app, "second"))
+    monkeypatch.undo()
+    assert spool.drain() == 2 and _details(app) == ["first", "second"]
+
+
 def test_a_dead_writers_file_with_a_torn_tail_keeps_its_whole_lines(app, caplog):
     spool = _spool(app)
     spool.directory.mkdir(exist_ok=True)
@@ -235,6 +257,9 @@ def test_processes_writing_draining_and_dying_log_every_line_once(app, database_
     details = _details(app)
     expected = [f"w0-{n}" for n in range(count)] + [f"w1-{n}" for n in range(count // 2)] + \
                [f"w2-{n}" for n in range(count)]
+    missing = sorted(set(expected) - set(details), key=lambda d: (d[:2], int(d[3:])))
+    extra = len(details) - len(set(details))
+    assert (missing, extra) == ([], 0), (missing, extra)
     assert len(details) == len(expected) and sorted(details) == sorted(expected)
     assert list(spool.directory.glob("*.jsonl")) == []
     with app.app_context(), db.engine().connect() as conn:

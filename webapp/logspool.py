@@ -136,8 +136,18 @@ class Spool:
         self.directory.mkdir(mode=0o700, exist_ok=True)  # its files hold what the log's rows hold
         # Named by its process, then when it began: a process's files are drained in order.
         path = self.directory / f"{os.getpid()}-{time.time_ns()}-{secrets.token_hex(8)}{SUFFIX}"
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_SH)  # ours while this process lives: no drainer deletes it
+        # Made under another name and given its own once locked: a drain that found it between its
+        # creation and its lock took it for a dead process's empty file and deleted it, and the
+        # lines written to it next were lost. Should this process die in between, an empty `.new`
+        # file is left, which no drain reads.
+        making = path.with_name(path.name + ".new")
+        fd = os.open(making, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)  # ours while this process lives: no drainer deletes it
+            os.rename(making, path)
+        except OSError:
+            os.close(fd)
+            raise
         self._fd, self._pid, self._size = fd, os.getpid(), 0
 
     # --- draining -------------------------------------------------------------------------------

@@ -67,3 +67,31 @@ def test_access_log_never_holds_a_token_from_a_query_string(tmp_path):
     logged = access_log.read_text()
     assert "/amami/api/v1/accounts?access_token=[redacted]&accountId=7" in logged
     assert "SECRET" not in logged
+
+
+def test_the_api_per_app_limit_holds_across_workers_with_redis():
+    """The account API's per-app limit is counted in Redis (views.per_app_limit, Limiter.count_limits):
+    two gunicorn workers, a new connection for each call so both serve them, and the app gets
+    exactly its limit, not its limit a worker."""
+    import argparse
+    import uuid
+
+    import conftest
+    import requests
+    from bench_transactions import seed
+
+    if not conftest.REDIS_URL:
+        pytest.skip("with memory:// limits count per worker (README): the --engines=postgres run has Redis")
+    args = argparse.Namespace(database_url=None, workers=2, threads=4)
+    with harness.workspace(args, API_RATE_LIMIT="5 per minute", REDIS_URL=conftest.REDIS_URL,
+                           RATELIMIT_KEY_PREFIX=f"renkei-test-{uuid.uuid4().hex}") as ws:
+        token, _ = seed(ws.app_config(TESTING=True))
+        with harness.serve(ws, args):
+            answers = []
+            for _ in range(16):
+                with requests.Session() as web:  # its own connection: the calls spread over both workers
+                    answers.append(web.get(f"{ws.origin}/amami/api/v1/accounts", timeout=10,
+                                           headers={"Authorization": f"Bearer {token}", "Connection": "close"}))
+    assert [r.status_code for r in answers] == [200] * 5 + [429] * 11
+    assert [r.headers["X-RateLimit-Remaining"] for r in answers[:5]] == ["4", "3", "2", "1", "0"]
+    assert "Retry-After" not in answers[0].headers and 1 <= int(answers[-1].headers["Retry-After"]) <= 60

@@ -190,6 +190,68 @@ def test_a_drain_between_a_files_creation_and_its_lock_does_not_take_it(app, mon
     assert spool.drain() == 2 and _details(app) == ["first", "second"]
 
 
+class _Killed(BaseException):
+    """A process's end in the middle of its work, as no `except Exception` catches it."""
+
+
+def _spool_names(app) -> list[str]:
+    with app.app_context(), db.engine().connect() as conn:
+        return conn.execute(select(logspool.spool_table.c.name)).scalars().all()
+
+
+def test_a_length_row_left_by_a_deletion_that_never_committed_is_swept(app, monkeypatch):
+    """A process killed after a drain deleted a finished file and before its transaction committed
+    (CI: the process test below, 1 run in many) leaves the file's length row with no file: the next
+    full drain deletes the row, and leaves the live file's."""
+    spool = _spool(app)
+    monkeypatch.setattr(logspool, "ROTATE_BYTES", 1)  # each line ends its file: finished, drained, deleted
+    spool.append(_row(app, "done"))
+    finished, = spool.directory.glob("*.jsonl")
+    real_unlink = Path.unlink
+
+    def killed_after_the_unlink(path, *args, **kwargs):
+        real_unlink(path, *args, **kwargs)
+        raise _Killed  # the transaction rolls back, as a killed process's does
+
+    monkeypatch.setattr(Path, "unlink", killed_after_the_unlink)
+    with pytest.raises(_Killed):
+        spool.drain()
+    monkeypatch.setattr(Path, "unlink", real_unlink)
+    assert not finished.exists() and _spool_names(app) == [finished.name]  # the row outlived its file
+    assert _details(app) == ["done"]
+
+    monkeypatch.setattr(logspool, "ROTATE_BYTES", 1 << 20)
+    spool.append(_row(app, "live"))
+    live, = spool.directory.glob("*.jsonl")
+    assert spool.drain() == 1
+    assert _spool_names(app) == [live.name] and _details(app) == ["done", "live"]
+
+
+def test_an_unnamed_file_left_by_a_process_that_died_making_it_is_swept(app):
+    """A process that died between making its file and naming it leaves an empty `.new` file: once
+    it is older than a minute and nobody holds its lock, a full drain deletes it. A younger one, or
+    one whose maker holds it, is another process at work and stays."""
+    import fcntl
+
+    spool = _spool(app)
+    spool.directory.mkdir(exist_ok=True)
+    old_dead, young, held = (spool.directory / f"{n}-1-ab.jsonl.new" for n in (99997, 99998, 99999))
+    for path in (old_dead, young, held):
+        path.touch()
+    minute_ago = dt.datetime.now().timestamp() - logspool.NEW_FILE_SECONDS - 5
+    for path in (old_dead, held):
+        os.utime(path, (minute_ago, minute_ago))
+    holder = os.open(held, os.O_RDONLY)
+    try:
+        fcntl.flock(holder, fcntl.LOCK_SH)
+        spool.drain()
+        assert sorted(p.name for p in spool.directory.iterdir()) == [young.name, held.name]
+    finally:
+        os.close(holder)
+    spool.drain()
+    assert sorted(p.name for p in spool.directory.iterdir()) == [young.name]
+
+
 def test_a_dead_writers_file_with_a_torn_tail_keeps_its_whole_lines(app, caplog):
     spool = _spool(app)
     spool.directory.mkdir(exist_ok=True)

@@ -21,7 +21,8 @@ Who drains: each writing process's drainer thread, DRAIN_SECONDS after a line wo
 and any finished one), off the request threads, so that no call waits for a drain; every reader of
 the log, first (oplog.drain: the staff console, `flask log show`, the customer's list of apps); the
 mail worker on each round. A file whose process has gone (its shared flock released) is drained by
-whoever comes next, then deleted.
+whoever comes next, then deleted. A full drain then sweeps what a process killed in the middle of
+its spool work left behind (Spool._sweep).
 
 Files: `<database>-oplog/<pid>-<ns since 1970>-<random>.jsonl`, beside the database, on the same
 disk. A process starts a new file past ROTATE_BYTES; the old one is drained and deleted like a dead
@@ -40,7 +41,7 @@ import weakref
 from pathlib import Path
 
 import orjson
-from sqlalchemy import BigInteger, Column, String, Table, bindparam, delete, select, update
+from sqlalchemy import BigInteger, Column, String, Table, bindparam, delete, exc, select, update
 from sqlmodel import SQLModel
 
 from . import db
@@ -49,6 +50,7 @@ log = logging.getLogger(__name__)
 
 DRAIN_SECONDS = 0.1
 ROTATE_BYTES = 4 << 20
+NEW_FILE_SECONDS = 60  # a `.new` file this old and unlocked was left by a process that died making it
 SUFFIX = ".jsonl"
 
 spool_table = Table(
@@ -138,8 +140,8 @@ class Spool:
         path = self.directory / f"{os.getpid()}-{time.time_ns()}-{secrets.token_hex(8)}{SUFFIX}"
         # Made under another name and given its own once locked: a drain that found it between its
         # creation and its lock took it for a dead process's empty file and deleted it, and the
-        # lines written to it next were lost. Should this process die in between, an empty `.new`
-        # file is left, which no drain reads.
+        # lines written to it next were lost. Should this process die in between, the empty `.new`
+        # file it leaves is deleted by a later drain's sweep.
         making = path.with_name(path.name + ".new")
         fd = os.open(making, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
@@ -153,9 +155,12 @@ class Spool:
     # --- draining -------------------------------------------------------------------------------
 
     def drain(self) -> int:
-        """Move every whole line of every file into operation_log; the rows moved."""
+        """Move every whole line of every file into operation_log, then clear what dead processes
+        left (_sweep); the rows moved."""
         with self._draining:
-            return self._drain_all()
+            moved = self._drain_all()
+            self._sweep()
+            return moved
 
     def _drain_all(self, own_only: bool = False) -> int:
         try:
@@ -214,7 +219,8 @@ class Spool:
                     if data:
                         log.error("log spool %s ends in %d bytes of a torn line, not kept", path.name, len(data))
                     # Unlinked inside the transaction, before its row goes: should the commit fail,
-                    # the row outlives the file (harmless), never the file its row (drained again).
+                    # the row outlives the file (a sweep deletes it), never the file its row (drained
+                    # again).
                     path.unlink()
                     conn.execute(_FORGET, {"file": path.name})
                     self._known.pop(path.name, None)
@@ -226,6 +232,28 @@ class Spool:
                 raise RuntimeError(f"log spool {path.name}: drained length moved under a drain")
         self._known[path.name] = start + end  # committed: the length this process knows is drained
         return len(rows)
+
+    def _sweep(self) -> None:
+        """Clear what a process killed in the middle of its spool work left, which no drain reads:
+        - a length row whose file is gone: the file was deleted in a drain's transaction that never
+          committed (its process killed between the two). A file is only ever deleted, never made
+          again under its name, so the row is kept for nothing;
+        - a `.new` file not locked and older than NEW_FILE_SECONDS: its process died between making
+          it and naming it (_open), before a line was written to it."""
+        try:
+            with self.engine.connect() as conn:
+                names = conn.execute(_NAMES).scalars().all()
+            gone = [name for name in names if not (self.directory / name).exists()]
+            if gone:
+                with self.engine.begin() as conn:
+                    conn.execute(_FORGET, [{"file": name} for name in gone])
+                for name in gone:
+                    self._known.pop(name, None)
+            for path in self.directory.glob("*" + SUFFIX + ".new"):
+                if time.time() - path.stat().st_mtime > NEW_FILE_SECONDS and _unlocked(path):
+                    path.unlink()
+        except (OSError, exc.SQLAlchemyError):  # what is left stays for the next sweep
+            log.warning("log spool sweep failed", exc_info=True)
 
     def _rows(self, name: str, data: bytes) -> list[bytes]:
         """The lines that are rows: each a JSON object with its `at` (only a short write's torn line
@@ -249,6 +277,22 @@ _DRAINED = select(spool_table.c.drained).where(spool_table.c.name == bindparam("
 _MOVE = (update(spool_table).where(spool_table.c.name == bindparam("file"), spool_table.c.drained == bindparam("start"))
          .values(drained=bindparam("to")))
 _FORGET = delete(spool_table).where(spool_table.c.name == bindparam("file"))
+_NAMES = select(spool_table.c.name)
+
+
+def _unlocked(path: Path) -> bool:
+    """No process holds `path`'s lock (its writer is gone)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def _drainer(spool_ref, written: threading.Event) -> None:

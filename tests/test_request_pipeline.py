@@ -289,6 +289,11 @@ def test_a_session_cookie_header_opens_as_flask_opens_it(app):
             assert dict(ours) == dict(stock), header
     assert taken[0] and not any(taken[1:])
     assert _only_cookie(None, name) is None
+    no_cookie = EnvironBuilder("/").get_environ()  # an app's API call, the provider's webhook
+    assert "HTTP_COOKIE" not in no_cookie
+    ours = app.session_interface.open_session(app, app.request_class(no_cookie))
+    stock = SecureCookieSessionInterface().open_session(app, app.request_class(no_cookie))
+    assert (type(ours), dict(ours), ours.new, ours.modified) == (type(stock), dict(stock), stock.new, stock.modified)
 
 
 def saved_by(interface, app, session, vary: list[str]) -> list[tuple[str, str]]:

@@ -54,8 +54,11 @@ class SessionCookies(SecureCookieSessionInterface):
         s = self.get_signing_serializer(app)
         if s is None:
             return None
+        header = request.environ.get("HTTP_COOKIE")
+        if header is None:  # no cookie at all (an app's API call, the provider's webhook): nothing to parse
+            return self.session_class()
         name = self.get_cookie_name(app)
-        value = _only_cookie(request.environ.get("HTTP_COOKIE"), name)
+        value = _only_cookie(header, name)
         if value is None:
             value = request.cookies.get(name)
         if not value:

@@ -13,6 +13,7 @@ import threading
 import uuid
 from pathlib import Path
 
+import orjson
 import pytest
 from sqlalchemy import func
 from sqlmodel import select
@@ -328,9 +329,29 @@ def test_processes_writing_draining_and_dying_log_every_line_once(app, database_
         assert conn.execute(select(func.count()).select_from(logspool.spool_table)).scalar() == 0
 
 
+def test_a_line_that_is_not_a_row_is_skipped_and_never_stops_its_files_drain(app, caplog):
+    """Only append writes the spool, so this is a file damaged on disk: every line that SQLite could
+    not store as it is (a list or object, an integer past 64 bits, no `at`) is logged and skipped,
+    and the rows around it are drained; no drain of the file fails on it again and again."""
+    spool = _spool(app)
+    spool.directory.mkdir(exist_ok=True)
+    damaged = spool.directory / "99996-1-cd.jsonl"
+    good = [spool.line(_row(app, d)) for d in ("g1", "g2", "g3")]
+    values = orjson.loads(good[0])
+    bad = [orjson.dumps(changed) + b"\n" for changed in ({**values, "detail": ["a", "list"]},
+                                                          {**values, "flow_id": 1 << 63},
+                                                          {**values, "detail": {"an": "object"}},
+                                                          {k: v for k, v in values.items() if k != "at"})]
+    bad += [b'["a", "list"]\n', b'"text"\n', b"{not json\n"]
+    damaged.write_bytes(good[0] + b"".join(bad[:4]) + good[1] + b"".join(bad[4:]) + good[2])
+    assert spool.drain() == 3
+    assert _details(app) == ["g1", "g2", "g3"] and not damaged.exists()
+    assert caplog.text.count("is not a row, skipped") == len(bad)
+
+
 def test_a_drained_row_is_stored_as_sqlalchemy_stores_it(app):
-    """The drain inserts each line's values through SQLite's JSON functions: compared, column by column
-    as SQLite keeps them, with the same rows inserted through SQLAlchemy."""
+    """The drain inserts each line's values as the DB-API binds them: compared, column by column as
+    SQLite keeps them, with the same rows inserted through SQLAlchemy."""
     from sqlalchemy import insert
 
     spool = _spool(app)

@@ -74,11 +74,12 @@ class Spool:
     def __init__(self, engine, directory: Path, log_table: Table, columns: tuple[str, ...]) -> None:
         self.engine, self.directory, self._columns = engine, directory, columns
         # A line holds each column as SQLite stores it (`at`: its UTC text, by the column's own bind
-        # processor on this dialect), so the drain inserts a batch with one statement and no Python
-        # work a row: SQLite's json_each reads the lines, json_extract their values.
+        # processor on this dialect), so the drain hands each line's values to the DB-API as they
+        # are: one executemany a batch, no SQLAlchemy work a row. (SQLite's json_each and
+        # json_extract reading the lines in SQL cost twice as much a row: bench/README round 22.)
         self._stored_at = log_table.c.at.type.dialect_impl(engine.dialect).bind_processor(engine.dialect)
-        self._insert_sql = (f"INSERT INTO {log_table.name} ({', '.join(columns)}) SELECT "
-                            + ", ".join(f"json_extract(value, '$.{c}')" for c in columns) + " FROM json_each(?)")
+        self._insert_sql = (f"INSERT INTO {log_table.name} ({', '.join(columns)}) "
+                            f"VALUES ({', '.join('?' * len(columns))})")
         self._file_lock = threading.Lock()  # opening and rotating this process's file
         self._draining = threading.Lock()  # one drain at a time in this process
         self._fd: int | None = None
@@ -227,7 +228,7 @@ class Spool:
                 return 0
             rows = self._rows(path.name, data[:end])
             if rows:
-                conn.exec_driver_sql(self._insert_sql, ((b"[" + b",".join(rows) + b"]").decode(),))
+                conn.exec_driver_sql(self._insert_sql, rows)
             if conn.execute(_MOVE, {"file": path.name, "start": start, "to": start + end}).rowcount != 1:
                 raise RuntimeError(f"log spool {path.name}: drained length moved under a drain")
         self._known[path.name] = start + end  # committed: the length this process knows is drained
@@ -255,21 +256,29 @@ class Spool:
         except (OSError, exc.SQLAlchemyError):  # what is left stays for the next sweep
             log.warning("log spool sweep failed", exc_info=True)
 
-    def _rows(self, name: str, data: bytes) -> list[bytes]:
-        """The lines that are rows: each a JSON object with its `at` (only a short write's torn line
-        is not, and append raised for it, so it was never acknowledged)."""
-        rows = []
+    def _rows(self, name: str, data: bytes) -> list[tuple]:
+        """The values, in the columns' order, of the lines that are rows: each a JSON object with its
+        `at` and only values SQLite stores as they are (only a short write's torn line is not, and
+        append raised for it, so it was never acknowledged). A line that is not is skipped, never
+        left to fail every drain of its file."""
+        rows, columns = [], self._columns
         for number, line in enumerate(data.splitlines(), 1):
             try:
-                if isinstance(orjson.loads(line)["at"], str):
-                    rows.append(line)
+                values = orjson.loads(line)
+                row = tuple(values.get(c) for c in columns)
+                if isinstance(values["at"], str) and all(type(v) in _STORED_AS_IS for v in row) and \
+                        all(_INT_MIN <= v <= _INT_MAX for v in row if type(v) is int):
+                    rows.append(row)
                     continue
-            except (orjson.JSONDecodeError, KeyError, TypeError):
+            except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError):
                 pass
             if line:
                 log.error("log spool %s: line %d is not a row, skipped", name, number)
         return rows
 
+
+_STORED_AS_IS = {str, int, float, type(None)}  # the DB-API's own; what a line holds (Spool.line)
+_INT_MIN, _INT_MAX = -(1 << 63), (1 << 63) - 1  # SQLite's integers
 
 _ADD_FILE = db.PerDialect(lambda dialect_insert: dialect_insert(spool_table).values(drained=0)
                           .on_conflict_do_nothing(index_elements=["name"]))

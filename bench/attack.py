@@ -172,26 +172,15 @@ def run(args: argparse.Namespace, scenarios=tuple(SCENARIOS)) -> dict:
             with harness.serve(ws, args):
                 cookie_name = "renkei"  # the http origin: no __Host- prefix
                 results[name] = SCENARIOS[name](ws, ws.origin, cookie_name)
-        if args.database_url:  # one PostgreSQL database for every scenario: start each from empty
-            _empty(args.database_url)
-    return results
-
-
-def _empty(url: str) -> None:
-    from sqlmodel import SQLModel
-
-    from webapp import db, models  # noqa: F401
-
-    engine = db.make_engine(url)
-    SQLModel.metadata.drop_all(engine)
-    engine.dispose()
+    return results  # with --database-url each scenario had a scratch database of its own (harness.workspace)
 
 
 def arguments(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=8)
-    parser.add_argument("--database-url", default=None, help="default: a temporary SQLite file per scenario")
+    parser.add_argument("--database-url", default=None, help="default: a temporary SQLite file per scenario; a "
+                        "PostgreSQL URL: a scratch database beside it per scenario")
     parser.add_argument("--redis-url", default=None, help="rate-limit storage (default: memory://, per worker)")
     parser.add_argument("--scenario", action="append", choices=list(SCENARIOS), help="default: all")
     return parser.parse_args(argv)

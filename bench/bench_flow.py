@@ -202,42 +202,11 @@ def run(args, engine: str) -> int:
                     LOG_LEVEL="WARNING")
     ns = argparse.Namespace(**vars(args))
     ns.database_url = None
-    if engine == "postgres":
-        ns.database_url = scratch_database(os.environ.get("RENKEI_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test"))
+    if engine == "postgres":  # harness.workspace runs it in a scratch database beside this one
+        ns.database_url = os.environ.get("RENKEI_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
         settings["REDIS_URL"] = os.environ.get("RENKEI_BENCH_REDIS", "redis://127.0.0.1:6379/0")
         settings["RATELIMIT_KEY_PREFIX"] = "renkei-bench-" + secrets.token_hex(6)
-    try:
-        return _run(args, engine, ns, settings)
-    finally:
-        if engine == "postgres":
-            drop_database(ns.database_url)
-
-
-def _connect(url: str, database: str | None = None):
-    """psycopg's connection to `database` on `url`'s server, which may be a Unix socket
-    (`postgresql://postgres@/test?host=/var/run/postgresql`, SQLAlchemy's form)."""
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    u = make_url(url)
-    return psycopg.connect(dbname=database or u.database, user=u.username, password=u.password,
-                           host=u.query.get("host") or u.host, port=u.port, autocommit=True)
-
-
-def scratch_database(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    name = "renkei_bench_" + secrets.token_hex(4)
-    with _connect(url) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    return make_url(url).set(database=name).render_as_string(hide_password=False)
-
-
-def drop_database(url: str) -> None:
-    from sqlalchemy.engine import make_url
-
-    with _connect(url, "postgres") as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {make_url(url).database} WITH (FORCE)")
+    return _run(args, engine, ns, settings)
 
 
 class Sink:

@@ -59,21 +59,29 @@ def load(app, rows: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--database-url", default=None)
+    parser.add_argument("--database-url", default=None,
+                        help="default: a temporary SQLite file; a PostgreSQL URL: a scratch database beside it")
     args = parser.parse_args()
 
+    import harness
+
+    with harness.scratch_beside(args.database_url) as url:
+        measure(args.rows, url)
+
+
+def measure(rows: int, url: str | None) -> None:
     from webapp import clock, create_app, db
     from webapp.staff import logsearch
 
     folder = tempfile.mkdtemp(prefix="bench-staff-log-")
-    url = args.database_url or f"sqlite:///{folder}/bench.sqlite3"
+    url = url or f"sqlite:///{folder}/bench.sqlite3"
     app = create_app({"TESTING": True, "SECRET_KEY": "bench-secret-0123456789abcdef0123456789",
                       "DATABASE_URL": url})
     with app.app_context():
         from webapp import migrate
 
         migrate.upgrade()  # the migrations' indexes, as production has them
-        load(app, args.rows)
+        load(app, rows)
         if url.startswith("postgresql"):
             with db.engine().begin() as conn:
                 conn.exec_driver_sql("ANALYZE operation_log")

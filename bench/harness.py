@@ -109,14 +109,59 @@ class Workspace:
 
 @contextlib.contextmanager
 def workspace(args: argparse.Namespace, **settings) -> Iterator[Workspace]:
-    """A temp directory holding the tenants' configuration and (unless --database-url) a SQLite file."""
-    with tempfile.TemporaryDirectory(prefix="renkei-bench-") as tmp:
+    """A temp directory holding the tenants' configuration, and a database: a SQLite file in it, or
+    with --database-url (PostgreSQL) a scratch database made beside that one and dropped after, so a
+    run neither meets nor leaves another run's rows (a second run seeding into the same database
+    failed on its unique keys)."""
+    with tempfile.TemporaryDirectory(prefix="renkei-bench-") as tmp, \
+            scratch_beside(args.database_url) as database_url:
         tmp = pathlib.Path(tmp)
         tenants_dir = tmp / "tenants"
         tenants_dir.mkdir()
         tenants_without_maintenance(tenants_dir)
-        yield Workspace(tenants_dir=tenants_dir, database_url=args.database_url or f"sqlite:///{tmp / 'bench.sqlite3'}",
+        yield Workspace(tenants_dir=tenants_dir, database_url=database_url or f"sqlite:///{tmp / 'bench.sqlite3'}",
                         port=free_port(), settings=settings)
+
+
+@contextlib.contextmanager
+def scratch_beside(url: str | None) -> Iterator[str | None]:
+    """`url` as it is, unless it is PostgreSQL's: then a scratch database on its server, dropped after."""
+    if not url or not url.startswith("postgresql"):
+        yield url
+        return
+    scratch = scratch_database(url)
+    try:
+        yield scratch
+    finally:
+        drop_database(scratch)
+
+
+def _connect(url: str, database: str | None = None):
+    """psycopg's connection to `database` on `url`'s server, which may be a Unix socket
+    (`postgresql://postgres@/test?host=/var/run/postgresql`, SQLAlchemy's form)."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    return psycopg.connect(dbname=database or u.database, user=u.username, password=u.password,
+                           host=u.query.get("host") or u.host, port=u.port, autocommit=True)
+
+
+def scratch_database(url: str) -> str:
+    """A new empty database on `url`'s server: its URL."""
+    from sqlalchemy.engine import make_url
+
+    name = "renkei_bench_" + secrets.token_hex(4)
+    with _connect(url) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(url: str) -> None:
+    from sqlalchemy.engine import make_url
+
+    with _connect(url, "postgres") as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {make_url(url).database} WITH (FORCE)")
 
 
 @contextlib.contextmanager

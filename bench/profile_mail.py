@@ -6,8 +6,8 @@ the statements (a BEGIN or COMMIT each: a round trip).
     python bench/profile_mail.py [--mails 400] [--top 15] [--database-url URL]
 
 A sender's cost is a flow's too: the courier thread runs in the worker that served ⑥, on its GIL.
---database-url defaults to a temporary SQLite file; a PostgreSQL database given must be empty (the
-script creates its tables there and leaves them).
+--database-url defaults to a temporary SQLite file; with a PostgreSQL URL the run is in a scratch
+database made beside that one and dropped after (harness.workspace).
 """
 from __future__ import annotations
 

@@ -240,7 +240,10 @@ class Spool:
           committed (its process killed between the two). A file is only ever deleted, never made
           again under its name, so the row is kept for nothing;
         - a `.new` file not locked and older than NEW_FILE_SECONDS: its process died between making
-          it and naming it (_open), before a line was written to it."""
+          it and naming it (_open), before a line was written to it.
+        Nothing to do while the directory has never been made (no process has written a line)."""
+        if not self.directory.is_dir():
+            return
         try:
             with self.engine.connect() as conn:
                 names = conn.execute(_NAMES).scalars().all()

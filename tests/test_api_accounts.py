@@ -104,6 +104,26 @@ def test_closed_or_moved_account_refuses_existing_tokens_with_its_own_code(api, 
         assert response.get_json()["errorCode"] == code
 
 
+def test_balances_reads_the_account_once_a_call_and_afresh_on_the_next(api, monkeypatch):
+    """Its check that the account is still served and its balance come from one read of the core's
+    account (sandbox._facts, kept for the request); the next call reads it again."""
+    from webapp import db as dbmodule
+    from webapp.corebanking import sandbox
+
+    account_id = api.account_id()
+    reads = []
+    real = dbmodule.first_read
+    monkeypatch.setattr(dbmodule, "first_read", lambda stmt, params: (
+        stmt is sandbox._ACCOUNT_FACTS and reads.append(params)) or real(stmt, params))
+    first = api.get("accounts/balances", accountId=account_id)
+    assert first.status_code == 200 and len(reads) == 1
+    set_account(api.app, "amami", balance=4321, withdrawable=4000)
+    second = api.get("accounts/balances", accountId=account_id).get_json()["balances"][0]
+    assert (second["balance"], second["withdrawableAmount"]) == (4321, 4000) and len(reads) == 2
+    set_account(api.app, "amami", status="closed")
+    assert api.get("accounts/balances", accountId=account_id).get_json()["errorCode"] == "account_closed"
+
+
 def test_maruhachi_serves_its_own_account_under_its_own_issuer(app, client, customers):
     api = ApiActions(app, client, "maruhachi")
     (account,) = api.get("accounts").get_json()["accounts"]

@@ -105,6 +105,7 @@ def test_account_balance_and_transactions(gateway):
     balance = core.balance(KEY)
     assert (balance.balance, balance.withdrawable) == (1200, 1000)
     assert balance.as_of == dt.datetime(2026, 11, 18, 5, 0, tzinfo=dt.timezone.utc)
+    assert core.account_and_balance(KEY) == (account, balance)  # the two questions
     rows = core.transactions(KEY, dt.date(2026, 8, 18), dt.date(2026, 11, 18), (dt.date(2026, 11, 3), 9), 500)
     assert rows == [Transaction(7, dt.date(2026, 11, 1), dt.date(2026, 11, 2), "2", 500, "ATM", 1200)]
     assert gateway.asked[-1][1] == {"tenant": "amami", "branch": "115", "accountType": "1", "number": "1100026",
@@ -117,6 +118,9 @@ def test_an_unknown_account_is_none(gateway):
                             "/core/accounts/balance": (200, {"balance": None})})
     core = GatewayCoreBanking(gateway.url)
     assert core.account(KEY) is None and core.balance(KEY) is None
+    asked = len(gateway.asked)
+    assert core.account_and_balance(KEY) == (None, None)  # the API's balances: no balance asked for
+    assert [path for path, *_ in gateway.asked[asked:]] == ["/core/accounts/get"]
 
 
 def test_the_url_setting_selects_the_gateway(app_config_gateway):

@@ -134,7 +134,10 @@ def _param(name: str, required: bool = False) -> str | None:
 
 def _serviceable(key: AccountKey) -> AccountSummary:
     """The consented account as the core system knows it, if it may still be served (FAQ 3-Q4)."""
-    acct = core().account(key)
+    return _still_served(core().account(key))
+
+
+def _still_served(acct: AccountSummary | None) -> AccountSummary:
     if acct is None:
         raise ApiError("account_not_found")
     if acct.status == CLOSED:
@@ -144,15 +147,17 @@ def _serviceable(key: AccountKey) -> AccountSummary:
     return acct
 
 
-def _requested_account() -> tuple[str, AccountKey]:
-    """accountId from the query: the one account this token's consent covers, else 404."""
+def _requested_account(check_served: bool = True) -> tuple[str, AccountKey]:
+    """accountId from the query: the one account this token's consent covers, else 404; and unless
+    the caller checks it itself, one the core system still serves."""
     grant = g.api_grant
     given = _param("accountId", required=True)
     if not keys.ACCOUNT_ID_RE.fullmatch(given):
         raise ApiError("invalid_request", "accountIdの形式が正しくありません。")
     if not keys.same_account_id(given, grant.client_id, grant.account):
         raise ApiError("account_not_found")
-    _serviceable(grant.account)
+    if check_served:
+        _serviceable(grant.account)
     return given, grant.account
 
 
@@ -186,8 +191,9 @@ def accounts():
 @require_token("accounts")
 @per_app_limit
 def balances():
-    account_id, key = _requested_account()
-    balance = core().balance(key)
+    account_id, key = _requested_account(check_served=False)
+    found, balance = core().account_and_balance(key)  # one question where the core can answer it so
+    _still_served(found)
     if balance is None:
         raise ApiError("account_not_found")
     as_of = balance.as_of.astimezone(clock.JST)

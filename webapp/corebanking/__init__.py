@@ -106,6 +106,12 @@ class CoreBanking(abc.ABC):
     def balance(self, key: AccountKey) -> Balance | None:
         """The account's balance now, or None when the core system does not know the account."""
 
+    def account_and_balance(self, key: AccountKey) -> tuple[AccountSummary | None, Balance | None]:
+        """`account` and, for an account the core system knows, `balance`: what the account API's
+        balances asks, which a core may answer in one question."""
+        found = self.account(key)
+        return found, (None if found is None else self.balance(key))
+
     @abc.abstractmethod
     def transactions(self, key: AccountKey, date_from: dt.date, date_to: dt.date,
                      after: tuple[dt.date, int] | None, limit: int) -> list[Transaction]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 
-from flask import g, has_request_context
 from sqlalchemy import and_, bindparam, literal_column, or_
 from sqlmodel import select
 
@@ -66,17 +65,7 @@ class SandboxCoreBanking(CoreBanking):
         return acct is not None and acct.status == ACTIVE and acct.cash_card
 
     def _facts(self, key: AccountKey):
-        """The account's (name_kana, status, balance, withdrawable), read once a request: the account
-        API's balances asks `account` (is it still served?) and then `balance` of the same account."""
-        if not has_request_context():
-            return db.first_read(_ACCOUNT_FACTS, _key_params(key))
-        ctx_g = g._get_current_object()
-        kept = ctx_g.get("sandbox_account_facts")
-        if kept is not None and kept[0] == key:
-            return kept[1]
-        facts = db.first_read(_ACCOUNT_FACTS, _key_params(key))
-        ctx_g.sandbox_account_facts = (key, facts)
-        return facts
+        return db.first_read(_ACCOUNT_FACTS, _key_params(key))
 
     def account(self, key: AccountKey) -> AccountSummary | None:
         acct = self._facts(key)
@@ -100,11 +89,15 @@ class SandboxCoreBanking(CoreBanking):
         return AccountCheck.OK
 
     def balance(self, key: AccountKey) -> Balance | None:
-        acct = self._facts(key)
+        return self.account_and_balance(key)[1]
+
+    def account_and_balance(self, key: AccountKey) -> tuple[AccountSummary | None, Balance | None]:
+        acct = self._facts(key)  # one read for both
         if acct is None:
-            return None
+            return None, None
         withdrawable = acct.balance if acct.withdrawable is None else acct.withdrawable
-        return Balance(balance=acct.balance, withdrawable=withdrawable, as_of=clock.now())
+        return (AccountSummary(name_kana=acct.name_kana, status=acct.status),
+                Balance(balance=acct.balance, withdrawable=withdrawable, as_of=clock.now()))
 
     def transactions(self, key: AccountKey, date_from: dt.date, date_to: dt.date,
                      after: tuple[dt.date, int] | None, limit: int) -> list[Transaction]:

@@ -112,7 +112,8 @@ def workspace(args: argparse.Namespace, **settings) -> Iterator[Workspace]:
     """A temp directory holding the tenants' configuration, and a database: a SQLite file in it, or
     with --database-url (PostgreSQL) a scratch database made beside that one and dropped after, so a
     run neither meets nor leaves another run's rows (a second run seeding into the same database
-    failed on its unique keys)."""
+    failed on its unique keys). The database the server uses is `ws.database_url`, never the one
+    given: whatever acts on it (tests/test_faults.py takes it away) must use that."""
     with tempfile.TemporaryDirectory(prefix="renkei-bench-") as tmp, \
             scratch_beside(args.database_url) as database_url:
         tmp = pathlib.Path(tmp)

@@ -590,7 +590,7 @@ def test_database_unavailable_for_a_moment_gives_a_clear_page_and_no_half_writte
             return [tuple(r) for r in flow], [r.result for r in confirms]
 
         assert state() == ([("call", "confirmed")], [])
-        with database_refusing_connections(pg_url):
+        with database_refusing_connections(ws.database_url):
             refused = browser.confirm_call()  # 「確定する」 while the database is away
             polled = browser.poll()
         assert_unavailable_page(refused)
@@ -621,7 +621,7 @@ def test_database_lost_during_the_core_banking_call_gives_a_clear_page_and_the_f
             pressing = threading.Thread(target=lambda: answers.append(browser.customer()))
             pressing.start()  # 次へ on ②: the lock's slot is taken, then core banking is asked …
             assert wait_for(lambda: gateway.calls == 1)
-            with database_refusing_connections(pg_url):  # … and the database goes away meanwhile
+            with database_refusing_connections(ws.database_url):  # … and the database goes away meanwhile
                 pressing.join(timeout=30)
             assert_unavailable_page(answers[0])
 

@@ -640,14 +640,21 @@ def insert_or_ignore(s: Session, table, values: dict, conflict_columns: list[str
 
     The statement is built once per (engine, table, columns) and run on the session's connection with
     `values` as its parameters: no statement construction, no ORM execution step on each call."""
+    return inserted_or_none(s, table, values, conflict_columns, tuple(conflict_columns)) is not None
+
+
+def inserted_or_none(s: Session, table, values: dict, conflict_columns: list[str], returning: tuple[str, ...]):
+    """insert_or_ignore giving the inserted row's `returning` columns (RETURNING), None when a row
+    with the same `conflict_columns` was already there: what the database made (an id) without a
+    read after the commit."""
     connection = s.connection()
     name = connection.dialect.name
-    key = (name, table.name, tuple(values), tuple(conflict_columns))
+    key = (name, table.name, tuple(values), tuple(conflict_columns), returning)
     stmt = _INSERT_OR_IGNORE.get(key)
     if stmt is None:
-        stmt = _INSERT_OR_IGNORE[key] = _insert_or_ignore(name, table, conflict_columns)
+        stmt = _INSERT_OR_IGNORE[key] = _insert_or_ignore(name, table, conflict_columns, returning)
     # RETURNING, not rowcount: with implicit RETURNING, PostgreSQL drivers report rowcount -1.
-    return connection.execute(stmt, values).first() is not None
+    return connection.execute(stmt, values).first()
 
 
 _INSERT_OR_IGNORE: dict[tuple, object] = {}
@@ -664,9 +671,9 @@ def _dialect_insert(dialect: str):
     return insert
 
 
-def _insert_or_ignore(dialect: str, table, conflict_columns: list[str]):
+def _insert_or_ignore(dialect: str, table, conflict_columns: list[str], returning: tuple[str, ...]):
     return (_dialect_insert(dialect)(table).on_conflict_do_nothing(index_elements=conflict_columns)
-            .returning(*(table.c[c] for c in conflict_columns)))
+            .returning(*(table.c[c] for c in returning)))
 
 
 class PerDialect:

@@ -21,6 +21,7 @@ column + INSERT … ON CONFLICT DO NOTHING), so the provider's retries count onc
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime as dt
 import functools
@@ -190,9 +191,9 @@ def attempt_for(s: Session, flow_id: int) -> CallAttempt | None:
 # What ④ shows of its attempt, read by a SELECT built once: a row (attribute access, as the ORM
 # object's) for a request that only shows it (④'s GET, the poll's last answer); the ORM object's
 # load was ~300 function calls of ④. Writers keep attempt_for (they refresh what they change).
-_SHOWN = sa_select(*(CallAttempt.__table__.c[k] for k in ("id", "pool_number", "state", "expires_at",
-                                                           "withheld_call_at", "attempts"))
-                   ).where(CallAttempt.__table__.c.flow_id == bindparam("flow_id"))
+_SHOWN_COLUMNS = ("id", "pool_number", "state", "expires_at", "withheld_call_at", "attempts")
+_SHOWN = (sa_select(*(CallAttempt.__table__.c[k] for k in _SHOWN_COLUMNS))
+          .where(CallAttempt.__table__.c.flow_id == bindparam("flow_id")))
 
 
 def shown_attempt(flow_id: int):
@@ -217,12 +218,20 @@ def open_shown_attempt(s: Session, flow, tenant, rng=None):
     """④'s first GET, which has just read no attempt through shown_attempt: opens the flow's attempt
     as open_attempt does and gives it as shown_attempt does. Neither the ORM read before (the
     INSERT's ON CONFLICT is the check a parallel request needs) nor the ORM object after: those two
-    reads were a quarter of that request (bench/profile_flow.py call_open)."""
-    return _open(s, flow, tenant, rng, lambda: shown_attempt(flow.id))
+    reads were a quarter of that request (bench/profile_flow.py call_open). The attempt this call
+    opens is given from what it inserted (its id by RETURNING), not read again after the commit: on
+    PostgreSQL that read's transaction ended in a ROLLBACK, and at every ROLLBACK psycopg forgets
+    (DEALLOCATE ALL) the statements it had prepared on that connection. An attempt a parallel
+    request opened is read."""
+    return _open(s, flow, tenant, rng, lambda: shown_attempt(flow.id), shown=True)
 
 
-def _open(s: Session, flow, tenant, rng, read):
-    """Create the flow's attempt unless it has one (a parallel request's), commit, and `read()` it."""
+_SHOWN_ROW = collections.namedtuple("ShownAttempt", _SHOWN_COLUMNS)
+
+
+def _open(s: Session, flow, tenant, rng, read, shown: bool = False):
+    """Create the flow's attempt unless it has one (a parallel request's), commit, and `read()` it;
+    with `shown`, the attempt it created is given as shown_attempt's row without a read."""
     pool = _pool_or_fail(tenant)
     for _ in range(8):
         now = clock.now()
@@ -230,17 +239,20 @@ def _open(s: Session, flow, tenant, rng, read):
             number, superseded = _pick_number(s, flow.phone_e164, pool, now, rng=rng)
             if number is None:
                 continue
-            created = dbmod.insert_or_ignore(s, CallAttempt.__table__, {
+            expires = now + dt.timedelta(seconds=window_seconds())
+            created = dbmod.inserted_or_none(s, CallAttempt.__table__, {
                 "flow_id": flow.id, "tenant": flow.tenant, "phone_e164": flow.phone_e164, "pool_number": number,
-                "state": WAITING, "started_at": now, "expires_at": now + dt.timedelta(seconds=window_seconds()),
-                "attempts": 1,
-            }, ["flow_id"])
-            if created:
+                "state": WAITING, "started_at": now, "expires_at": expires, "attempts": 1,
+            }, ["flow_id"], ("id",))
+            if created is not None:
                 _log_window(s, flow, "call_attempt_started", number, superseded)
             s.commit()
         except IntegrityError:  # a parallel attempt for the same phone took that number first
             s.rollback()
             continue
+        if created is not None and shown:
+            return _SHOWN_ROW(id=created.id, pool_number=number, state=WAITING, expires_at=expires,
+                              withheld_call_at=None, attempts=1)
         attempt = read()
         if attempt is not None:
             return attempt

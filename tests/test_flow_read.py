@@ -63,7 +63,7 @@ def test_no_flow_for_a_browser_without_one(app, client, amami):
 def test_screen_gets_read_without_an_orm_session(app, client, amami, monkeypatch):
     """A screen GET only reads (issue 13): its flow, ②/⑤'s standing lock and ④'s attempt on the request's
     plain connection (db.plain), no ORM session built, begun and closed. Only ④'s first GET, which opens
-    the call attempt, writes; every POST still reads its flow in its session's transaction."""
+    the call attempt, writes; a POST reads its flow the same way and builds its session to write."""
     import flask
 
     from test_callauth_support import call_from_registered_phone, poll

@@ -12,7 +12,7 @@ import hashlib
 import secrets
 from typing import NamedTuple
 
-from flask import current_app, request, session
+from flask import current_app, session
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -111,14 +111,15 @@ def _live(*entities) -> tuple:
     none = (None,) * len(entities)
     tenant = current_tenant()
     hashed = browser_handle_hash(tenant.id)
-    # A GET (a screen, the poll's last answer) only reads: db.first_read, no ORM session built, begun
-    # and closed for one SELECT; any other request, which goes on to write, reads in its session.
+    # Read by db.first_read, on the request's plain connection (no ORM session built, begun and closed
+    # for one SELECT), a POST's too: what it then writes is checked by the write itself (move's UPDATE
+    # names the step and handle it read), as it must be under PostgreSQL's READ COMMITTED, and on
+    # SQLite a read in the session was a transaction of its own, ended before the first write
+    # (db.make_engine's write gate). A request whose session is open reads in it.
     if not hashed:
         return none
     with_client = len(entities) > 1
-    parameters = {"handle_hash": hashed, "tenant": tenant.id}
-    row = (db.first_read(_LIVE[with_client], parameters) if request.method == "GET"
-           else db.session().connection().execute(_LIVE[with_client], parameters).first())
+    row = db.first_read(_LIVE[with_client], {"handle_hash": hashed, "tenant": tenant.id})
     if row is None:
         return none
     flow = db.detached(Flow, _FLOW_KEYS, row[:len(_FLOW_KEYS)])
@@ -187,7 +188,7 @@ _WHERE = {
 _UPDATES: dict[tuple, object] = {}
 
 # The screens' flow read (with its app's client row for ① and ⑥): a Core SELECT built once, run by
-# db.first_read on a GET and on the request session's connection otherwise, each row made into a detached
+# db.first_read (the request session's connection once it has one), each row made into a detached
 # object as the ORM's loader would (`db.detached`). The ORM's own execution and identity-map work
 # for this one read was over half of its cost on every screen; nothing keeps a flow in the session
 # (every Flow write is a Core UPDATE above), so nothing needs it there.

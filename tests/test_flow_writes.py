@@ -372,16 +372,23 @@ def test_the_first_call_screen_opens_its_attempt_and_shows_what_it_inserted(app,
     assert len(_rows(app, CallAttempt)) == 1
 
 
-def test_the_attempt_the_first_call_screen_opens_is_the_row_it_wrote(app, amami):
-    """What open_shown_attempt gives from its INSERT is what shown_attempt reads of that row."""
+def _flow_sent_to_the_call_screen(app, amami) -> Flow:
+    """The customer's flow, detached, once ③ has sent it to ④ (no attempt opened yet)."""
     from test_callauth_support import to_phone_screen
-    from webapp.callauth import service
 
     to_phone_screen(amami)
     assert amami.post("flow/phone", {}).status_code == 303
     with Session(app.extensions["db_engine"]) as s:
         flow = s.exec(select(Flow)).one()
         s.expunge(flow)
+    return flow
+
+
+def test_the_attempt_the_first_call_screen_opens_is_the_row_it_wrote(app, amami):
+    """What open_shown_attempt gives from its INSERT is what shown_attempt reads of that row."""
+    from webapp.callauth import service
+
+    flow = _flow_sent_to_the_call_screen(app, amami)
     with app.test_request_context("/amami/flow/call"):
         opened = service.open_shown_attempt(db.session(), flow, app.extensions["tenants"]["amami"])
     with app.test_request_context("/amami/flow/call"):
@@ -393,15 +400,10 @@ def test_the_attempt_the_first_call_screen_opens_is_the_row_it_wrote(app, amami)
 def test_a_first_call_screen_that_lost_the_race_shows_the_attempt_the_other_request_opened(app, amami):
     """Two first GETs of ④ at once: the one whose INSERT finds the flow's attempt already there opens
     none and logs nothing, and shows that attempt."""
-    from test_callauth_support import to_phone_screen
     from webapp.callauth import service
     from webapp.callauth.models import CallAttempt
 
-    to_phone_screen(amami)
-    assert amami.post("flow/phone", {}).status_code == 303
-    with Session(app.extensions["db_engine"]) as s:
-        flow = s.exec(select(Flow)).one()
-        s.expunge(flow)
+    flow = _flow_sent_to_the_call_screen(app, amami)
     with app.test_request_context("/amami/flow/call"):
         tenant = app.extensions["tenants"]["amami"]
         won = service.open_attempt(db.session(), flow, tenant)

@@ -180,3 +180,45 @@ def test_a_connection_lost_without_a_word_within_the_second_costs_one_request_a_
     # the other pooled connection, gone the same way, is replaced, not handed to the next request
     assert amami.get("flow/account").status_code == 200
     assert amami.get("flow/account").status_code == 200
+
+
+# --- prepared statements: no ROLLBACK on a customer's way --------------------------------------------
+
+def test_a_whole_flow_and_its_first_api_call_roll_no_transaction_back(amami_on_postgres, monkeypatch):
+    """psycopg prepares a statement on a connection after its fifth run there, and forgets all of them
+    at every ROLLBACK of an open transaction (DEALLOCATE ALL); one such ROLLBACK a flow (④'s read of
+    its new attempt, once) kept most statements from ever being prepared under load (bench/README,
+    round 23). A customer going through ①–⑥, the provider's webhook, the token exchange and the
+    app's first call end every transaction they open with a COMMIT."""
+    import psycopg
+    from psycopg.pq import TransactionStatus
+
+    from test_callauth_support import call_from_registered_phone, to_call_screen
+    from test_oauth_support import allow, exchange, pin, query
+
+    amami = amami_on_postgres
+    rolled_back = []
+    rollback = psycopg.Connection.rollback
+
+    def watched(self):
+        if self.info.transaction_status != TransactionStatus.IDLE:  # psycopg sends ROLLBACK only then
+            rolled_back.append(self.info.transaction_status)
+        return rollback(self)
+
+    with amami.app.extensions["db_engine"].connect():
+        pass  # the engine's first connection: SQLAlchemy rolls back what it read to set its dialect up
+    monkeypatch.setattr(psycopg.Connection, "rollback", watched)
+    page = to_call_screen(amami)  # ①, ② and ③ with their GETs and POSTs, ④'s first GET
+    assert call_from_registered_phone(amami, page).status_code == 200
+    assert amami.post("flow/call", {}).status_code == 303
+    assert amami.get("flow/pin").status_code == 200
+    assert pin(amami).status_code == 303
+    assert amami.get("flow/consent").status_code == 200
+    granted = allow(amami)
+    assert granted.status_code == 303
+    answer = exchange(amami, query(granted.headers["Location"])["code"])
+    assert answer.status_code == 200
+    accounts = amami.client.get("/amami/api/v1/accounts",
+                                headers={"Authorization": f"Bearer {answer.get_json()['access_token']}"})
+    assert accounts.status_code == 200
+    assert rolled_back == []

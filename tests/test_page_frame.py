@@ -85,3 +85,25 @@ def test_no_customer_template_imports_the_macros_per_render(app):
                  if "staff" not in p.relative_to(root).parts and "import 'macros.html'" not in p.read_text()
                  and "from 'macros.html'" in p.read_text()]
     assert importing == []
+
+
+def test_a_unions_override_of_a_mail_template_is_its_mail_and_found_once(app, amami, monkeypatch):
+    """The completion mail takes the union's own subject where it has one (mail/…, overridable per
+    union like a screen), found once and kept: no loader search for each mail ⑥ queues."""
+    from mail_support import outbox
+    from test_oauth_support import authorized
+
+    app.jinja_env.auto_reload = False
+    app.jinja_env.loader = ChoiceLoader([
+        DictLoader({"tenants/amami/mail/completion_subject.txt": "【あまみ】{{ client_name }}との連携"}),
+        app.jinja_env.loader,
+    ])
+    authorized(amami)
+    looked_up = []
+    select_template = app.jinja_env.select_template
+    monkeypatch.setattr(app.jinja_env, "select_template", lambda names, *a, **k: looked_up.append(names) or
+                        select_template(names, *a, **k))
+    authorized(amami)
+    subjects = [mail.subject for mail in outbox(app)]
+    assert len(subjects) == 2 and all(subject.startswith("【あまみ】") for subject in subjects)
+    assert looked_up == []

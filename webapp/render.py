@@ -15,6 +15,8 @@ from flask import current_app, g, has_request_context, make_response, redirect, 
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup, escape
 
+from .tenants import themes
+
 
 def is_htmx() -> bool:
     """An htmx request that swaps part of the page (a boosted one wants the whole page)."""
@@ -108,37 +110,6 @@ def render_kept(name: str, form: Callable[[], object] | None = None, *, vary: tu
 def themed(name: str) -> str:
     """The current union's override of template `name` if it has one, else `name` itself."""
     return themes(getattr(g, "tenant", None))[name]
-
-
-class Themes(dict):
-    """One union's template names: `name` → its override if the union has one, else `name` itself.
-
-    Found once per name and kept: a miss costs Jinja a loader search (a stat and an exception) each
-    time, four or five times a page. Not kept while templates auto-reload (debug), so a new override
-    shows at once there. Templates call `theme(name)`, which is this dict's own lookup (brand() in
-    web.py hands each page its union's), not a function reaching for `g` and the app on each call."""
-
-    def __init__(self, env, tenant) -> None:
-        super().__init__()
-        self.env, self.tenant = env, tenant
-
-    def __missing__(self, name: str) -> str:
-        if self.tenant is None:
-            return name
-        resolved = self.env.select_template(self.tenant.templates(name)).name
-        if not self.env.auto_reload:
-            self[name] = resolved
-        return resolved
-
-
-def themes(tenant) -> Themes:
-    """The union's (or, for None, no union's) template names, kept per app."""
-    kept = current_app.extensions.setdefault("themed_templates", {})
-    key = tenant.id if tenant is not None else None
-    found = kept.get(key)
-    if found is None:
-        found = kept[key] = Themes(current_app.jinja_env, tenant)
-    return found
 
 
 def macros(app):

@@ -18,7 +18,7 @@ from flask import current_app, render_template
 from sqlalchemy import bindparam
 from sqlmodel import Session, select
 
-from .. import clock, db
+from .. import clock, db, tenants
 from .models import PENDING, MailOutbox
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -62,8 +62,9 @@ def _compose(name: str, *, tenant: "Tenant", flow: "Flow", consent: "Consent", c
         granted=format_jst(consent.granted_at), expires=format_jst(consent.expires_at),
         days=consent_days(consent), links_url=links_url(tenant), **extra,
     )
-    subject = render_template(tenant.templates(f"mail/{name}_subject.txt"), **context)
-    body = render_template(tenant.templates(f"mail/{name}_body.txt"), **context)
+    names = tenants.themes(tenant)  # the union's override of each found once, not searched for each mail
+    subject = render_template(names[f"mail/{name}_subject.txt"], **context)
+    body = render_template(names[f"mail/{name}_body.txt"], **context)
     return " ".join(subject.split()), body.strip("\n") + "\n"
 
 

@@ -14,7 +14,7 @@ from authlib.oauth2 import OAuth2Error
 from flask import Blueprint, g, jsonify, redirect, render_template, request, url_for
 from werkzeug.datastructures import MultiDict
 
-from .. import db, maintenance, messages, oplog, service_hours, tenants
+from .. import db, maintenance, messages, oplog, render, service_hours, tenants
 from ..webhooks.keys import public_jwks
 from ..errors import render_notice
 from ..extensions import csrf
@@ -32,7 +32,7 @@ metadata_bp = Blueprint("oauth_metadata", __name__)
 
 
 def error_page(message: str, status: int = 400):
-    return render_template(g.tenant.templates("oauth/error.html"), message=message), status
+    return render_template(render.themed("oauth/error.html"), message=message), status
 
 
 def _refused(detail: str, client_id: str | None = None) -> None:

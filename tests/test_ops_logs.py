@@ -82,3 +82,18 @@ def test_formatter_masks_phone_numbers_and_bearer_credentials():
     record = logging.LogRecord("renkei.x", logging.WARNING, __file__, 1, "from %s", ("09011113333",), None)
     line = json.loads(JsonFormatter().format(record))
     assert line["message"] == "from 090****3333" and line["level"] == "WARNING" and line["logger"] == "renkei.x"
+
+
+def test_a_line_keeps_its_texts_and_numbers_as_written_and_masks_what_only_an_extra_field_holds():
+    """Texts with nothing to mask are written as they are (non-ASCII unescaped), masking reaches the
+    extra fields too (BEARER in capitals, a number with +81), and a value orjson refuses (an int
+    beyond 64 bits) still gives a line."""
+    record = logging.LogRecord("renkei.events", logging.INFO, __file__, 1, "%s %s %s", ("①", "submit", "ok"), None)
+    record.__dict__.update(tenant="amami", screen="①", detail="BEARER tok.en", caller="+819011113333", flow_id=12,
+                           big=1 << 70, nothing=None)
+    text = JsonFormatter().format(record)
+    line = json.loads(text)
+    assert "\n" not in text and "①" in text  # one line, not \u2460
+    assert line["message"] == "① submit ok" and line["tenant"] == "amami" and line["screen"] == "①"
+    assert line["detail"] == "BEARER [redacted]" and line["caller"] == "+81****3333"
+    assert line["flow_id"] == 12 and line["big"] == 1 << 70 and line["nothing"] is None

@@ -25,6 +25,7 @@ import re
 import sys
 import uuid
 
+import orjson
 from flask import Flask, g, has_request_context, request
 
 REQUEST_ID = "renkei.request_id"  # WSGI environ key
@@ -32,6 +33,9 @@ _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}
 # A Japanese phone number, national (0 + 9–10 digits, hyphens allowed) or E.164 (+81…).
 _PHONE = re.compile(r"(?<![\w+])(\+81|0)(\d{1,4})-?(\d{1,4})-?(\d{4})(?![\w-])")
 _BEARER = re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]+")
+# What either of the two needs somewhere in a text (_PHONE a "0" or "+81", _BEARER the word): most of
+# a line's texts (a union, a screen, an event) have neither, and one search rules both out.
+_MAYBE_MASKED = re.compile(r"[0+]|(?i:bearer)")
 # LogRecord attributes that are not extra fields.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName"}
 
@@ -47,6 +51,9 @@ def request_id(environ: dict) -> str:
 
 def mask(text: str) -> str:
     """`text` with phone-number-shaped digits and bearer credentials masked."""
+    if _MAYBE_MASKED.search(text) is None:
+        return text
+
     def phone(m: re.Match) -> str:
         digits = m.group(1) + m.group(2) + m.group(3) + m.group(4)
         if not 10 <= len(digits.lstrip("+")) <= 12:
@@ -77,7 +84,10 @@ class JsonFormatter(logging.Formatter):
                 line[key] = mask(value) if isinstance(value, str) else value
         if record.exc_info:
             line["exception"] = mask(self.formatException(record.exc_info))
-        return json.dumps(line, ensure_ascii=False, default=str)
+        try:  # orjson: the same JSON for a line's texts, numbers and nulls, compact, in a tenth of the time
+            return orjson.dumps(line, default=str).decode()
+        except TypeError:  # what orjson refuses (an int beyond 64 bits): json.dumps writes anything
+            return json.dumps(line, ensure_ascii=False, default=str)
 
 
 def json_handler(stream=None) -> logging.Handler:

@@ -7,13 +7,14 @@ import secrets
 import threading
 
 import pytest
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from conftest import QUIET_TIME
 from webapp import clock, db
 from webapp.callauth import service
 from webapp.callauth.models import CallAttempt
 from webapp.flow.models import Flow
+from webapp.oplog import OperationLog
 from sql_support import writes_during
 from test_callauth_support import attempts
 
@@ -93,6 +94,10 @@ def test_exhausted_pool_supersedes_the_oldest_waiting_attempt(app):
     assert states[made[0].id] == "superseded"
     assert all(states[f.id] == "waiting" for f in made[1:])
     assert opened[-1].pool_number == opened[0].pool_number
+    with app.app_context(), Session(db.engine()) as s:  # the log says whose attempt gave way
+        (detail,) = s.exec(select(OperationLog.detail).where(OperationLog.flow_id == made[-1].id,
+                                                             OperationLog.event == "call_attempt_started")).all()
+    assert detail.endswith(f" superseded={made[0].id}")
 
 
 def test_expired_attempts_free_their_number(app):

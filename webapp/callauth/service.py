@@ -306,19 +306,29 @@ def _pool_or_fail(tenant) -> tuple[str, ...]:
     return pool
 
 
+# The attempts of a phone that still say waiting, oldest first, as _pick_number reads them: a SELECT
+# built once, rows not ORM objects (building and loading it was a quarter of ④'s first GET under the
+# profiler). The second leaves out the attempt being renewed.
+_ATTEMPTS = CallAttempt.__table__.c
+_WAITING_OF_PHONE = (sa_select(_ATTEMPTS.id, _ATTEMPTS.flow_id, _ATTEMPTS.pool_number, _ATTEMPTS.expires_at)
+                     .where(_ATTEMPTS.phone_e164 == bindparam("phone"), _ATTEMPTS.state == WAITING)
+                     .order_by(_ATTEMPTS.started_at, _ATTEMPTS.id))
+_OTHERS_WAITING_OF_PHONE = _WAITING_OF_PHONE.where(_ATTEMPTS.id != bindparam("keep"))
+
+
 def _pick_number(s: Session, phone: str, pool, now: dt.datetime, *, avoid: str | None = None, rng=None,
-                 keep: int | None = None) -> tuple[str | None, CallAttempt | None]:
+                 keep: int | None = None) -> tuple[str | None, object | None]:
     """A pool number no other waiting attempt of this phone shows (another than `avoid` when one is
-    free); when all are taken, the oldest waiting attempt gives way (superseded). (None, None) when a
-    parallel request changed things first: the caller rolls back and tries again.
+    free); when all are taken, the oldest waiting attempt gives way (superseded: its row's id,
+    flow_id, pool_number and expires_at). (None, None) when a parallel request changed things first:
+    the caller rolls back and tries again.
 
     It reads first and writes only what it must: the usual ④ (no other attempt of this phone waits)
     writes nothing here, and on SQLite the write lock is taken by the caller's INSERT, not for this
     read. Attempts whose window has passed but still say waiting are marked expired first (they hold
     their number in the partial unique index until then)."""
-    waiting = s.exec(select(CallAttempt)
-                     .where(CallAttempt.phone_e164 == phone, CallAttempt.state == WAITING, CallAttempt.id != keep)
-                     .order_by(CallAttempt.started_at, CallAttempt.id)).all()
+    waiting = (s.connection().execute(_WAITING_OF_PHONE, {"phone": phone}) if keep is None else
+               s.connection().execute(_OTHERS_WAITING_OF_PHONE, {"phone": phone, "keep": keep})).all()
     if any(a.expires_at <= now for a in waiting):
         s.execute(update(CallAttempt)
                   .where(CallAttempt.phone_e164 == phone, CallAttempt.state == WAITING, CallAttempt.expires_at <= now)
@@ -339,7 +349,7 @@ def _pick_number(s: Session, phone: str, pool, now: dt.datetime, *, avoid: str |
     return superseded.pool_number, superseded
 
 
-def _log_window(s: Session, flow, event: str, number: str, superseded: CallAttempt | None,
+def _log_window(s: Session, flow, event: str, number: str, superseded,
                 attempt_no: int = 1) -> None:
     detail = f"pool={national_digits(number)} window={window_seconds()}s"
     if attempt_no > 1:

@@ -6,7 +6,8 @@ reported by the telephony provider's signed webhook.
 - core banking slow past its timeout, then down, then back: No.4, the flow kept, no lock slot spent;
 - SMTP down at consent: the consent stands, the mail is sent once after recovery;
 - a worker killed, then the whole server killed and started again while the customer waits on ④;
-  (and, an expected failure, the server killed after ⑤ committed but before its answer left);
+- the server killed after ⑤ committed but before its answer left: the handle ⑤ rotated away stays
+  refused (No-valid-procedure), by decision;
 - the database refusing connections for a moment (PostgreSQL), at a request's start and while ②
   waits on core banking: No.4 as a 503, the flow not moved, nothing half-written but the lock's slot.
 """
@@ -523,9 +524,13 @@ def test_worker_killed_and_server_restarted_while_waiting_on_call_the_customer_g
 
 
 
-@pytest.mark.xfail(strict=True, reason="known limit (README, Faults): a stage's answer lost after its commit "
-                                       "leaves the browser with the handle that stage rotated away")
-def test_worker_killed_after_a_stage_committed_but_before_its_answer_the_customer_goes_on(tmp_path):
+def test_worker_killed_after_a_stage_committed_the_handle_it_rotated_away_stays_refused(tmp_path):
+    """A stage's answer lost after its commit leaves the browser with the flow handle the stage
+    rotated away. That handle stays refused, by decision (README, Faults): accepting it until the
+    new one is first used would let anyone else holding it (a handle fixed in the customer's browser
+    by someone polling with it) race the customer to the next screen after the customer's own PIN.
+    The customer reads No-valid-procedure and starts again from the app; the flow is where its
+    commit left it, and the old handle never reaches ⑤ or ⑥."""
     # ⑤'s answer leaves IDENTITY_CHECK_SECONDS after the request came in: here 2 s after the PIN
     # check committed the move to ⑥, a window wide enough to kill the server in.
     args = server_args()
@@ -544,9 +549,12 @@ def test_worker_killed_after_a_stage_committed_but_before_its_answer_the_custome
             pressing.join(timeout=10)
             assert answers == ["ConnectionError"]  # the customer never got ⑤'s answer
         with serving(ws, args, tmp_path / "again.log"):
-            # The customer reloads: the flow is at ⑥ in the database, but the cookie still holds
-            # the handle from before ⑤, which the commit rotated away.
-            assert title(browser.get(f"/{TENANT}/flow/pin")) == "API連携認証（情報連携認可）"
+            # The customer reloads, then tries ⑥ by hand: the cookie still holds the handle from before ⑤.
+            for screen in ("pin", "consent"):
+                page = browser.get(f"/{TENANT}/flow/{screen}")
+                assert page.status_code == 400 and messages.NO_FLOW in page.text
+                assert title(page) != "API連携認証（情報連携認可）"
+            assert [tuple(row) for row in query(ws, "SELECT step, ended_at FROM flow")] == [("consent", None)]
 
 
 def _quietly(request) -> object:

@@ -2,7 +2,8 @@
 
 - Security headers are worked out once per app (extensions.Talisman): every route's headers, in
   order, are stock Flask-Talisman's, over http and https, with HSTS on and off; a view with
-  Talisman options of its own still gets them.
+  Talisman options of its own still gets them, and a response that set some of those headers
+  itself gets stock's too, with no name twice and its own Cache-Control or Pragma kept.
 - The session's signer is built once per set of keys (web.SessionCookies): a key rotation still
   takes effect at once. The data of a cookie it verified is kept by the cookie's value: each opens
   as stock Flask opens it, a tampered one is refused, a kept one expires with the session's
@@ -99,6 +100,37 @@ def test_every_route_has_stock_talismans_headers(database_url, customers, base_u
     assert {status for _, status in compared} >= ({200, 303, 400, 401, 404, 405} if https else {200, 401, 404, 405})
     over_https = dict(requests_of_every_kind(actions, flow=False))["faq https"]()
     assert ("Strict-Transport-Security" in over_https.headers) == https
+
+
+@pytest.mark.parametrize("base_url", ["https://renkei.test", "http://renkei.test"])
+def test_a_response_with_headers_of_its_own_gets_stock_talismans_and_its_cache_rule(database_url, base_url):
+    """Where a view set some of the headers the hooks write, each is replaced where stock replaces it
+    and nothing is written twice; a view's own Cache-Control or Pragma stays."""
+    app = make_app(database_url, BASE_URL=base_url)
+    own = [("Referrer-Policy", "no-referrer"), ("x-frame-options", "SAMEORIGIN"),
+           ("Strict-Transport-Security", "max-age=1"), ("X-Content-Type-Options", "sniff")]
+
+    @app.route("/own-headers")
+    def own_headers():
+        return "own", {**dict(own), "Pragma": "private"}
+
+    @app.route("/own-cache-rule")
+    def own_cache_rule():
+        return "own", {**dict(own), "Cache-Control": "max-age=60"}
+
+    client = app.test_client()
+    for path in ("/own-headers", "/own-cache-rule"):
+        for forwarded in ({}, {"X-Forwarded-Proto": "https"}):
+            ours = client.get(path, headers=forwarded)
+            with stock_talisman(app):
+                stock = client.get(path, headers=forwarded)
+            assert headers_of(ours) == headers_of(stock), (path, forwarded)
+            names = [name.lower() for name, _ in ours.headers]
+            assert len(names) == len(set(names)), names
+    assert client.get("/own-headers").headers["Cache-Control"] == "no-store"
+    assert client.get("/own-headers").headers["Pragma"] == "private"
+    assert client.get("/own-cache-rule").headers["Cache-Control"] == "max-age=60"
+    assert "Pragma" not in client.get("/own-cache-rule").headers
 
 
 def test_a_view_with_talisman_options_of_its_own_gets_them(app):

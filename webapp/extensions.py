@@ -454,7 +454,8 @@ class Talisman(flask_talisman.Talisman):
                 hsts += "; includeSubDomains"
             if self.strict_transport_security_preload:
                 hsts += "; preload"
-        return tuple(scratch.items()), hsts, self.referrer_policy
+        before = tuple((name, name.lower(), value) for name, value in scratch.items())
+        return before, hsts, self.referrer_policy
 
     def _force_https(self):
         if self._headers_for(current_app._get_current_object()) is self.STOCK:
@@ -473,13 +474,26 @@ class Talisman(flask_talisman.Talisman):
             return super()._set_response_headers(response)
         before, hsts, referrer = fixed
         headers = response.headers
-        for name, value in before:
-            headers[name] = value
+        # What stock's `headers[name] = value` does, where `Headers.set` scans the whole list (a
+        # lower() a header) for each of the ten names: a name the response has is replaced, any
+        # other added at the end, telling the two apart by one pass over the list.
+        present = {name.lower() for name, _ in headers}
+        for name, key, value in before:
+            if key in present:
+                headers[name] = value
+            else:
+                headers.add(name, value)
         if hsts is not None:
             r = request._get_current_object()
             if r.is_secure or r.headers.get("X-Forwarded-Proto", "http") == "https":
-                headers["Strict-Transport-Security"] = hsts
-        headers["Referrer-Policy"] = referrer
+                if "strict-transport-security" in present:
+                    headers["Strict-Transport-Security"] = hsts
+                else:
+                    headers.add("Strict-Transport-Security", hsts)
+        if "referrer-policy" in present:
+            headers["Referrer-Policy"] = referrer
+        else:
+            headers.add("Referrer-Policy", referrer)
         return response
 
 

@@ -45,7 +45,10 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def _no_store(response):
-        if "Cache-Control" not in response.headers and request.endpoint != "static":
-            response.headers["Cache-Control"] = "no-store"
-            response.headers.setdefault("Pragma", "no-cache")
+        headers = response.headers
+        present = {name.lower() for name, _ in headers}  # one pass, where `in` and setdefault scan each
+        if "cache-control" not in present and request.endpoint != "static":
+            headers.add("Cache-Control", "no-store")
+            if "pragma" not in present:
+                headers.add("Pragma", "no-cache")
         return response

@@ -478,22 +478,21 @@ class Talisman(flask_talisman.Talisman):
         # lower() a header) for each of the ten names: a name the response has is replaced, any
         # other added at the end, telling the two apart by one pass over the list.
         present = {name.lower() for name, _ in headers}
-        for name, key, value in before:
+
+        def put(name: str, key: str, value: str) -> None:
             if key in present:
                 headers[name] = value
             else:
                 headers.add(name, value)
+                present.add(key)
+
+        for name, key, value in before:
+            put(name, key, value)
         if hsts is not None:
             r = request._get_current_object()
             if r.is_secure or r.headers.get("X-Forwarded-Proto", "http") == "https":
-                if "strict-transport-security" in present:
-                    headers["Strict-Transport-Security"] = hsts
-                else:
-                    headers.add("Strict-Transport-Security", hsts)
-        if "referrer-policy" in present:
-            headers["Referrer-Policy"] = referrer
-        else:
-            headers.add("Referrer-Policy", referrer)
+                put("Strict-Transport-Security", "strict-transport-security", hsts)
+        put("Referrer-Policy", "referrer-policy", referrer)
         return response
 
 

@@ -268,9 +268,11 @@ class Spool:
         for number, line in enumerate(data.splitlines(), 1):
             try:
                 values = orjson.loads(line)
-                row = tuple(values.get(c) for c in columns)
-                if isinstance(values["at"], str) and all(type(v) in _STORED_AS_IS for v in row) and \
-                        all(_INT_MIN <= v <= _INT_MAX for v in row if type(v) is int):
+                row = tuple(map(values.get, columns))
+                # The row's types as one set, in C: a generator a value was a third of a drain's CPU.
+                kinds = set(map(type, row))
+                if type(values["at"]) is str and kinds <= _STORED_AS_IS and (
+                        int not in kinds or all(_INT_MIN <= v <= _INT_MAX for v in row if type(v) is int)):
                     rows.append(row)
                     continue
             except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError):

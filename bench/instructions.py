@@ -41,6 +41,13 @@ def main() -> int:
     if args.run:
         return _serve(args.run[0], int(args.run[1]))
     fewer, more = args.calls
+    # The app writes its static files' hashed and compressed copies at start-up unless they are
+    # already there (webapp/assets.py): ~836 M instructions from nothing, ~0 after. Written here
+    # first, so neither child writes them. Otherwise, on a fresh checkout, two children starting
+    # together raced: one wrote copies the other then found, and their difference was off by that
+    # work (bench/README, rounds 25 and 26).
+    from webapp import assets
+    assets.build(harness.ROOT / "static", assets.default_target(harness.ROOT / "static"))
     jobs = [(kind, calls) for kind in args.only for calls in (fewer, more)]
     with ThreadPoolExecutor(max_workers=2) as pool:
         totals = dict(zip(jobs, pool.map(lambda job: _counted(*job), jobs)))

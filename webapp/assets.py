@@ -77,9 +77,13 @@ def _nosniff(headers, path: str, url: str) -> None:
     headers["X-Content-Type-Options"] = "nosniff"
 
 
+def default_target(static_folder: str | os.PathLike) -> pathlib.Path:
+    """Where the copies go unless STATIC_BUILD_DIR says: `build/static` beside the static folder."""
+    return pathlib.Path(static_folder).parent / "build" / "static"
+
+
 def init_app(app: Flask) -> None:
-    target = pathlib.Path(app.config.get("STATIC_BUILD_DIR")
-                          or pathlib.Path(app.static_folder).parent / "build" / "static")
+    target = pathlib.Path(app.config.get("STATIC_BUILD_DIR") or default_target(app.static_folder))
     manifest = build(pathlib.Path(app.static_folder), target)
     app.extensions["static_files"] = manifest
 

@@ -404,6 +404,8 @@ class TestTheNoticeThroughARealMailServer:
         with revoke(amami, consent.id) as response:
             assert response.status_code == 303
         assert api_get(amami, tokens["access_token"]).status_code == 401
+        # The courier's attempt runs after the response, on its own thread: read the row once it is done.
+        assert amami.app.extensions["mail_courier"].join(timeout=30)
         (row,) = rows(amami.app, MailOutbox, MailOutbox.kind == "consent_revoked")
         assert row.state == "pending" and row.attempts == 1
 

@@ -10,6 +10,9 @@
   lifetime, and what one request changes is not what the next one opens.
 - Flask-Limiter's hook is skipped for views without a limit, and load shedding parses its settings
   once: the limits still hold.
+- A response goes out with its own headers where Werkzeug's copy of them would change nothing
+  (webapp.RenkeiResponse): every kind of response sends the headers, in order, that Werkzeug's
+  `get_wsgi_headers` sends, and only those that need no change skip the copy.
 """
 from __future__ import annotations
 
@@ -20,10 +23,11 @@ import flask_talisman
 import pytest
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.test import EnvironBuilder
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from conftest import TEST_SECRET, make_app, text_of
 from test_callauth_support import poll, to_call_screen
-from webapp import extensions
+from webapp import RenkeiResponse, extensions
 
 
 @contextlib.contextmanager
@@ -100,6 +104,55 @@ def test_every_route_has_stock_talismans_headers(database_url, customers, base_u
     assert {status for _, status in compared} >= ({200, 303, 400, 401, 404, 405} if https else {200, 401, 404, 405})
     over_https = dict(requests_of_every_kind(actions, flow=False))["faq https"]()
     assert ("Strict-Transport-Security" in over_https.headers) == https
+
+
+def _stream():
+    yield "a"
+    yield "b"
+
+
+# (what, the response's arguments, whether its headers go out as they are)
+RESPONSES = [
+    ("a page", ("本文", 200, {"Content-Type": "text/html; charset=utf-8"}), True),
+    ("an error page", ("見つかりません", 404), True),
+    ("an empty 200", ("", 200), True),
+    ("a stream, not counted", (_stream, 200), True),
+    ("a body without its length", (["a", "bc"], 200), False),
+    ("a redirect to an IRI", ("", 303, {"Location": "/amami/ﾌﾛｰ?q=ü"}), False),
+    ("a lower-case location", ("", 302, {"location": "https://renkei.test/x y"}), False),
+    ("a content location", ("x", 200, {"Content-Location": "/ｶﾅ"}), False),
+    ("a 204 with a length", ("", 204), False),
+    ("a 304 with entity headers", ("", 304, {"Content-Type": "text/plain", "Content-Language": "ja",
+                                              "ETag": '"a"'}), False),
+    ("an informational answer", ("", 103, {"Link": "</static/app.css>; rel=preload"}), False),
+]
+
+
+@pytest.mark.parametrize("what,args,as_they_are", RESPONSES, ids=[r[0] for r in RESPONSES])
+def test_a_response_sends_the_headers_werkzeug_sends(app, what, args, as_they_are):
+    """What goes out is what Werkzeug's copy gives, in order; a response that needs no change to
+    them is sent with its own (no copy), any other through Werkzeug's own code."""
+    assert app.response_class is RenkeiResponse
+    environ = EnvironBuilder(path="/amami/flow/account", base_url="https://renkei.test").get_environ()
+    body, rest = args[0], args[1:]
+    ours, stock = (app.response_class(body() if callable(body) else body, *rest) for _ in range(2))
+    sent = ours.get_wsgi_headers(environ)
+    assert sent.to_wsgi_list() == WerkzeugResponse.get_wsgi_headers(stock, environ).to_wsgi_list()
+    assert (sent is ours.headers) == as_they_are
+
+
+def test_every_route_sends_the_headers_werkzeug_sends(database_url, customers, monkeypatch):
+    from conftest import FlowActions
+
+    app = make_app(database_url, BASE_URL="https://renkei.test")
+    actions = FlowActions(app, app.test_client(), "amami")
+    to_call_screen(actions)
+    calls = requests_of_every_kind(actions, flow=True)
+    ours = [(what, call()) for what, call in calls]
+    monkeypatch.setattr(RenkeiResponse, "get_wsgi_headers", WerkzeugResponse.get_wsgi_headers)
+    for (what, mine), (_, call) in zip(ours, calls):
+        stock = call()
+        assert (mine.status_code, headers_of(mine)) == (stock.status_code, headers_of(stock)), what
 
 
 @pytest.mark.parametrize("base_url", ["https://renkei.test", "http://renkei.test"])

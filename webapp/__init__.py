@@ -3,7 +3,36 @@ from __future__ import annotations
 
 import os
 
-from flask import Flask
+from flask import Flask, Response
+
+
+class RenkeiResponse(Response):
+    """Flask's Response, sent with its own headers where Werkzeug's copy of them would change nothing.
+
+    Werkzeug's `get_wsgi_headers` copies every header of every response into a new `Headers`,
+    checking each value for newlines again (as `add` and `set` did when it was put there), so that
+    it can rewrite Location and Content-Location as URIs, drop Content-Length from a 1xx or 204,
+    drop a 304's entity headers, or count a body that has no Content-Length. A response that needs
+    none of those, which is nearly every response here (each body is set whole, and Flask counts it
+    then), is sent with its own headers, read once: the copy was ~1 µs a header, some twenty headers
+    a response (bench/README, round 26). Any of them needed: Werkzeug's own, unchanged.
+    tests/test_request_pipeline.py compares the two on every kind of response."""
+
+    def get_wsgi_headers(self, environ):
+        headers = self.headers
+        status = self.status_code
+        if status >= 200 and status not in (204, 304):
+            counted = False
+            for key, _ in headers:
+                name = key.lower()
+                if name == "content-length":
+                    counted = True
+                elif name == "location" or name == "content-location":
+                    break
+            else:
+                if counted or not (self.automatically_set_content_length and self.is_sequence):
+                    return headers
+        return super().get_wsgi_headers(environ)
 
 
 class Renkei(Flask):
@@ -14,6 +43,8 @@ class Renkei(Flask):
     calls of the ④ poll's ~3,100. None of ours is a coroutine, and whether a function is one never
     changes, so the answer is kept per function (a coroutine function still goes through
     `async_to_sync`, each time, as in Flask)."""
+
+    response_class = RenkeiResponse
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -333,7 +333,7 @@ def init_app(app: Flask) -> None:
 
 
 def engine() -> Engine:
-    return current_app.extensions["db_engine"]
+    return current_app._get_current_object().extensions["db_engine"]  # no proxy lookup: called often
 
 
 def _held() -> dict:

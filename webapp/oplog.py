@@ -126,7 +126,7 @@ def drain() -> None:
 
 def _spool() -> "logspool.Spool | None":
     """This app's spool on a SQLite file database, made on first use; None on PostgreSQL."""
-    spool = current_app.extensions.get("oplog_spool", False)
+    spool = current_app._get_current_object().extensions.get("oplog_spool", False)
     if spool is False:
         engine = db.engine()
         directory = logspool.directory_for(engine)
@@ -147,8 +147,9 @@ def _row(*, tenant, screen, event, result, flow=None, detail=None, client_id=Non
         name_kana=getattr(flow, "name_kana", None),
     )
     if has_request_context():
-        row["ip"] = (request.remote_addr or "")[:64]
-        row["user_agent"] = request.headers.get("User-Agent", "")[:300]  # what user_agent.string is, unparsed
+        r = request._get_current_object()  # one context lookup: every API call logs a row
+        row["ip"] = (r.remote_addr or "")[:64]
+        row["user_agent"] = r.headers.get("User-Agent", "")[:300]  # what user_agent.string is, unparsed
     return row
 
 

@@ -20,7 +20,8 @@ from .tenants import themes
 
 def is_htmx() -> bool:
     """An htmx request that swaps part of the page (a boosted one wants the whole page)."""
-    return bool(request.headers.get("HX-Request")) and not request.headers.get("HX-Boosted")
+    headers = request._get_current_object().headers  # one context lookup: every screen and poll asks
+    return bool(headers.get("HX-Request")) and not headers.get("HX-Boosted")
 
 
 def partial_of(page: str) -> str:
@@ -42,7 +43,7 @@ def render_exact(name: str, status: int = 200, **context):
 
 def _answer(body: str, status: int = 200):
     """The response Flask's make_response builds from a str body and a status, made directly."""
-    response = current_app.response_class(body, status)
+    response = current_app._get_current_object().response_class(body, status)
     response.headers["Vary"] = "HX-Request"
     return response
 
@@ -89,12 +90,14 @@ def render_kept(name: str, form: Callable[[], object] | None = None, *, vary: tu
     does not give the session one)."""
     name = themed(name)
     text = text or {}
-    if current_app.jinja_env.auto_reload:
+    app = current_app._get_current_object()  # one context lookup for the app, the request and g
+    if app.jinja_env.auto_reload:
         return _answer(render_template(name, **({"form": form()} if form else {}), **text, **context,
                                        **(late() if late else {})))
-    tenant = getattr(g, "tenant", None)
-    key = (name, tenant.id if tenant is not None else None, request.script_root, vary, tuple(text))
-    kept = current_app.extensions.setdefault("blank_pages", {})
+    tenant = getattr(g._get_current_object(), "tenant", None)
+    key = (name, tenant.id if tenant is not None else None, request._get_current_object().script_root, vary,
+           tuple(text))
+    kept = app.extensions.setdefault("blank_pages", {})
     blank = kept.get(key)
     token = generate_csrf() if form else None
     if blank is None:

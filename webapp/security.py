@@ -47,7 +47,7 @@ def init_app(app: Flask) -> None:
     def _no_store(response):
         headers = response.headers
         present = {name.lower() for name, _ in headers}  # one pass, where `in` and setdefault scan each
-        if "cache-control" not in present and request.endpoint != "static":
+        if "cache-control" not in present and request._get_current_object().endpoint != "static":
             headers.add("Cache-Control", "no-store")
             if "pragma" not in present:
                 headers.add("Pragma", "no-cache")

@@ -88,7 +88,7 @@ def shed_load() -> None:
     if r.blueprint not in SHED_BLUEPRINTS or endpoint in NOT_COUNTED:
         return
     sender = _sender(r)  # from the request alone: a failure here is no reason to skip the limits
-    config = current_app.config
+    config = current_app._get_current_object().config
     own = _limits(config[sender[0]]) if sender is not None else ()
     counts = [(item, "sender", sender[1]) for item in own]
     counts += [(item, "service", "all") for item in _limits(config["GLOBAL_REQUEST_LIMIT"])]

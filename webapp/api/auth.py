@@ -87,7 +87,8 @@ def _credentials() -> tuple[str, str] | None:
 
 
 def _failure_limit():
-    return _parsed(current_app.config.get("API_AUTH_FAILURES_PER_IP", DEFAULT_AUTH_FAILURES_PER_IP))
+    return _parsed(current_app._get_current_object().config.get("API_AUTH_FAILURES_PER_IP",
+                                                                 DEFAULT_AUTH_FAILURES_PER_IP))
 
 
 @functools.lru_cache(maxsize=8)
@@ -98,7 +99,7 @@ def _parsed(limit: str):
 
 def _refuse_guessing() -> None:
     """An address whose tokens keep failing is refused for a while (token guessing, log flooding)."""
-    if not limiter.test(_failure_limit(), "api-auth-failures", request.remote_addr or ""):
+    if not limiter.test(_failure_limit(), "api-auth-failures", request._get_current_object().remote_addr or ""):
         raise ApiError("too_many_requests", headers={"Retry-After": "60"})
 
 

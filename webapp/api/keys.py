@@ -31,7 +31,8 @@ _MAC_BYTES = 16
 
 
 def _key(purpose: bytes) -> bytes:
-    return _derived_key(str(current_app.config.get("API_ID_KEY") or current_app.config["SECRET_KEY"]), purpose)
+    config = current_app._get_current_object().config  # every API call: one context lookup
+    return _derived_key(str(config.get("API_ID_KEY") or config["SECRET_KEY"]), purpose)
 
 
 @functools.lru_cache(maxsize=16)

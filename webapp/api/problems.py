@@ -52,7 +52,7 @@ def json_response(body, status: int = 200):
         except (TypeError, orjson.JSONEncodeError):
             data = None
         if data is not None:
-            return current_app.response_class(data, status=status, mimetype="application/json")
+            return current_app._get_current_object().response_class(data, status=status, mimetype="application/json")
     text = json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=_iso_date)
     return current_app.response_class(text, status=status, mimetype="application/json")
 

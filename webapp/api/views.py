@@ -33,11 +33,11 @@ _API_PATH = re.compile(r"/([^/]+)/api/v1(?:/|$)")
 
 
 def rate_limit() -> str:
-    return current_app.config.get("API_RATE_LIMIT", DEFAULT_RATE_LIMIT)
+    return current_app._get_current_object().config.get("API_RATE_LIMIT", DEFAULT_RATE_LIMIT)
 
 
 def per_client() -> str:
-    return "api-client:" + g.api_grant.client_id
+    return "api-client:" + g._get_current_object().api_grant.client_id
 
 
 def per_app_limit(view):
@@ -48,8 +48,8 @@ def per_app_limit(view):
 
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
-        counted = limiter.count_limits(rate_limit(), per_client(), request.endpoint)
-        g.api_rate_limit = counted
+        counted = limiter.count_limits(rate_limit(), per_client(), request._get_current_object().endpoint)
+        g._get_current_object().api_rate_limit = counted
         if counted is not None and counted.reached is not None:
             raise TooManyRequests(str(counted.reached))
         return view(*args, **kwargs)
@@ -70,9 +70,9 @@ def _api_error(e: ApiError):
 
 @bp.before_request
 def _refuse_during_maintenance():
-    if request.endpoint == "api.openapi_document":
+    if request._get_current_object().endpoint == "api.openapi_document":
         return None  # the document stays readable
-    window = maintenance.window_now(g.tenant)
+    window = maintenance.window_now(g._get_current_object().tenant)
     if window is not None:
         retry = max(1, math.ceil((window.end - clock.now()).total_seconds()))
         return ApiError("maintenance", headers={"Retry-After": str(retry)}).response()
@@ -174,14 +174,15 @@ def openapi_document():
 @require_token("accounts")
 @per_app_limit
 def accounts():
-    grant = g.api_grant
+    ctx_g = g._get_current_object()
+    grant = ctx_g.api_grant
     acct = _serviceable(grant.account)
     key = grant.account
     return json_response({"accounts": [{
         "accountId": keys.account_id(grant.client_id, key),
         "branchNo": key.branch,
         "accountTypeCode": key.account_type,
-        "accountTypeName": g.tenant.account_type_name(key.account_type) or "",
+        "accountTypeName": ctx_g.tenant.account_type_name(key.account_type) or "",
         "accountNo": key.number,
         "accountName": acct.name_kana,
     }]})

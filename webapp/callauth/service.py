@@ -45,7 +45,7 @@ from .models import CONFIRMED, EXPIRED, MAX_ATTEMPTS, SUPERSEDED, USED, WAITING,
 # --- the window ---------------------------------------------------------------------------------
 
 def window_seconds() -> int:
-    return int(current_app.config["PHONE_AUTH_WINDOW_SECONDS"])
+    return int(current_app._get_current_object().config["PHONE_AUTH_WINDOW_SECONDS"])
 
 
 # --- phone numbers ------------------------------------------------------------------------------

@@ -129,5 +129,5 @@ class CoreBanking(abc.ABC):
 
 
 def core() -> CoreBanking:
-    return current_app.extensions["core_banking"]
+    return current_app._get_current_object().extensions["core_banking"]  # every API call: no proxy lookup
 

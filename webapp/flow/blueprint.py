@@ -24,7 +24,7 @@ _OPEN_IN_MAINTENANCE = {"flow.cancel", "flow.cancelled", "flow.leave"}
 @bp.before_request
 @my_bp.before_request
 def refuse_outside_service_hours():
-    window = maintenance.window_now(g.tenant)
+    window = maintenance.window_now(g._get_current_object().tenant)  # every screen and poll: no proxy lookup
     if window is not None and request.endpoint not in _OPEN_IN_MAINTENANCE:
         return render_notice(messages.MAINTENANCE, 503, resumes=service_hours.resumes_text(window),
                              leave=_way_back_to_the_app())

@@ -178,7 +178,7 @@ _STORED_UTC = frozenset(i for i, c in enumerate(_POLL.selected_columns) if isins
 
 def _peek():
     """This browser's flow for the current union and its call attempt, or None."""
-    tenant_id = g.tenant.id
+    tenant_id = g._get_current_object().tenant.id
     hashed = state.browser_handle_hash(tenant_id)
     if not hashed:
         return None

@@ -90,7 +90,7 @@ def start(tenant_id: str, client_id: str | None, redirect_uri: str | None, oauth
 def expired(flow) -> bool:
     """The flow (a Flow row, or any row with its created_at and updated_at) outlived its idle or
     absolute limit (FLOW_IDLE_SECONDS, FLOW_MAX_SECONDS)."""
-    cfg = current_app.config
+    cfg = current_app._get_current_object().config
     now = clock.now()
     return (now - flow.updated_at > dt.timedelta(seconds=cfg["FLOW_IDLE_SECONDS"])
             or now - flow.created_at > dt.timedelta(seconds=cfg["FLOW_MAX_SECONDS"]))

@@ -121,7 +121,7 @@ def init_app(app: Flask) -> None:
 
 
 def all_tenants() -> dict[str, Tenant]:
-    return current_app.extensions["tenants"]
+    return current_app._get_current_object().extensions["tenants"]  # no proxy lookup: every request
 
 
 def get_tenant(tenant_id: str) -> Tenant:
@@ -134,7 +134,7 @@ def get_tenant(tenant_id: str) -> Tenant:
 def pull_tenant(endpoint, values) -> None:
     """Blueprint url_value_preprocessor: `/{tenant}/...` → g.tenant."""
     if values is not None and "tenant" in values:
-        g.tenant = get_tenant(values.pop("tenant"))
+        g._get_current_object().tenant = get_tenant(values.pop("tenant"))
 
 
 def add_tenant(endpoint, values) -> None:
@@ -144,7 +144,7 @@ def add_tenant(endpoint, values) -> None:
 
 
 def current() -> Tenant:
-    return g.tenant
+    return g._get_current_object().tenant
 
 
 # --- a union's template names (its overrides), found once per app -------------------------------
@@ -172,9 +172,10 @@ class Themes(dict):
 
 def themes(tenant) -> Themes:
     """The union's (or, for None, no union's) template names, kept per app."""
-    kept = current_app.extensions.setdefault("themed_templates", {})
+    app = current_app._get_current_object()  # every page: one context lookup
+    kept = app.extensions.setdefault("themed_templates", {})
     key = tenant.id if tenant is not None else None
     found = kept.get(key)
     if found is None:
-        found = kept[key] = Themes(current_app.jinja_env, tenant)
+        found = kept[key] = Themes(app.jinja_env, tenant)
     return found

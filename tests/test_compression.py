@@ -4,6 +4,7 @@ import gzip
 import json
 
 import brotli
+import pytest
 
 from conftest import text_of
 
@@ -55,3 +56,55 @@ def test_a_client_that_asks_for_no_compression_gets_none(client):
     response = client.get("/amami/faq")
     assert "Content-Encoding" not in response.headers
     assert "よくあるご質問" in text_of(response)
+
+
+# --- the hook reads the headers once (extensions.Compress): the same answers as stock Flask-Compress ---
+
+def _body(size: int, streamed: bool):
+    text = ("本文 text " * size)[:size].encode()[:size]  # `size` bytes (a kana split at the end is fine)
+    return (part for part in [text]) if streamed else text
+
+
+# (what, status, the body's length in bytes, streamed, extra headers)
+KINDS = [
+    ("a short page", 200, 40, False, {}),
+    ("a long page", 200, 3000, False, {"Vary": "HX-Request"}),
+    ("a long page varying on accept-encoding", 200, 3000, False, {"Vary": "accept-encoding"}),
+    ("a long page with an empty vary", 200, 3000, False, {"Vary": ""}),
+    ("a long page with two varies", 200, 3000, False, [("Vary", "Cookie"), ("Vary", "HX-Request")]),
+    ("long json", 200, 3000, False, {"Content-Type": "application/json"}),
+    ("a long image", 200, 3000, False, {"Content-Type": "image/png"}),
+    ("already encoded", 200, 3000, False, {"Content-Encoding": "gzip"}),
+    ("a long error page", 404, 3000, False, {}),
+    ("a redirect", 303, 0, False, {"Location": "/amami/flow/customer"}),
+    ("a stream", 200, 3000, True, {}),
+    ("a length that is not a number", 200, 3000, False, {"Content-Length": "many"}),
+    ("a negative length", 200, 3000, False, {"Content-Length": "-1"}),
+    ("just under the minimum", 200, 499, False, {"Content-Type": "text/plain"}),
+    ("just at the minimum", 200, 500, False, {"Content-Type": "text/plain"}),
+]
+ENCODINGS = [None, "gzip", "gzip, deflate, br, zstd", "br;q=0, gzip;q=0", "identity"]
+
+
+@pytest.mark.parametrize("what,status,size,streamed,extra", KINDS, ids=[k[0] for k in KINDS])
+def test_the_hook_answers_as_stock_flask_compress(app, what, status, size, streamed, extra):
+    """Each kind of response, to each kind of Accept-Encoding: the same headers in order, the same
+    body, the same status, as the stock hook gives."""
+    import flask_compress
+
+    from webapp.extensions import compress
+
+    stock = flask_compress.Compress()
+    stock.__dict__.update(compress.__dict__)
+    for encoding in ENCODINGS:
+        answers = []
+        for hook in (compress.after_request, stock.after_request):
+            headers = {"Accept-Encoding": encoding} if encoding else {}
+            with app.test_request_context("/amami/faq", headers=headers):
+                response = app.response_class(_body(size, streamed), status,
+                                              extra if isinstance(extra, list) else dict(extra))
+                if "Content-Length" in dict(extra):
+                    response.headers["Content-Length"] = dict(extra)["Content-Length"]
+                response = hook(response)
+                answers.append((response.status_code, list(response.headers.items()), response.get_data()))
+        assert answers[0] == answers[1], (what, encoding)

@@ -10,7 +10,7 @@ import flask_limiter
 import flask_talisman
 from flask import current_app, request
 from flask.globals import request_ctx
-from flask_compress import Compress
+import flask_compress
 from flask_limiter.util import get_qualified_name, get_remote_address
 from flask_mail import Mail
 from flask_wtf import CSRFProtect
@@ -509,6 +509,53 @@ class CSRF(CSRFProtect):
                                  not in current_app._get_current_object().config["WTF_CSRF_METHODS"]):
             return
         super().protect(apply_exemptions)
+
+
+class Compress(flask_compress.Compress):
+    """Flask-Compress, reading the response's headers once.
+
+    Its hook reads Vary with `Headers.get` and writes it with `Headers.set`, then tests
+    `"Content-Encoding" in headers` and the Content-Length: each a scan of every header, and a
+    missing name (Vary, Content-Encoding: most responses) costs a KeyError raised and caught inside
+    Werkzeug, ~2.5 µs each. Here one pass finds the three. Vary is written as the stock hook writes
+    it. A response the stock hook would leave uncompressed whatever the request says (already
+    encoded, not 2xx, or shorter than COMPRESS_MIN_SIZE) is answered here; any other goes on to the
+    stock hook, which then finds Vary as it would have left it. tests/test_compression.py compares
+    the two on many kinds of response and request."""
+
+    def after_request(self, response):
+        if not response:
+            return super().after_request(response)
+        headers = response.headers
+        vary = length = None
+        encoded = False
+        for name, value in headers:
+            key = name.lower()
+            if key == "vary":
+                if vary is None:  # the first, as Headers.get reads it
+                    vary = value
+            elif key == "content-length":
+                if length is None:
+                    length = value
+            elif key == "content-encoding":
+                encoded = True
+        if vary is None:
+            headers.add("Vary", "Accept-Encoding")  # what `set` does for a name the response lacks
+        elif not vary:
+            headers["Vary"] = "Accept-Encoding"
+        elif "accept-encoding" not in vary.lower():
+            headers["Vary"] = f"{vary}, Accept-Encoding"
+        status = response.status_code
+        if encoded or status < 200 or status >= 300:
+            return response
+        if length is not None:
+            try:
+                counted = int(length)
+            except ValueError:  # Werkzeug's content_length reads no number there: the stock hook decides
+                counted = None
+            if counted is not None and counted < current_app._get_current_object().config["COMPRESS_MIN_SIZE"]:
+                return response
+        return super().after_request(response)
 
 
 compress = Compress()

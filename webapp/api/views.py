@@ -58,7 +58,7 @@ def per_app_limit(view):
 
 
 def page_size() -> int:
-    return min(int(current_app.config.get("API_PAGE_SIZE", PAGE_SIZE)), PAGE_SIZE)
+    return min(int(current_app._get_current_object().config.get("API_PAGE_SIZE", PAGE_SIZE)), PAGE_SIZE)
 
 
 # --- every request under the API ---------------------------------------------------------------
@@ -122,7 +122,7 @@ def _log_call(ctx_g, endpoint: str | None, tenant_id: str, status: int, interact
 # --- parameters -------------------------------------------------------------------------------
 
 def _param(name: str, required: bool = False) -> str | None:
-    values = request.args.getlist(name)
+    values = request._get_current_object().args.getlist(name)  # no proxy lookup: several a call
     if len(values) > 1:
         raise ApiError("invalid_request", f"{name}は1つだけ指定してください。")
     if not values:
@@ -150,7 +150,7 @@ def _still_served(acct: AccountSummary | None) -> AccountSummary:
 def _requested_account(check_served: bool = True) -> tuple[str, AccountKey]:
     """accountId from the query: the one account this token's consent covers, else 404; and unless
     the caller checks it itself, one the core system still serves."""
-    grant = g.api_grant
+    grant = g._get_current_object().api_grant
     given = _param("accountId", required=True)
     if not keys.ACCOUNT_ID_RE.fullmatch(given):
         raise ApiError("invalid_request", "accountIdの形式が正しくありません。")
@@ -216,11 +216,12 @@ def transactions():
     account_id, key = _requested_account()
     date_from = history.parse_date("dateFrom", _param("dateFrom"))
     date_to = history.parse_date("dateTo", _param("dateTo"))
-    today, months = clock.today_jst(), g.tenant.history_months
+    tenant = g._get_current_object().tenant
+    today, months = clock.today_jst(), tenant.history_months
     after = None
     next_key = _param("nextItemKey")
     if next_key is not None:
-        position = keys.decode_next(g.tenant.id, account_id, next_key)
+        position = keys.decode_next(tenant.id, account_id, next_key)
         if position is None or (date_from not in (None, position.date_from)) \
                 or (date_to not in (None, position.date_to)):
             raise ApiError("invalid_next_item_key")
@@ -247,7 +248,7 @@ def transactions():
         "dateFrom": date_from.isoformat(),
         "dateTo": date_to.isoformat(),
         "hasNext": has_next,
-        "nextItemKey": keys.encode_next(g.tenant.id, account_id, keys.PagePosition(date_from, date_to, last))
+        "nextItemKey": keys.encode_next(tenant.id, account_id, keys.PagePosition(date_from, date_to, last))
         if has_next else None,
         "count": count,
         "transactions": listed,

@@ -6,11 +6,11 @@ import logging
 import time
 from typing import NamedTuple
 
+import flask_compress
 import flask_limiter
 import flask_talisman
 from flask import current_app, request
 from flask.globals import request_ctx
-import flask_compress
 from flask_limiter.util import get_qualified_name, get_remote_address
 from flask_mail import Mail
 from flask_wtf import CSRFProtect

@@ -18,7 +18,7 @@ def test_flow_page_is_gzipped_and_still_never_stored(amami):
     assert response.headers["Content-Encoding"] == "gzip"
     html = gzip.decompress(response.data).decode()
     assert "API連携認証（ご利用口座情報入力）" in html
-    assert response.content_length < len(html.encode()) / 2
+    assert response.content_length < len(html.encode()) * 0.6  # gzip level 1: ~50 %
     assert response.headers["Cache-Control"] == "no-store"
     assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
     vary = {v.strip() for v in response.headers["Vary"].split(",")}

@@ -53,6 +53,14 @@ class Defaults:
     STATIC_BUILD_DIR = None
     # HTML and JSON above this size are compressed (Flask-Compress: zstd, br or gzip, as accepted).
     COMPRESS_MIN_SIZE = 500
+    # Every answer is compressed as it is made, so each encoding gets a level near zstd's default (3)
+    # in time and size (bench/README, round 27). The 500-row transactions page (86 KB of JSON): gzip
+    # 1 113 µs and 6.1 KB where Flask-Compress's 6 took 510 µs for 5.5 KB; brotli 2 137 µs and 3.6
+    # KB where its 4 took 230 µs for 3.1 KB; zstd 3 71 µs and 3.4 KB. Safari asks for br, most
+    # API clients for gzip.
+    COMPRESS_LEVEL = 1
+    COMPRESS_DEFLATE_LEVEL = 1
+    COMPRESS_BR_LEVEL = 2
 
 
 def load(app: Flask, test_config: dict | None) -> None:

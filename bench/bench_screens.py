@@ -9,7 +9,7 @@ seeded with one flow standing at each screen (① ② ③ ④ ⑤ ⑥; ④'s cal
 endpoint --rounds pairs of wrk phases: `/healthz`, then the endpoint, alternately, so that other load
 on this machine hits both alike. wrk (one thread, keep-alive, --latency) sends the flow's signed
 session cookie (its handle and, unless --first-visit, the CSRF secret a browser has from its first
-page of the flow) and htmx's headers with -H; the figures are the medians of the rounds: req/s, p99,
+page of the flow), htmx's headers and a browser's Accept-Encoding with -H; the figures are the medians of the rounds: req/s, p99,
 and the ratio endpoint/healthz of each round's pair. wrk's own CPU share (of one core, over its
 phases) is printed at the end, so a run whose load generator was starved shows it.
 
@@ -46,6 +46,9 @@ import urllib.parse
 import harness
 
 UNLIMITED = "100000000 per 10 minutes"
+# What Chrome and Safari send: every request of a phase carries it (`/healthz`'s and Canaille's too), so a
+# page is measured compressed, as a customer's browser gets it (zstd here). --accept-encoding '' for none.
+BROWSER_ENCODINGS = "gzip, deflate, br, zstd"
 CANAILLE_WSGI = """
 from canaille import create_app
 app = create_app({{"SECRET_KEY": "bench-secret", "CANAILLE": {{"NAME": "Bench", "JAVASCRIPT": True, "HTMX": True}},
@@ -67,6 +70,8 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--first-visit", action="store_true",
                         help="session cookies without the CSRF secret (each screen then re-sends the cookie)")
     parser.add_argument("--canaille", default=None, metavar="VENV", help="also Canaille's login page")
+    parser.add_argument("--accept-encoding", default=BROWSER_ENCODINGS,
+                        help="the Accept-Encoding every request sends (default: a browser's; '' for none)")
     parser.add_argument("--reuse-port", action="store_true",
                         help="gunicorn --reuse-port (ours and Canaille's): each worker listens on a socket of its "
                              "own and the kernel spreads new connections over them")
@@ -158,12 +163,15 @@ def rows(cookies: dict, args) -> list[dict]:
 class Wrk:
     """wrk runs; keeps its CPU time and wall time for the share printed at the end."""
 
-    def __init__(self):
+    def __init__(self, accept_encoding: str = ""):
         self.cpu = self.wall = 0.0
+        self.accept_encoding = accept_encoding
 
     def run(self, url: str, headers: dict, connections: int, seconds: float, server_pid: int | None = None) -> dict:
         """wrk's figures; with `server_pid` (a gunicorn master) also the server's CPU ms a request."""
         command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency", "--timeout", "10s"]
+        if self.accept_encoding:
+            headers = {"Accept-Encoding": self.accept_encoding, **headers}
         for k, v in headers.items():
             command += ["-H", f"{k}: {v}"]
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -284,7 +292,7 @@ def main() -> int:
     args = arguments()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed (apt install wrk)")
-    wrk = Wrk()
+    wrk = Wrk(args.accept_encoding)
     results = []
     pace = harness.pace_ms()
     with harness.workspace(args, PHONE_AUTH_WINDOW_SECONDS=3600, IDENTITY_CHECKS_PER_IP=UNLIMITED,

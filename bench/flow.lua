@@ -11,7 +11,8 @@
 -- the token exchange and `/accounts` (on a new connection, as the app's server makes them). Each answer is checked for the status a customer expects; a
 -- wrong one counts as an error of its step and starts a new flow with a new cookie jar. Each thread
 -- writes its answers' latencies, flows and errors to OUT_DIR/<customer>.txt; bench_flow.py reads them.
--- SHA-256, HMAC and base64 come from the system's libcrypto through LuaJIT's FFI.
+-- SHA-256, HMAC and base64 come from the system's libcrypto through LuaJIT's FFI. The customer's
+-- requests carry a browser's Accept-Encoding; the zstd pages come back through libzstd's.
 
 local ffi = require("ffi")
 ffi.cdef [[
@@ -26,6 +27,25 @@ typedef struct { long tv_sec; long tv_nsec; } timespec_t;
 int clock_gettime(int clk_id, timespec_t *tp);
 ]]
 local crypto = ffi.load("libcrypto.so.3")
+-- The browser's steps ask for compressed pages, as Chrome does; the app answers zstd, read back here.
+ffi.cdef [[
+size_t ZSTD_decompress(void *dst, size_t dstCapacity, const void *src, size_t compressedSize);
+unsigned ZSTD_isError(size_t code);
+]]
+local zstd = ffi.load("libzstd.so.1")
+local BROWSER_ENCODINGS = "gzip, deflate, br, zstd"
+local PAGE_MAX = 1024 * 1024
+local page = ffi.new("unsigned char[?]", PAGE_MAX)
+
+-- The body as the browser reads it; nil and a message for an encoding this script cannot read.
+local function decoded(headers, body)
+  local encoding = headers["Content-Encoding"]
+  if not encoding or not body or body == "" then return body end
+  if encoding ~= "zstd" then return nil, "Content-Encoding " .. encoding end
+  local n = zstd.ZSTD_decompress(page, PAGE_MAX, body, #body)
+  if zstd.ZSTD_isError(n) ~= 0 then return nil, "a zstd body that does not decode" end
+  return ffi.string(page, n)
+end
 
 local function base64(bytes, n)
   local out = ffi.new("unsigned char[?]", 4 * math.ceil(n / 3) + 1)
@@ -182,6 +202,7 @@ function request()
   headers = headers or {}
   if body then headers["Content-Type"] = FORM end
   if cookie and not no_cookie then headers["Cookie"] = cookie end
+  if not no_cookie then headers["Accept-Encoding"] = BROWSER_ENCODINGS end
   started = now()
   return wrk.format(method, path, headers, body)
 end
@@ -196,6 +217,9 @@ function response(status, headers, body)
   local step = steps[index]
   local name = step[1]
   out:write("lat ", index, " ", string.format("%.5f", elapsed), "\n")
+  local problem
+  body, problem = decoded(headers, body)
+  if problem then return failed(status, problem) end
   if status ~= step[3] then return failed(status, body) end
   local set = headers["Set-Cookie"]
   if set and not foreign then cookie = set:match("^([^;]+)") end

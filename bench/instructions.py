@@ -14,7 +14,9 @@ session cookie a browser holds), on a temporary SQLite file, memory:// limits; `
 API's `/accounts` with bench_transactions.py's token (its log row spooled each call, and the spool
 drained into the table every DRAIN_EVERY calls, in the same thread: the drain is counted, a
 deterministic share of it a call); `rows` the same token's first transactions page, 500 rows of
-bench_transactions.py's 10,000.
+bench_transactions.py's 10,000. Each request carries the Accept-Encoding its benchmark sends (a
+browser's for the screens, Python requests' for the API), so pages are counted compressed;
+--no-accept-encoding gives round 26's and earlier figures.
 """
 from __future__ import annotations
 
@@ -35,6 +37,8 @@ DRAIN_EVERY = 50  # calls between the account API's log drains (a drainer round 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", nargs="+", default=["poll", "healthz"], choices=KINDS)
+    parser.add_argument("--no-accept-encoding", action="store_true",
+                        help="send no Accept-Encoding (the figures of rounds 26 and before)")
     parser.add_argument("--calls", nargs=2, type=int, default=[100, 600], metavar=("FEWER", "MORE"))
     parser.add_argument("--run", nargs=2, metavar=("KIND", "CALLS"), help=argparse.SUPPRESS)  # the measured child
     args = parser.parse_args()
@@ -48,6 +52,8 @@ def main() -> int:
     # work (bench/README, rounds 25 and 26).
     from webapp import assets
     assets.build(harness.ROOT / "static", assets.default_target(harness.ROOT / "static"))
+    if args.no_accept_encoding:
+        os.environ["BENCH_NO_ACCEPT_ENCODING"] = "1"  # read by the children
     jobs = [(kind, calls) for kind in args.only for calls in (fewer, more)]
     with ThreadPoolExecutor(max_workers=2) as pool:
         totals = dict(zip(jobs, pool.map(lambda job: _counted(*job), jobs)))
@@ -95,6 +101,10 @@ def _serve(kind: str, calls: int) -> int:
                          "api": ("/amami/api/v1/accounts", {"Authorization": f"Bearer {token}"}),
                          "rows": (f"/amami/api/v1/accounts/transactions?accountId={account_id}",
                                   {"Authorization": f"Bearer {token}"})}[kind]
+        if not os.environ.get("BENCH_NO_ACCEPT_ENCODING"):  # what bench_screens and bench_api send
+            from bench_api import CLIENT_ENCODINGS
+            from bench_screens import BROWSER_ENCODINGS
+            headers["Accept-Encoding"] = CLIENT_ENCODINGS if kind in ("api", "rows") else BROWSER_ENCODINGS
         environ = EnvironBuilder(path=path, headers=headers, base_url="http://127.0.0.1").get_environ()
         statuses = []
 

@@ -163,3 +163,61 @@ def test_gunicorn_sends_its_own_date_whatever_the_app_says():
     from gunicorn import util
 
     assert util.is_hoppish("Date")
+
+
+# --- zstd from a compressor kept between answers (extensions.Compress._zstd) ---
+
+def test_a_kept_zstd_compressor_gives_what_a_fresh_one_gives():
+    from backports import zstd
+
+    from webapp.extensions import compress
+
+    pages = [_body(size, False) for size in (3000, 86_000, 500, 3000)]
+    for level in (1, 3):
+        assert [compress._zstd(page, level) for page in pages] == [zstd.compress(page, level) for page in pages]
+
+
+def test_a_frame_broken_off_never_reaches_the_next_answer(monkeypatch):
+    """A compressor that fails part-way through a page (here: after taking half of it in) is not
+    kept: the next answer is its own page alone, not the end of the other one's frame."""
+    import flask_compress
+    from backports import zstd
+
+    from webapp.extensions import compress
+
+    real = zstd.ZstdCompressor
+
+    class FailsOnce:  # a real compressor inside (zstd's cannot be subclassed)
+        CONTINUE, FLUSH_FRAME = real.CONTINUE, real.FLUSH_FRAME
+        failed = False
+
+        def __init__(self, level):
+            self.inner = real(level=level)
+
+        def compress(self, data, mode):
+            if not FailsOnce.failed:
+                FailsOnce.failed = True
+                self.inner.compress(data[: len(data) // 2], mode=real.CONTINUE)
+                raise MemoryError("part-way")
+            return self.inner.compress(data, mode)
+
+    secret, page = b"another customer's page " * 100, _body(3000, False)
+    alone = zstd.compress(page, 1)
+    monkeypatch.setattr(compress, "_zstd_kept", {})
+    monkeypatch.setattr(flask_compress.flask_compress.compression.zstd, "ZstdCompressor", FailsOnce)
+    with pytest.raises(MemoryError):
+        compress._zstd(secret, 1)
+    assert compress._zstd(page, 1) == alone
+
+
+def test_parallel_answers_each_get_their_own_page():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from backports import zstd
+
+    from webapp.extensions import compress
+
+    pages = [(f"page {n} ".encode() * (50 + n * 37)) for n in range(64)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        compressed = list(pool.map(lambda page: compress._zstd(page, 1), pages))
+    assert [zstd.decompress(c) for c in compressed] == pages

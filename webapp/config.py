@@ -53,14 +53,16 @@ class Defaults:
     STATIC_BUILD_DIR = None
     # HTML and JSON above this size are compressed (Flask-Compress: zstd, br or gzip, as accepted).
     COMPRESS_MIN_SIZE = 500
-    # Every answer is compressed as it is made, so each encoding gets a level near zstd's default (3)
-    # in time and size (bench/README, round 27). The 500-row transactions page (86 KB of JSON): gzip
-    # 1 113 µs and 6.1 KB where Flask-Compress's 6 took 510 µs for 5.5 KB; brotli 2 137 µs and 3.6
-    # KB where its 4 took 230 µs for 3.1 KB; zstd 3 71 µs and 3.4 KB. Safari asks for br, most
-    # API clients for gzip.
+    # Every answer is compressed as it is made, so each encoding gets a level for that, not for a
+    # file compressed once (Flask-Compress's defaults: gzip 6, brotli 4, zstd 3). The 500-row
+    # transactions page (86 KB of JSON): gzip 1 113 µs and 6.1 KB where 6 took 510 µs for 5.5 KB;
+    # brotli 2 137 µs and 3.6 KB where 4 took 230 µs for 3.1 KB; zstd 1 61 µs and 2.9 KB where 3
+    # took 71 µs for 3.4 KB. A 4.5 KB page: zstd 1 2.29 KB, 3 2.23 KB (bench/README, round 27).
+    # Chrome and Firefox ask for zstd, Safari for br, most API clients for gzip.
     COMPRESS_LEVEL = 1
     COMPRESS_DEFLATE_LEVEL = 1
     COMPRESS_BR_LEVEL = 2
+    COMPRESS_ZSTD_LEVEL = 1
 
 
 def load(app: Flask, test_config: dict | None) -> None:

@@ -11,7 +11,7 @@ doing, where timings on a shared box wander ±10 %. Each run takes ~1.5 minutes;
 
 The requests are bench_screens.py's (its seed: a flow at each step, ④'s call attempt open, the
 session cookie a browser holds), on a temporary SQLite file, memory:// limits; `api` is the account
-API's `/accounts` with bench_transactions.py's token (its log row spooled each call, and the spool
+API's `/accounts` with bench_transactions.py's token (`balances` its balances) (its log row spooled each call, and the spool
 drained into the table every DRAIN_EVERY calls, in the same thread: the drain is counted, a
 deterministic share of it a call); `rows` the same token's first transactions page, 500 rows of
 bench_transactions.py's 10,000. Each request carries the Accept-Encoding its benchmark sends (a
@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import harness
 
-KINDS = ("poll", "healthz", "account", "call", "api", "rows")
+KINDS = ("poll", "healthz", "account", "call", "api", "balances", "rows")
 DRAIN_EVERY = 50  # calls between the account API's log drains (a drainer round under load: ~130 rows a worker)
 
 
@@ -86,7 +86,7 @@ def _serve(kind: str, calls: int) -> int:
                            LOG_LEVEL="WARNING") as ws:
         config = ws.app_config(GLOBAL_REQUEST_LIMIT="100000000 per second", REQUESTS_PER_IP="100000000 per second")
         account_id = None
-        if kind in ("api", "rows"):  # the account API, bench_transactions.py's token and account
+        if kind in ("api", "balances", "rows"):  # the account API, bench_transactions.py's token and account
             from bench_transactions import seed as api_seed
             config["API_RATE_LIMIT"] = "100000000 per minute"
             token, account_id = api_seed(config)
@@ -99,12 +99,14 @@ def _serve(kind: str, calls: int) -> int:
                          "account": ("/amami/flow/account", {"Cookie": cookies["account"]}),
                          "call": ("/amami/flow/call", {"Cookie": cookies["call"]}),
                          "api": ("/amami/api/v1/accounts", {"Authorization": f"Bearer {token}"}),
+                         "balances": (f"/amami/api/v1/accounts/balances?accountId={account_id}",
+                                      {"Authorization": f"Bearer {token}"}),
                          "rows": (f"/amami/api/v1/accounts/transactions?accountId={account_id}",
                                   {"Authorization": f"Bearer {token}"})}[kind]
         if not os.environ.get("BENCH_NO_ACCEPT_ENCODING"):  # what bench_screens and bench_api send
             from bench_api import CLIENT_ENCODINGS
             from bench_screens import BROWSER_ENCODINGS
-            headers["Accept-Encoding"] = CLIENT_ENCODINGS if kind in ("api", "rows") else BROWSER_ENCODINGS
+            headers["Accept-Encoding"] = CLIENT_ENCODINGS if kind in ("api", "balances", "rows") else BROWSER_ENCODINGS
         environ = EnvironBuilder(path=path, headers=headers, base_url="http://127.0.0.1").get_environ()
         statuses = []
 
@@ -114,7 +116,7 @@ def _serve(kind: str, calls: int) -> int:
             b"".join(out)
             getattr(out, "close", lambda: None)()
 
-        if kind in ("api", "rows"):
+        if kind in ("api", "balances", "rows"):
             # The log rows' drain, inline every DRAIN_EVERY calls instead of by the drainer thread:
             # under valgrind a call takes ~20 ms, so the thread's 0.1 s rounds caught a varying
             # handful of rows each, and its fixed cost a round moved the figure by ±2 %.
@@ -122,7 +124,7 @@ def _serve(kind: str, calls: int) -> int:
             logspool.Spool._start_drainer = lambda spool: setattr(spool, "_drainer_pid", spool._pid)
         for done in range(1, 200 + calls + 1):  # the warm-up, then the counted calls
             request()
-            if kind in ("api", "rows") and done % DRAIN_EVERY == 0:
+            if kind in ("api", "balances", "rows") and done % DRAIN_EVERY == 0:
                 with app.app_context():
                     oplog.drain()
         if any(not s.startswith("200") for s in statuses):

@@ -26,6 +26,7 @@ import base64
 import cProfile
 import hashlib
 import io
+import os
 import pstats
 import re
 import secrets
@@ -200,6 +201,7 @@ def main() -> int:
             text = out.getvalue()
             print(text[text.find("   ncalls"):].rstrip())
             if args.dump:
+                os.makedirs(args.dump, exist_ok=True)
                 profiles[kind].dump_stats(f"{args.dump}/{kind}.prof")
     return 0
 

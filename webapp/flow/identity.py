@@ -1,8 +1,10 @@
 """Identity checks under the account's lock, shared by ② (birth date, phone) and ⑤ (PIN).
 
 Each check first takes a slot of the address's, the app's and the union's budgets
-(webapp/budgets.py) and of the account's lock (webapp/lockout.py), atomically and in one
-transaction, before core banking is asked; so ② and ⑤ count toward the same lock and budgets.
+(webapp/budgets.py) and of the account's lock (webapp/lockout.py), each atomically, before core
+banking is asked; so ② and ⑤ count toward the same lock and budgets. On SQLite the two are one
+transaction; on PostgreSQL the budgets' statement is a transaction of its own, so the union's row,
+which every check writes, is not held locked across the lock's and the flow's round trips.
 """
 from __future__ import annotations
 
@@ -44,7 +46,8 @@ def check_with_lockout(flow, event: str, check, *, completes_authentication: boo
 
     `entries` (②: the name and email) are saved on the flow with the reserved slots, in their
     transaction. A passed check leaves its writes (the slots given back, the log row) pending: the
-    caller's `finish_step` commits them with the step's move, in one transaction.
+    caller's `finish_step` commits them with the step's move, in one transaction (on PostgreSQL the
+    slots are given back at once, by a statement of their own: budgets.give_back).
     """
     started = request.environ.get(STARTED_AT, time.monotonic())
     request.environ[ANSWER_AT] = started + float(current_app.config["IDENTITY_CHECK_SECONDS"])
@@ -60,7 +63,8 @@ def check_with_lockout(flow, event: str, check, *, completes_authentication: boo
         log.warning("identity check refused: %s budget spent (%s)", spent.name, spent.key)
         log_step(flow, event, "refused", detail=f"budget {spent.name}")
         raise TooManyRequests()
-    # Budgets, lock, then the flow row: the order every transaction here takes them in (no deadlock).
+    # Budgets, lock, then the flow row: the order every transaction here takes them in (no deadlock;
+    # on PostgreSQL the budgets' rows are locked only by statements of their own, holding nothing else).
     attempt = lockout.reserve_attempt(s, key, g.tenant.lock_threshold)
     if entries:
         state.touch(flow, commit=False, **entries)

@@ -1,0 +1,93 @@
+"""On PostgreSQL the identity checks' budget rows are locked only by statements of their own.
+
+Every ② and ⑤ of a union writes the union's budget row (and every check of an app, the app's). A row
+written in a transaction stays locked until that transaction ends, so when the budgets were taken and
+given back inside the check's transactions, every other check of the union waited for the account's
+lock, the flow's update, the log row and the COMMIT of the one ahead of it: at 16 customers ② took
+129–155 ms at the median and 333–404 ms at p99 (bench/README, round 28). Here a second connection
+asks for those rows with NOWAIT at each statement the check's transactions run, and at their COMMIT:
+none may find them locked. What the budgets count is tested on both engines in test_flow_writes.py
+and test_security_attacks.py (parallel checks)."""
+from __future__ import annotations
+
+import contextlib
+
+import psycopg
+from sqlalchemy import event
+
+from conftest import text_of
+from test_oauth_support import at_pin, pin
+from webapp.budgets import CheckBudget
+
+
+@contextlib.contextmanager
+def _probing_budget_rows(app):
+    """Probes a second connection makes, inside the app's transactions, for the union's and the apps'
+    budget rows: a list of (what the app was about to run, whether the rows were locked)."""
+    url = app.config["DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://")
+    engine = app.extensions["db_engine"]
+    probes: list[tuple[str, bool]] = []
+    with psycopg.connect(url, autocommit=True) as other:
+
+        def probe(label: str) -> None:
+            try:
+                with other.transaction():
+                    other.execute("SELECT key FROM check_budget WHERE key LIKE 'union:%' OR key LIKE 'client:%'"
+                                  " FOR UPDATE NOWAIT")
+            except psycopg.errors.LockNotAvailable:
+                probes.append((label, True))
+            else:
+                probes.append((label, False))
+
+        def before_statement(conn, _cursor, statement, *_rest):
+            if conn.in_transaction() and not conn.connection.driver_connection.autocommit:
+                probe(" ".join(statement.split()[:3]))
+
+        def before_commit(_conn):
+            probe("COMMIT")
+
+        event.listen(engine, "before_cursor_execute", before_statement)
+        event.listen(engine, "commit", before_commit)
+        try:
+            yield probes
+        finally:
+            event.remove(engine, "before_cursor_execute", before_statement)
+            event.remove(engine, "commit", before_commit)
+
+
+def _budget_rows(app) -> dict:
+    from sqlmodel import Session, select
+
+    with Session(app.extensions["db_engine"]) as s:
+        return {b.key.split(":")[0]: b.used for b in s.exec(select(CheckBudget)).all()}
+
+
+def test_a_failed_and_a_passed_customer_check_hold_no_budget_row_locked(amami_on_postgres):
+    amami = amami_on_postgres
+    amami.start()
+    amami.account()
+    assert amami.customer(birth_year="1999").status_code == 200  # the rows made (a row not yet committed is not seen)
+    with _probing_budget_rows(amami.app) as probes:
+        assert amami.customer(birth_year="1998").status_code == 200  # a mismatch: its slots stay taken
+    assert {"INSERT INTO account_lock", "COMMIT"} <= {label for label, _ in probes}
+    assert [label for label, locked in probes if locked] == []
+    assert _budget_rows(amami.app) == {"ip": 2, "client": 2, "union": 2}
+
+    with _probing_budget_rows(amami.app) as probes:
+        response = amami.customer()  # passed: its failure slots given back
+    assert response.status_code == 303, text_of(response)[:800]
+    assert {"INSERT INTO account_lock", "INSERT INTO operation_log", "UPDATE flow SET", "COMMIT"} <= {
+        label for label, _ in probes}
+    assert [label for label, locked in probes if locked] == []
+    assert _budget_rows(amami.app) == {"ip": 3, "client": 2, "union": 2}
+
+
+def test_a_passed_pin_check_holds_no_budget_row_locked(amami_on_postgres):
+    amami = amami_on_postgres
+    at_pin(amami)
+    with _probing_budget_rows(amami.app) as probes:
+        response = pin(amami)
+    assert response.status_code == 303, text_of(response)[:800]
+    assert {"INSERT INTO account_lock", "UPDATE account_lock SET", "COMMIT"} <= {label for label, _ in probes}
+    assert [label for label, locked in probes if locked] == []
+    assert _budget_rows(amami.app) == {"ip": 2, "client": 0, "union": 0}

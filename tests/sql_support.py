@@ -32,3 +32,48 @@ def writes_during(app, call) -> list[str]:
     _result, seen = statements_during(app, call)
     quiet = ("SELECT", "BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "PRAGMA")
     return [word for word in (s.split()[0].upper() for s in seen) if word not in quiet]
+
+
+@contextlib.contextmanager
+def sent(app):
+    """A list of the statements the app sends while the block runs, as `recording` has them, and on
+    PostgreSQL also those run straight on a DB-API connection (db.by_itself, db.plain_rows): each as
+    (statement, whether its connection was in autocommit: a transaction of its own). On SQLite the
+    list is filled when the block ends."""
+    engine = app.extensions["db_engine"]
+    if engine.dialect.name != "postgresql":  # every write in a transaction; the list filled when the block ends
+        pairs: list[tuple[str, bool]] = []
+        with recording(app) as seen:
+            yield pairs
+        pairs.extend((statement, False) for statement in seen)
+        return
+    import psycopg
+
+    seen: list[tuple[str, bool]] = []
+
+    class Watching(psycopg.Cursor):
+        def execute(self, query, *args, **kwargs):
+            if str(query) != "SELECT 1":  # the pool's ping
+                seen.append((" ".join(str(query).split()), self.connection.autocommit))
+            return super().execute(query, *args, **kwargs)
+
+        def executemany(self, query, params_seq, **kwargs):
+            params_seq = list(params_seq)
+            seen.extend([(" ".join(str(query).split()), self.connection.autocommit)] * len(params_seq))
+            return super().executemany(query, params_seq, **kwargs)
+
+    watched = []
+
+    def checkout(dbapi_connection, _record, _proxy):
+        if dbapi_connection.cursor_factory is not Watching:
+            watched.append((dbapi_connection, dbapi_connection.cursor_factory))
+            dbapi_connection.cursor_factory = Watching
+
+    event.listen(engine, "checkout", checkout)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "checkout", checkout)
+        for connection, factory in watched:
+            connection.cursor_factory = factory
+

@@ -14,9 +14,10 @@ import contextlib
 
 import psycopg
 from sqlalchemy import event
+from sqlmodel import Session, select
 
 from conftest import text_of
-from test_oauth_support import at_pin, pin
+from test_oauth_support import at_pin, latest_flow, pin
 from webapp.budgets import CheckBudget
 
 
@@ -56,8 +57,6 @@ def _probing_budget_rows(app):
 
 
 def _budget_rows(app) -> dict:
-    from sqlmodel import Session, select
-
     with Session(app.extensions["db_engine"]) as s:
         return {b.key.split(":")[0]: b.used for b in s.exec(select(CheckBudget)).all()}
 
@@ -91,3 +90,37 @@ def test_a_passed_pin_check_holds_no_budget_row_locked(amami_on_postgres):
     assert {"INSERT INTO account_lock", "UPDATE account_lock SET", "COMMIT"} <= {label for label, _ in probes}
     assert [label for label, locked in probes if locked] == []
     assert _budget_rows(amami.app) == {"ip": 2, "client": 0, "union": 0}
+
+
+def test_a_budget_row_held_past_the_lock_timeout_answers_the_unavailable_page_and_loses_nothing(amami_on_postgres):
+    """Someone else holds the union's budget row (a long staff query, a stuck session) past the
+    database's lock_timeout: ② answers No.4 (503), not a 500, the flow stays on ② with nothing of the
+    check written, and the connection the statement ran on is back in the pool."""
+    from webapp import messages
+    from webapp.lockout import AccountLock
+
+    amami = amami_on_postgres
+    app = amami.app
+    amami.start()
+    amami.account()
+    assert amami.customer(birth_year="1999").status_code == 200  # the budget rows made
+    url = app.config["DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://")
+    engine = app.extensions["db_engine"]
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(f"ALTER DATABASE {psycopg.sql.Identifier(admin.info.dbname).as_string(admin)} "
+                      "SET lock_timeout = '300ms'")
+    engine.dispose()  # the app's next connections start with that setting
+    with psycopg.connect(url) as other:
+        other.execute("SELECT key FROM check_budget WHERE key LIKE 'union:%' FOR UPDATE")
+        response = amami.customer(name_kana="ﾍﾞﾂ ﾅﾏｴ")
+        other.rollback()
+    assert response.status_code == 503
+    assert messages.UNAVAILABLE in text_of(response)
+    assert engine.pool.checkedout() == 0
+    flow = latest_flow(app)
+    assert (flow.step, flow.name_kana) == ("customer", "ﾃﾞｰﾀ ﾀﾛｳ")  # what the first check saved
+    assert _budget_rows(app) == {"ip": 1, "client": 1, "union": 1}
+    with Session(engine) as s:
+        assert [lock.failures for lock in s.exec(select(AccountLock)).all()] == [1]
+
+    assert amami.customer().status_code == 303  # the row free again: the same browser passes ②

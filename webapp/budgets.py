@@ -33,7 +33,7 @@ import dataclasses
 import functools
 
 from limits import parse
-from sqlalchemy import Column, Connection, Integer, String, bindparam, case, or_, update
+from sqlalchemy import Column, Integer, String, bindparam, case, or_, update
 from sqlmodel import Field, Session, SQLModel
 
 from . import clock
@@ -107,13 +107,14 @@ _GIVE_BACK = (update(_BUDGET)
               .values(used=_c.used - 1))
 
 
-def _apart(s: Session) -> Connection | None:
-    """PostgreSQL: a connection of the pool's in autocommit, on which a budget statement is a transaction
-    of its own (the module's docstring says why). None on SQLite: the caller's transaction."""
+_GIVE_BACK_APART = dbmod.Precompiled(lambda _insert: _GIVE_BACK)
+
+
+def _apart(s: Session):
+    """PostgreSQL: the engine on which a budget statement runs as a transaction of its own
+    (db.by_itself; the module's docstring says why). None on SQLite: the caller's transaction."""
     bind = s.get_bind()
-    if bind.dialect.name != "postgresql":
-        return None
-    return bind.connect().execution_options(isolation_level="AUTOCOMMIT")
+    return bind if bind.dialect.name == "postgresql" else None
 
 
 def reserve(s: Session, budgets: list[Budget]) -> Budget | None:
@@ -140,11 +141,11 @@ def reserve(s: Session, budgets: list[Budget]) -> Budget | None:
     if apart is None:
         taken = set(_take(len(budgets)).execute(s.connection(), values).scalars())
     else:
-        with apart:
-            taken = set(_take(len(budgets)).execute(apart, values).scalars())
-            if len(taken) < len(budgets):
-                apart.execute(_GIVE_BACK, [{"b_key": budget.key, "b_window": window}
-                                           for budget, (_, window) in zip(budgets, windows) if budget.key in taken])
+        taken = {row[0] for row in dbmod.by_itself(apart, _take(len(budgets)), [values])}
+        if taken and len(taken) < len(budgets):
+            dbmod.by_itself(apart, _GIVE_BACK_APART, [{"b_key": budget.key, "b_window": window}
+                                                      for budget, (_, window) in zip(budgets, windows)
+                                                      if budget.key in taken])
     for budget in budgets:
         if budget.key not in taken:
             s.rollback()
@@ -162,5 +163,4 @@ def give_back(s: Session, budgets: list[Budget]) -> None:
     if apart is None:
         s.connection().execute(_GIVE_BACK, slots)  # one executemany
         return
-    with apart:
-        apart.execute(_GIVE_BACK, slots)
+    dbmod.by_itself(apart, _GIVE_BACK_APART, slots)

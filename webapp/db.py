@@ -685,7 +685,9 @@ class PerDialect:
         self._built: dict[str, object] = {}
 
     def on(self, connection):
-        name = connection.dialect.name
+        return self.for_dialect(connection.dialect.name)
+
+    def for_dialect(self, name: str):
         stmt = self._built.get(name)
         if stmt is None:
             stmt = self._built[name] = self._build(_dialect_insert(name))
@@ -705,12 +707,46 @@ class Precompiled(PerDialect):
         self._compiled: dict[str, tuple] = {}
 
     def execute(self, connection: Connection, values: dict):
-        dialect = connection.dialect
+        return connection.exec_driver_sql(*self.driver_sql(connection.dialect, values))
+
+    def driver_sql(self, dialect, values: dict) -> tuple:
+        """(the SQL, its parameters as the DB-API takes them) for `values`."""
         compiled = self._compiled.get(dialect.name)
         if compiled is None:
-            done = self.on(connection).compile(dialect=dialect)
+            done = self.for_dialect(dialect.name).compile(dialect=dialect)
             held = {name: bind.effective_value for name, bind in done.binds.items() if not bind.required}
             compiled = self._compiled[dialect.name] = (done.string, done.positiontup, held)
         sql, positions, held = compiled
         params = {**held, **values}
-        return connection.exec_driver_sql(sql, tuple(params[n] for n in positions) if positions else params)
+        return sql, tuple(params[n] for n in positions) if positions else params
+
+
+def by_itself(eng: Engine, statement: Precompiled, rows: list[dict]) -> list:
+    """PostgreSQL: run `statement` for each of `rows` (one, or an executemany of several) on a pooled
+    DB-API connection in autocommit, outside any transaction the request has open: each statement a
+    transaction of its own, whose row locks last only while PostgreSQL runs it (budgets.py says what
+    for). The rows it returns (RETURNING) for one, [] for several. The connection goes back to the pool
+    at once, out of autocommit (_ping_when_idle's checkin). A DB-API error is raised as SQLAlchemy's
+    (errors.py's 503), a connection the server ended dropped from the pool: as plain_rows does."""
+    sql, _ = statement.driver_sql(eng.dialect, rows[0])
+    params = [statement.driver_sql(eng.dialect, row)[1] for row in rows]
+    try:
+        raw = eng.raw_connection()
+    except eng.dialect.loaded_dbapi.Error as e:  # the database refusing connections: as Engine.connect raises it
+        raise exc.DBAPIError.instance(None, None, e, eng.dialect.loaded_dbapi.Error, hide_parameters=True,
+                                      dialect=eng.dialect) from e
+    cursor = None
+    try:
+        raw.driver_connection.autocommit = True
+        cursor = raw.cursor()
+        if len(params) == 1:
+            cursor.execute(sql, params[0])
+            found = cursor.fetchall() if cursor.description else []
+        else:
+            cursor.executemany(sql, params)
+            found = []
+        cursor.close()
+    except eng.dialect.loaded_dbapi.Error as e:
+        raise _as_sqlalchemy_error(eng, raw, cursor, sql, e) from e  # which gives the connection back or drops it
+    raw.close()
+    return found

@@ -37,6 +37,7 @@ class Collector:
     def __init__(self):
         self.envelopes = []
         self.peers = []  # each delivered message's connection (the client's address and port)
+        self.greetings = []  # each delivered message's EHLO name
         self.refuse_rcpt: str | None = None
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
@@ -48,6 +49,7 @@ class Collector:
     async def handle_DATA(self, server, session, envelope):
         self.envelopes.append(envelope)
         self.peers.append(session.peer)
+        self.greetings.append(session.host_name)  # the name the client gave in its EHLO
         return "250 Message accepted for delivery"
 
     @property

@@ -381,6 +381,28 @@ def test_the_couriers_batch_sends_each_of_its_mails_once_over_one_connection(eng
     assert [rows[i].attempts for i in ids] == [1, 1, 1, 1] and rows[ids[1]].claim_token == held.token
 
 
+def test_the_courier_greets_with_the_hosts_name_found_once_not_looked_up_at_each_connection(app, smtp, monkeypatch):
+    """smtplib finds its EHLO name with socket.getfqdn() (a reverse DNS lookup) at every connection it
+    opens without one; the courier gives it the same name, found once a process."""
+    import socket
+    import sys
+
+    from webapp.mail import smtp as smtp_transport
+
+    name = socket.getfqdn()
+    smtp_transport.ehlo_name.cache_clear()
+    lookups = []  # the module of each caller of socket.getfqdn
+    real = socket.getfqdn
+    monkeypatch.setattr(socket, "getfqdn", lambda *a: lookups.append(sys._getframe(1).f_globals["__name__"]) or real(*a))
+    ids = [queue(app, completed_flow(app, email_address=f"c{i}@example.jp")) for i in range(2)]
+    with app.app_context():
+        for mail_id in ids:  # one run, one connection, each
+            assert mail_sender.send_these([mail_id]).sent == 1
+    assert smtp.handler.peers[0] != smtp.handler.peers[1]
+    assert smtp.handler.greetings == [name, name]
+    assert (lookups.count("smtplib"), lookups.count("webapp.mail.smtp")) == (0, 1)
+
+
 @pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
 def test_the_couriers_batch_stops_at_an_outage_and_leaves_the_rest_untouched(engine, request, smtp):
     app = request.getfixturevalue("app" if engine == "sqlite" else "pg_app")

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import email.charset
 import email.policy
+import functools
 import smtplib
+import socket
 from email.header import Header
 from email.mime.text import MIMEText
 from email.utils import parseaddr
@@ -27,6 +29,14 @@ TIMEOUT_SECONDS = 10
 UNSENDABLE = (BadHeaderError, ValueError)
 
 
+@functools.cache
+def ehlo_name() -> str:
+    """The name the courier greets the mail server with (EHLO): the one smtplib would find itself,
+    socket.getfqdn(), found once a process. smtplib looks it up at every connection it opens without
+    one: a reverse DNS lookup each, on the courier's thread, which a slow resolver holds for seconds."""
+    return socket.getfqdn()
+
+
 class _TimedConnection(Connection):
     """Flask-Mail's Connection, opening smtplib with a timeout and closing a broken link quietly."""
 
@@ -36,7 +46,7 @@ class _TimedConnection(Connection):
 
     def configure_host(self):
         cls = smtplib.SMTP_SSL if self.mail.use_ssl else smtplib.SMTP
-        host = cls(self.mail.server, self.mail.port, timeout=self.timeout)
+        host = cls(self.mail.server, self.mail.port, local_hostname=ehlo_name(), timeout=self.timeout)
         try:
             if self.mail.use_tls:
                 host.starttls()

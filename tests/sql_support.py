@@ -62,18 +62,28 @@ def sent(app):
             seen.extend([(" ".join(str(query).split()), self.connection.autocommit)] * len(params_seq))
             return super().executemany(query, params_seq, **kwargs)
 
+    with cursors_of(engine, Watching):
+        yield seen
+
+
+@contextlib.contextmanager
+def cursors_of(engine, factory, on_checkout=None):
+    """psycopg: every connection the engine's pool hands out while the block runs makes its cursors
+    with `factory` (a psycopg.Cursor subclass that watches what it is given); `on_checkout(dbapi
+    connection)` is called at each checkout. Each connection gets its own factory back afterwards."""
     watched = []
 
     def checkout(dbapi_connection, _record, _proxy):
-        if dbapi_connection.cursor_factory is not Watching:
+        if on_checkout is not None:
+            on_checkout(dbapi_connection)
+        if dbapi_connection.cursor_factory is not factory:
             watched.append((dbapi_connection, dbapi_connection.cursor_factory))
-            dbapi_connection.cursor_factory = Watching
+            dbapi_connection.cursor_factory = factory
 
     event.listen(engine, "checkout", checkout)
     try:
-        yield seen
+        yield
     finally:
         event.remove(engine, "checkout", checkout)
-        for connection, factory in watched:
-            connection.cursor_factory = factory
-
+        for connection, kept in watched:
+            connection.cursor_factory = kept

@@ -8,9 +8,10 @@ from __future__ import annotations
 import contextlib
 import time
 
-from sqlalchemy import event, text
+from sqlalchemy import text
 
 from webapp import db, messages
+from sql_support import cursors_of
 
 
 @contextlib.contextmanager
@@ -30,21 +31,8 @@ def _watched(app):
                 seen["statements"].append((sql, self.connection.autocommit))
             return super().execute(query, *args, **kwargs)
 
-    watched = []
-
-    def checkout(dbapi_connection, _record, _proxy):
-        seen["checkouts"].append(dbapi_connection)
-        if dbapi_connection.cursor_factory is not Watching:
-            watched.append((dbapi_connection, dbapi_connection.cursor_factory))
-            dbapi_connection.cursor_factory = Watching
-
-    event.listen(engine, "checkout", checkout)
-    try:
+    with cursors_of(engine, Watching, on_checkout=seen["checkouts"].append):
         yield seen
-    finally:
-        event.remove(engine, "checkout", checkout)
-        for connection, factory in watched:
-            connection.cursor_factory = factory
 
 
 def test_a_screen_get_reads_the_windows_and_the_flow_on_one_connection_in_autocommit(amami_on_postgres):

@@ -268,11 +268,23 @@ def _parallel_checks_on_many_accounts(app, n: int) -> tuple[int, int]:
     return core_check.calls, refused
 
 
+def _budgets_used(app) -> dict:
+    from sqlmodel import Session, select
+
+    from webapp.budgets import CheckBudget
+
+    with Session(app.extensions["db_engine"]) as s:
+        return {b.key.split(":")[0]: b.used for b in s.exec(select(CheckBudget)).all()}
+
+
 def test_hundred_parallel_checks_from_one_address_evaluate_exactly_the_budget(any_app):
     any_app.config.update(IDENTITY_CHECKS_PER_IP="30 per 10 minutes")
     assert _parallel_checks_on_many_accounts(any_app, 100) == (30, 70)
+    # the 70 refused gave back what they took of the others (PostgreSQL: by a statement of their own)
+    assert _budgets_used(any_app) == {"ip": 30, "client": 30, "union": 30}
 
 
 def test_hundred_parallel_failures_of_one_app_evaluate_exactly_its_budget(any_app):
     any_app.config.update(IDENTITY_CHECKS_PER_IP="1000 per 10 minutes", IDENTITY_FAILURES_PER_CLIENT="20 per 10 minutes")
     assert _parallel_checks_on_many_accounts(any_app, 100) == (20, 80)
+    assert _budgets_used(any_app) == {"ip": 20, "client": 20, "union": 20}

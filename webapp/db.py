@@ -697,7 +697,8 @@ class PerDialect:
 class Precompiled(PerDialect):
     """A PerDialect statement that SQLAlchemy does not cache (an INSERT of several VALUES rows is
     compiled again on every execution: ~700 function calls for three rows), compiled here once per
-    dialect and run as its SQL on the caller's connection, in its transaction.
+    dialect and run as its SQL on the caller's connection, in its transaction (`execute`), or on a
+    connection of its own in autocommit (`by_itself`).
 
     `values` bind the statement's named parameters; the values the statement itself holds (a literal
     `1`) come from the compilation. Only for parameters of plain types (str, int): no bind processor runs."""
@@ -745,8 +746,10 @@ def by_itself(eng: Engine, statement: Precompiled, rows: list[dict]) -> list:
         else:
             cursor.executemany(sql, params)
             found = []
-        cursor.close()
     except eng.dialect.loaded_dbapi.Error as e:
         raise _as_sqlalchemy_error(eng, raw, cursor, sql, e) from e  # which gives the connection back or drops it
+    finally:
+        if cursor is not None:
+            cursor.close()
     raw.close()
     return found

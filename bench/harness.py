@@ -166,9 +166,10 @@ def drop_database(url: str) -> None:
 
 
 @contextlib.contextmanager
-def serve(ws: Workspace, args: argparse.Namespace, *extra: str) -> Iterator[subprocess.Popen]:
-    """gunicorn (--worker-class, default gthread; --workers x --threads) serving `webapp:create_app()` on
-    ws.port until the block ends; `extra` are more gunicorn options (e.g. "--access-logfile", path).
+def serve(ws: Workspace, args: argparse.Namespace, *extra: str,
+          app: str = "webapp:create_app()") -> Iterator[subprocess.Popen]:
+    """gunicorn (--worker-class, default gthread; --workers x --threads) serving `app` (the product's
+    by default) on ws.port until the block ends; `extra` are more gunicorn options (e.g. "--access-logfile", path).
     Yields gunicorn's master process (tests/test_faults.py kills it and its workers)."""
     worker_class = getattr(args, "worker_class", "gthread")
     # gunicorn turns a sync worker with more than one thread into gthread: sync means one thread.
@@ -183,7 +184,7 @@ def serve(ws: Workspace, args: argparse.Namespace, *extra: str) -> Iterator[subp
             command.append("--no-control-socket")  # one per user: a running demo would clash
     except Exception:  # pragma: no cover - version unknown: leave the default
         pass
-    server = subprocess.Popen([*command, *extra, "webapp:create_app()"], cwd=ROOT, env=ws.server_env())
+    server = subprocess.Popen([*command, *extra, app], cwd=ROOT, env=ws.server_env())
     try:
         # The master loads the app before it listens (preload_app): on a busy machine that has taken
         # over 10 s, and a benchmark or process test then met "connection refused". Wait up to 60 s,

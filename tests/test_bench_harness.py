@@ -156,3 +156,42 @@ def test_the_pace_figure_is_cpu_time_so_other_work_on_the_cores_does_not_lengthe
             p.join()
     assert wall > 1.5 * 5 * alone  # five runs of the workload, slowed by the clock
     assert crowded < 1.4 * alone, (alone, crowded)
+
+
+@pytest.mark.postgres
+def test_the_floors_steps_send_the_commands_of_the_flows_steps_they_stand_for(pg_url, request, monkeypatch):
+    """bench_floor.py's figure is a floor under bench_flow.py's only while each of its requests makes
+    the round trips the product's step makes: counted here the way profile_flow.py counted the
+    product's (its round_trips, from a profile), for every step of FLOW, on PostgreSQL and Redis."""
+    import cProfile
+    import pstats
+
+    import bench_floor
+    import floor_app
+    import profile_flow
+
+    floor_app.prepare(pg_url)
+    monkeypatch.setenv("DATABASE_URL", pg_url)
+    monkeypatch.setenv("FLASK_REDIS_URL", request.config.getoption("--redis-url"))
+    app = floor_app.create()
+    web = app.test_client()
+    assert sum(map(bench_floor.commands, bench_floor.FLOW)) == 100  # profile_flow's and profile_api's counts
+    assert sum(step[2] for step in bench_floor.FLOW) == 17
+    for step in bench_floor.FLOW:
+        method, path = bench_floor.path(step).split(":", 1)
+        assert web.open(path, method=method).status_code == 200  # warm: the pool's connection, the script
+        profile = cProfile.Profile()
+        profile.enable()
+        answer = web.open(path, method=method)
+        profile.disable()
+        assert answer.status_code == 200 and len(answer.data) == 2048
+        assert profile_flow.round_trips(pstats.Stats(profile)) == (bench_floor.commands(step), step[2]), step[0]
+    from sqlalchemy import func, select
+
+    from webapp.db import make_engine
+
+    engine = make_engine(pg_url)
+    with engine.connect() as conn:  # each transaction ended with its log row, committed
+        logged = conn.execute(select(func.count()).select_from(floor_app.log)).scalar_one()
+    engine.dispose()
+    assert logged == 2 * sum(len(step[4]) for step in bench_floor.FLOW)

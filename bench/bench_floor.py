@@ -63,6 +63,9 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--customers", type=int, default=16, help="wrk connections, one thread each")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--writes", choices=["core", "dbapi", "pipeline"], default="core",
+                        help="each transaction through SQLAlchemy Core as the product writes (core), through "
+                             "psycopg's connection (dbapi), or in psycopg's pipeline mode, one round trip (pipeline)")
     parser.add_argument("--without-database", action="store_true",
                         help="the same requests and Redis counts, no PostgreSQL command: the HTTP part of the floor")
     return parser.parse_args()
@@ -78,7 +81,8 @@ def main() -> int:
     args.worker_class = "gthread"
     args.database_url = os.environ.get("RENKEI_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
     redis_url = os.environ.get("RENKEI_BENCH_REDIS", "redis://127.0.0.1:6379/0")
-    with harness.workspace(args, REDIS_URL=redis_url, RATELIMIT_KEY_PREFIX="renkei-floor-" + secrets.token_hex(6)) as ws:
+    with harness.workspace(args, REDIS_URL=redis_url, RATELIMIT_KEY_PREFIX="renkei-floor-" + secrets.token_hex(6),
+                           FLOOR_WRITES=args.writes) as ws:
         floor_app.prepare(ws.database_url)
         with harness.serve(ws, args, app="bench.floor_app:create()") as server:
             for _ in range(20):  # warm the workers: pools, prepared statements, the Lua script
@@ -104,8 +108,8 @@ def main() -> int:
     cores = os.cpu_count() or 1
     busy = (machine_after[0] - machine_before[0]) / max(machine_after[1] - machine_before[1], 1e-9)
     wrk_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    print(f"# the stack's floor: bench/floor_app.py on PostgreSQL + Redis, gunicorn gthread {args.workers}x{args.threads}, "
-          f"{args.customers} connections (wrk, bench/floor.lua), {elapsed:.1f} s")
+    print(f"# the stack's floor: bench/floor_app.py on PostgreSQL + Redis ({args.writes} writes), gunicorn gthread "
+          f"{args.workers}x{args.threads}, {args.customers} connections (wrk, bench/floor.lua), {elapsed:.1f} s")
     print(f"a flow: {len(flow)} requests, {sum(map(commands, flow))} PostgreSQL commands, "
           f"{sum(step[2] for step in flow)} Redis commands")
     print(f"flows/s: {flows / args.seconds:.1f} ({requests_done} requests), errors: {errors}")

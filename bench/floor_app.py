@@ -5,12 +5,16 @@ request does in the product, and nothing else (bench/bench_floor.py serves it an
 fixed-window Lua script through redis-py, one EVALSHA each), `reads` one-row SELECTs by primary key on the pool's DB-API
 connection in autocommit (as `db.plain()` reads on PostgreSQL), then for each number in `writes` (`-` when none,
 `2.4` for two transactions) one transaction of that many statements (UPDATEs of one row by primary
-key, the last an INSERT of a log row) with its BEGIN and COMMIT. A 2 KB body. No template, form,
+key, the last an INSERT of a log row) with its BEGIN and COMMIT: through SQLAlchemy Core, as the
+product writes (FLASK_FLOOR_WRITES=core, the default), through psycopg's connection with the SQL
+written out (dbapi), or the same in psycopg's pipeline mode, a transaction in one round trip
+(pipeline). A 2 KB body. No template, form,
 session cookie, CSRF, OAuth, logging or metrics: what any request of this stack pays for its round
 trips through Flask, Werkzeug, SQLAlchemy Core, psycopg and redis-py, under the Procfile's gunicorn.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 
@@ -28,6 +32,9 @@ READ = "SELECT n, note FROM floor_row WHERE id = %s"
 # Built once, as the product's statements are (bench/README round 3): each call only binds its values.
 BUMP = update(row).where(row.c.id == bindparam("key")).values(n=row.c.n + 1)
 LOG = insert(log).values(n=bindparam("key"), note=bindparam("note"))
+# The same two writes as SQL for the DB-API connection (FLASK_FLOOR_WRITES dbapi and pipeline).
+BUMP_SQL = "UPDATE floor_row SET n = n + 1 WHERE id = %s"
+LOG_SQL = "INSERT INTO floor_log (n, note) VALUES (%s, %s)"
 COUNT = """
 local current = redis.call("incrby", KEYS[1], 1)
 if current == 1 then redis.call("expire", KEYS[1], ARGV[1]) end
@@ -40,6 +47,9 @@ def create() -> Flask:
 
     app = Flask(__name__)
     engine = make_engine(os.environ["DATABASE_URL"])
+    writes_by = os.environ.get("FLASK_FLOOR_WRITES", "core")
+    if writes_by not in ("core", "dbapi", "pipeline"):
+        raise ValueError(f"FLASK_FLOOR_WRITES: core, dbapi or pipeline, not {writes_by!r}")
     limiter_script = None
     if os.environ.get("FLASK_REDIS_URL"):
         import redis
@@ -63,13 +73,31 @@ def create() -> Flask:
             finally:
                 raw.close()
         for statements in ([] if writes == "-" else [int(n) for n in writes.split(".")]):
-            with engine.begin() as conn:
-                for _ in range(statements - 1):
-                    conn.execute(BUMP, {"key": key})
-                conn.execute(LOG, {"key": key, "note": "floor"})
+            if writes_by == "core":  # as the product writes: SQLAlchemy's transaction on a pooled connection
+                with engine.begin() as conn:
+                    for _ in range(statements - 1):
+                        conn.execute(BUMP, {"key": key})
+                    conn.execute(LOG, {"key": key, "note": "floor"})
+            else:
+                raw = engine.raw_connection()
+                try:
+                    _write(raw.driver_connection, statements, key, writes_by == "pipeline")
+                finally:
+                    raw.close()
         return BODY, 200, {"Content-Type": "text/plain"}
 
     return app
+
+
+def _write(conn, statements: int, key: int, pipelined: bool) -> None:
+    """One transaction on psycopg's connection: BEGIN, the statements and COMMIT, each a round trip of
+    its own, or (pipelined) all of them sent at once and answered together (psycopg's pipeline mode)."""
+    with conn.pipeline() if pipelined else contextlib.nullcontext():
+        with conn.cursor() as cursor:
+            for _ in range(statements - 1):
+                cursor.execute(BUMP_SQL, (key,))
+            cursor.execute(LOG_SQL, (key, "floor"))
+        conn.commit()
 
 
 def prepare(url: str) -> None:

@@ -8,11 +8,11 @@ CPU a flow at the ~90 % of the cores a run reaches. This serves bench/floor_app.
 gunicorn command (gthread, -OO, gunicorn.conf.py) and drives it with wrk (bench/floor.lua): a flow's
 16 requests, each making the round trips its step makes in the product (the counts `profile_flow.py
 --statements` and `profile_api.py` print: 100 PostgreSQL commands and 17 Redis commands a flow), and
-nothing else: no template, form, cookie, OAuth, log or metric (its statements built once, as the
-product's are). Its CPU a flow is what the stack (Flask,
-Werkzeug, gunicorn, SQLAlchemy Core, psycopg, redis-py, PostgreSQL, Redis) costs before any of the
-product's own work: a floor under the product's figure that no change to the product's code can go
-below, short of fewer requests or fewer round trips a flow.
+nothing else: no template, form, cookie, OAuth, log or metric; its statements built once, as the
+product's are. Its CPU a flow is what the stack (Flask, Werkzeug, gunicorn, SQLAlchemy Core,
+psycopg, redis-py, PostgreSQL, Redis) costs before any of the product's own work: a floor under the
+product's figure that no change to the product's code goes below, short of fewer requests or
+statements a flow (`--writes pipeline` shows what fewer round trips alone save).
 
 Printed: "flows"/s (requests / 16), errors, the server's, PostgreSQL's and Redis's CPU a flow, and the
 ceiling they set on these cores. RENKEI_BENCH_PG and RENKEI_BENCH_REDIS as for bench_flow.py; a scratch
@@ -33,7 +33,8 @@ import harness
 
 # A flow's requests as bench_flow.py makes them: (step, method, Redis counts, autocommit reads, the
 # statements of each transaction) -- its PostgreSQL commands are the reads plus each transaction's
-# statements, BEGIN and COMMIT, as profile_flow.py --statements counts them (account API: profile_api.py).
+# statements, BEGIN and COMMIT, as profile_flow.py --statements counted the product's at 9576795
+# (account API: profile_api.py). A change to a step's statements in webapp/ is a change here too.
 FLOW = [
     ("authorize", "GET", 1, 1, [3]),
     ("① GET", "GET", 1, 2, []), ("① POST", "POST", 1, 2, [2]),
@@ -103,7 +104,8 @@ def main() -> int:
             services = {name: used - services_before.get(name, 0.0) for name, used in harness.services_cpu().items()}
     requests_done = int(re.search(r"(\d+) requests in", wrk.stdout).group(1))
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", wrk.stdout)
-    errors = int(bad.group(1)) if bad else 0
+    broken = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", wrk.stdout)
+    errors = (int(bad.group(1)) if bad else 0) + (sum(map(int, broken.groups())) if broken else 0)
     flows = requests_done / len(flow)
     cores = os.cpu_count() or 1
     busy = (machine_after[0] - machine_before[0]) / max(machine_after[1] - machine_before[1], 1e-9)

@@ -1,16 +1,20 @@
-"""The stack's floor: a Flask app that does, a request, only the database and Redis round trips a flow's
-request does in the product, and nothing else (bench/bench_floor.py serves it and drives it).
+"""The stack's floor: a Flask app that does, a request, only the database and Redis round trips a
+flow's request does in the product, and nothing else (bench/bench_floor.py serves it and drives it).
 
-`GET|POST /step/<counts>/<reads>/<writes>`: `counts` rate-limit counts in Redis (the limiter's
-fixed-window Lua script through redis-py, one EVALSHA each), `reads` one-row SELECTs by primary key on the pool's DB-API
-connection in autocommit (as `db.plain()` reads on PostgreSQL), then for each number in `writes` (`-` when none,
-`2.4` for two transactions) one transaction of that many statements (UPDATEs of one row by primary
-key, the last an INSERT of a log row) with its BEGIN and COMMIT: through SQLAlchemy Core, as the
-product writes (FLASK_FLOOR_WRITES=core, the default), through psycopg's connection with the SQL
-written out (dbapi), or the same in psycopg's pipeline mode, a transaction in one round trip
-(pipeline). A 2 KB body. No template, form,
-session cookie, CSRF, OAuth, logging or metrics: what any request of this stack pays for its round
-trips through Flask, Werkzeug, SQLAlchemy Core, psycopg and redis-py, under the Procfile's gunicorn.
+`GET|POST /step/<counts>/<reads>/<writes>`:
+- `counts` rate-limit counts in Redis (the limiter's fixed-window Lua script through redis-py, one
+  EVALSHA each);
+- `reads` one-row SELECTs by primary key on the pool's DB-API connection in autocommit (as
+  `db.plain()` reads on PostgreSQL);
+- for each number in `writes` (`-` when none, `2.4` for two transactions), one transaction of that
+  many statements (UPDATEs of one row by primary key, the last an INSERT of a log row) with its
+  BEGIN and COMMIT: through SQLAlchemy Core, as the product writes (FLASK_FLOOR_WRITES=core, the
+  default), through psycopg's connection with the SQL written out (dbapi), or the same in psycopg's
+  pipeline mode, a transaction in one round trip (pipeline).
+
+A 2 KB body. No template, form, session cookie, CSRF, OAuth, logging or metrics: what any request of
+this stack pays for its round trips through Flask, Werkzeug, SQLAlchemy Core, psycopg and redis-py,
+under the Procfile's gunicorn.
 """
 from __future__ import annotations
 

@@ -180,8 +180,6 @@ def test_the_floors_steps_send_the_commands_of_the_flows_steps_they_stand_for(wr
     monkeypatch.setenv("FLASK_FLOOR_WRITES", writes)
     app = floor_app.create()
     web = app.test_client()
-    assert sum(map(bench_floor.commands, bench_floor.FLOW)) == 100  # profile_flow's and profile_api's counts
-    assert sum(step[2] for step in bench_floor.FLOW) == 17
     for step in bench_floor.FLOW:
         method, path = bench_floor.path(step).split(":", 1)
         assert web.open(path, method=method).status_code == 200  # warm: the pool's connection, the script
